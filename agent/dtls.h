@@ -1,0 +1,58 @@
+/* DTLS 1.2 over memory BIOs: the agent feeds records in with dtls_receive()
+ * and gets records out through a callback, so the transport underneath (a
+ * libnice component) can change without DTLS noticing. Retransmission timers
+ * run on the given GMainContext.
+ *
+ * Both sides present their identity certificate; the peer's certificate is
+ * accepted only if the hash of its public key equals the expected peer-id. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "identity.h"
+
+/* A 1200-byte ICE payload fits inside TURN framing on every path. */
+#define DTLS_LINK_MTU 1200
+
+#define DTLS_ERROR (dtls_error_quark ())
+GQuark dtls_error_quark (void);
+typedef enum
+{
+  DTLS_ERROR_PEER_MISMATCH, /* the peer's key is not the expected peer-id */
+  DTLS_ERROR_HANDSHAKE,     /* the handshake failed or timed out */
+  DTLS_ERROR_CLOSED,        /* the peer sent close_notify */
+  DTLS_ERROR_INTERNAL,
+} DtlsError;
+
+typedef struct _Dtls Dtls;
+
+typedef struct
+{
+  /* A record to put on the wire. */
+  void (*send_record) (const guint8 *buf, gsize len, gpointer user_data);
+  /* The handshake finished and the peer is who we expected. */
+  void (*connected) (gpointer user_data);
+  /* One decrypted record. */
+  void (*data) (const guint8 *buf, gsize len, gpointer user_data);
+  /* Fatal: the session is over. Called at most once. */
+  void (*failed) (const GError *error, gpointer user_data);
+} DtlsCallbacks;
+
+/* @identity is borrowed and must outlive the session. */
+Dtls *dtls_new (GMainContext *context, const Identity *identity, gboolean is_client,
+                const char *expected_peer_id, const DtlsCallbacks *callbacks,
+                gpointer user_data, GError **error);
+void dtls_free (Dtls *dtls);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Dtls, dtls_free)
+
+/* Starts the handshake (the client sends its ClientHello). */
+void dtls_start (Dtls *dtls);
+/* One datagram from the wire (first byte 20..63, RFC 7983). */
+void dtls_receive (Dtls *dtls, const guint8 *buf, gsize len);
+/* Encrypts @len bytes as one record; @len must not exceed dtls_max_payload().
+ * Returns FALSE if the session is not connected. */
+gboolean dtls_send (Dtls *dtls, const guint8 *buf, gsize len);
+/* Plaintext bytes that fit in one record. */
+gsize dtls_max_payload (Dtls *dtls);
+/* Sends close_notify. */
+void dtls_close (Dtls *dtls);

@@ -1,0 +1,314 @@
+/* p2ptun-agent: command line. */
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <glib.h>
+
+#include "identity.h"
+#include "node.h"
+#include "peerid.h"
+
+#define CONFIG_FILE "agent.conf"
+#define CONFIG_GROUP "agent"
+
+static const char usage_summary[] =
+  "Commands:\n"
+  "  id                 print this agent's peer-id (creates the identity on first use)\n"
+  "  serve              expose services to trusted peers\n"
+  "  pair PEER-ID       open a tunnel to a peer and forward ports to its services\n"
+  "\n"
+  "Run 'p2ptun-agent COMMAND --help' for the options of a command.\n"
+  "\n"
+  "Defaults come from the environment (P2PTUN_SIGNAL, P2PTUN_SIGNAL_PIN) and from\n"
+  "the [agent] group of agent.conf in the config directory (keys: signal,\n"
+  "signal-pin, expose, trust, local-address; lists separated by ';').";
+
+typedef struct
+{
+  char *config_dir;
+  char *signal_url;
+  char *signal_pin;
+  char **expose;
+  char **trust;
+  char **forward;
+  char *stdio_service;
+  char **local_addresses;
+  int timeout_s;
+} Options;
+
+static void
+options_clear (Options *o)
+{
+  g_free (o->config_dir);
+  g_free (o->signal_url);
+  g_free (o->signal_pin);
+  g_strfreev (o->expose);
+  g_strfreev (o->trust);
+  g_strfreev (o->forward);
+  g_free (o->stdio_service);
+  g_strfreev (o->local_addresses);
+}
+
+static int
+fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+static int
+fail (const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  va_list ap;
+
+  va_start (ap, format);
+  text = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  fprintf (stderr, "p2ptun-agent: error: %s\n", text);
+  return 1;
+}
+
+static char **
+strv_concat (char **a, char **b)
+{
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+  if (a)
+    g_strv_builder_addv (builder, (const char **) a);
+  if (b)
+    g_strv_builder_addv (builder, (const char **) b);
+  return g_strv_builder_end (builder);
+}
+
+/* Flags win over the environment, which wins over agent.conf. Lists from the
+ * file are added to those given as flags. */
+static gboolean
+options_apply_defaults (Options *o, GError **error)
+{
+  g_autofree char *path = g_build_filename (o->config_dir, CONFIG_FILE, NULL);
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  g_autoptr (GError) local_error = NULL;
+
+  if (o->signal_url == NULL && g_getenv ("P2PTUN_SIGNAL"))
+    o->signal_url = g_strdup (g_getenv ("P2PTUN_SIGNAL"));
+  if (o->signal_pin == NULL && g_getenv ("P2PTUN_SIGNAL_PIN"))
+    o->signal_pin = g_strdup (g_getenv ("P2PTUN_SIGNAL_PIN"));
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, &local_error))
+    {
+      if (g_error_matches (local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return TRUE;
+      g_set_error (error, local_error->domain, local_error->code, "%s: %s", path,
+                   local_error->message);
+      return FALSE;
+    }
+  if (o->signal_url == NULL)
+    o->signal_url = g_key_file_get_string (kf, CONFIG_GROUP, "signal", NULL);
+  if (o->signal_pin == NULL)
+    o->signal_pin = g_key_file_get_string (kf, CONFIG_GROUP, "signal-pin", NULL);
+  {
+    const char *lists[] = { "expose", "trust", "local-address" };
+    char ***targets[] = { &o->expose, &o->trust, &o->local_addresses };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (lists); i++)
+      {
+        g_auto (GStrv) values = g_key_file_get_string_list (kf, CONFIG_GROUP, lists[i], NULL,
+                                                           NULL);
+        if (values)
+          {
+            char **merged = strv_concat (*targets[i], values);
+            g_strfreev (*targets[i]);
+            *targets[i] = merged;
+          }
+      }
+  }
+  return TRUE;
+}
+
+static gboolean
+options_check (Options *o, GError **error)
+{
+  if (o->signal_url == NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "no signaling server: give --signal URL (or P2PTUN_SIGNAL, or signal= in "
+                   "agent.conf)");
+      return FALSE;
+    }
+  if (!g_str_has_prefix (o->signal_url, "https://"))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--signal %s: the signaling server is reached over https:// only",
+                   o->signal_url);
+      return FALSE;
+    }
+  if (o->signal_pin && !g_str_has_prefix (o->signal_pin, "sha256//"))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--signal-pin %s: expected sha256//BASE64, as p2ptun-signal prints it",
+                   o->signal_pin);
+      return FALSE;
+    }
+  for (guint i = 0; o->trust && o->trust[i]; i++)
+    if (!peerid_is_valid (o->trust[i]))
+      {
+        g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                     "--trust %s: not a peer-id (52 characters of a-z and 2-7, as "
+                     "'p2ptun-agent id' prints it)", o->trust[i]);
+        return FALSE;
+      }
+  if (o->timeout_s < 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--timeout must be 0 (wait forever) or more seconds");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static int
+run (int argc, char **argv, const char *command)
+{
+  Options o = { 0 };
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GOptionContext) ctx = NULL;
+  g_autoptr (Identity) identity = NULL;
+  gboolean is_pair = g_str_equal (command, "pair");
+  gboolean is_id = g_str_equal (command, "id");
+  NodeOptions node = { 0 };
+  int code;
+  GOptionEntry common[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config_dir,
+      "Agent directory: identity and agent.conf (default $XDG_CONFIG_HOME/p2ptun)", "DIR" },
+    { NULL }
+  };
+  GOptionEntry net[] = {
+    { "signal", 's', 0, G_OPTION_ARG_STRING, &o.signal_url,
+      "Signaling server, https://HOST:PORT", "URL" },
+    { "signal-pin", 0, 0, G_OPTION_ARG_STRING, &o.signal_pin,
+      "The signaling server's public key pin, sha256//BASE64 (printed by p2ptun-signal); "
+      "without it the server's certificate must be trusted by the system", "PIN" },
+    { "expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &o.expose,
+      "Let trusted peers open SERVICE, which is HOST:PORT here (repeatable)",
+      "NAME=HOST:PORT" },
+    { "trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &o.trust,
+      "Accept tunnels from this peer (repeatable)", "PEER-ID" },
+    { "local-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.local_addresses,
+      "Offer only this local address as a host candidate (repeatable; default: all)",
+      "ADDRESS" },
+    { NULL }
+  };
+  GOptionEntry pair[] = {
+    { "local", 'L', 0, G_OPTION_ARG_STRING_ARRAY, &o.forward,
+      "Listen on [BIND:]PORT (BIND defaults to 127.0.0.1) and forward each connection to "
+      "the peer's SERVICE (repeatable)", "[BIND:]PORT:SERVICE" },
+    { "stdio", 0, 0, G_OPTION_ARG_STRING, &o.stdio_service,
+      "Carry standard input and output to the peer's SERVICE, then exit (like ssh -W; "
+      "works as an ssh ProxyCommand)", "SERVICE" },
+    { "timeout", 0, 0, G_OPTION_ARG_INT, &o.timeout_s,
+      "Give up if the tunnel is not up after this many seconds (default: wait)", "SECONDS" },
+    { NULL }
+  };
+
+  if (is_pair)
+    ctx = g_option_context_new ("PEER-ID - open a tunnel to a peer");
+  else if (is_id)
+    ctx = g_option_context_new ("- print this agent's peer-id");
+  else
+    ctx = g_option_context_new ("- expose services to trusted peers");
+  g_option_context_add_main_entries (ctx, common, NULL);
+  if (!is_id)
+    g_option_context_add_main_entries (ctx, net, NULL);
+  if (is_pair)
+    g_option_context_add_main_entries (ctx, pair, NULL);
+  if (is_pair)
+    g_option_context_set_description (
+        ctx, "Prints 'tunnel up' with the path and round-trip time, then forwards until "
+             "Ctrl-C.\nThe peer must trust this agent (its 'serve --trust', or its own "
+             "'pair' with our peer-id).\n\nExample:\n  p2ptun-agent pair PEER-ID --signal "
+             "https://signal.example.org:8443 --signal-pin sha256//... -L 8000:music");
+
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      options_clear (&o);
+      return fail ("%s (see --help)", error->message);
+    }
+  if (o.config_dir == NULL)
+    o.config_dir = identity_default_config_dir ();
+
+  if (is_pair && argc != 2)
+    {
+      options_clear (&o);
+      return fail ("pair takes exactly one PEER-ID (see --help)");
+    }
+  if (!is_pair && argc != 1)
+    {
+      options_clear (&o);
+      return fail ("unexpected argument '%s' (see --help)", argv[1]);
+    }
+  if (is_pair && !peerid_is_valid (argv[1]))
+    {
+      code = fail ("'%s' is not a peer-id (52 characters of a-z and 2-7, as 'p2ptun-agent id' "
+                   "prints it)", argv[1]);
+      options_clear (&o);
+      return code;
+    }
+  if (is_pair && o.forward == NULL && o.stdio_service == NULL && o.expose == NULL)
+    {
+      options_clear (&o);
+      return fail ("pair needs something to do: -L PORT:SERVICE, --stdio SERVICE or --expose");
+    }
+
+  identity = identity_load_or_create (o.config_dir, &error);
+  if (identity == NULL)
+    {
+      options_clear (&o);
+      return fail ("%s", error->message);
+    }
+  if (is_id)
+    {
+      printf ("%s\n", identity->peer_id);
+      options_clear (&o);
+      return 0;
+    }
+  if (!options_apply_defaults (&o, &error) || !options_check (&o, &error))
+    {
+      options_clear (&o);
+      return fail ("%s", error->message);
+    }
+
+  node.signal_url = o.signal_url;
+  node.signal_pin = o.signal_pin;
+  node.expose = o.expose;
+  node.trust = o.trust;
+  node.forward = o.forward;
+  node.stdio_service = o.stdio_service;
+  node.local_addresses = o.local_addresses;
+  node.pair_peer = is_pair ? argv[1] : NULL;
+  node.timeout_s = o.timeout_s;
+  code = node_run (&node, identity);
+  options_clear (&o);
+  return code;
+}
+
+int
+main (int argc, char **argv)
+{
+  setlocale (LC_ALL, "");
+  /* stdout carries data (--stdio) and the peer-id (id): logs go to stderr. */
+  g_log_writer_default_set_use_stderr (TRUE);
+  if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")
+      || g_str_equal (argv[1], "help"))
+    {
+      printf ("Usage: p2ptun-agent COMMAND [OPTION...]\n\n%s\n", usage_summary);
+      return argc < 2 ? 1 : 0;
+    }
+  if (g_str_equal (argv[1], "--version"))
+    {
+      printf ("p2ptun-agent %s\n", P2PTUN_VERSION);
+      return 0;
+    }
+  if (!g_str_equal (argv[1], "id") && !g_str_equal (argv[1], "serve")
+      && !g_str_equal (argv[1], "pair"))
+    return fail ("unknown command '%s'; try 'p2ptun-agent --help'", argv[1]);
+  /* The command takes the place of the program name for option parsing. */
+  return run (argc - 1, argv + 1, argv[1]);
+}

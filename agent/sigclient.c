@@ -1,0 +1,988 @@
+/* Client of p2ptun-signal (signaling/API.md) on libcurl's multi interface.
+ *
+ * libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
+ * to call it back (CURLMOPT_TIMERFUNCTION); we keep one GSource per socket and
+ * one timeout source, all on the client's GMainContext, and hand events back
+ * with curl_multi_socket_action. Finished transfers are collected with
+ * curl_multi_info_read after each call. Nothing here waits on the network.
+ *
+ * Callbacks to the user run only from our own GSource dispatch functions,
+ * never from inside a libcurl callback, so the user may send, or free the
+ * client, from any of them. sigclient_free tears everything down at once; if
+ * it is called from inside one of our dispatch functions, only the final
+ * g_free of the struct waits until that dispatch unwinds. */
+#include "sigclient.h"
+
+#include <string.h>
+
+#include <curl/curl.h>
+#include <json-glib/json-glib.h>
+
+#define SIGCLIENT_MAX_BODY ((size_t)SIGMSG_MAX_BATCH_JSON) /* 1 MiB */
+#define SIGCLIENT_CONNECT_TIMEOUT_MS 10000L
+#define SIGCLIENT_POLL_WAIT_S 25 /* API.md: 0..30 */
+#define SIGCLIENT_POLL_TIMEOUT_MS 40000L
+#define SIGCLIENT_REQUEST_TIMEOUT_MS 15000L
+#define SIGCLIENT_BACKOFF_MIN_MS 250u
+#define SIGCLIENT_BACKOFF_MAX_MS 5000u
+#define SIGCLIENT_POLL_MIN_EMPTY_MS 1000 /* an empty answer sooner is suspicious */
+#define SIGCLIENT_SERVER_TEXT_MAX 200    /* bytes of the server's "message" we show */
+#define SIGCLIENT_SMALL_BODY 4096u       /* errors and send receipts */
+#define SIGCLIENT_URL_MAX 2048
+#define SIGCLIENT_PIN_MAX 1024
+
+/* clang-format off */
+G_DEFINE_QUARK (p2ptun-sigclient-error-quark, sigclient_error)
+/* clang-format on */
+
+typedef enum
+{
+  REQ_POLL,
+  REQ_SEND,
+  REQ_ICE,
+} ReqKind;
+
+typedef struct _SigReq SigReq;
+struct _SigReq
+{
+  Sigclient *client;
+  ReqKind kind;
+  CURL *easy;    /* NULL for a request that failed before starting */
+  GSource *idle; /* reports such an early failure */
+  GError *early_error;
+  struct curl_slist *headers;
+  char *body_out; /* POST body, owned */
+  GByteArray *body_in;
+  gboolean too_large;
+  gboolean fresh; /* already retried on a new connection */
+  char errbuf[CURL_ERROR_SIZE];
+  SigclientSendFunc send_done;
+  SigclientIceServersFunc ice_done;
+  gpointer user_data;
+};
+
+typedef struct
+{
+  GSource source;
+  Sigclient *client;
+  curl_socket_t fd;
+  gpointer tag;
+} SigSocket;
+
+struct _Sigclient
+{
+  GMainContext *context;
+  char *base_url; /* without trailing slash */
+  char *pin;      /* NULL: verify with the system CAs */
+  char *cert_path;
+  char *key_path;
+  char peer_id[PEERID_SIZE];
+
+  CURLM *multi;
+  GSource *timer;       /* libcurl's timeout */
+  GHashTable *sockets;  /* fd -> SigSocket*, owned (a ref) */
+  GHashTable *requests; /* SigReq* set, owned */
+
+  /* the receive loop */
+  gboolean polling;
+  SigReq *poll;
+  gint64 poll_started; /* monotonic, µs */
+  GSource *retry;
+  guint backoff_ms;
+  int last_failure; /* kind of failure last logged (0: none), each logged once */
+  SigclientMessageFunc on_message;
+  SigclientFatalFunc on_fatal;
+  gpointer user_data;
+
+  /* re-entrancy: sigclient_free inside a dispatch defers the final free */
+  guint busy;
+  gboolean dead;
+};
+
+static void sigclient_process_done (Sigclient *c);
+static void sigclient_poll_launch (Sigclient *c);
+
+/* --- helpers --------------------------------------------------------------- */
+
+static void
+sigclient_global_init (void)
+{
+  static gsize once = 0;
+  if (g_once_init_enter (&once))
+    {
+      CURLcode rc = curl_global_init (CURL_GLOBAL_DEFAULT);
+      if (rc != CURLE_OK)
+        g_error ("curl_global_init failed: %s", curl_easy_strerror (rc));
+      g_once_init_leave (&once, 1);
+    }
+}
+
+/* Up to @max bytes of untrusted text, with anything outside printable ASCII
+ * replaced, so that a server cannot write escape sequences to a terminal. */
+static char *
+sigclient_printable (const char *s, size_t max)
+{
+  size_t n = strnlen (s, max);
+  char *out = g_malloc (n + 4);
+  for (size_t i = 0; i < n; i++)
+    out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+  if (s[n] != '\0')
+    {
+      memcpy (out + n, "...", 3);
+      n += 3;
+    }
+  out[n] = '\0';
+  return out;
+}
+
+/* The JSON object of a small answer (json-glib's parser recurses, so a
+ * hostile body must stay short). */
+static JsonObject *
+sigclient_parse_object (const GByteArray *body, JsonParser *parser)
+{
+  if (body == NULL || body->len == 0 || body->len > SIGCLIENT_SMALL_BODY)
+    return NULL;
+  if (!json_parser_load_from_data (parser, (const char *)body->data, (gssize)body->len,
+                                   NULL))
+    return NULL;
+  JsonNode *root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return NULL;
+  return json_node_get_object (root);
+}
+
+static void
+sigclient_enter (Sigclient *c)
+{
+  c->busy++;
+}
+
+/* Returns FALSE when the client was freed meanwhile: touch nothing after. */
+static gboolean
+sigclient_leave (Sigclient *c)
+{
+  g_assert (c->busy > 0);
+  if (--c->busy == 0 && c->dead)
+    {
+      g_free (c);
+      return FALSE;
+    }
+  return !c->dead;
+}
+
+/* --- requests -------------------------------------------------------------- */
+
+/* The answer as text for the proto parsers (never NULL). */
+static const char *
+sigreq_body (const SigReq *r)
+{
+  return r->body_in->len > 0 ? (const char *)r->body_in->data : "";
+}
+
+static void
+sigreq_free (SigReq *r)
+{
+  if (r == NULL)
+    return;
+  if (r->easy != NULL)
+    {
+      curl_multi_remove_handle (r->client->multi, r->easy);
+      curl_easy_cleanup (r->easy);
+    }
+  if (r->idle != NULL)
+    {
+      g_source_destroy (r->idle);
+      g_source_unref (r->idle);
+    }
+  g_clear_error (&r->early_error);
+  curl_slist_free_all (r->headers);
+  g_free (r->body_out);
+  if (r->body_in != NULL)
+    g_byte_array_free (r->body_in, TRUE);
+  g_free (r);
+}
+
+static size_t
+sigreq_write (char *data, size_t size, size_t nmemb, void *userp)
+{
+  SigReq *r = userp;
+  size_t n = size * nmemb;
+  if (n > SIGCLIENT_MAX_BODY || r->body_in->len > SIGCLIENT_MAX_BODY - n)
+    {
+      r->too_large = TRUE;
+      return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+  g_byte_array_append (r->body_in, (const guint8 *)data, (guint)n);
+  return n;
+}
+
+/* Turns a finished transfer into an error, or NULL for a 2xx answer. */
+static GError *
+sigreq_error (SigReq *r, CURLcode rc, long *status_out)
+{
+  Sigclient *c = r->client;
+  const char *text = r->errbuf[0] != '\0' ? r->errbuf : curl_easy_strerror (rc);
+  long status = 0;
+
+  *status_out = 0;
+  switch (rc)
+    {
+    case CURLE_OK:
+      break;
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+      return g_error_new (
+          SIGCLIENT_ERROR, SIGCLIENT_ERROR_PIN_MISMATCH,
+          "the signaling server's key does not match the pin %s (server %s); "
+          "someone may be intercepting the connection, or the server's key "
+          "changed",
+          c->pin, c->base_url);
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+      return g_error_new (
+          SIGCLIENT_ERROR, SIGCLIENT_ERROR_TLS,
+          "cannot verify the signaling server at %s: %s; if it uses a "
+          "self-signed certificate, give its public-key pin (sha256//...)",
+          c->base_url, text);
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CIPHER:
+      return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_TLS,
+                          "cannot use our certificate %s for the signaling server: %s",
+                          c->cert_path, text);
+    case CURLE_WRITE_ERROR:
+    case CURLE_FILESIZE_EXCEEDED:
+      if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        return g_error_new (
+            SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+            "the signaling server at %s sent an answer larger than %zu bytes",
+            c->base_url, SIGCLIENT_MAX_BODY);
+      return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                          "reading the answer of the signaling server at %s failed: %s",
+                          c->base_url, text);
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_WEIRD_SERVER_REPLY:
+      return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                          "bad answer from the signaling server at %s: %s", c->base_url,
+                          text);
+    default:
+      /* DNS, connect, timeouts, resets, TLS handshake failures (a server that
+       * is restarting, a middlebox): worth retrying. */
+      return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_UNREACHABLE,
+                          "cannot reach the signaling server at %s: %s", c->base_url,
+                          text);
+    }
+
+  curl_easy_getinfo (r->easy, CURLINFO_RESPONSE_CODE, &status);
+  *status_out = status;
+  if (status >= 200 && status < 300)
+    return NULL;
+
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  JsonObject *obj = sigclient_parse_object (r->body_in, parser);
+  const char *msg = NULL;
+  if (obj != NULL && json_object_has_member (obj, "message"))
+    {
+      JsonNode *n = json_object_get_member (obj, "message");
+      if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
+        msg = json_node_get_string (n);
+    }
+  g_autofree char *shown = sigclient_printable (msg ? msg : "no explanation given",
+                                                SIGCLIENT_SERVER_TEXT_MAX);
+  if (status < 400)
+    return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                        "unexpected HTTP status %ld from the signaling server at %s",
+                        status, c->base_url);
+  return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_HTTP,
+                      "the signaling server at %s refused the request (HTTP %ld): %s",
+                      c->base_url, status, shown);
+}
+
+/* A request whose answer goes to @r's callbacks. @path starts with '/'. */
+static SigReq *
+sigreq_new (Sigclient *c, ReqKind kind, const char *path, char *post_body, gsize post_len)
+{
+  SigReq *r = g_new0 (SigReq, 1);
+  r->client = c;
+  r->kind = kind;
+  r->body_out = post_body;
+  r->body_in = g_byte_array_new ();
+  g_hash_table_add (c->requests, r);
+
+  g_autofree char *url = g_strconcat (c->base_url, path, NULL);
+  CURL *e = curl_easy_init ();
+  if (e == NULL)
+    return r;
+
+  gboolean ok = TRUE;
+#define SETOPT(opt, val) ok = ok && curl_easy_setopt (e, opt, val) == CURLE_OK
+  SETOPT (CURLOPT_URL, url);
+  SETOPT (CURLOPT_PRIVATE, r);
+  SETOPT (CURLOPT_ERRORBUFFER, r->errbuf);
+  SETOPT (CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
+  SETOPT (CURLOPT_PROTOCOLS_STR, "https");
+#else
+  SETOPT (CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
+#endif
+  SETOPT (CURLOPT_FOLLOWLOCATION, 0L);
+  SETOPT (CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  SETOPT (CURLOPT_TCP_KEEPALIVE, 1L);
+  SETOPT (CURLOPT_CONNECTTIMEOUT_MS, SIGCLIENT_CONNECT_TIMEOUT_MS);
+  SETOPT (CURLOPT_TIMEOUT_MS,
+          kind == REQ_POLL ? SIGCLIENT_POLL_TIMEOUT_MS : SIGCLIENT_REQUEST_TIMEOUT_MS);
+  SETOPT (CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SIGCLIENT_MAX_BODY);
+  SETOPT (CURLOPT_WRITEFUNCTION, sigreq_write);
+  SETOPT (CURLOPT_WRITEDATA, r);
+  SETOPT (CURLOPT_USERAGENT, "p2ptun-agent/"
+                             "1");
+  SETOPT (CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+  /* Mutual TLS: the server takes our peer-id from this certificate. */
+  SETOPT (CURLOPT_SSLCERT, c->cert_path);
+  SETOPT (CURLOPT_SSLCERTTYPE, "PEM");
+  SETOPT (CURLOPT_SSLKEY, c->key_path);
+  SETOPT (CURLOPT_SSLKEYTYPE, "PEM");
+  /* No TLS session resumption: the server takes our peer-id from the client
+   * certificate, and a resumed session (glib-networking on the server side)
+   * comes without it, which the server answers with 401. Connections are
+   * kept and reused, so full handshakes stay rare. */
+  SETOPT (CURLOPT_SSL_SESSIONID_CACHE, 0L);
+  if (c->pin != NULL)
+    {
+      /* The pin authenticates the server; libcurl checks it even with
+       * verification off (DESIGN.md), which a self-signed server needs. */
+      SETOPT (CURLOPT_PINNEDPUBLICKEY, c->pin);
+      SETOPT (CURLOPT_SSL_VERIFYPEER, 0L);
+      SETOPT (CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+  r->headers = curl_slist_append (r->headers, "Accept: application/json");
+  if (post_body != NULL)
+    {
+      r->headers = curl_slist_append (r->headers, "Content-Type: application/json");
+      r->headers = curl_slist_append (r->headers, "Expect:");
+      SETOPT (CURLOPT_POST, 1L);
+      SETOPT (CURLOPT_POSTFIELDS, post_body);
+      SETOPT (CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)post_len);
+    }
+  SETOPT (CURLOPT_HTTPHEADER, r->headers);
+#undef SETOPT
+
+  if (!ok || r->headers == NULL)
+    {
+      curl_easy_cleanup (e);
+      return r;
+    }
+  r->easy = e;
+  if (curl_multi_add_handle (c->multi, e) != CURLM_OK)
+    {
+      r->easy = NULL;
+      curl_easy_cleanup (e);
+    }
+  return r;
+}
+
+static void
+sigreq_finish (SigReq *r, GError *error, long status)
+{
+  Sigclient *c = r->client;
+  switch (r->kind)
+    {
+    case REQ_SEND:
+      {
+        gboolean online = FALSE;
+        if (error == NULL)
+          {
+            g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+            JsonObject *obj = sigclient_parse_object (r->body_in, parser);
+            JsonNode *q = obj ? json_object_get_member (obj, "queued") : NULL;
+            JsonNode *o = obj ? json_object_get_member (obj, "online") : NULL;
+            if (q == NULL || o == NULL || json_node_get_value_type (q) != G_TYPE_BOOLEAN
+                || json_node_get_value_type (o) != G_TYPE_BOOLEAN
+                || !json_node_get_boolean (q))
+              error = g_error_new (
+                  SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                  "the signaling server at %s did not confirm the message", c->base_url);
+            else
+              online = json_node_get_boolean (o);
+          }
+        if (r->send_done != NULL)
+          r->send_done (c, online, error, r->user_data);
+        break;
+      }
+    case REQ_ICE:
+      {
+        SigmsgIceServers *servers = NULL;
+        if (error == NULL)
+          {
+            g_autoptr (GError) perr = NULL;
+            servers = sigmsg_ice_servers_parse (sigreq_body (r), r->body_in->len, &perr);
+            if (servers == NULL)
+              error = g_error_new (
+                  SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                  "bad ICE server list from the signaling server at %s: %s", c->base_url,
+                  perr->message);
+          }
+        r->ice_done (c, servers, error, r->user_data);
+        break;
+      }
+    case REQ_POLL:
+      g_assert_not_reached ();
+    }
+  g_clear_error (&error);
+}
+
+/* --- the receive loop ------------------------------------------------------ */
+
+/* Logs @error (NULL: success) only when the kind of failure changes: the
+ * texts of libcurl vary from one attempt to the next ("after 3 ms"). */
+static void
+sigclient_note_failure (Sigclient *c, const GError *error, long status)
+{
+  if (error == NULL)
+    {
+      if (c->last_failure != 0)
+        g_message ("signaling server %s reachable again", c->base_url);
+      c->last_failure = 0;
+      return;
+    }
+  int kind = 1 + error->code * 1000 + (int)CLAMP (status, 0, 999);
+  if (kind == c->last_failure)
+    return;
+  if (error->code == SIGCLIENT_ERROR_UNREACHABLE)
+    g_message ("signaling server unreachable, retrying: %s", error->message);
+  else
+    g_message ("signaling server failed, retrying: %s", error->message);
+  c->last_failure = kind;
+}
+
+/* Failures that retrying will not cure. */
+static gboolean
+sigclient_is_fatal (const GError *error, long status)
+{
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_PIN_MISMATCH)
+      || g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_TLS))
+    return TRUE;
+  /* 4xx says that our request is wrong, except 408 and 429 (try later). */
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_HTTP))
+    return status >= 400 && status < 500 && status != 408 && status != 429;
+  return FALSE;
+}
+
+static gboolean
+sigclient_retry_cb (gpointer data)
+{
+  Sigclient *c = data;
+  g_clear_pointer (&c->retry, g_source_unref);
+  sigclient_enter (c);
+  sigclient_poll_launch (c);
+  sigclient_leave (c);
+  return G_SOURCE_REMOVE;
+}
+
+/* Schedules the next long-poll after the next backoff step. */
+static void
+sigclient_poll_later (Sigclient *c)
+{
+  c->backoff_ms = c->backoff_ms == 0 ? SIGCLIENT_BACKOFF_MIN_MS
+                                     : MIN (c->backoff_ms * 2, SIGCLIENT_BACKOFF_MAX_MS);
+  /* Jitter of up to a quarter, so that many agents do not retry in step. */
+  guint delay
+      = c->backoff_ms - (guint)g_random_int_range (0, (gint32)(c->backoff_ms / 4 + 1));
+  c->retry = g_timeout_source_new (delay);
+  g_source_set_name (c->retry, "p2ptun sigclient retry");
+  g_source_set_callback (c->retry, sigclient_retry_cb, c, NULL);
+  g_source_attach (c->retry, c->context);
+}
+
+static void
+sigclient_poll_done (Sigclient *c, SigReq *r, GError *error, long status)
+{
+  g_autoptr (GPtrArray) msgs = NULL;
+
+  if (error == NULL)
+    {
+      g_autoptr (GError) perr = NULL;
+      msgs = sigmsg_parse_batch (sigreq_body (r), r->body_in->len, &perr);
+      if (msgs == NULL)
+        error = g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                             "bad delivery from the signaling server at %s: %s",
+                             c->base_url, perr->message);
+      else
+        g_ptr_array_set_free_func (msgs, (GDestroyNotify)sigmsg_free);
+    }
+
+  if (error != NULL && sigclient_is_fatal (error, status))
+    {
+      c->polling = FALSE;
+      if (c->on_fatal != NULL)
+        c->on_fatal (c, error, c->user_data);
+      g_error_free (error);
+      return;
+    }
+  if (error != NULL)
+    {
+      sigclient_note_failure (c, error, status);
+      g_error_free (error);
+      sigclient_poll_later (c);
+      return;
+    }
+
+  sigclient_note_failure (c, NULL, 0);
+  if (msgs->len == 0
+      && g_get_monotonic_time () - c->poll_started < SIGCLIENT_POLL_MIN_EMPTY_MS * 1000)
+    {
+      /* An empty answer long before "wait" ran out: another receive request
+       * for our mailbox ended ours (API.md), most likely a second agent
+       * with the same identity. Do not let the two chase each other. */
+      g_debug ("long-poll ended early without messages; backing off");
+      sigclient_poll_later (c);
+      return;
+    }
+  c->backoff_ms = 0;
+  for (guint i = 0; i < msgs->len; i++)
+    {
+      if (c->on_message != NULL)
+        c->on_message (c, g_ptr_array_index (msgs, i), c->user_data);
+      if (c->dead || !c->polling)
+        return;
+    }
+  sigclient_poll_launch (c);
+}
+
+static void
+sigclient_poll_launch (Sigclient *c)
+{
+  if (c->dead || !c->polling || c->poll != NULL || c->retry != NULL)
+    return;
+  g_autofree char *path = g_strdup_printf ("/v1/peers/%s/messages?wait=%d", c->peer_id,
+                                           SIGCLIENT_POLL_WAIT_S);
+  c->poll_started = g_get_monotonic_time ();
+  c->poll = sigreq_new (c, REQ_POLL, path, NULL, 0);
+  if (c->poll->easy == NULL)
+    {
+      /* Out of memory in libcurl: retry like a network failure. */
+      SigReq *r = g_steal_pointer (&c->poll);
+      g_hash_table_remove (c->requests, r);
+      sigreq_free (r);
+      c->backoff_ms = SIGCLIENT_BACKOFF_MAX_MS;
+      sigclient_poll_later (c);
+    }
+}
+
+/* --- libcurl <-> GMainContext --------------------------------------------- */
+
+/* A server that takes the client certificate from the TLS handshake may not
+ * see it on later requests over a kept-alive connection (libsoup 3.2 gives
+ * it to the first message of a connection only), and answers 401. Such a
+ * request is repeated once on a new connection before 401 counts. */
+static gboolean
+sigreq_retry_fresh (SigReq *r, CURLcode rc)
+{
+  long status = 0, connects = 0;
+
+  if (rc != CURLE_OK || r->fresh)
+    return FALSE;
+  curl_easy_getinfo (r->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo (r->easy, CURLINFO_NUM_CONNECTS, &connects);
+  if (status != 401 || connects != 0)
+    return FALSE;
+  g_debug ("401 on a reused connection to %s; retrying on a new one",
+           r->client->base_url);
+  r->fresh = TRUE;
+  g_byte_array_set_size (r->body_in, 0);
+  r->errbuf[0] = '\0';
+  curl_multi_remove_handle (r->client->multi, r->easy);
+  if (curl_easy_setopt (r->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK
+      || curl_multi_add_handle (r->client->multi, r->easy) != CURLM_OK)
+    return FALSE; /* report the 401 after all */
+  return TRUE;
+}
+
+/* Collects finished transfers. Runs only from our dispatch functions, with
+ * the client entered. */
+static void
+sigclient_process_done (Sigclient *c)
+{
+  CURLMsg *m;
+  int left;
+
+  while (!c->dead && (m = curl_multi_info_read (c->multi, &left)) != NULL)
+    {
+      if (m->msg != CURLMSG_DONE)
+        continue;
+      CURL *e = m->easy_handle;
+      CURLcode rc = m->data.result;
+      SigReq *r = NULL;
+      curl_easy_getinfo (e, CURLINFO_PRIVATE, (char **)&r);
+      if (r == NULL || !g_hash_table_contains (c->requests, r))
+        continue;
+      if (sigreq_retry_fresh (r, rc))
+        continue;
+      g_hash_table_steal (c->requests, r);
+
+      long status = 0;
+      GError *error = sigreq_error (r, rc, &status);
+      /* Done with libcurl before any user callback runs. */
+      curl_multi_remove_handle (c->multi, e);
+      curl_easy_cleanup (e);
+      r->easy = NULL;
+      if (r->kind == REQ_POLL)
+        {
+          g_assert (r == c->poll);
+          c->poll = NULL;
+          sigclient_poll_done (c, r, error, status);
+        }
+      else
+        sigreq_finish (r, error, status);
+      sigreq_free (r);
+    }
+}
+
+static gboolean
+sigsocket_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  SigSocket *s = (SigSocket *)source;
+  Sigclient *c = s->client;
+  GIOCondition rev = g_source_query_unix_fd (source, s->tag);
+  int flags = 0;
+  int running = 0;
+
+  if (rev & (G_IO_IN | G_IO_HUP))
+    flags |= CURL_CSELECT_IN;
+  if (rev & G_IO_OUT)
+    flags |= CURL_CSELECT_OUT;
+  if (rev & (G_IO_ERR | G_IO_NVAL))
+    flags |= CURL_CSELECT_ERR;
+
+  sigclient_enter (c);
+  /* May remove this very source (CURL_POLL_REMOVE): do not touch @s after. */
+  curl_multi_socket_action (c->multi, s->fd, flags, &running);
+  sigclient_process_done (c);
+  sigclient_leave (c);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs sigsocket_funcs = {
+  .dispatch = sigsocket_dispatch,
+};
+
+static void
+sigsocket_destroy (gpointer data)
+{
+  GSource *source = data;
+  g_source_destroy (source);
+  g_source_unref (source);
+}
+
+static int
+sigclient_socket_cb (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+  Sigclient *c = userp;
+  GIOCondition cond = 0;
+
+  if (what == CURL_POLL_REMOVE)
+    {
+      g_hash_table_remove (c->sockets, GINT_TO_POINTER (fd));
+      return 0;
+    }
+  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+    cond |= G_IO_IN;
+  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+    cond |= G_IO_OUT;
+
+  SigSocket *s = g_hash_table_lookup (c->sockets, GINT_TO_POINTER (fd));
+  if (s != NULL)
+    {
+      g_source_modify_unix_fd (&s->source, s->tag, cond);
+      return 0;
+    }
+  s = (SigSocket *)g_source_new (&sigsocket_funcs, sizeof (SigSocket));
+  s->client = c;
+  s->fd = fd;
+  s->tag = g_source_add_unix_fd (&s->source, fd, cond);
+  g_source_set_name (&s->source, "p2ptun sigclient socket");
+  g_source_attach (&s->source, c->context);
+  g_hash_table_insert (c->sockets, GINT_TO_POINTER (fd), s);
+  return 0;
+}
+
+static gboolean
+sigclient_timer_fired (gpointer data)
+{
+  Sigclient *c = data;
+  int running = 0;
+
+  /* Forget this source first: libcurl may set a new timer from inside
+   * curl_multi_socket_action. */
+  if (c->timer == g_main_current_source ())
+    g_clear_pointer (&c->timer, g_source_unref);
+  sigclient_enter (c);
+  curl_multi_socket_action (c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  sigclient_process_done (c);
+  sigclient_leave (c);
+  return G_SOURCE_REMOVE;
+}
+
+static int
+sigclient_timer_cb (CURLM *multi, long timeout_ms, void *userp)
+{
+  Sigclient *c = userp;
+
+  if (c->timer != NULL)
+    {
+      g_source_destroy (c->timer);
+      g_clear_pointer (&c->timer, g_source_unref);
+    }
+  if (timeout_ms < 0)
+    return 0;
+  /* libcurl forbids calling it back from here, even for 0: go through the
+   * loop. */
+  c->timer = g_timeout_source_new ((guint)MIN (timeout_ms, (long)G_MAXINT));
+  g_source_set_name (c->timer, "p2ptun sigclient timer");
+  g_source_set_callback (c->timer, sigclient_timer_fired, c, NULL);
+  g_source_attach (c->timer, c->context);
+  return 0;
+}
+
+/* --- early failures -------------------------------------------------------- */
+
+static gboolean
+sigreq_early_cb (gpointer data)
+{
+  SigReq *r = data;
+  Sigclient *c = r->client;
+
+  g_clear_pointer (&r->idle, g_source_unref);
+  g_hash_table_steal (c->requests, r);
+  sigclient_enter (c);
+  sigreq_finish (r, g_steal_pointer (&r->early_error), 0);
+  sigreq_free (r);
+  sigclient_leave (c);
+  return G_SOURCE_REMOVE;
+}
+
+/* Reports @error for @r from the loop, never from inside the caller's call. */
+static void
+sigreq_fail_later (SigReq *r, GError *error)
+{
+  if (r->easy != NULL)
+    {
+      curl_multi_remove_handle (r->client->multi, r->easy);
+      curl_easy_cleanup (r->easy);
+      r->easy = NULL;
+    }
+  r->early_error = error;
+  r->idle = g_idle_source_new ();
+  g_source_set_callback (r->idle, sigreq_early_cb, r, NULL);
+  g_source_attach (r->idle, r->client->context);
+}
+
+/* --- public API ------------------------------------------------------------ */
+
+static gboolean
+sigclient_pin_is_valid (const char *pin)
+{
+  /* One or more "sha256//BASE64" separated by ';'. Anything else would make
+   * libcurl read a file of that name. */
+  g_auto (GStrv) parts = g_strsplit (pin, ";", 0);
+  if (parts[0] == NULL || strlen (pin) > SIGCLIENT_PIN_MAX)
+    return FALSE;
+  for (guint i = 0; parts[i] != NULL; i++)
+    {
+      const char *b64 = parts[i];
+      if (!g_str_has_prefix (b64, "sha256//"))
+        return FALSE;
+      b64 += strlen ("sha256//");
+      /* 32 bytes in base64: 43 characters and one '='. */
+      if (strlen (b64) != 44 || b64[43] != '=')
+        return FALSE;
+      for (guint j = 0; j < 43; j++)
+        if (!g_ascii_isalnum (b64[j]) && b64[j] != '+' && b64[j] != '/')
+          return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+sigclient_url_is_valid (const char *url)
+{
+  if (strlen (url) > SIGCLIENT_URL_MAX || g_ascii_strncasecmp (url, "https://", 8) != 0
+      || url[8] == '\0')
+    return FALSE;
+  for (const char *p = url; *p != '\0'; p++)
+    if (*p <= 0x20 || *p >= 0x7f || *p == '?' || *p == '#')
+      return FALSE;
+  return TRUE;
+}
+
+Sigclient *
+sigclient_new (GMainContext *context, const char *url, const char *pin,
+               const Identity *identity, GError **error)
+{
+  g_return_val_if_fail (url != NULL, NULL);
+  g_return_val_if_fail (identity != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!sigclient_url_is_valid (url))
+    {
+      g_autofree char *shown = sigclient_printable (url, 200);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "signaling server URL %s is not an https:// URL", shown);
+      return NULL;
+    }
+  if (pin != NULL && !sigclient_pin_is_valid (pin))
+    {
+      g_autofree char *shown = sigclient_printable (pin, 200);
+      g_set_error (
+          error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+          "signaling server pin %s is not of the form sha256//BASE64 (44 characters)",
+          shown);
+      return NULL;
+    }
+
+  sigclient_global_init ();
+
+  Sigclient *c = g_new0 (Sigclient, 1);
+  c->context = g_main_context_ref (context ? context : g_main_context_default ());
+  c->base_url = g_strdup (url);
+  gsize n = strlen (c->base_url);
+  while (n > 8 && c->base_url[n - 1] == '/')
+    c->base_url[--n] = '\0';
+  c->pin = g_strdup (pin);
+  c->cert_path = g_strdup (identity->cert_path);
+  c->key_path = g_strdup (identity->key_path);
+  g_strlcpy (c->peer_id, identity->peer_id, sizeof c->peer_id);
+  c->sockets = g_hash_table_new_full (NULL, NULL, NULL, sigsocket_destroy);
+  c->requests = g_hash_table_new (NULL, NULL);
+
+  c->multi = curl_multi_init ();
+  if (c->multi == NULL
+      || curl_multi_setopt (c->multi, CURLMOPT_SOCKETFUNCTION, sigclient_socket_cb)
+             != CURLM_OK
+      || curl_multi_setopt (c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK
+      || curl_multi_setopt (c->multi, CURLMOPT_TIMERFUNCTION, sigclient_timer_cb)
+             != CURLM_OK
+      || curl_multi_setopt (c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+    {
+      g_set_error (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                   "cannot initialise libcurl");
+      sigclient_free (c);
+      return NULL;
+    }
+  return c;
+}
+
+void
+sigclient_free (Sigclient *c)
+{
+  if (c == NULL || c->dead)
+    return;
+  c->dead = TRUE;
+  c->polling = FALSE;
+  c->poll = NULL;
+
+  /* Each request leaves the multi handle before it is cleaned up, and the
+   * multi handle goes before the socket sources it may still report. */
+  if (c->requests != NULL)
+    {
+      GHashTableIter it;
+      gpointer r;
+      g_hash_table_iter_init (&it, c->requests);
+      while (g_hash_table_iter_next (&it, &r, NULL))
+        {
+          g_hash_table_iter_steal (&it);
+          sigreq_free (r);
+        }
+      g_hash_table_unref (c->requests);
+      c->requests = NULL;
+    }
+  if (c->multi != NULL)
+    curl_multi_cleanup (c->multi);
+  c->multi = NULL;
+  g_clear_pointer (&c->sockets, g_hash_table_unref);
+  if (c->timer != NULL)
+    {
+      g_source_destroy (c->timer);
+      g_clear_pointer (&c->timer, g_source_unref);
+    }
+  if (c->retry != NULL)
+    {
+      g_source_destroy (c->retry);
+      g_clear_pointer (&c->retry, g_source_unref);
+    }
+  g_clear_pointer (&c->base_url, g_free);
+  g_clear_pointer (&c->pin, g_free);
+  g_clear_pointer (&c->cert_path, g_free);
+  g_clear_pointer (&c->key_path, g_free);
+  g_clear_pointer (&c->context, g_main_context_unref);
+  if (c->busy == 0)
+    g_free (c);
+}
+
+void
+sigclient_start (Sigclient *client, SigclientMessageFunc on_message,
+                 SigclientFatalFunc on_fatal, gpointer user_data)
+{
+  g_return_if_fail (client != NULL && !client->dead);
+  client->on_message = on_message;
+  client->on_fatal = on_fatal;
+  client->user_data = user_data;
+  if (client->polling)
+    return;
+  client->polling = TRUE;
+  client->backoff_ms = 0;
+  sigclient_poll_launch (client);
+}
+
+void
+sigclient_send (Sigclient *client, const char *peer_id, const Sigmsg *msg,
+                SigclientSendFunc done, gpointer user_data)
+{
+  g_return_if_fail (client != NULL && !client->dead);
+  g_return_if_fail (peer_id != NULL && msg != NULL);
+
+  gboolean valid = peerid_is_valid (peer_id);
+  gsize len = 0;
+  char *json = sigmsg_to_json (msg, &len);
+  gboolean encoded = json != NULL;
+  g_autofree char *path
+      = g_strdup_printf ("/v1/peers/%s/messages", valid ? peer_id : "invalid");
+  /* Never a NULL body: libcurl would then read the POST data from stdin. */
+  SigReq *r = sigreq_new (client, REQ_SEND, path, encoded ? json : g_strdup (""), len);
+  r->send_done = done;
+  r->user_data = user_data;
+  if (!valid)
+    {
+      g_autofree char *shown = sigclient_printable (peer_id, PEERID_LEN + 1);
+      sigreq_fail_later (r, g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                                         "%s is not a valid peer-id", shown));
+    }
+  else if (!encoded)
+    sigreq_fail_later (r, g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                                       "cannot encode the signaling message"));
+  else if (len > SIGMSG_MAX_JSON)
+    sigreq_fail_later (
+        r, g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                        "signaling message of %zu bytes is over the limit of %d",
+                        (size_t)len, SIGMSG_MAX_JSON));
+  else if (r->easy == NULL)
+    sigreq_fail_later (r, g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                                       "cannot start a request (libcurl)"));
+}
+
+void
+sigclient_get_ice_servers (Sigclient *client, SigclientIceServersFunc done,
+                           gpointer user_data)
+{
+  g_return_if_fail (client != NULL && !client->dead);
+  g_return_if_fail (done != NULL);
+
+  SigReq *r = sigreq_new (client, REQ_ICE, "/v1/ice-servers", NULL, 0);
+  r->ice_done = done;
+  r->user_data = user_data;
+  if (r->easy == NULL)
+    sigreq_fail_later (r, g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                                       "cannot start a request (libcurl)"));
+}

@@ -1,0 +1,92 @@
+/* The tunnel transport: reliable, ordered, flow-controlled streams and a
+ * control channel, multiplexed over tunnel frames (proto/frame.h) that the
+ * caller carries in DTLS records.
+ *
+ * This first reliable layer is libnice's PseudoTcpSocket, one conversation per
+ * stream (DESIGN.md); the tunnel-transport issue replaces it behind this same
+ * interface. Stream 0 is the control channel (proto/ctlmsg.h). The DTLS client
+ * (the "initiator") opens odd stream ids, the other side even ones, so that
+ * both may open streams at once without clashing. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "ctlmsg.h"
+
+/* A remote party can grow the number of streams: this bounds it. */
+#define TRANSPORT_MAX_STREAMS 256
+
+typedef struct _Transport Transport;
+typedef struct _TransportStream TransportStream;
+
+typedef struct
+{
+  /* A frame to encrypt and send; dropping it is allowed (the reliable layer
+   * retransmits). */
+  void (*send_frame) (const guint8 *buf, gsize len, gpointer user_data);
+  /* Both sides said HELLO: streams may be opened. */
+  void (*ready) (gpointer user_data);
+  /* The peer asks to open a stream to @service: answer with
+   * transport_stream_accept() or transport_stream_refuse(), now or later. */
+  void (*open_request) (TransportStream *stream, const char *service, gpointer user_data);
+  /* An answer to our PING: round-trip time in microseconds. */
+  void (*rtt) (gint64 rtt_us, gpointer user_data);
+  /* The peer said BYE, or the control channel broke (@code 0, @text says why).
+   * No stream callback runs after this. */
+  void (*closed) (guint8 code, const char *text, gpointer user_data);
+} TransportCallbacks;
+
+typedef struct
+{
+  /* The peer accepted the stream: data may flow. */
+  void (*opened) (TransportStream *stream, gpointer user_data);
+  /* The peer refused it (the stream is then dead: free it). */
+  void (*refused) (TransportStream *stream, guint8 code, const char *text, gpointer user_data);
+  /* Bytes (or the end of the stream) can be read. */
+  void (*readable) (TransportStream *stream, gpointer user_data);
+  /* transport_stream_write() would take bytes again. */
+  void (*writable) (TransportStream *stream, gpointer user_data);
+  /* The stream is finished (both directions ended, or reset: @error set).
+   * Free it with transport_stream_free(). */
+  void (*closed) (TransportStream *stream, const GError *error, gpointer user_data);
+} TransportStreamCallbacks;
+
+Transport *transport_new (GMainContext *context, gboolean initiator,
+                          const TransportCallbacks *callbacks, gpointer user_data);
+/* Resets every stream and frees. No callback runs during or after this. */
+void transport_free (Transport *transport);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Transport, transport_free)
+
+/* Starts the control channel; @mtu is the largest frame the caller can carry. */
+void transport_start (Transport *transport, gsize max_frame);
+/* One decrypted frame from the peer. */
+void transport_receive_frame (Transport *transport, const guint8 *buf, gsize len);
+/* Sends a PING; the answer arrives through callbacks->rtt. */
+void transport_ping (Transport *transport);
+/* Sends BYE to the peer (best effort) and stops all streams. */
+void transport_bye (Transport *transport, guint8 code, const char *text);
+guint transport_n_streams (Transport *transport);
+
+/* Asks the peer to open a stream to @service. Callbacks follow. Returns NULL
+ * with @error set when the stream limit is reached. */
+TransportStream *transport_open (Transport *transport, const char *service,
+                                 const TransportStreamCallbacks *callbacks,
+                                 gpointer user_data, GError **error);
+
+/* For a stream from open_request: set its callbacks and accept it. */
+void transport_stream_accept (TransportStream *stream, const TransportStreamCallbacks *callbacks,
+                              gpointer user_data);
+/* Refuses and frees a stream from open_request. */
+void transport_stream_refuse (TransportStream *stream, guint8 code, const char *text);
+
+/* Returns bytes taken (0 when the send buffer is full: wait for writable), or
+ * -1 if the stream can no longer send. */
+gssize transport_stream_write (TransportStream *stream, const guint8 *buf, gsize len);
+/* Returns bytes read, 0 at the end of the stream, or -1 with errno EAGAIN
+ * when nothing is buffered yet (wait for readable), or -1 on a reset stream. */
+gssize transport_stream_read (TransportStream *stream, guint8 *buf, gsize len);
+/* No more bytes from us (half-close); queued bytes are still delivered. */
+void transport_stream_shutdown_write (TransportStream *stream);
+/* Resets the stream if it is still open and frees it. No callback afterwards. */
+void transport_stream_free (TransportStream *stream);
+guint32 transport_stream_id (TransportStream *stream);

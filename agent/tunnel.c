@@ -1,0 +1,649 @@
+/* One tunnel: ICE + DTLS + transport; see tunnel.h. */
+#include "tunnel.h"
+
+#include <nice/agent.h>
+
+#include "dtls.h"
+#include "peerid.h"
+
+#define TUNNEL_COMPONENT 1
+/* Buffered remote candidates that arrive before the offer or answer. */
+#define TUNNEL_MAX_EARLY_CANDIDATES 64
+/* Candidates we accept from a peer in all (a remote party can grow this). */
+#define TUNNEL_MAX_REMOTE_CANDIDATES 128
+#define TUNNEL_PING_INTERVAL_S 5
+/* No answer to pings for this long: the peer is gone. */
+#define TUNNEL_DEAD_AFTER_US (30 * G_USEC_PER_SEC)
+
+struct _Tunnel
+{
+  GMainContext *context;
+  const Identity *identity;
+  char peer_id[PEERID_SIZE];
+  char session[SIGMSG_SESSION_LEN + 1];
+  gboolean controlling;
+  TunnelCallbacks cb;
+  gpointer user_data;
+
+  NiceAgent *agent;
+  guint stream_id;
+  gboolean remote_credentials;
+  gboolean early_end_of_candidates;
+  gboolean started;
+  GPtrArray *early_candidates; /* char* SDP lines before credentials */
+  guint n_remote_candidates;
+  GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
+  guint local_types;           /* bit per NiceCandidateType gathered */
+  guint remote_types;
+  gboolean ice_done;
+
+  Dtls *dtls;
+  gboolean dtls_started;
+  Transport *transport;
+  gboolean up;
+  TunnelPath path;
+  gint64 last_pong;
+  GSource *ping;
+
+  gboolean down;
+  GError *down_error;
+  GSource *down_idle;
+};
+
+G_DEFINE_QUARK (p2ptun-tunnel-error-quark, tunnel_error)
+
+static const char *
+candidate_type_name (NiceCandidateType type)
+{
+  switch (type)
+    {
+    case NICE_CANDIDATE_TYPE_HOST:
+      return "host";
+    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE:
+      return "srflx";
+    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE:
+      return "prflx";
+    case NICE_CANDIDATE_TYPE_RELAYED:
+      return "relay";
+    default:
+      return "unknown";
+    }
+}
+
+static char *
+candidate_types_string (guint mask)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < 4; i++)
+    if (mask & (1u << i))
+      g_string_append_printf (s, "%s%s", s->len ? ", " : "", candidate_type_name (i));
+  if (s->len == 0)
+    g_string_append (s, "none");
+  return g_string_free (s, FALSE);
+}
+
+char *
+tunnel_path_to_string (const TunnelPath *path)
+{
+  return g_strdup_printf ("%s (%s %s -> %s %s, %s)", path->relayed ? "relayed" : "direct",
+                          path->local_type, path->local_addr, path->remote_type,
+                          path->remote_addr, path->transport);
+}
+
+static gboolean
+down_dispatch (gpointer data)
+{
+  Tunnel *self = data;
+
+  g_clear_pointer (&self->down_idle, g_source_unref);
+  self->cb.down (self->down_error, self->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Fatal for the tunnel; the owner hears of it from a clean stack. */
+static void
+tunnel_fail (Tunnel *self, TunnelError code, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+static void
+tunnel_fail (Tunnel *self, TunnelError code, const char *format, ...)
+{
+  va_list ap;
+
+  if (self->down)
+    return;
+  self->down = TRUE;
+  va_start (ap, format);
+  self->down_error = g_error_new_valist (TUNNEL_ERROR, code, format, ap);
+  va_end (ap);
+  self->down_idle = g_idle_source_new ();
+  g_source_set_callback (self->down_idle, down_dispatch, self, NULL);
+  g_source_attach (self->down_idle, self->context);
+}
+
+static void
+tunnel_send_signal (Tunnel *self, Sigmsg *msg)
+{
+  g_debug ("session %.8s: sending %s", self->session, sigmsg_type_to_string (msg->type));
+  self->cb.signal (msg, self->user_data);
+  if (msg->type != SIGMSG_BYE)
+    g_ptr_array_add (self->sent, msg);
+  else
+    sigmsg_free (msg);
+}
+
+static void
+fill_path (TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
+{
+  char addr[NICE_ADDRESS_STRING_LEN];
+
+  memset (path, 0, sizeof *path);
+  path->relayed = local->type == NICE_CANDIDATE_TYPE_RELAYED
+                  || remote->type == NICE_CANDIDATE_TYPE_RELAYED;
+  g_strlcpy (path->local_type, candidate_type_name (local->type), sizeof path->local_type);
+  g_strlcpy (path->remote_type, candidate_type_name (remote->type), sizeof path->remote_type);
+  nice_address_to_string (&local->addr, addr);
+  g_snprintf (path->local_addr, sizeof path->local_addr, "%s%s%s:%u",
+              strchr (addr, ':') ? "[" : "", addr, strchr (addr, ':') ? "]" : "",
+              nice_address_get_port (&local->addr));
+  nice_address_to_string (&remote->addr, addr);
+  g_snprintf (path->remote_addr, sizeof path->remote_addr, "%s%s%s:%u",
+              strchr (addr, ':') ? "[" : "", addr, strchr (addr, ':') ? "]" : "",
+              nice_address_get_port (&remote->addr));
+  g_strlcpy (path->transport, local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp",
+             sizeof path->transport);
+}
+
+/* ---- DTLS ---- */
+
+static void
+dtls_on_send_record (const guint8 *buf, gsize len, gpointer data)
+{
+  Tunnel *self = data;
+
+  /* A failed send is a lost datagram: DTLS and the transport recover. */
+  (void) nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len,
+                          (const gchar *) buf);
+}
+
+static void
+dtls_on_connected (gpointer data)
+{
+  Tunnel *self = data;
+
+  transport_start (self->transport, dtls_max_payload (self->dtls));
+}
+
+static void
+dtls_on_data (const guint8 *buf, gsize len, gpointer data)
+{
+  Tunnel *self = data;
+
+  transport_receive_frame (self->transport, buf, len);
+}
+
+static void
+dtls_on_failed (const GError *error, gpointer data)
+{
+  Tunnel *self = data;
+
+  if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_PEER_MISMATCH))
+    tunnel_fail (self, TUNNEL_ERROR_PEER_MISMATCH, "%s", error->message);
+  else if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_CLOSED))
+    /* close_notify is only sent by a peer that ends the tunnel in order. */
+    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the peer ended the tunnel");
+  else
+    tunnel_fail (self, TUNNEL_ERROR_DTLS, "%s", error->message);
+}
+
+static const DtlsCallbacks dtls_callbacks = {
+  .send_record = dtls_on_send_record,
+  .connected = dtls_on_connected,
+  .data = dtls_on_data,
+  .failed = dtls_on_failed,
+};
+
+/* ---- transport ---- */
+
+static void
+transport_on_send_frame (const guint8 *buf, gsize len, gpointer data)
+{
+  Tunnel *self = data;
+
+  (void) dtls_send (self->dtls, buf, len);
+}
+
+static gboolean
+on_ping (gpointer data)
+{
+  Tunnel *self = data;
+
+  if (g_get_monotonic_time () - self->last_pong > TUNNEL_DEAD_AFTER_US)
+    {
+      tunnel_fail (self, TUNNEL_ERROR_TIMEOUT, "the peer stopped answering (no reply for %d s)",
+                   (int) (TUNNEL_DEAD_AFTER_US / G_USEC_PER_SEC));
+      return G_SOURCE_CONTINUE;
+    }
+  transport_ping (self->transport);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+transport_on_ready (gpointer data)
+{
+  Tunnel *self = data;
+
+  self->up = TRUE;
+  self->last_pong = g_get_monotonic_time ();
+  transport_ping (self->transport);
+  self->ping = g_timeout_source_new_seconds (TUNNEL_PING_INTERVAL_S);
+  g_source_set_callback (self->ping, on_ping, self, NULL);
+  g_source_attach (self->ping, self->context);
+  self->cb.up (&self->path, self->user_data);
+}
+
+static void
+transport_on_open_request (TransportStream *stream, const char *service, gpointer data)
+{
+  Tunnel *self = data;
+
+  self->cb.open_request (stream, service, self->user_data);
+}
+
+static void
+transport_on_rtt (gint64 rtt_us, gpointer data)
+{
+  Tunnel *self = data;
+
+  self->last_pong = g_get_monotonic_time ();
+  if (self->cb.rtt)
+    self->cb.rtt (rtt_us, self->user_data);
+}
+
+static void
+transport_on_closed (guint8 code, const char *text, gpointer data)
+{
+  Tunnel *self = data;
+
+  if (code != 0)
+    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the peer ended the tunnel: %s", text);
+  else
+    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the tunnel broke: %s", text);
+}
+
+static const TransportCallbacks transport_callbacks = {
+  .send_frame = transport_on_send_frame,
+  .ready = transport_on_ready,
+  .open_request = transport_on_open_request,
+  .rtt = transport_on_rtt,
+  .closed = transport_on_closed,
+};
+
+/* ---- ICE ---- */
+
+static void
+ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, gchar *buf,
+             gpointer data)
+{
+  Tunnel *self = data;
+  guint8 first;
+
+  if (len == 0 || self->down)
+    return;
+  /* RFC 7983: 20..63 is DTLS. STUN (0..3) never reaches here. */
+  first = (guint8) buf[0];
+  if (first >= 20 && first <= 63)
+    dtls_receive (self->dtls, (const guint8 *) buf, len);
+}
+
+static void
+ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
+{
+  Tunnel *self = data;
+  g_autofree char *sdp = NULL;
+  Sigmsg *msg;
+
+  if (cand->stream_id != self->stream_id)
+    return;
+  self->local_types |= 1u << cand->type;
+  sdp = nice_agent_generate_local_candidate_sdp (agent, cand);
+  if (sdp == NULL || !g_str_has_prefix (sdp, "a=candidate:"))
+    return;
+  msg = sigmsg_new (SIGMSG_CANDIDATE, self->session);
+  msg->candidate = g_strdup (sdp + 2);
+  tunnel_send_signal (self, msg);
+}
+
+static void
+ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
+{
+  Tunnel *self = data;
+
+  if (stream_id == self->stream_id)
+    tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
+}
+
+static void
+ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
+                      NiceCandidate *local, NiceCandidate *remote, gpointer data)
+{
+  Tunnel *self = data;
+
+  if (stream_id != self->stream_id)
+    return;
+  fill_path (&self->path, local, remote);
+  if (self->up && self->cb.path_changed)
+    self->cb.path_changed (&self->path, self->user_data);
+}
+
+static void
+ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state,
+              gpointer data)
+{
+  Tunnel *self = data;
+
+  if (stream_id != self->stream_id)
+    return;
+  g_debug ("session %.8s: ICE %s", self->session, nice_component_state_to_string (state));
+  if (state == NICE_COMPONENT_STATE_READY && !self->dtls_started)
+    {
+      self->dtls_started = TRUE;
+      dtls_start (self->dtls);
+    }
+  else if (state == NICE_COMPONENT_STATE_FAILED && !self->up)
+    {
+      g_autofree char *local = candidate_types_string (self->local_types);
+      g_autofree char *remote = candidate_types_string (self->remote_types);
+      tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED,
+                   "ICE failed: no working path to the peer (local candidates: %s; "
+                   "remote candidates: %s)", local, remote);
+    }
+  else if (state == NICE_COMPONENT_STATE_FAILED && self->up)
+    tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "the path to the peer was lost");
+}
+
+static void
+add_remote_candidate (Tunnel *self, const char *candidate)
+{
+  g_autofree char *sdp = g_strconcat ("a=", candidate, NULL);
+  NiceCandidate *cand;
+  GSList one = { 0 };
+
+  if (self->n_remote_candidates >= TUNNEL_MAX_REMOTE_CANDIDATES)
+    return;
+  cand = nice_agent_parse_remote_candidate_sdp (self->agent, self->stream_id, sdp);
+  if (cand == NULL)
+    {
+      g_debug ("ignoring a remote candidate libnice cannot parse");
+      return;
+    }
+  self->n_remote_candidates++;
+  self->remote_types |= 1u << cand->type;
+  one.data = cand;
+  nice_agent_set_remote_candidates (self->agent, self->stream_id, TUNNEL_COMPONENT, &one);
+  nice_candidate_free (cand);
+}
+
+static gboolean
+set_stun_server (Tunnel *self, const SigmsgIceServers *servers)
+{
+  for (guint i = 0; servers && i < servers->stun->len; i++)
+    {
+      g_autofree char *host = NULL;
+      guint16 port;
+      g_autoptr (GInetAddress) addr = NULL;
+
+      if (!sigmsg_split_host_port (servers->stun->pdata[i], &host, &port))
+        continue;
+      /* libnice takes an address, not a name. */
+      addr = g_inet_address_new_from_string (host);
+      if (addr == NULL)
+        {
+          g_message ("STUN server %s: only addresses are supported, skipping",
+                     (const char *) servers->stun->pdata[i]);
+          continue;
+        }
+      g_object_set (self->agent, "stun-server", host, "stun-server-port", (guint) port, NULL);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+Tunnel *
+tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallbacks *callbacks,
+            gpointer user_data, GError **error)
+{
+  g_autoptr (Tunnel) self = g_new0 (Tunnel, 1);
+  g_autofree char *ufrag = NULL;
+  g_autofree char *pwd = NULL;
+
+  g_return_val_if_fail (peerid_is_valid (config->peer_id), NULL);
+  self->context = g_main_context_ref (context);
+  self->identity = config->identity;
+  self->controlling = config->controlling;
+  self->cb = *callbacks;
+  self->user_data = user_data;
+  g_strlcpy (self->peer_id, config->peer_id, sizeof self->peer_id);
+  g_strlcpy (self->session, config->session, sizeof self->session);
+  self->early_candidates = g_ptr_array_new_with_free_func (g_free);
+  self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
+
+  self->dtls = dtls_new (context, config->identity, config->controlling, config->peer_id,
+                         &dtls_callbacks, self, error);
+  if (self->dtls == NULL)
+    return NULL;
+  self->transport = transport_new (context, config->controlling, &transport_callbacks, self);
+
+  self->agent = nice_agent_new_full (context, NICE_COMPATIBILITY_RFC5245,
+                                     NICE_AGENT_OPTION_ICE_TRICKLE);
+  g_object_set (self->agent, "controlling-mode", config->controlling, "upnp", FALSE,
+                "ice-tcp", FALSE, "keepalive-conncheck", TRUE, NULL);
+  set_stun_server (self, config->ice_servers);
+  for (guint i = 0; config->local_addresses && config->local_addresses[i]; i++)
+    {
+      NiceAddress addr;
+
+      nice_address_init (&addr);
+      if (!nice_address_set_from_string (&addr, config->local_addresses[i]))
+        {
+          g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
+                       "not an IP address: %s", config->local_addresses[i]);
+          return NULL;
+        }
+      nice_agent_add_local_address (self->agent, &addr);
+    }
+  g_signal_connect (self->agent, "new-candidate-full", G_CALLBACK (ice_on_new_candidate), self);
+  g_signal_connect (self->agent, "candidate-gathering-done", G_CALLBACK (ice_on_gathering_done),
+                    self);
+  g_signal_connect (self->agent, "new-selected-pair-full", G_CALLBACK (ice_on_selected_pair),
+                    self);
+  g_signal_connect (self->agent, "component-state-changed", G_CALLBACK (ice_on_state), self);
+
+  self->stream_id = nice_agent_add_stream (self->agent, 1);
+  if (self->stream_id == 0)
+    {
+      g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "cannot create an ICE stream");
+      return NULL;
+    }
+  /* A receive callback must be attached before gathering, or STUN replies
+   * are never read (DESIGN.md). */
+  nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, context, ice_on_recv,
+                          self);
+  return g_steal_pointer (&self);
+}
+
+void
+tunnel_free (Tunnel *self)
+{
+  if (self == NULL)
+    return;
+  if (self->ping)
+    {
+      g_source_destroy (self->ping);
+      g_source_unref (self->ping);
+    }
+  if (self->down_idle)
+    {
+      g_source_destroy (self->down_idle);
+      g_source_unref (self->down_idle);
+    }
+  /* The transport and DTLS send through the agent: they go first. */
+  transport_free (self->transport);
+  dtls_free (self->dtls);
+  if (self->agent)
+    {
+      g_signal_handlers_disconnect_by_data (self->agent, self);
+      if (self->stream_id)
+        nice_agent_remove_stream (self->agent, self->stream_id);
+      g_object_unref (self->agent);
+    }
+  g_clear_pointer (&self->early_candidates, g_ptr_array_unref);
+  g_clear_pointer (&self->sent, g_ptr_array_unref);
+  g_clear_error (&self->down_error);
+  g_main_context_unref (self->context);
+  g_free (self);
+}
+
+static void
+tunnel_send_credentials (Tunnel *self, SigmsgType type)
+{
+  Sigmsg *msg = sigmsg_new (type, self->session);
+
+  nice_agent_get_local_credentials (self->agent, self->stream_id, &msg->ufrag, &msg->pwd);
+  tunnel_send_signal (self, msg);
+}
+
+static void
+tunnel_gather (Tunnel *self)
+{
+  self->started = TRUE;
+  /* Candidate signals can fire inside this call (DESIGN.md). */
+  if (!nice_agent_gather_candidates (self->agent, self->stream_id))
+    tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "cannot gather ICE candidates");
+}
+
+void
+tunnel_start (Tunnel *self)
+{
+  g_return_if_fail (self->controlling && !self->started);
+  tunnel_send_credentials (self, SIGMSG_OFFER);
+  tunnel_gather (self);
+}
+
+static void
+tunnel_set_remote (Tunnel *self, const Sigmsg *msg)
+{
+  if (self->remote_credentials)
+    return;
+  self->remote_credentials = TRUE;
+  nice_agent_set_remote_credentials (self->agent, self->stream_id, msg->ufrag, msg->pwd);
+  for (guint i = 0; i < self->early_candidates->len; i++)
+    add_remote_candidate (self, self->early_candidates->pdata[i]);
+  g_ptr_array_set_size (self->early_candidates, 0);
+  if (self->early_end_of_candidates)
+    nice_agent_peer_candidate_gathering_done (self->agent, self->stream_id);
+}
+
+void
+tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
+{
+  if (self->down || strcmp (msg->session, self->session) != 0)
+    return;
+  g_debug ("session %.8s: received %s", self->session, sigmsg_type_to_string (msg->type));
+  switch (msg->type)
+    {
+    case SIGMSG_OFFER:
+      if (self->controlling || self->started)
+        return;
+      tunnel_set_remote (self, msg);
+      tunnel_send_credentials (self, SIGMSG_ANSWER);
+      tunnel_gather (self);
+      break;
+    case SIGMSG_ANSWER:
+      if (self->controlling)
+        tunnel_set_remote (self, msg);
+      break;
+    case SIGMSG_CANDIDATE:
+      if (self->remote_credentials)
+        add_remote_candidate (self, msg->candidate);
+      else if (self->early_candidates->len < TUNNEL_MAX_EARLY_CANDIDATES)
+        g_ptr_array_add (self->early_candidates, g_strdup (msg->candidate));
+      break;
+    case SIGMSG_END_OF_CANDIDATES:
+      /* Messages can overtake each other on their way (separate requests). */
+      if (self->remote_credentials)
+        nice_agent_peer_candidate_gathering_done (self->agent, self->stream_id);
+      else
+        self->early_end_of_candidates = TRUE;
+      break;
+    case SIGMSG_BYE:
+      if (g_strcmp0 (msg->reason, "not-trusted") == 0)
+        tunnel_fail (self, TUNNEL_ERROR_REFUSED,
+                     "the peer does not trust this agent (our peer-id is %s); on the peer, "
+                     "add it with --trust %s", self->identity->peer_id,
+                     self->identity->peer_id);
+      else
+        tunnel_fail (self, self->up ? TUNNEL_ERROR_CLOSED : TUNNEL_ERROR_REFUSED,
+                     "the peer ended the session: %s%s%s", msg->reason,
+                     msg->text ? ": " : "", msg->text ? msg->text : "");
+      break;
+    }
+}
+
+void
+tunnel_resend_signals (Tunnel *self)
+{
+  for (guint i = 0; i < self->sent->len; i++)
+    self->cb.signal (self->sent->pdata[i], self->user_data);
+}
+
+gboolean
+tunnel_has_answer (Tunnel *self)
+{
+  return self->remote_credentials;
+}
+
+gboolean
+tunnel_is_up (Tunnel *self)
+{
+  return self->up && !self->down;
+}
+
+const char *
+tunnel_session (Tunnel *self)
+{
+  return self->session;
+}
+
+const char *
+tunnel_peer_id (Tunnel *self)
+{
+  return self->peer_id;
+}
+
+Transport *
+tunnel_transport (Tunnel *self)
+{
+  return self->transport;
+}
+
+const TunnelPath *
+tunnel_path (Tunnel *self)
+{
+  return &self->path;
+}
+
+void
+tunnel_close (Tunnel *self, const char *reason, const char *text)
+{
+  Sigmsg *bye = sigmsg_new (SIGMSG_BYE, self->session);
+
+  if (self->up)
+    {
+      transport_bye (self->transport, 1, text);
+      dtls_close (self->dtls);
+    }
+  bye->reason = g_strdup (reason);
+  bye->text = g_strdup (text);
+  tunnel_send_signal (self, bye);
+}

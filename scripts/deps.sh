@@ -1,0 +1,28 @@
+# Sourced by scripts/demo and scripts/test: installs what p2ptun needs to
+# build and test, on Debian 12, when it is missing. Needs root for apt-get.
+
+P2PTUN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libnice-dev libglib2.0-dev
+  libssl-dev libsrtp2-dev libcurl4-openssl-dev libjson-glib-dev libsoup-3.0-dev
+  glib-networking python3 openssl curl ca-certificates"
+P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-client
+  openssh-server iperf3"
+
+p2ptun_ensure_packages() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "p2ptun: installing ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "p2ptun: these packages are missing and installing them needs root: ${missing[*]}" >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2 || return 1
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 || return 1
+  # coturn's package starts a turnserver on the default port; tests start their own.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
+}

@@ -1,0 +1,277 @@
+/* p2ptun-signal: the HTTPS mailbox server of p2ptun. See signaling/API.md. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+
+#include "cert.h"
+#include "mailbox.h"
+#include "server.h"
+#include "sigmsg.h"
+
+#define SIGNAL_RATE_DEFAULT 50
+#define SIGNAL_BURST_DEFAULT 100
+
+static const char summary[]
+    = "A small HTTPS mailbox through which p2ptun agents reach each other by\n"
+      "peer-id (signaling/API.md). Clients authenticate with their own\n"
+      "(self-signed) certificate; the server's own key lives in --state-dir.\n"
+      "\n"
+      "On start it prints, one per line on stdout:\n"
+      "  url https://HOST:PORT   (the bound port when PORT is 0)\n"
+      "  pin sha256//BASE64      (the server key's pin, for --pin of agents\n"
+      "                           and curl --pinnedpubkey)\n"
+      "  ready";
+
+static const char description[]
+    = "Without --cert and --key, the first run creates an ECDSA P-256 key and a\n"
+      "self-signed certificate in DIR (key.pem, cert.pem; mode 0600) and later\n"
+      "runs reuse them. SIGINT or SIGTERM stop the server.\n"
+      "\n"
+      "Example:\n"
+      "  p2ptun-signal --listen 0.0.0.0:8443 --state-dir /var/lib/p2ptun-signal \\\n"
+      "                --stun stun.example.org:3478";
+
+typedef struct
+{
+  char *listen;
+  char *state_dir;
+  char *cert;
+  char *key;
+  char **stun;
+  char *max_peers;
+  char *rate;
+  char *burst;
+} Options;
+
+static void
+options_clear (Options *o)
+{
+  g_free (o->listen);
+  g_free (o->state_dir);
+  g_free (o->cert);
+  g_free (o->key);
+  g_strfreev (o->stun);
+  g_free (o->max_peers);
+  g_free (o->rate);
+  g_free (o->burst);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
+
+static void G_GNUC_PRINTF (1, 2) G_GNUC_NORETURN die_usage (const char *format, ...)
+{
+  va_list args;
+  char *text;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("p2ptun-signal: %s (see --help)\n", text);
+  g_free (text); /* exit() runs no g_autofree cleanups */
+  exit (2);
+}
+
+/* A decimal number in min..max: digits only, no sign, no spaces. */
+static guint
+parse_count (const char *option, const char *text, guint fallback, guint min, guint max)
+{
+  guint64 n;
+
+  if (text == NULL)
+    return fallback;
+  if (text[0] < '0' || text[0] > '9'
+      || !g_ascii_string_to_unsigned (text, 10, min, max, &n, NULL))
+    die_usage ("%s: expected a whole number from %u to %u, got \"%s\"", option, min, max,
+               text);
+  return (guint)n;
+}
+
+/* "ADDR:PORT" or "[V6ADDR]:PORT"; ADDR an IP address, PORT 0..65535. */
+static gboolean
+parse_listen (const char *text, GInetAddress **addr, guint16 *port)
+{
+  g_autofree char *host = NULL;
+  const char *port_text;
+  guint64 n;
+
+  if (text[0] == '[')
+    {
+      const char *close = strstr (text, "]:");
+      if (close == NULL)
+        return FALSE;
+      host = g_strndup (text + 1, (gsize)(close - text - 1));
+      port_text = close + 2;
+      if (strchr (host, ':') == NULL)
+        return FALSE;
+    }
+  else
+    {
+      const char *colon = strrchr (text, ':');
+      if (colon == NULL)
+        return FALSE;
+      host = g_strndup (text, (gsize)(colon - text));
+      port_text = colon + 1;
+      if (strchr (host, ':') != NULL)
+        return FALSE;
+    }
+  if (port_text[0] < '0' || port_text[0] > '9'
+      || !g_ascii_string_to_unsigned (port_text, 10, 0, 65535, &n, NULL))
+    return FALSE;
+  *addr = g_inet_address_new_from_string (host);
+  *port = (guint16)n;
+  return *addr != NULL;
+}
+
+static gboolean
+on_quit_signal (gpointer data)
+{
+  g_message ("stopping");
+  g_main_loop_quit (data);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+watch_signal (GMainContext *ctx, int signum, GMainLoop *loop, GSource **out)
+{
+  *out = g_unix_signal_source_new (signum);
+  g_source_set_callback (*out, on_quit_signal, loop, NULL);
+  g_source_attach (*out, ctx);
+}
+
+static void
+source_clear (GSource **source)
+{
+  if (*source == NULL)
+    return;
+  g_source_destroy (*source);
+  g_clear_pointer (source, g_source_unref);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_auto (Options) o = { 0 };
+  GOptionEntry entries[] = {
+    { "listen", 'l', 0, G_OPTION_ARG_STRING, &o.listen,
+      "Address and port to serve HTTPS on (port 0: any free port)", "ADDR:PORT" },
+    { "state-dir", 'd', 0, G_OPTION_ARG_FILENAME, &o.state_dir,
+      "Directory for the server's own key and certificate", "DIR" },
+    { "cert", 0, 0, G_OPTION_ARG_FILENAME, &o.cert,
+      "Certificate (PEM) to use instead of the one in DIR", "FILE" },
+    { "key", 0, 0, G_OPTION_ARG_FILENAME, &o.key, "Private key (PEM) of --cert", "FILE" },
+    { "stun", 's', 0, G_OPTION_ARG_STRING_ARRAY, &o.stun,
+      "STUN server to hand out to agents; repeat for more (at most 8)", "HOST:PORT" },
+    { "max-peers", 0, 0, G_OPTION_ARG_STRING, &o.max_peers,
+      "Mailboxes held at most (default 10000)", "N" },
+    { "rate", 0, 0, G_OPTION_ARG_STRING, &o.rate,
+      "Requests per second per client (default 50)", "N" },
+    { "burst", 0, 0, G_OPTION_ARG_STRING, &o.burst,
+      "Requests at once per client (default 100)", "N" },
+    G_OPTION_ENTRY_NULL,
+  };
+  g_autoptr (GOptionContext) octx = g_option_context_new ("- p2ptun signaling server");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInetAddress) listen_addr = NULL;
+  g_autoptr (GSocketAddress) sockaddr = NULL;
+  g_autoptr (GTlsCertificate) cert = NULL;
+  g_autoptr (SignalServer) server = NULL;
+  g_autoptr (GMainLoop) loop = NULL;
+  g_autofree char *cert_path = NULL;
+  g_autofree char *key_path = NULL;
+  g_autofree char *pin = NULL;
+  g_autofree char *host_text = NULL;
+  GSource *sigint = NULL, *sigterm = NULL;
+  GMainContext *ctx = g_main_context_default ();
+  SignalServerConfig config = { 0 };
+  guint16 port = 0, bound_port = 0;
+
+  /* stdout carries the url/pin/ready lines that scripts read; logs go to stderr. */
+  g_log_writer_default_set_use_stderr (TRUE);
+
+  g_option_context_set_summary (octx, summary);
+  g_option_context_set_description (octx, description);
+  g_option_context_add_main_entries (octx, entries, NULL);
+  if (!g_option_context_parse (octx, &argc, &argv, &error))
+    die_usage ("%s", error->message);
+  if (argc > 1)
+    die_usage ("unexpected argument \"%s\"", argv[1]);
+  if (o.listen == NULL)
+    die_usage ("--listen is required");
+  if (o.state_dir == NULL && (o.cert == NULL || o.key == NULL))
+    die_usage ("--state-dir is required unless --cert and --key are given");
+  if ((o.cert == NULL) != (o.key == NULL))
+    die_usage ("--cert and --key go together");
+  if (!parse_listen (o.listen, &listen_addr, &port))
+    die_usage (
+        "--listen: expected ADDR:PORT or [ADDR]:PORT with an IP address, got \"%s\"",
+        o.listen);
+  for (gsize i = 0; o.stun != NULL && o.stun[i] != NULL; i++)
+    {
+      g_autofree char *h = NULL;
+      guint16 p;
+
+      if (i >= SIGMSG_MAX_ICE_SERVERS)
+        die_usage ("--stun: at most %d servers", SIGMSG_MAX_ICE_SERVERS);
+      if (!sigmsg_split_host_port (o.stun[i], &h, &p))
+        die_usage ("--stun: expected HOST:PORT, got \"%s\"", o.stun[i]);
+    }
+  config.max_peers
+      = parse_count ("--max-peers", o.max_peers, MAILBOX_DEFAULT_PEERS_MAX, 1, 10000000);
+  config.rate = parse_count ("--rate", o.rate, SIGNAL_RATE_DEFAULT, 1, 1000000);
+  config.burst = parse_count ("--burst", o.burst, SIGNAL_BURST_DEFAULT, 1, 1000000);
+  config.stun = (const char *const *)o.stun;
+
+  host_text = g_inet_address_to_string (listen_addr);
+  if (o.cert != NULL)
+    {
+      cert_path = g_strdup (o.cert);
+      key_path = g_strdup (o.key);
+    }
+  else if (!signal_cert_ensure (o.state_dir, host_text, &cert_path, &key_path, &error))
+    {
+      g_printerr ("p2ptun-signal: %s\n", error->message);
+      return 1;
+    }
+  cert = g_tls_certificate_new_from_files (cert_path, key_path, &error);
+  if (cert == NULL)
+    {
+      g_printerr ("p2ptun-signal: cannot load %s and %s: %s\n", cert_path, key_path,
+                  error->message);
+      return 1;
+    }
+  pin = signal_cert_pin (cert, &error);
+  if (pin == NULL)
+    {
+      g_printerr ("p2ptun-signal: %s\n", error->message);
+      return 1;
+    }
+
+  server = signal_server_new (ctx, &config, cert);
+  sockaddr = g_inet_socket_address_new (listen_addr, port);
+  if (!signal_server_listen (server, sockaddr, &bound_port, &error))
+    {
+      g_printerr ("p2ptun-signal: %s: %s\n", o.listen, error->message);
+      return 1;
+    }
+
+  if (g_inet_address_get_family (listen_addr) == G_SOCKET_FAMILY_IPV6)
+    printf ("url https://[%s]:%u\n", host_text, (unsigned)bound_port);
+  else
+    printf ("url https://%s:%u\n", host_text, (unsigned)bound_port);
+  printf ("pin %s\n", pin);
+  printf ("ready\n");
+  fflush (stdout);
+
+  loop = g_main_loop_new (ctx, FALSE);
+  watch_signal (ctx, SIGINT, loop, &sigint);
+  watch_signal (ctx, SIGTERM, loop, &sigterm);
+  g_message ("serving on port %u", (unsigned)bound_port);
+  g_main_loop_run (loop);
+
+  source_clear (&sigint);
+  source_clear (&sigterm);
+  return 0;
+}

@@ -1,0 +1,630 @@
+/* The HTTPS shell of p2ptun-signal. See server.h and signaling/API.md. */
+#include "server.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include "cert.h"
+#include "mailbox.h"
+#include "peerid.h"
+#include "ratelimit.h"
+#include "sigmsg.h"
+
+GQuark
+signal_server_error_quark (void)
+{
+  return g_quark_from_static_string ("p2ptun-signal-server-error-quark");
+}
+
+/* API.md: bodies over 16 KiB are refused; receives wait 0..30 s, 25 by default. */
+#define SIGNAL_BODY_MAX SIGMSG_MAX_JSON
+#define SIGNAL_WAIT_MAX 30
+#define SIGNAL_WAIT_DEFAULT 25
+/* Rate-limit buckets held at most per kind of key; a new client beyond this is
+ * refused until old buckets have refilled. */
+#define SIGNAL_RATE_KEYS_MAX 65536
+#define SIGNAL_PRUNE_INTERVAL_S 1
+/* RFC 6585 section 4; libsoup 3.2 has no name for it. */
+#define SIGNAL_STATUS_TOO_MANY_REQUESTS 429
+
+#define PEERS_PREFIX "/v1/peers/"
+#define MESSAGES_SUFFIX "/messages"
+
+/* Bytes of body received so far, on each message. */
+#define BODY_SIZE_KEY "p2ptun-body-size"
+/* A refused body is read and thrown away up to this much, so that the client
+ * can read the 413; past it the connection is cut. */
+#define SIGNAL_BODY_DISCARD_MAX (1024 * 1024)
+
+/* One open long-poll: a paused GET of @peer's messages. */
+typedef struct
+{
+  SignalServer *self;
+  SoupServerMessage *msg; /* owned reference */
+  char peer[PEERID_SIZE];
+  GSource *timeout; /* owned: answers when the wait is over */
+  GSource *watch;   /* owned: answers when the client goes away */
+  gulong finished_id;
+} Waiter;
+
+struct _SignalServer
+{
+  GMainContext *ctx;
+  SoupServer *soup;
+  MailboxStore *mailboxes;
+  RateLimiter *peer_limits; /* by the caller's peer-id */
+  RateLimiter *addr_limits; /* by remote address, for requests without a certificate */
+  char *ice_json;
+  gsize ice_len;
+  GHashTable *waiters; /* peer-id (in the Waiter) -> Waiter*, owned by hand */
+  GSource *prune_timer;
+};
+
+static void
+reply_json (SoupServerMessage *msg, guint status, char *json, gsize len)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+
+  soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  soup_server_message_set_status (
+      msg, status,
+      status == SIGNAL_STATUS_TOO_MANY_REQUESTS ? "Too Many Requests" : NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, json, len);
+}
+
+/* {"error":CODE,"message":TEXT}. Codes and texts are our own constants: no
+ * input of the client is ever echoed back. */
+static void
+reply_error (SoupServerMessage *msg, guint status, const char *code, const char *text)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  gsize len = 0;
+  char *json;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "error");
+  json_builder_add_string_value (b, code);
+  json_builder_set_member_name (b, "message");
+  json_builder_add_string_value (b, text);
+  json_builder_end_object (b);
+  root = json_builder_get_root (b);
+  json_generator_set_root (gen, root);
+  json = json_generator_to_data (gen, &len);
+  reply_json (msg, status, json, len);
+  g_debug ("%s: %u %s", soup_server_message_get_method (msg), status, code);
+}
+
+static void
+reply_literal (SoupServerMessage *msg, guint status, const char *json)
+{
+  reply_json (msg, status, g_strdup (json), strlen (json));
+}
+
+static void
+reply_too_large (SoupServerMessage *msg)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+
+  reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large",
+               "the body is over 16 KiB");
+  /* Whatever still arrives is read and thrown away; the connection ends. */
+  soup_message_body_set_accumulate (body, FALSE);
+  soup_message_body_truncate (body);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Connection", "close");
+}
+
+/* --- long-polls --- */
+
+static void waiter_finish (Waiter *w, gboolean deliver);
+
+static gboolean
+waiter_on_timeout (gpointer data)
+{
+  waiter_finish (data, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* While a long-poll waits the client has nothing to send: readable means it
+ * closed the connection (or broke protocol). Answer now, without handing out
+ * messages, so they stay queued for its next receive. */
+static gboolean
+waiter_on_socket (GSocket *socket, GIOCondition cond, gpointer data)
+{
+  waiter_finish (data, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+waiter_free (Waiter *w)
+{
+  if (w->timeout != NULL)
+    {
+      g_source_destroy (w->timeout);
+      g_source_unref (w->timeout);
+    }
+  if (w->watch != NULL)
+    {
+      g_source_destroy (w->watch);
+      g_source_unref (w->watch);
+    }
+  if (w->finished_id != 0)
+    g_signal_handler_disconnect (w->msg, w->finished_id);
+  g_object_unref (w->msg);
+  g_free (w);
+}
+
+/* libsoup finished the message while it was paused: the connection is gone. */
+static void
+waiter_on_finished (SoupServerMessage *msg, gpointer data)
+{
+  Waiter *w = data;
+  SignalServer *self = w->self;
+
+  g_hash_table_remove (self->waiters, w->peer);
+  mailbox_store_set_receiving (self->mailboxes, w->peer, FALSE, g_get_monotonic_time ());
+  waiter_free (w);
+}
+
+static void
+reply_messages (SignalServer *self, SoupServerMessage *msg, const char *peer,
+                gboolean deliver, gint64 now)
+{
+  g_autoptr (GPtrArray) items = NULL;
+  gsize len = 0;
+  char *json;
+
+  if (deliver)
+    items = mailbox_store_take (self->mailboxes, peer, now);
+  else
+    items = g_ptr_array_new ();
+  json = sigmsg_batch_to_json ((Sigmsg *const *)items->pdata, items->len, &len);
+  g_debug ("receive by %.8s…: %u message(s)", peer, items->len);
+  reply_json (msg, SOUP_STATUS_OK, json, len);
+}
+
+/* Answers the long-poll with the queued messages (or, unless @deliver, with
+ * an empty list) and forgets it. */
+static void
+waiter_finish (Waiter *w, gboolean deliver)
+{
+  SignalServer *self = w->self;
+  gint64 now = g_get_monotonic_time ();
+
+  g_hash_table_remove (self->waiters, w->peer);
+  /* Answered here: libsoup's "finished" must not free it a second time. */
+  g_signal_handler_disconnect (w->msg, w->finished_id);
+  w->finished_id = 0;
+  reply_messages (self, w->msg, w->peer, deliver, now);
+  soup_server_message_unpause (w->msg);
+  mailbox_store_set_receiving (self->mailboxes, w->peer, FALSE, now);
+  waiter_free (w);
+}
+
+static void
+waiter_start (SignalServer *self, SoupServerMessage *msg, const char *peer, guint wait_s)
+{
+  Waiter *w = g_new0 (Waiter, 1);
+  GSocket *socket = soup_server_message_get_socket (msg);
+
+  w->self = self;
+  w->msg = g_object_ref (msg);
+  g_strlcpy (w->peer, peer, sizeof w->peer);
+
+  w->timeout = g_timeout_source_new_seconds (wait_s);
+  g_source_set_callback (w->timeout, waiter_on_timeout, w, NULL);
+  g_source_attach (w->timeout, self->ctx);
+  if (socket != NULL)
+    {
+      w->watch = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+      g_source_set_callback (w->watch, G_SOURCE_FUNC (waiter_on_socket), w, NULL);
+      g_source_attach (w->watch, self->ctx);
+    }
+  w->finished_id = g_signal_connect (msg, "finished", G_CALLBACK (waiter_on_finished), w);
+  g_hash_table_insert (self->waiters, w->peer, w);
+  soup_server_message_pause (msg);
+}
+
+/* --- requests --- */
+
+static void
+handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
+             const char *to, gint64 now)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (Sigmsg) m = NULL;
+  g_autoptr (GError) error = NULL;
+  const char *data;
+  gsize len = 0;
+  gboolean online;
+  Waiter *w;
+
+  if (body->length < 0 || (guint64)body->length > SIGNAL_BODY_MAX)
+    {
+      reply_too_large (msg);
+      return;
+    }
+  bytes = soup_message_body_flatten (body);
+  data = g_bytes_get_data (bytes, &len);
+  m = sigmsg_parse (data != NULL ? data : "", len, FALSE, &error);
+  if (m == NULL)
+    {
+      g_debug ("message from %.8s… refused: %s", caller, error->message);
+      if (g_error_matches (error, SIGMSG_ERROR, SIGMSG_ERROR_TOO_LARGE))
+        reply_too_large (msg);
+      else
+        reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-message",
+                     "the body is not a valid signaling message");
+      return;
+    }
+  /* The sender is who the TLS handshake proved, never what it claims. */
+  g_strlcpy (m->from, caller, sizeof m->from);
+
+  switch (mailbox_store_post (self->mailboxes, to, g_steal_pointer (&m), now))
+    {
+    case MAILBOX_OK:
+      break;
+    case MAILBOX_FULL:
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
+                   "the recipient already has 64 queued messages");
+      return;
+    case MAILBOX_TOO_MANY_PEERS:
+    default:
+      reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
+                   "the server holds mailboxes for its maximum number of peers");
+      return;
+    }
+
+  online = mailbox_store_is_online (self->mailboxes, to, now);
+  w = g_hash_table_lookup (self->waiters, to);
+  if (w != NULL)
+    waiter_finish (w, TRUE);
+  reply_literal (msg, SOUP_STATUS_ACCEPTED,
+                 online ? "{\"queued\":true,\"online\":true}"
+                        : "{\"queued\":true,\"online\":false}");
+  g_debug ("message from %.8s… to %.8s… queued", caller, to);
+}
+
+/* "wait=N", N a decimal integer 0..30; absent means the default. */
+static gboolean
+parse_wait (GHashTable *query, guint *wait_s)
+{
+  const char *value = query != NULL ? g_hash_table_lookup (query, "wait") : NULL;
+  guint64 n;
+
+  if (value == NULL)
+    {
+      *wait_s = SIGNAL_WAIT_DEFAULT;
+      return TRUE;
+    }
+  if (value[0] < '0' || value[0] > '9'
+      || !g_ascii_string_to_unsigned (value, 10, 0, SIGNAL_WAIT_MAX, &n, NULL))
+    return FALSE;
+  *wait_s = (guint)n;
+  return TRUE;
+}
+
+static void
+handle_get (SignalServer *self, SoupServerMessage *msg, GHashTable *query,
+            const char *caller, const char *owner, gint64 now)
+{
+  guint wait_s;
+  Waiter *previous;
+
+  if (!peerid_equal (caller, owner))
+    {
+      reply_error (msg, SOUP_STATUS_FORBIDDEN, "forbidden",
+                   "only the owner of a mailbox may read it");
+      return;
+    }
+  if (!parse_wait (query, &wait_s))
+    {
+      reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-request",
+                   "wait must be a whole number of seconds from 0 to 30");
+      return;
+    }
+  /* API.md: a second receive by the same peer ends the first one. */
+  previous = g_hash_table_lookup (self->waiters, owner);
+  if (previous != NULL)
+    waiter_finish (previous, FALSE);
+
+  if (mailbox_store_set_receiving (self->mailboxes, owner, TRUE, now) != MAILBOX_OK)
+    {
+      reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
+                   "the server holds mailboxes for its maximum number of peers");
+      return;
+    }
+  if (wait_s == 0 || mailbox_store_queued (self->mailboxes, owner) > 0)
+    {
+      reply_messages (self, msg, owner, TRUE, now);
+      mailbox_store_set_receiving (self->mailboxes, owner, FALSE, now);
+      return;
+    }
+  waiter_start (self, msg, owner, wait_s);
+}
+
+/* "/v1/peers/<id>/messages": returns the <id> segment (which may still be
+ * invalid), or NULL for any other path. */
+static char *
+route_peer_messages (const char *path)
+{
+  const char *id, *slash;
+
+  if (!g_str_has_prefix (path, PEERS_PREFIX))
+    return NULL;
+  id = path + strlen (PEERS_PREFIX);
+  slash = strchr (id, '/');
+  if (slash == NULL || strcmp (slash, MESSAGES_SUFFIX) != 0)
+    return NULL;
+  return g_strndup (id, (gsize)(slash - id));
+}
+
+static void
+on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
+            gpointer data)
+{
+  SignalServer *self = data;
+  GTlsCertificate *cert = soup_server_message_get_tls_peer_certificate (msg);
+  const char *method = soup_server_message_get_method (msg);
+  const char *remote = soup_server_message_get_remote_host (msg);
+  gint64 now = g_get_monotonic_time ();
+  char caller[PEERID_SIZE] = "";
+  gboolean authenticated;
+  g_autofree char *peer = NULL;
+  gboolean allowed;
+
+  authenticated = cert != NULL && signal_cert_peer_id (cert, caller);
+  if (authenticated)
+    allowed = ratelimit_allow (self->peer_limits, caller, now);
+  else
+    allowed = ratelimit_allow (self->addr_limits, remote != NULL ? remote : "", now);
+  if (!allowed)
+    {
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "rate-limited",
+                   "too many requests; slow down");
+      return;
+    }
+
+  if (strcmp (path, "/healthz") == 0)
+    {
+      if (method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD)
+        reply_literal (msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
+      else
+        reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                     "this path takes GET");
+      return;
+    }
+  if (!g_str_has_prefix (path, "/v1/"))
+    {
+      reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "no such path");
+      return;
+    }
+  if (!authenticated)
+    {
+      reply_error (msg, SOUP_STATUS_UNAUTHORIZED, "unauthenticated",
+                   "present the agent's client certificate");
+      return;
+    }
+
+  if (strcmp (path, "/v1/ice-servers") == 0)
+    {
+      if (method == SOUP_METHOD_GET)
+        reply_json (msg, SOUP_STATUS_OK, g_memdup2 (self->ice_json, self->ice_len),
+                    self->ice_len);
+      else
+        reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                     "this path takes GET");
+      return;
+    }
+
+  peer = route_peer_messages (path);
+  if (peer == NULL)
+    {
+      reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "no such path");
+      return;
+    }
+  if (method != SOUP_METHOD_GET && method != SOUP_METHOD_POST)
+    {
+      reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                   "this path takes GET or POST");
+      return;
+    }
+  if (!peerid_is_valid (peer))
+    {
+      reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-peer-id",
+                   "the path does not name a valid peer-id");
+      return;
+    }
+  if (method == SOUP_METHOD_POST)
+    handle_post (self, msg, caller, peer, now);
+  else
+    handle_get (self, msg, query, caller, peer, now);
+}
+
+/* Runs when the request headers are in, before the body is read: a body
+ * announced too large is refused without being stored. */
+static void
+on_early_request (SoupServer *soup, SoupServerMessage *msg, const char *path,
+                  GHashTable *query, gpointer data)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH
+      && soup_message_headers_get_content_length (headers) > SIGNAL_BODY_MAX)
+    reply_too_large (msg);
+}
+
+/* A chunked body has no announced length: count it as it arrives. */
+static void
+on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
+{
+  gsize total = GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (msg), BODY_SIZE_KEY));
+
+  total += MIN (g_bytes_get_size (chunk), G_MAXSIZE - total);
+  g_object_set_data (G_OBJECT (msg), BODY_SIZE_KEY, GSIZE_TO_POINTER (total));
+  if (total > SIGNAL_BODY_MAX && soup_server_message_get_status (msg) == 0)
+    reply_too_large (msg);
+  if (total > SIGNAL_BODY_DISCARD_MAX)
+    {
+      GSocket *socket = soup_server_message_get_socket (msg);
+
+      if (socket != NULL)
+        g_socket_shutdown (socket, TRUE, TRUE, NULL);
+    }
+}
+
+/* Client certificates are self-signed: who they are is their public key
+ * (the peer-id), checked per request, so every certificate is accepted. The
+ * TLS handshake has already proven that the client holds its private key. */
+static gboolean
+on_accept_certificate (SoupServerMessage *msg, GTlsCertificate *cert,
+                       GTlsCertificateFlags errors, gpointer data)
+{
+  return TRUE;
+}
+
+static void
+on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
+{
+  g_signal_connect (msg, "accept-certificate", G_CALLBACK (on_accept_certificate), NULL);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), NULL);
+}
+
+static gboolean
+on_prune (gpointer data)
+{
+  SignalServer *self = data;
+  gint64 now = g_get_monotonic_time ();
+  guint dropped = mailbox_store_prune (self->mailboxes, now);
+
+  if (dropped > 0)
+    g_debug ("dropped %u expired message(s)", dropped);
+  ratelimit_prune (self->peer_limits, now);
+  ratelimit_prune (self->addr_limits, now);
+  return G_SOURCE_CONTINUE;
+}
+
+static char *
+ice_servers_json (const char *const *stun, gsize *len)
+{
+  g_autoptr (SigmsgIceServers) ice = sigmsg_ice_servers_new ();
+
+  for (gsize i = 0; stun != NULL && stun[i] != NULL; i++)
+    g_ptr_array_add (ice->stun, g_strdup (stun[i]));
+  return sigmsg_ice_servers_to_json (ice, len);
+}
+
+SignalServer *
+signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
+                   GTlsCertificate *cert)
+{
+  SignalServer *self;
+  MailboxLimits limits = {
+    .queue_max = MAILBOX_DEFAULT_QUEUE_MAX,
+    .peers_max = config->max_peers,
+    .max_age_us = MAILBOX_DEFAULT_MAX_AGE_US,
+    .online_us = MAILBOX_DEFAULT_ONLINE_US,
+  };
+
+  g_return_val_if_fail (config != NULL && G_IS_TLS_CERTIFICATE (cert), NULL);
+
+  self = g_new0 (SignalServer, 1);
+  self->ctx
+      = ctx != NULL ? g_main_context_ref (ctx) : g_main_context_ref_thread_default ();
+  self->mailboxes = mailbox_store_new (&limits, (GDestroyNotify)sigmsg_free);
+  self->peer_limits = ratelimit_new (config->rate, config->burst, SIGNAL_RATE_KEYS_MAX);
+  self->addr_limits = ratelimit_new (config->rate, config->burst, SIGNAL_RATE_KEYS_MAX);
+  self->ice_json = ice_servers_json (config->stun, &self->ice_len);
+  self->waiters = g_hash_table_new (g_str_hash, g_str_equal);
+
+  self->soup = soup_server_new ("tls-certificate", cert, NULL);
+  soup_server_set_tls_auth_mode (self->soup, G_TLS_AUTHENTICATION_REQUESTED);
+  g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
+  soup_server_add_early_handler (self->soup, NULL, on_early_request, self, NULL);
+  soup_server_add_handler (self->soup, NULL, on_request, self, NULL);
+
+  self->prune_timer = g_timeout_source_new_seconds (SIGNAL_PRUNE_INTERVAL_S);
+  g_source_set_callback (self->prune_timer, on_prune, self, NULL);
+  g_source_attach (self->prune_timer, self->ctx);
+  return self;
+}
+
+gboolean
+signal_server_listen (SignalServer *self, GSocketAddress *address, guint16 *bound_port,
+                      GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  GSList *listeners;
+  gboolean ok;
+
+  /* SoupServer attaches its sockets to the thread-default context. */
+  g_main_context_push_thread_default (self->ctx);
+  ok = soup_server_listen (self->soup, address, SOUP_SERVER_LISTEN_HTTPS, &local_error);
+  g_main_context_pop_thread_default (self->ctx);
+  if (!ok)
+    {
+      g_set_error (error, SIGNAL_SERVER_ERROR, SIGNAL_SERVER_ERROR_LISTEN,
+                   "cannot listen: %s", local_error->message);
+      return FALSE;
+    }
+
+  *bound_port = 0;
+  listeners = soup_server_get_listeners (self->soup);
+  for (GSList *l = listeners; l != NULL && *bound_port == 0; l = l->next)
+    {
+      g_autoptr (GSocketAddress) local = g_socket_get_local_address (l->data, NULL);
+
+      if (G_IS_INET_SOCKET_ADDRESS (local))
+        *bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+    }
+  g_slist_free (listeners);
+  if (*bound_port == 0)
+    {
+      g_set_error_literal (error, SIGNAL_SERVER_ERROR, SIGNAL_SERVER_ERROR_LISTEN,
+                           "cannot find the bound port");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+signal_server_free (SignalServer *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (self == NULL)
+    return;
+  if (self->waiters != NULL)
+    {
+      g_hash_table_iter_init (&iter, self->waiters);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        {
+          g_hash_table_iter_steal (&iter);
+          waiter_free (value);
+        }
+      g_hash_table_destroy (self->waiters);
+    }
+  if (self->soup != NULL)
+    {
+      soup_server_disconnect (self->soup);
+      g_object_unref (self->soup);
+    }
+  if (self->prune_timer != NULL)
+    {
+      g_source_destroy (self->prune_timer);
+      g_source_unref (self->prune_timer);
+    }
+  mailbox_store_free (self->mailboxes);
+  ratelimit_free (self->peer_limits);
+  ratelimit_free (self->addr_limits);
+  g_free (self->ice_json);
+  if (self->ctx != NULL)
+    g_main_context_unref (self->ctx);
+  g_free (self);
+}

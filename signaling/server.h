@@ -1,0 +1,34 @@
+/* The HTTPS shell of p2ptun-signal: routes the requests of signaling/API.md
+ * to the mailbox store, the rate limiters and the long-polls. */
+#pragma once
+
+#include <gio/gio.h>
+
+#define SIGNAL_SERVER_ERROR (signal_server_error_quark ())
+GQuark signal_server_error_quark (void);
+typedef enum
+{
+  SIGNAL_SERVER_ERROR_LISTEN, /* the address cannot be bound */
+} SignalServerError;
+
+typedef struct
+{
+  guint max_peers;         /* mailboxes held at most */
+  guint rate;              /* requests per second per client */
+  guint burst;             /* requests at once per client */
+  const char *const *stun; /* "host:port" entries, NULL-terminated; may be NULL */
+} SignalServerConfig;
+
+typedef struct _SignalServer SignalServer;
+
+/* Serves on @ctx with @cert (which must hold its private key); the server
+ * keeps its own references. */
+SignalServer *signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
+                                 GTlsCertificate *cert);
+void signal_server_free (SignalServer *self);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SignalServer, signal_server_free)
+
+/* Listens on @address (port 0: a free port). Returns the bound port in
+ * @bound_port. */
+gboolean signal_server_listen (SignalServer *self, GSocketAddress *address,
+                               guint16 *bound_port, GError **error);

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/).
+
+Run from anywhere; existing seeds with the same names are overwritten, other
+files (crash inputs kept for replay) are left alone. The formats are those of
+proto/PROTOCOL.md."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SESSION = "0123456789abcdef0123456789abcdef"
+PEER = "v7hgw73wxjh5x4e2yhbzmzbd3ozvxabnxzgkcsusztm34ucax2ma"
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def frame(ver, typ, sid, payload=b""):
+    return struct.pack(">BBI", ver, typ, sid) + payload
+
+
+def ctl(typ, body):
+    return struct.pack(">BH", typ, len(body)) + body
+
+
+def frames():
+    write("frame", "segment", frame(1, 1, 0, b"\x03\x00\x04\x00\x00\x00\x05"))
+    write("frame", "segment-empty", frame(1, 1, 7))
+    write("frame", "datagram", frame(1, 2, 0x80000002, b"\x80\x60" + bytes(10)))
+    write("frame", "datagram-max", frame(1, 2, 0xFFFFFFFF, bytes(1157)))
+    write("frame", "too-long", frame(1, 2, 1, bytes(1158)))
+    write("frame", "header-only-short", frame(1, 1, 1)[:5])
+    write("frame", "empty", b"")
+    write("frame", "version-0", frame(0, 1, 1, b"x"))
+    write("frame", "version-2", frame(2, 1, 1, b"x"))
+    write("frame", "type-0", frame(1, 0, 1, b"x"))
+    write("frame", "type-3", frame(1, 3, 1, b"x"))
+    write("frame", "dtls-like", bytes([22, 254, 253]) + bytes(10))
+
+
+def ctlmsgs():
+    hello = ctl(1, b"\x01")
+    open_ = ctl(2, struct.pack(">IB", 5, 3) + b"web")
+    accept = ctl(3, struct.pack(">I", 5))
+    refuse = ctl(4, struct.pack(">IBB", 7, 1, 11) + b"not exposed")
+    close = ctl(5, struct.pack(">I", 5))
+    ping = ctl(6, struct.pack(">Q", 0x0102030405060708))
+    pong = ctl(7, struct.pack(">Q", 0x0102030405060708))
+    bye = ctl(8, struct.pack(">BB", 0, 8) + b"shutdown")
+    write("ctlmsg", "hello", hello)
+    write("ctlmsg", "hello-v2-extended", ctl(1, b"\x02\xaa\xbb"))
+    write("ctlmsg", "open", open_)
+    write("ctlmsg", "accept", accept)
+    write("ctlmsg", "refuse", refuse)
+    write("ctlmsg", "close", close)
+    write("ctlmsg", "ping-pong", ping + pong)
+    write("ctlmsg", "bye", bye)
+    write("ctlmsg", "conversation", hello + open_ + accept + ping + pong + close + bye)
+    write("ctlmsg", "open-max-name", ctl(2, struct.pack(">IB", 9, 63) + b"n" * 63))
+    write("ctlmsg", "refuse-max-text", ctl(4, struct.pack(">IBB", 9, 3, 255) + b"~" * 255))
+    write("ctlmsg", "truncated", open_[:-1])
+    write("ctlmsg", "too-long", struct.pack(">BH", 6, 513) + bytes(513))
+    write("ctlmsg", "trailing", ctl(3, struct.pack(">I", 5) + b"\x00"))
+
+
+def msg(**kw):
+    parts = ['"v":1']
+    for k, v in kw.items():
+        parts.append('"%s":"%s"' % (k, v))
+    return "{" + ",".join(parts) + "}"
+
+
+def sigmsgs():
+    offer = msg(type="offer", session=SESSION, ufrag="Ab+/", pwd="abcdefghijklmnopqrstuv")
+    answer = msg(type="answer", session=SESSION, ufrag="zzzz", pwd="+/" * 12, **{"from": PEER})
+    cand = msg(type="candidate", session=SESSION,
+               candidate="candidate:1 1 UDP 2130706431 192.0.2.1 54321 typ host")
+    eoc = msg(type="end-of-candidates", session=SESSION)
+    bye = msg(type="bye", session=SESSION, reason="not-trusted", text="go \\\"away\\\"")
+    eoc_from = msg(type="end-of-candidates", session=SESSION, **{"from": PEER})
+    cand_from = msg(type="candidate", session=SESSION, **{"from": PEER},
+                    candidate="candidate:2 1 TCP 1015022079 198.51.100.2 9 typ srflx")
+    # mode byte: 0 parse, 1 parse with from, 2 batch, 3 ice servers,
+    # 4 host:port, 5 turn uri
+    write("sigmsg", "0-offer", "\x00" + offer)
+    write("sigmsg", "0-candidate", "\x00" + cand)
+    write("sigmsg", "0-bye", "\x00" + bye)
+    write("sigmsg", "0-unknown-members", "\x00" + eoc[:-1] +
+          ',"x":{"y":[1,-2.5e3,true,false,null,"\\u00e9\\ud83d\\ude00"]}}')
+    write("sigmsg", "0-version-2", "\x00" + '{"v":2,"type":"offer"}')
+    write("sigmsg", "0-duplicate", "\x00" + eoc[:-1] + ',"v":1}')
+    write("sigmsg", "1-answer-from", "\x01" + answer)
+    write("sigmsg", "2-batch", "\x02" + '{"messages":[%s,%s,%s]}' % (eoc_from, cand_from, answer))
+    write("sigmsg", "2-batch-empty", "\x02" + '{"messages":[]}')
+    write("sigmsg", "3-ice-servers", "\x03" + '{"stun":["stun.example.org:3478","[2001:db8::1]:3478"],'
+          '"turn":[{"uri":"turn:relay.example:3478?transport=udp","username":"1700000000:%s",'
+          '"password":"c2VjcmV0c2VjcmV0c2VjcmV0c2U="},{"uri":"turns:192.0.2.9:443",'
+          '"username":"u","password":"p"}]}' % PEER)
+    write("sigmsg", "3-ice-empty", "\x03{}")
+    write("sigmsg", "4-hostport", "\x04stun.example.org:3478")
+    write("sigmsg", "4-hostport-v6", "\x04[2001:db8::1]:443")
+    write("sigmsg", "4-hostport-v4", "\x04192.0.2.1:19302")
+    write("sigmsg", "5-turn-uri", "\x05turn:relay.example:3478?transport=tcp")
+    write("sigmsg", "5-turns-uri", "\x05turns:[::1]:5349")
+
+
+if __name__ == "__main__":
+    frames()
+    ctlmsgs()
+    sigmsgs()

@@ -1,0 +1,312 @@
+"""Shared pieces of the integration tests: real p2ptun programs as processes on
+loopback, each test in its own temporary directory, everything stopped and
+removed at the end, also on failure. Python standard library only."""
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise TestFailure(what)
+
+
+def free_port():
+    """A TCP and UDP port that nothing on loopback uses right now."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise TestFailure("no free port")
+
+
+class Process:
+    """A running program whose stderr (or stdout) lines are collected."""
+
+    def __init__(self, name, argv, env=None, stdin=subprocess.DEVNULL, capture_stdout=False):
+        self.name = name
+        self.argv = argv
+        self.lines = []
+        self.cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            argv, stdin=stdin, env=env,
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stream):
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            sys.stderr.write("[%s] %s\n" % (self.name, line))
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_line(self, pattern, timeout=30.0):
+        """The first line matching pattern (a regex); fails after timeout."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self.cond:
+            while True:
+                for line in self.lines[seen:]:
+                    m = rx.search(line)
+                    if m:
+                        return m
+                seen = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure("%s: no line matching %r within %.0f s" % (self.name, pattern, timeout))
+                if self.proc.poll() is not None and not self.reader.is_alive():
+                    raise TestFailure("%s exited (%s) without a line matching %r"
+                                      % (self.name, self.proc.returncode, pattern))
+                self.cond.wait(min(left, 0.5))
+
+    def text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def wait_exit(self, timeout=30.0):
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure("%s did not exit within %.0f s" % (self.name, timeout))
+        self.reader.join(5)
+        return code
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+class Lab:
+    """One test's world: a temp directory and the processes it started."""
+
+    def __init__(self, build_dir):
+        self.build = os.path.abspath(build_dir)
+        self.agent_bin = os.path.join(self.build, "agent", "p2ptun-agent")
+        self.signal_bin = os.path.join(self.build, "signaling", "p2ptun-signal")
+        self.dir = tempfile.mkdtemp(prefix="p2ptun-test-")
+        self.procs = []
+        self.services = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for s in self.services:
+            s.close()
+        for p in reversed(self.procs):
+            p.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def start(self, name, argv, **kw):
+        p = Process(name, argv, **kw)
+        self.procs.append(p)
+        return p
+
+    def signal_server(self, *extra):
+        """Starts p2ptun-signal; returns (process, url, pin)."""
+        state = self.path("signal-%d" % len(self.procs))
+        argv = [self.signal_bin, "--listen", "127.0.0.1:0", "--state-dir", state] + list(extra)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        wrapper = Process.__new__(Process)
+        wrapper.name, wrapper.argv, wrapper.lines = "signal", argv, []
+        wrapper.cond = threading.Condition()
+        wrapper.proc = proc
+        wrapper.reader = threading.Thread(target=wrapper._read, args=(proc.stderr,), daemon=True)
+        wrapper.reader.start()
+        self.procs.append(wrapper)
+        url = pin = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode().strip()
+            if not line:
+                if proc.poll() is not None:
+                    raise TestFailure("p2ptun-signal exited early: %s" % wrapper.text())
+                continue
+            if line.startswith("url "):
+                url = line[4:]
+            elif line.startswith("pin "):
+                pin = line[4:]
+            elif line == "ready":
+                break
+        check(url and pin, "p2ptun-signal did not print url and pin")
+        return wrapper, url, pin
+
+    def agent_dir(self, name):
+        d = self.path("agent-" + name)
+        out = subprocess.run([self.agent_bin, "id", "--config", d], capture_output=True, timeout=30)
+        check(out.returncode == 0, "p2ptun-agent id failed: %s" % out.stderr.decode())
+        peer_id = out.stdout.decode().strip()
+        check(re.fullmatch(r"[a-z2-7]{52}", peer_id), "bad peer-id %r" % peer_id)
+        return d, peer_id
+
+    def agent(self, name, config, args, url=None, pin=None, stdin=subprocess.DEVNULL,
+              capture_stdout=False):
+        """Starts p2ptun-agent ARGS (["pair", PEER, ...] or ["serve", ...]) with its
+        host candidates on loopback only."""
+        argv = [self.agent_bin] + list(args) + ["--config", config, "--local-address", "127.0.0.1"]
+        if url:
+            argv += ["--signal", url]
+        if pin:
+            argv += ["--signal-pin", pin]
+        return self.start(name, argv, stdin=stdin, capture_stdout=capture_stdout)
+
+    def service(self, kind, **kw):
+        s = Service(kind, **kw)
+        self.services.append(s)
+        return s
+
+
+def pattern_bytes(seed, n):
+    """n deterministic pseudo-random bytes."""
+    out = bytearray()
+    block = hashlib.sha256(b"p2ptun-%d" % seed).digest()
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(block + counter.to_bytes(8, "big")).digest() * 64
+        counter += 1
+    return bytes(out[:n])
+
+
+class Service:
+    """A TCP service on loopback, run in threads:
+    echo:   sends back what it receives, then closes after the client's EOF;
+    source: sends `size` pattern bytes and closes;
+    sink:   reads until EOF, then answers the SHA-256 hex of what it read."""
+
+    def __init__(self, kind, size=0, seed=1):
+        self.kind, self.size, self.seed = kind, size, seed
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        conn.settimeout(120)
+        try:
+            if self.kind == "echo":
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+            elif self.kind == "source":
+                data = pattern_bytes(self.seed, self.size)
+                view = memoryview(data)
+                for off in range(0, len(data), 1 << 16):
+                    conn.sendall(view[off:off + (1 << 16)])
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+            elif self.kind == "sink":
+                h = hashlib.sha256()
+                while True:
+                    data = conn.recv(1 << 16)
+                    if not data:
+                        break
+                    h.update(data)
+                conn.sendall(h.hexdigest().encode())
+                conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def connect_retry(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=120)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TestFailure("cannot connect to forwarded port %d" % port)
+            time.sleep(0.05)
+
+
+def roundtrip(port, data):
+    """Sends data through the forwarded port, half-closes, returns all that
+    comes back before the end of the stream."""
+    with connect_retry(port) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = bytearray()
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                return bytes(got)
+            got += chunk
+
+
+def run_cases(cases, argv):
+    """main(): argv = [script, build_dir, case]; exit code for meson."""
+    if len(argv) != 3 or argv[2] not in cases:
+        sys.stderr.write("usage: %s BUILD_DIR CASE (%s)\n" % (argv[0], ", ".join(sorted(cases))))
+        return 2
+    try:
+        with Lab(argv[1]) as lab:
+            cases[argv[2]](lab)
+    except TestFailure as e:
+        sys.stderr.write("FAIL: %s\n" % e)
+        return 1
+    sys.stderr.write("PASS: %s\n" % argv[2])
+    return 0

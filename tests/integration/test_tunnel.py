@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Integration tests of the direct tunnel on loopback: p2ptun-signal and two
+p2ptun-agent processes, real TCP services, bytes checked by SHA-256.
+
+usage: test_tunnel.py BUILD_DIR CASE"""
+
+import hashlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from lab import TestFailure, check, connect_retry, free_port, pattern_bytes, roundtrip, run_cases
+
+MIB = 1024 * 1024
+UP_RE = r"tunnel up: peer [a-z2-7]{52}, path direct \(host 127\.0\.0\.1:\d+ -> host 127\.0\.0\.1:\d+, udp\), rtt [\d.]+ ms"
+
+
+def setup_pair(lab, services, forwards, trust=True, serve_extra=(), pair_extra=()):
+    """A serving agent exposing services {name: port}, and a pairing agent with
+    -L forwards {local_port: name}. Returns (server, client, ids)."""
+    sig, url, pin = lab.signal_server()
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    sargs = ["serve"]
+    for name, port in services.items():
+        sargs += ["--expose", "%s=127.0.0.1:%d" % (name, port)]
+    if trust:
+        sargs += ["--trust", cid]
+    server = lab.agent("server", sdir, sargs + list(serve_extra), url, pin)
+    server.wait_line("serving as " + sid)
+    cargs = ["pair", sid]
+    for lport, name in forwards.items():
+        cargs += ["-L", "%d:%s" % (lport, name)]
+    client = lab.agent("client", cdir, cargs + list(pair_extra), url, pin)
+    return server, client, (sid, cid, url, pin)
+
+
+def transfer(lab):
+    """64 MiB through a forwarded port in each direction, hashes equal."""
+    size = 64 * MIB
+    source = lab.service("source", size=size, seed=7)
+    sink = lab.service("sink")
+    pdown, pup = free_port(), free_port()
+    server, client, _ = setup_pair(lab, {"down": source.port, "up": sink.port},
+                                   {pdown: "down", pup: "up"})
+    client.wait_line(UP_RE, timeout=20)
+    client.wait_line("forwarding 127.0.0.1:%d -> up" % pup)
+
+    expected = hashlib.sha256(pattern_bytes(7, size)).hexdigest()
+    result = {}
+
+    def download():
+        h = hashlib.sha256()
+        n = 0
+        with connect_retry(pdown) as s:
+            while True:
+                data = s.recv(1 << 16)
+                if not data:
+                    break
+                h.update(data)
+                n += len(data)
+        result["down"] = (n, h.hexdigest())
+
+    t = threading.Thread(target=download)
+    t0 = time.monotonic()
+    t.start()
+    payload = pattern_bytes(9, size)
+    with connect_retry(pup) as s:
+        view = memoryview(payload)
+        for off in range(0, size, 1 << 16):
+            s.sendall(view[off:off + (1 << 16)])
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while True:
+            data = s.recv(4096)
+            if not data:
+                break
+            answer += data
+    t.join(300)
+    elapsed = time.monotonic() - t0
+    check(not t.is_alive(), "download did not finish")
+    check(answer.decode() == hashlib.sha256(payload).hexdigest(),
+          "upload hash differs: %r" % answer[:80])
+    check(result["down"] == (size, expected), "download differs: %d bytes" % result["down"][0])
+    sys.stderr.write("128 MiB (64 each way, concurrently) in %.1f s\n" % elapsed)
+
+
+def streams50(lab):
+    """50 concurrent streams through one tunnel, each its own data, all intact."""
+    echo = lab.service("echo")
+    port = free_port()
+    server, client, _ = setup_pair(lab, {"echo": echo.port}, {port: "echo"})
+    client.wait_line(UP_RE, timeout=20)
+    client.wait_line("forwarding 127.0.0.1:%d -> echo" % port)
+    errors = []
+
+    def one(i):
+        data = pattern_bytes(100 + i, 256 * 1024 + i * 997)
+        try:
+            with connect_retry(port) as s:
+                def send():
+                    s.sendall(data)
+                    s.shutdown(socket.SHUT_WR)
+                w = threading.Thread(target=send)
+                w.start()
+                got = bytearray()
+                while True:
+                    chunk = s.recv(1 << 16)
+                    if not chunk:
+                        break
+                    got += chunk
+                w.join(60)
+            if bytes(got) != data:
+                errors.append("stream %d: %d of %d bytes, content %s" % (
+                    i, len(got), len(data), "differs" if len(got) == len(data) else "short"))
+        except OSError as e:
+            errors.append("stream %d: %s" % (i, e))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    check(not any(t.is_alive() for t in threads), "some streams did not finish")
+    check(not errors, "; ".join(errors[:5]))
+    check(echo.connections == 50, "service saw %d connections, not 50" % echo.connections)
+
+
+def stdio(lab):
+    """pair --stdio carries stdin to the service and its answer to stdout, then exits 0."""
+    echo = lab.service("echo")
+    sig, url, pin = lab.signal_server()
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                        "--trust", cid], url, pin)
+    server.wait_line("serving as")
+    client = lab.agent("client", cdir, ["pair", sid, "--stdio", "echo"], url, pin,
+                       stdin=subprocess.PIPE, capture_stdout=True)
+    data = pattern_bytes(3, 2 * MIB)
+    got = bytearray()
+
+    def reader():
+        while True:
+            chunk = client.proc.stdout.read1(1 << 16)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    r = threading.Thread(target=reader)
+    r.start()
+    client.proc.stdin.write(data)
+    client.proc.stdin.close()
+    r.join(60)
+    check(not r.is_alive(), "stdout did not end")
+    code = client.wait_exit(30)
+    check(bytes(got) == data, "stdio round trip differs: %d of %d bytes" % (len(got), len(data)))
+    check(code == 0, "pair --stdio exited %d" % code)
+
+
+def untrusted(lab):
+    """A serving agent that does not trust us refuses the tunnel, and says why."""
+    echo = lab.service("echo")
+    server, client, (sid, cid, _, _) = setup_pair(lab, {"echo": echo.port}, {free_port(): "echo"},
+                                                  trust=False)
+    client.wait_line(r"error: the peer does not trust this agent \(our peer-id is %s\)" % cid)
+    check(client.wait_exit(10) == 1, "pair should exit 1")
+    server.wait_line("refused a tunnel from %s: not trusted" % cid)
+    check(server.proc.poll() is None, "the server must keep serving")
+
+
+def not_exposed(lab):
+    """Asking for a service the peer does not expose is refused with the reason."""
+    echo = lab.service("echo")
+    port = free_port()
+    server, client, _ = setup_pair(lab, {"echo": echo.port}, {port: "nosuch"})
+    client.wait_line(UP_RE, timeout=20)
+    client.wait_line("forwarding 127.0.0.1:%d -> nosuch" % port)
+    with connect_retry(port) as s:
+        s.settimeout(10)
+        check(s.recv(10) == b"", "a refused stream must be closed")
+    client.wait_line(r"error: service 'nosuch' is not exposed by this agent")
+    check(client.wait_exit(10) == 1, "pair should exit 1")
+    server.wait_line(r"refused a stream from [a-z2-7]{52}: service 'nosuch' is not exposed")
+
+
+def offline(lab):
+    """A peer that is not connected: pair says so, keeps waiting, and connects
+    when the peer comes; --timeout ends the wait."""
+    echo = lab.service("echo")
+    sig, url, pin = lab.signal_server()
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    lonely = lab.agent("lonely", cdir, ["pair", sid, "-L", "%d:echo" % free_port(),
+                                        "--timeout", "2"], url, pin)
+    lonely.wait_line("peer %s is not connected to the signaling server; waiting" % sid)
+    lonely.wait_line(r"error: timed out after 2 s: no tunnel to peer %s" % sid, timeout=10)
+    check(lonely.wait_exit(10) == 1, "a timed-out pair should exit 1")
+
+    port = free_port()
+    client = lab.agent("client", cdir, ["pair", sid, "-L", "%d:echo" % port], url, pin)
+    client.wait_line("peer %s is not connected to the signaling server; waiting" % sid)
+    server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                        "--trust", cid], url, pin)
+    client.wait_line(UP_RE, timeout=30)
+    got = roundtrip(port, b"hello")
+    check(got == b"hello", "echo through the late tunnel: %r" % got)
+
+
+def mutual(lab):
+    """Two agents that each run pair <the other> connect with no trust set up."""
+    echo_a, echo_b = lab.service("echo"), lab.service("echo")
+    sig, url, pin = lab.signal_server()
+    adir, aid = lab.agent_dir("a")
+    bdir, bid = lab.agent_dir("b")
+    pa, pb = free_port(), free_port()
+    a = lab.agent("a", adir, ["pair", bid, "-L", "%d:echo" % pa, "--expose",
+                              "echo=127.0.0.1:%d" % echo_a.port], url, pin)
+    b = lab.agent("b", bdir, ["pair", aid, "-L", "%d:echo" % pb, "--expose",
+                              "echo=127.0.0.1:%d" % echo_b.port], url, pin)
+    a.wait_line(UP_RE, timeout=30)
+    b.wait_line(UP_RE, timeout=30)
+    for port, svc in ((pa, echo_b), (pb, echo_a)):
+        got = roundtrip(port, b"ping %d" % port)
+        check(got == b"ping %d" % port, "echo through port %d: %r" % (port, got))
+        check(svc.connections == 1, "the other side's service must answer")
+
+
+def sigterm(lab):
+    """SIGTERM closes the tunnel and tells the peer; exit code 0."""
+    echo = lab.service("echo")
+    port = free_port()
+    server, client, (sid, cid, _, _) = setup_pair(lab, {"echo": echo.port}, {port: "echo"})
+    client.wait_line(UP_RE, timeout=20)
+    s = connect_retry(port)
+    s.sendall(b"x")
+    check(s.recv(1) == b"x", "echo before SIGTERM")
+    client.signal(signal.SIGTERM)
+    check(client.wait_exit(10) == 0, "pair should exit 0 on SIGTERM")
+    server.wait_line("peer %s: the peer ended the tunnel" % cid, timeout=10)
+    s.settimeout(5)
+    try:
+        check(s.recv(1) == b"", "the forwarded connection must be closed")
+    except ConnectionResetError:
+        pass
+    s.close()
+
+
+def signal_errors(lab):
+    """Unreachable signaling server and pin mismatch: one clear line, exit 1."""
+    sig, url, pin = lab.signal_server()
+    cdir, cid = lab.agent_dir("client")
+    peer = "a" * 52
+    dead = "https://127.0.0.1:%d" % free_port()
+    p = lab.agent("unreachable", cdir, ["pair", peer, "-L", "%d:x" % free_port()], dead, pin)
+    p.wait_line(r"error: cannot reach the signaling server")
+    check(p.wait_exit(10) == 1, "unreachable: exit 1")
+    wrong = "sha256//" + "A" * 43 + "="
+    p = lab.agent("badpin", cdir, ["pair", peer, "-L", "%d:x" % free_port()], url, wrong)
+    p.wait_line(r"error: .*does not match the pin")
+    check(p.wait_exit(10) == 1, "pin mismatch: exit 1")
+
+
+def peer_mismatch(lab):
+    """A compromised signaling server passes agent Y off as X: the agent that
+    expects X refuses Y at the DTLS handshake, with the message."""
+    from evil_signal import EvilSignal
+    echo = lab.service("echo")
+    adir, aid = lab.agent_dir("a")
+    xdir, xid = lab.agent_dir("x")
+    ydir, yid = lab.agent_dir("y")
+    # A's messages to X go to Y as if from A; Y's messages to A arrive as if from X.
+    evil = EvilSignal(lab.dir, lambda to: (yid, aid) if to == xid else (aid, xid))
+    lab.services.append(evil)
+    y = lab.agent("y", ydir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port, "--trust", aid],
+                  evil.url, evil.pin)
+    y.wait_line("serving as")
+    a = lab.agent("a", adir, ["pair", xid, "-L", "%d:echo" % free_port()], evil.url, evil.pin)
+    a.wait_line(r"error: peer certificate does not match the peer-id: expected %s, got %s"
+                % (xid, yid), timeout=30)
+    check(a.wait_exit(10) == 1, "pair should exit 1")
+    check("tunnel up" not in a.text(), "no tunnel may come up")
+    check(echo.connections == 0, "the service must not be reached")
+
+
+CASES = {
+    "peer-mismatch": peer_mismatch,
+    "transfer": transfer,
+    "streams50": streams50,
+    "stdio": stdio,
+    "untrusted": untrusted,
+    "not-exposed": not_exposed,
+    "offline": offline,
+    "mutual": mutual,
+    "sigterm": sigterm,
+    "signal-errors": signal_errors,
+}
+
+if __name__ == "__main__":
+    sys.exit(run_cases(CASES, sys.argv))
