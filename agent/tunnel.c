@@ -1,6 +1,8 @@
 /* One tunnel: ICE + DTLS + transport; see tunnel.h. */
 #include "tunnel.h"
 
+#include <sys/socket.h>
+
 #include <nice/agent.h>
 
 #include "dtls.h"
@@ -314,13 +316,36 @@ ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
   tunnel_send_signal (self, msg);
 }
 
+/* A tunnel sends bursts of a window's worth of datagrams: the default
+ * socket buffers (208 KiB) overflow on a fast path and every drop costs the
+ * reliable layer a retransmission. The kernel caps this at net.core.*mem_max. */
+#define TUNNEL_SOCKET_BUFFER (4 * 1024 * 1024)
+
+static void
+tunnel_grow_socket_buffers (Tunnel *self)
+{
+  g_autoptr (GPtrArray) sockets = nice_agent_get_sockets (self->agent, self->stream_id,
+                                                          TUNNEL_COMPONENT);
+
+  for (guint i = 0; sockets && i < sockets->len; i++)
+    {
+      int fd = g_socket_get_fd (sockets->pdata[i]);
+      int size = TUNNEL_SOCKET_BUFFER;
+
+      (void) setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
+}
+
 static void
 ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
 {
   Tunnel *self = data;
 
-  if (stream_id == self->stream_id)
-    tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
+  if (stream_id != self->stream_id)
+    return;
+  tunnel_grow_socket_buffers (self);
+  tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
 }
 
 static void
