@@ -72,8 +72,26 @@ bridge_finish (Bridge *self, GError *error)
       g_clear_pointer (&self->source, g_source_unref);
     }
   self->done_idle = g_idle_source_new ();
+  g_source_set_priority (self->done_idle, G_PRIORITY_DEFAULT);
   g_source_set_callback (self->done_idle, bridge_done_dispatch, self, NULL);
   g_source_attach (self->done_idle, self->context);
+}
+
+/* Polls an fd only for what the bridge wants from it now: poll reports
+ * POLLHUP even for an fd polled for nothing, and a closed peer would then make
+ * the loop spin. */
+static void
+bridge_watch_fd (Bridge *self, gpointer *tag, int fd, GIOCondition cond)
+{
+  if (cond == 0 && *tag != NULL)
+    {
+      g_source_remove_unix_fd (self->source, *tag);
+      *tag = NULL;
+    }
+  else if (cond != 0 && *tag == NULL)
+    *tag = g_source_add_unix_fd (self->source, fd, cond);
+  else if (cond != 0)
+    g_source_modify_unix_fd (self->source, *tag, cond);
 }
 
 static void
@@ -87,12 +105,10 @@ bridge_watch (Bridge *self)
    * towards the local writer. */
   if (self->open && !self->in_eof && self->up_len == 0)
     in_cond = G_IO_IN;
-  if (self->down_len > 0)
+  if (self->down_len > 0 && self->out_fd >= 0)
     out_cond = G_IO_OUT;
-  if (self->in_tag)
-    g_source_modify_unix_fd (self->source, self->in_tag, in_cond);
-  if (self->out_tag)
-    g_source_modify_unix_fd (self->source, self->out_tag, out_cond);
+  bridge_watch_fd (self, &self->in_tag, self->in_fd, in_cond);
+  bridge_watch_fd (self, &self->out_tag, self->out_fd, out_cond);
 }
 
 /* Moves what can move without blocking, in both directions. */
@@ -177,8 +193,7 @@ bridge_pump (Bridge *self)
               && self->out_fd != self->in_fd)
             {
               /* A closed fd must leave the poll set, or poll reports POLLNVAL. */
-              g_source_remove_unix_fd (self->source, self->out_tag);
-              self->out_tag = NULL;
+              bridge_watch_fd (self, &self->out_tag, self->out_fd, 0);
               close (self->out_fd);
               self->out_fd = -1;
             }
@@ -283,8 +298,6 @@ bridge_new (GMainContext *context, int in_fd, int out_fd, BridgeDoneFunc done,
   g_unix_set_fd_nonblocking (out_fd, TRUE, NULL);
   self->source = g_source_new (&bridge_source_funcs, sizeof (GSource));
   g_source_set_callback (self->source, NULL, self, NULL);
-  self->in_tag = g_source_add_unix_fd (self->source, in_fd, 0);
-  self->out_tag = g_source_add_unix_fd (self->source, out_fd, 0);
   g_source_attach (self->source, context);
   return self;
 }

@@ -124,6 +124,7 @@ on_bridge_done (Bridge *bridge, const GError *error, gpointer data)
       /* A forward to a service the peer does not have can never work. */
       self->fatal_error = g_error_copy (error);
       self->fatal_idle = g_idle_source_new ();
+  g_source_set_priority (self->fatal_idle, G_PRIORITY_DEFAULT);
       g_source_set_callback (self->fatal_idle, fatal_dispatch, self, NULL);
       g_source_attach (self->fatal_idle, self->context);
     }

@@ -178,7 +178,7 @@ run (int argc, char **argv, const char *command)
   GOptionEntry common[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config_dir,
       "Agent directory: identity and agent.conf (default $XDG_CONFIG_HOME/p2ptun)", "DIR" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionEntry net[] = {
     { "signal", 's', 0, G_OPTION_ARG_STRING, &o.signal_url,
@@ -194,7 +194,7 @@ run (int argc, char **argv, const char *command)
     { "local-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.local_addresses,
       "Offer only this local address as a host candidate (repeatable; default: all)",
       "ADDRESS" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
   GOptionEntry pair[] = {
     { "local", 'L', 0, G_OPTION_ARG_STRING_ARRAY, &o.forward,
@@ -205,7 +205,7 @@ run (int argc, char **argv, const char *command)
       "works as an ssh ProxyCommand)", "SERVICE" },
     { "timeout", 0, 0, G_OPTION_ARG_INT, &o.timeout_s,
       "Give up if the tunnel is not up after this many seconds (default: wait)", "SECONDS" },
-    { NULL }
+    G_OPTION_ENTRY_NULL
   };
 
   if (is_pair)

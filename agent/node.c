@@ -321,8 +321,6 @@ tunnel_on_rtt (gint64 rtt_us, gpointer data)
     node_say ("tunnel up: peer %s, path %s, rtt %.1f ms", link->peer, path, rtt_us / 1000.0);
   else
     node_say ("peer %s connected: path %s, rtt %.1f ms", link->peer, path, rtt_us / 1000.0);
-  if (link->outgoing)
-    link_start_forwarding (link);
 }
 
 static void
@@ -335,6 +333,9 @@ tunnel_on_up (const TunnelPath *path, gpointer data)
       g_source_destroy (link->reoffer);
       g_clear_pointer (&link->reoffer, g_source_unref);
     }
+  /* Streams open at once; "tunnel up" is printed with the first round trip. */
+  if (link->outgoing)
+    link_start_forwarding (link);
 }
 
 static void

@@ -17,6 +17,10 @@
  * is mtu - 92 bytes long. */
 #define PTCP_MTU_TO_SEGMENT 92
 #define STREAM_BUFFER (256 * 1024)
+/* pseudo-TCP's SYN carries data, so its answer is a delayed ACK (100 ms):
+ * until the handshake is over, acknowledge at once, or an acceptor with bytes
+ * to send first waits 100 ms to learn the stream is open. */
+#define PTCP_ACK_DELAY_MS 100
 #define CONTROL_BUFFER (64 * 1024)
 /* Bound on control bytes queued behind a full control socket. */
 #define CONTROL_QUEUE_MAX (256 * 1024)
@@ -46,6 +50,8 @@ struct _TransportStream
   gboolean fin_sent;   /* we sent FIN: no more bytes from us */
   gboolean eof_read;   /* the user has read the end of the stream */
   gboolean ptcp_shut;  /* both directions ended: pseudo-TCP closing */
+  gboolean handshaken; /* pseudo-TCP is established: delayed ACKs from now on */
+  gboolean wake;       /* an event waits for the clock's next dispatch */
   gboolean ptcp_closed;
   int reset_errno;     /* non-zero: the stream was reset */
   gboolean closed_delivered;
@@ -76,6 +82,17 @@ struct _Transport
 };
 
 static void stream_adjust_clock (TransportStream *s);
+
+/* Events found inside pseudo-TCP's callbacks are delivered from the stream's
+ * clock source; pseudo-TCP's own timers must not postpone them. */
+static void
+stream_wake (TransportStream *s)
+{
+  if (s->clock == NULL)
+    return;
+  s->wake = TRUE;
+  g_source_set_ready_time (s->clock, 0);
+}
 static void transport_fail (Transport *t, guint8 code, const char *text);
 static void control_send (Transport *t, const struct ctlmsg *msg);
 static void transport_handle_control (Transport *t, const struct ctlmsg *msg);
@@ -155,6 +172,10 @@ ptcp_opened (PseudoTcpSocket *sock, gpointer data)
 {
   TransportStream *s = data;
 
+  /* pseudo-TCP decides how to ACK after this callback returns: restore the
+   * delayed ACK only once the packet is processed (transport_receive_frame). */
+  s->handshaken = TRUE;
+  g_debug ("stream %u: pseudo-TCP open", s->id);
   if (s->id == 0)
     {
       control_flush (s->transport);
@@ -202,7 +223,7 @@ ptcp_closed (PseudoTcpSocket *sock, guint32 err, gpointer data)
     s->reset_errno = (int) err;
   /* Delivered from the clock source, outside pseudo-TCP. */
   if (s->clock)
-    g_source_set_ready_time (s->clock, 0);
+    stream_wake (s);
 }
 
 static gboolean
@@ -236,6 +257,7 @@ stream_clock_dispatch (GSource *source, GSourceFunc unused, gpointer data)
   Transport *t = s->transport;
 
   g_source_set_ready_time (source, -1);
+  s->wake = FALSE;
   if (s->refused_pending)
     {
       s->refused_pending = FALSE;
@@ -277,7 +299,7 @@ stream_adjust_clock (TransportStream *s)
   guint64 timeout = 0;
   guint32 now;
 
-  if (s->ptcp == NULL || s->clock == NULL)
+  if (s->ptcp == NULL || s->clock == NULL || s->wake)
     return;
   if (!pseudo_tcp_socket_get_next_clock (s->ptcp, &timeout))
     {
@@ -309,7 +331,8 @@ stream_new (Transport *t, guint32 id, guint buffer)
   s->transport = t;
   s->id = id;
   s->ptcp = pseudo_tcp_socket_new (id, &cbs);
-  g_object_set (s->ptcp, "rcv-buf", buffer, "snd-buf", buffer, "no-delay", TRUE, NULL);
+  g_object_set (s->ptcp, "rcv-buf", buffer, "snd-buf", buffer, "no-delay", TRUE, "ack-delay", 0,
+                NULL);
   pseudo_tcp_socket_notify_mtu (s->ptcp, (guint16) (t->mtu - FRAME_HEADER_LEN
                                                      + PTCP_MTU_TO_SEGMENT));
   s->clock = g_source_new (&stream_clock_funcs, sizeof (GSource));
@@ -415,6 +438,7 @@ control_send (Transport *t, const struct ctlmsg *msg)
   gsize n = ctlmsg_build (buf, sizeof buf, msg);
 
   g_assert (n > 0);
+  g_debug ("control: sending type %u stream %u", msg->type, msg->stream_id);
   if (t->ctl_out->len + n > CONTROL_QUEUE_MAX)
     {
       transport_fail (t, 0, "the control channel is stuck (peer not reading)");
@@ -447,7 +471,7 @@ transport_fail (Transport *t, guint8 code, const char *text)
       s->cb.refused = NULL;
       s->refused_pending = FALSE;
     }
-  g_source_set_ready_time (t->control->clock, 0);
+  stream_wake (t->control);
 }
 
 static gboolean
@@ -495,7 +519,7 @@ stream_reset_by_peer (TransportStream *s)
       pseudo_tcp_socket_close (s->ptcp, TRUE);
       s->ptcp_closed = TRUE;
     }
-  g_source_set_ready_time (s->clock, 0);
+  stream_wake (s);
 }
 
 static void
@@ -510,6 +534,7 @@ transport_handle_control (Transport *t, const struct ctlmsg *msg)
       transport_fail (t, 0, "the peer did not start with HELLO");
       return;
     }
+  g_debug ("control: received type %u stream %u", msg->type, msg->stream_id);
   switch (msg->type)
     {
     case CTLMSG_HELLO:
@@ -544,7 +569,7 @@ transport_handle_control (Transport *t, const struct ctlmsg *msg)
           s->refused_pending = TRUE;
           s->refuse_code = msg->code;
           s->refuse_text = g_strdup (msg->text);
-          g_source_set_ready_time (s->clock, 0);
+          stream_wake (s);
         }
       break;
     case CTLMSG_CLOSE:
@@ -562,7 +587,7 @@ transport_handle_control (Transport *t, const struct ctlmsg *msg)
           s->peer_fin = TRUE;
           s->peer_final = msg->token;
           /* The reader learns of the end from the stream's clock. */
-          g_source_set_ready_time (s->clock, 0);
+          stream_wake (s);
         }
       break;
     case CTLMSG_PING:
@@ -604,6 +629,11 @@ transport_receive_frame (Transport *t, const guint8 *buf, gsize len)
       || s->state == STREAM_PENDING)
     return;
   pseudo_tcp_socket_notify_packet (s->ptcp, (const gchar *) f.payload, (guint32) f.payload_len);
+  if (s->handshaken && s->ptcp)
+    {
+      s->handshaken = FALSE;
+      g_object_set (s->ptcp, "ack-delay", PTCP_ACK_DELAY_MS, NULL);
+    }
   stream_adjust_clock (s);
 }
 
@@ -751,7 +781,7 @@ transport_stream_read (TransportStream *s, guint8 *buf, gsize len)
             {
               s->eof_read = TRUE;
               stream_try_shut (s);
-              g_source_set_ready_time (s->clock, 0);
+              stream_wake (s);
             }
           return 0;
         }
@@ -771,7 +801,7 @@ transport_stream_read (TransportStream *s, guint8 *buf, gsize len)
       /* pseudo-TCP ended before the size the peer's FIN gave: bytes are lost. */
       errno = ECONNRESET;
       s->reset_errno = ECONNRESET;
-      g_source_set_ready_time (s->clock, 0);
+      stream_wake (s);
       return -1;
     }
   else

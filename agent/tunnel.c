@@ -16,6 +16,8 @@
 #define TUNNEL_PING_INTERVAL_S 5
 /* No answer to pings for this long: the peer is gone. */
 #define TUNNEL_DEAD_AFTER_US (30 * G_USEC_PER_SEC)
+/* Handshake records that found no selected pair yet, resent when one exists. */
+#define TUNNEL_MAX_HELD_RECORDS 8
 
 struct _Tunnel
 {
@@ -41,6 +43,7 @@ struct _Tunnel
 
   Dtls *dtls;
   gboolean dtls_started;
+  GPtrArray *held;             /* GBytes: DTLS records sent before a pair was selected */
   Transport *transport;
   gboolean up;
   TunnelPath path;
@@ -119,6 +122,7 @@ tunnel_fail (Tunnel *self, TunnelError code, const char *format, ...)
   self->down_error = g_error_new_valist (TUNNEL_ERROR, code, format, ap);
   va_end (ap);
   self->down_idle = g_idle_source_new ();
+  g_source_set_priority (self->down_idle, G_PRIORITY_DEFAULT);
   g_source_set_callback (self->down_idle, down_dispatch, self, NULL);
   g_source_attach (self->down_idle, self->context);
 }
@@ -163,9 +167,26 @@ dtls_on_send_record (const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
 
-  /* A failed send is a lost datagram: DTLS and the transport recover. */
-  (void) nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len,
-                          (const gchar *) buf);
+  /* The answerer can get the ClientHello before its own checks selected a
+   * pair: hold its answer until one is, rather than waiting for a DTLS
+   * retransmission. Later a failed send is a lost datagram, which DTLS and
+   * the transport recover from. */
+  if (nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len,
+                       (const gchar *) buf) < 0
+      && !self->up && self->held->len < TUNNEL_MAX_HELD_RECORDS)
+    g_ptr_array_add (self->held, g_bytes_new (buf, len));
+}
+
+static void
+tunnel_flush_held (Tunnel *self)
+{
+  for (guint i = 0; i < self->held->len; i++)
+    {
+      gsize len;
+      const char *buf = g_bytes_get_data (self->held->pdata[i], &len);
+      (void) nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len, buf);
+    }
+  g_ptr_array_set_size (self->held, 0);
 }
 
 static void
@@ -357,6 +378,7 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   if (stream_id != self->stream_id)
     return;
   fill_path (&self->path, local, remote);
+  tunnel_flush_held (self);
   if (self->up && self->cb.path_changed)
     self->cb.path_changed (&self->path, self->user_data);
 }
@@ -439,8 +461,6 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
             gpointer user_data, GError **error)
 {
   g_autoptr (Tunnel) self = g_new0 (Tunnel, 1);
-  g_autofree char *ufrag = NULL;
-  g_autofree char *pwd = NULL;
 
   g_return_val_if_fail (peerid_is_valid (config->peer_id), NULL);
   self->context = g_main_context_ref (context);
@@ -451,6 +471,7 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   g_strlcpy (self->peer_id, config->peer_id, sizeof self->peer_id);
   g_strlcpy (self->session, config->session, sizeof self->session);
   self->early_candidates = g_ptr_array_new_with_free_func (g_free);
+  self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
 
   self->dtls = dtls_new (context, config->identity, config->controlling, config->peer_id,
@@ -523,6 +544,7 @@ tunnel_free (Tunnel *self)
       g_object_unref (self->agent);
     }
   g_clear_pointer (&self->early_candidates, g_ptr_array_unref);
+  g_clear_pointer (&self->held, g_ptr_array_unref);
   g_clear_pointer (&self->sent, g_ptr_array_unref);
   g_clear_error (&self->down_error);
   g_main_context_unref (self->context);

@@ -557,13 +557,15 @@ class Bench:
         """Download then upload n bytes through port; returns (down, up) results."""
         a = self.args
         cap = max(60, a.timeout)
+        mark = len(self.service.lines)
         down = download(port, n, a.idle_timeout, cap)
-        self.report_transfer(label, down)
+        self.report_transfer(label, down, mark)
+        mark = len(self.service.lines)
         up = upload(port, n, a.idle_timeout, cap)
-        self.report_transfer(label, up)
+        self.report_transfer(label, up, mark)
         return down, up
 
-    def report_transfer(self, label, r):
+    def report_transfer(self, label, r, mark=0):
         if r.get("seconds"):
             line = "  %-22s %-8s %8.1f MiB/s %8.0f Mbit/s  (%.2f s)" % (
                 label, r["direction"], r["MiB_s"], r["Mbit_s"], r["seconds"])
@@ -574,7 +576,14 @@ class Bench:
             what = r.get("error") or ""
             if r.get("note"):
                 what = (what + "; " if what else "") + r["note"]
-            svc = "\n".join(l for _, t, l in self.service.lines[-4:] if t == "err")
+            # What the service saw of this transfer: it logs when its side ends
+            # (the client has closed its socket by now), so give that a moment.
+            start = mark
+            deadline = now() + 2
+            while now() < deadline and not [1 for _, t, l in self.service.lines[start:]
+                                            if t == "err"]:
+                time.sleep(0.05)
+            svc = "\n".join(l for _, t, l in self.service.lines[start:] if t == "err")
             self.problem("%s %s of %d MiB: %s%s" % (
                 label, r["direction"], r["bytes"] // MiB, what,
                 ("\n  service log:\n  " + svc.replace("\n", "\n  ")) if svc else ""))
@@ -747,11 +756,15 @@ class Bench:
             time.sleep(0.05)
             sampler.set_label("download")
             label = "p2ptun -L"
+            mark = len(self.service.lines)
             down = download(lport, n, self.args.idle_timeout, max(60, self.args.timeout))
-            self.report_transfer(label, down)
+            sampler.set_label("download-end")
+            self.report_transfer(label, down, mark)
             sampler.set_label("upload")
+            mark = len(self.service.lines)
             up = upload(lport, n, self.args.idle_timeout, max(60, self.args.timeout))
-            self.report_transfer(label, up)
+            sampler.set_label("upload-end")
+            self.report_transfer(label, up, mark)
             sampler.set_label("after")
             time.sleep(0.05)
             sampler.stop()
@@ -778,6 +791,7 @@ class Bench:
                     "VmRSS_idle_MiB": mx("idle"),
                     "VmRSS_max_download_MiB": mx("download"),
                     "VmRSS_max_upload_MiB": mx("upload"),
+                    "VmRSS_max_MiB": max(mx(lab) for lab in list(sampler.maxima)),
                 }
             serve = pair = None
             mem["download_ok"], mem["upload_ok"] = down["ok"], up["ok"]
@@ -848,8 +862,9 @@ class Bench:
                        "connect_attempts": attempts, "closed_without_data": empty}
                 if first is None:
                     run["error"] = err or "no byte within 10 s"
-                    self.problem("ttfb run %d: %s; pair output:\n%s" % (i + 1, run["error"],
-                                                                       pair.tail()))
+                    last = pair.lines[-1][2] if pair.lines else "(no output)"
+                    self.problem("ttfb run %d: %s: %s\n  pair output:\n%s" % (
+                        i + 1, run["error"], last, pair.tail()))
                 else:
                     self.say("  run %2d: first byte %7.1f ms   ('tunnel up' line %s ms, "
                              "first accepted connect %.1f ms)" % (
@@ -970,7 +985,7 @@ class Bench:
                 continue
             s, p = m["serve"], m["pair"]
             f = lambda v: "-" if v is None else "%.1f" % v
-            rss = lambda x: max(x["VmRSS_max_download_MiB"], x["VmRSS_max_upload_MiB"])
+            rss = lambda x: x["VmRSS_max_MiB"]
             lines.append("%-30s %-22s %-22s" % ("%d MiB each way: VmHWM" % sz,
                                                 f(s["VmHWM_MiB"]), f(p["VmHWM_MiB"])))
             lines.append("%-30s %-22s %-22s" % ("  max sampled VmRSS (idle)",
@@ -978,10 +993,13 @@ class Bench:
                                                 "%s (%s)" % (f(rss(p)), f(p["VmRSS_idle_MiB"]))))
             if not (m.get("download_ok") and m.get("upload_ok")):
                 lines.append("  (a transfer failed in this phase: see problems)")
-            peaks += [v for v in (s["VmHWM_MiB"], p["VmHWM_MiB"]) if v is not None]
+            # The kernel's RSS counters are updated lazily (per-thread caches), so a
+            # sampled VmRSS can exceed the VmHWM read later: the peak is the larger.
+            peaks += [v for v in (s["VmHWM_MiB"], p["VmHWM_MiB"], rss(s), rss(p)) if v]
         if peaks:
             met = "met" if max(peaks) <= MEM_TARGET_MIB else "NOT met"
-            lines.append("  peak %.1f MiB   target <= %.0f MiB: %s" % (max(peaks), MEM_TARGET_MIB, met))
+            lines.append("  peak %.1f MiB (largest VmHWM or sampled VmRSS)   target <= %.0f MiB: %s"
+                         % (max(peaks), MEM_TARGET_MIB, met))
             r["peak_memory_MiB"] = max(peaks)
         lines.append("-" * 78)
         if self.problems:

@@ -35,7 +35,7 @@ signal_server_error_quark (void)
 /* Bytes of body received so far, on each message. */
 #define BODY_SIZE_KEY "p2ptun-body-size"
 /* A refused body is read and thrown away up to this much, so that the client
- * can read the 413; past it the connection is cut. */
+ * can read the 413; past it the connection is reset. */
 #define SIGNAL_BODY_DISCARD_MAX (1024 * 1024)
 
 /* One open long-poll: a paused GET of @peer's messages. */
@@ -364,6 +364,33 @@ route_peer_messages (const char *path)
   return g_strndup (id, (gsize)(slash - id));
 }
 
+/* libsoup 3.2 gives the client certificate only to the first request on a
+ * connection; later requests on the same kept-alive connection see NULL. The
+ * connection is one TLS session with one client, so its peer-id is kept on
+ * the connection's socket. */
+#define PEER_ID_KEY "p2ptun-peer-id"
+
+static gboolean
+signal_request_peer_id (SoupServerMessage *msg, GTlsCertificate *cert,
+                        char caller[static PEERID_SIZE])
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+  const char *known = socket ? g_object_get_data (G_OBJECT (socket), PEER_ID_KEY) : NULL;
+
+  if (cert != NULL)
+    {
+      if (!signal_cert_peer_id (cert, caller))
+        return FALSE;
+      if (socket != NULL && known == NULL)
+        g_object_set_data_full (G_OBJECT (socket), PEER_ID_KEY, g_strdup (caller), g_free);
+      return TRUE;
+    }
+  if (known == NULL)
+    return FALSE;
+  g_strlcpy (caller, known, PEERID_SIZE);
+  return TRUE;
+}
+
 static void
 on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
             gpointer data)
@@ -378,7 +405,7 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   g_autofree char *peer = NULL;
   gboolean allowed;
 
-  authenticated = cert != NULL && signal_cert_peer_id (cert, caller);
+  authenticated = signal_request_peer_id (msg, cert, caller);
   if (authenticated)
     allowed = ratelimit_allow (self->peer_limits, caller, now);
   else
@@ -473,8 +500,11 @@ on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
     {
       GSocket *socket = soup_server_message_get_socket (msg);
 
+      /* Closing with unread data makes the kernel reset the connection, so
+       * the client stops sending at once (RFC 2525 section 2.17); a mere
+       * shutdown would leave it writing into a closed window. */
       if (socket != NULL)
-        g_socket_shutdown (socket, TRUE, TRUE, NULL);
+        g_socket_close (socket, NULL);
     }
 }
 
