@@ -11,6 +11,7 @@
 
 /* Connections through one forward at once: bounded by the transport too. */
 #define FORWARD_MAX_CONNECTIONS TRANSPORT_MAX_STREAMS
+#define FORWARD_LISTEN_BACKLOG 256
 
 typedef struct
 {
@@ -128,7 +129,7 @@ on_bridge_done (Bridge *bridge, const GError *error, gpointer data)
       g_source_set_callback (self->fatal_idle, fatal_dispatch, self, NULL);
       g_source_attach (self->fatal_idle, self->context);
     }
-  else if (error && !g_error_matches (error, BRIDGE_ERROR, BRIDGE_ERROR_RESET))
+  else if (error)
     node_say ("forwarded connection failed: %s", error->message);
   g_ptr_array_remove_fast (self->bridges, bridge);
 }
@@ -202,6 +203,10 @@ forwards_new (GMainContext *context, const char *const *specs, ForwardsFatalFunc
       g_ptr_array_add (self->listeners, l);
       l->socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_STREAM,
                                 G_SOCKET_PROTOCOL_TCP, &local_error);
+      /* GLib's default backlog (10) overflows when an application opens
+       * many connections at once, and the kernel then drops or resets them. */
+      if (l->socket != NULL)
+        g_socket_set_listen_backlog (l->socket, FORWARD_LISTEN_BACKLOG);
       if (l->socket == NULL || !g_socket_bind (l->socket, addr, TRUE, &local_error)
           || !g_socket_listen (l->socket, &local_error))
         {

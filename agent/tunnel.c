@@ -337,10 +337,11 @@ ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
   tunnel_send_signal (self, msg);
 }
 
-/* A tunnel sends bursts of a window's worth of datagrams: the default
- * socket buffers (208 KiB) overflow on a fast path and every drop costs the
- * reliable layer a retransmission. The kernel caps this at net.core.*mem_max. */
-#define TUNNEL_SOCKET_BUFFER (4 * 1024 * 1024)
+/* A tunnel sends bursts of a window's worth of datagrams per stream: the
+ * default socket buffers (208 KiB) overflow on a fast path, and every drop
+ * costs the reliable layer a retransmission timeout. 16 MiB holds the windows
+ * of 64 busy streams. */
+#define TUNNEL_SOCKET_BUFFER (16 * 1024 * 1024)
 
 static void
 tunnel_grow_socket_buffers (Tunnel *self)
@@ -353,8 +354,12 @@ tunnel_grow_socket_buffers (Tunnel *self)
       int fd = g_socket_get_fd (sockets->pdata[i]);
       int size = TUNNEL_SOCKET_BUFFER;
 
-      (void) setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-      (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      /* Past net.core.rmem_max only with CAP_NET_ADMIN; otherwise the
+       * kernel's maximum. */
+      if (setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+        (void) setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+        (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     }
 }
 
