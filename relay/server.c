@@ -1,0 +1,1017 @@
+/* The relay's protocol core; see server.h. */
+#include "server.h"
+
+#include "auth.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+/* RFC 8656 section 11.4 / 11.5: channel data header is 4 bytes. */
+#define RELAY_CHANNEL_HEADER_LEN 4
+
+struct relay_tuple
+{
+  enum relay_transport transport;
+  struct stun_addr client;
+};
+
+struct relay_perm
+{
+  struct stun_addr peer; /* port ignored: permissions are per IP (RFC 8656 9) */
+  gint64 expiry;
+};
+
+struct relay_chan
+{
+  uint16_t number;
+  struct stun_addr peer;
+  gint64 expiry;
+};
+
+struct relay_alloc
+{
+  struct relay_tuple tuple;
+  char *username;
+  uint8_t key[16];
+  struct stun_addr relayed;
+  void *handle;
+  gint64 expiry;
+  uint8_t txid[STUN_TXID_LEN]; /* of the Allocate, to answer retransmissions */
+  gboolean has_token;
+  uint8_t token[RELAY_TOKEN_LEN]; /* handed out with this allocation */
+  guint n_perms;
+  guint n_chans;
+  struct relay_perm *perms; /* config.max_permissions entries */
+  struct relay_chan *chans; /* config.max_channels entries */
+};
+
+/* A port kept for a later Allocate with RESERVATION-TOKEN (EVEN-PORT with
+ * the R bit, RFC 8656 section 7.2). */
+struct relay_reservation
+{
+  uint8_t token[RELAY_TOKEN_LEN];
+  void *handle;
+  struct stun_addr addr;
+  gint64 expiry;
+};
+
+struct RelayServer
+{
+  struct relay_config config;
+  struct relay_io io;
+  uint8_t *secret;
+  size_t secret_len;
+  uint8_t nonce_key[RELAY_NONCE_KEY_LEN];
+  uint8_t txid_prefix[4];
+  guint64 txid_counter;
+  GHashTable
+      *by_tuple; /* struct relay_tuple * (in alloc) -> struct relay_alloc * (owned) */
+  GHashTable *by_handle; /* handle -> struct relay_alloc * */
+  GHashTable *per_user;  /* username (owned) -> count */
+  GArray *reservations;  /* struct relay_reservation */
+  uint8_t out[STUN_MAX_MESSAGE_LEN];
+};
+
+/* Addresses */
+
+static gboolean
+addr_equal_ip (const struct stun_addr *a, const struct stun_addr *b)
+{
+  return a->family == b->family && memcmp (a->ip, b->ip, a->family == 6 ? 16 : 4) == 0;
+}
+
+static gboolean
+addr_equal (const struct stun_addr *a, const struct stun_addr *b)
+{
+  return addr_equal_ip (a, b) && a->port == b->port;
+}
+
+static guint
+tuple_hash (gconstpointer p)
+{
+  const struct relay_tuple *t = p;
+  guint h = (guint)t->transport * 31u + t->client.family;
+  h = h * 31u + t->client.port;
+  for (size_t i = 0; i < (t->client.family == 6 ? 16u : 4u); i++)
+    h = h * 31u + t->client.ip[i];
+  return h;
+}
+
+static gboolean
+tuple_equal (gconstpointer a, gconstpointer b)
+{
+  const struct relay_tuple *x = a, *y = b;
+  return x->transport == y->transport && addr_equal (&x->client, &y->client);
+}
+
+static char *
+addr_to_string (const struct stun_addr *a, char *buf, size_t cap)
+{
+  if (a->family == 6)
+    {
+      char ip[64] = "";
+      size_t n = 0;
+      for (size_t i = 0; i < 16; i += 2)
+        n += (size_t)g_snprintf (ip + n, sizeof ip - n, "%s%x", i ? ":" : "",
+                                 (unsigned)((a->ip[i] << 8) | a->ip[i + 1]));
+      g_snprintf (buf, cap, "[%s]:%u", ip, a->port);
+    }
+  else
+    g_snprintf (buf, cap, "%u.%u.%u.%u:%u", a->ip[0], a->ip[1], a->ip[2], a->ip[3],
+                a->port);
+  return buf;
+}
+
+static gboolean
+peer_allowed (RelayServer *s, const struct relay_alloc *a, const struct stun_addr *peer)
+{
+  if (s->config.allow_peers != NULL)
+    for (guint i = 0; i < s->config.allow_peers->len; i++)
+      if (relay_cidr_contains (
+              &g_array_index (s->config.allow_peers, struct relay_cidr, i), peer))
+        return TRUE;
+  if (addr_equal_ip (peer, &a->relayed))
+    return FALSE; /* its own address */
+  return !relay_addr_is_restricted (peer);
+}
+
+/* Config */
+
+void
+relay_config_init (struct relay_config *c)
+{
+  memset (c, 0, sizeof *c);
+  c->max_allocations = 1000;
+  c->max_per_user = 10;
+  c->max_permissions = 32;
+  c->max_channels = 32;
+  c->default_lifetime = RELAY_DEFAULT_LIFETIME;
+  c->max_lifetime = RELAY_DEFAULT_MAX_LIFETIME;
+}
+
+void
+relay_config_clear (struct relay_config *c)
+{
+  g_clear_pointer (&c->realm, g_free);
+  g_clear_pointer (&c->allow_peers, g_array_unref);
+}
+
+/* Allocations */
+
+static void
+alloc_free (gpointer p)
+{
+  struct relay_alloc *a = p;
+  g_free (a->username);
+  g_free (a->perms);
+  g_free (a->chans);
+  g_free (a);
+}
+
+static void
+alloc_remove (RelayServer *s, struct relay_alloc *a, const char *why)
+{
+  char buf[80];
+  g_info ("allocation of %s from %s removed: %s", a->username,
+          addr_to_string (&a->tuple.client, buf, sizeof buf), why);
+  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->per_user, a->username));
+  if (n <= 1)
+    g_hash_table_remove (s->per_user, a->username);
+  else
+    g_hash_table_insert (s->per_user, g_strdup (a->username), GUINT_TO_POINTER (n - 1));
+  g_hash_table_remove (s->by_handle, a->handle);
+  if (s->io.relay_close != NULL)
+    s->io.relay_close (s->io.user, a->handle);
+  g_hash_table_remove (s->by_tuple, &a->tuple); /* frees a */
+}
+
+RelayServer *
+relay_server_new (struct relay_config *config, const struct relay_io *io,
+                  const uint8_t *secret, size_t secret_len)
+{
+  RelayServer *s = g_new0 (RelayServer, 1);
+  s->config = *config;
+  memset (config, 0, sizeof *config);
+  if (s->config.realm == NULL)
+    s->config.realm = g_strdup ("p2ptun");
+  s->io = *io;
+  relay_server_set_secret (s, secret, secret_len);
+  if (RAND_bytes (s->nonce_key, sizeof s->nonce_key) != 1
+      || RAND_bytes (s->txid_prefix, sizeof s->txid_prefix) != 1)
+    g_error ("RAND_bytes failed");
+  s->by_tuple = g_hash_table_new_full (tuple_hash, tuple_equal, NULL, alloc_free);
+  s->by_handle = g_hash_table_new (g_direct_hash, g_direct_equal);
+  s->per_user = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  s->reservations = g_array_new (FALSE, TRUE, sizeof (struct relay_reservation));
+  return s;
+}
+
+void
+relay_server_free (RelayServer *s)
+{
+  if (s == NULL)
+    return;
+  if (s->by_tuple != NULL)
+    {
+      GHashTableIter it;
+      gpointer v;
+      g_hash_table_iter_init (&it, s->by_tuple);
+      while (g_hash_table_iter_next (&it, NULL, &v))
+        {
+          struct relay_alloc *a = v;
+          if (s->io.relay_close != NULL)
+            s->io.relay_close (s->io.user, a->handle);
+        }
+    }
+  if (s->reservations != NULL)
+    {
+      for (guint i = 0; i < s->reservations->len; i++)
+        if (s->io.relay_close != NULL)
+          s->io.relay_close (
+              s->io.user,
+              g_array_index (s->reservations, struct relay_reservation, i).handle);
+      g_clear_pointer (&s->reservations, g_array_unref);
+    }
+  g_clear_pointer (&s->by_tuple, g_hash_table_unref);
+  g_clear_pointer (&s->by_handle, g_hash_table_unref);
+  g_clear_pointer (&s->per_user, g_hash_table_unref);
+  relay_server_set_secret (s, NULL, 0);
+  OPENSSL_cleanse (s->nonce_key, sizeof s->nonce_key);
+  relay_config_clear (&s->config);
+  g_free (s);
+}
+
+void
+relay_server_set_secret (RelayServer *s, const uint8_t *secret, size_t secret_len)
+{
+  if (s->secret != NULL)
+    {
+      OPENSSL_cleanse (s->secret, s->secret_len);
+      g_free (s->secret);
+    }
+  s->secret = secret_len > 0 ? g_memdup2 (secret, secret_len) : NULL;
+  s->secret_len = secret_len;
+}
+
+guint
+relay_server_n_allocations (RelayServer *s)
+{
+  return g_hash_table_size (s->by_tuple);
+}
+
+/* Replies */
+
+static void
+txid_next (RelayServer *s, uint8_t txid[static STUN_TXID_LEN])
+{
+  guint64 c = ++s->txid_counter;
+  memcpy (txid, s->txid_prefix, 4);
+  for (size_t i = 0; i < 8; i++)
+    txid[4 + i] = (uint8_t)(c >> (8 * i));
+}
+
+static void
+send_client (RelayServer *s, const struct stun_addr *to, size_t len)
+{
+  if (len > 0)
+    s->io.send (s->io.user, NULL, to, s->out, len);
+}
+
+static void
+reply_error (RelayServer *s, gint64 now, const struct stun_addr *to,
+             const struct stun_msg *req, unsigned code, const char *reason,
+             const uint8_t *key)
+{
+  struct stun_builder b;
+  stun_builder_init (&b, s->out, sizeof s->out, req->method, STUN_CLASS_ERROR, req->txid);
+  stun_builder_add_error (&b, code, reason);
+  if (code == 401 || code == 438)
+    {
+      char nonce[RELAY_NONCE_LEN + 1];
+      relay_nonce_make (s->nonce_key, now, to, nonce);
+      stun_builder_add (&b, STUN_ATTR_REALM, s->config.realm, strlen (s->config.realm));
+      stun_builder_add (&b, STUN_ATTR_NONCE, nonce, RELAY_NONCE_LEN);
+    }
+  if (key != NULL)
+    stun_builder_add_integrity (&b, key, 16);
+  stun_builder_add_fingerprint (&b);
+  send_client (s, to, stun_builder_finish (&b));
+}
+
+/* Authentication (RFC 8489 section 9.2.4), REST credentials. On success,
+ * key holds the long-term key and TRUE is returned; otherwise the error was
+ * sent. */
+static gboolean
+authenticate (RelayServer *s, gint64 now, const struct stun_addr *from,
+              const struct stun_msg *m, uint8_t key[static 16], const char **user,
+              size_t *user_len)
+{
+  const char *realm, *nonce;
+  size_t realm_len, nonce_len;
+  if (m->integrity_idx < 0)
+    {
+      reply_error (s, now, from, m, 401, "Unauthorized", NULL);
+      return FALSE;
+    }
+  if (!stun_msg_get_string (m, STUN_ATTR_USERNAME, user, user_len)
+      || !stun_msg_get_string (m, STUN_ATTR_REALM, &realm, &realm_len)
+      || !stun_msg_get_string (m, STUN_ATTR_NONCE, &nonce, &nonce_len))
+    {
+      reply_error (s, now, from, m, 400, "Bad Request", NULL);
+      return FALSE;
+    }
+  switch (relay_nonce_check (s->nonce_key, now, from, nonce, nonce_len))
+    {
+    case RELAY_NONCE_VALID:
+      break;
+    case RELAY_NONCE_STALE:
+      reply_error (s, now, from, m, 438, "Stale Nonce", NULL);
+      return FALSE;
+    case RELAY_NONCE_BAD:
+      reply_error (s, now, from, m, 401, "Unauthorized", NULL);
+      return FALSE;
+    }
+  gint64 expiry;
+  char password[29];
+  if (realm_len != strlen (s->config.realm)
+      || memcmp (realm, s->config.realm, realm_len) != 0
+      || !relay_rest_username_expiry (*user, *user_len, &expiry) || expiry <= now
+      || s->secret == NULL
+      || !relay_rest_password (s->secret, s->secret_len, *user, *user_len, password)
+      || !stun_long_term_key (*user, *user_len, realm, realm_len, password,
+                              strlen (password), key)
+      || !stun_msg_check_integrity (m, key, 16))
+    {
+      OPENSSL_cleanse (password, sizeof password);
+      g_debug ("authentication failed");
+      reply_error (s, now, from, m, 401, "Unauthorized", NULL);
+      return FALSE;
+    }
+  OPENSSL_cleanse (password, sizeof password);
+  return TRUE;
+}
+
+/* RFC 8489 section 6.3.1: unknown comprehension-required attributes in a
+ * request get 420 with UNKNOWN-ATTRIBUTES. */
+static gboolean
+check_unknown (RelayServer *s, gint64 now, const struct stun_addr *from,
+               const struct stun_msg *m)
+{
+  uint8_t unknown[2 * 16];
+  size_t n = 0;
+  for (size_t i = 0; i < m->n_attrs; i++)
+    {
+      uint16_t t = m->attrs[i].type;
+      if (t >= 0x8000)
+        continue;
+      switch (t)
+        {
+        case STUN_ATTR_USERNAME:
+        case STUN_ATTR_MESSAGE_INTEGRITY:
+        case STUN_ATTR_CHANNEL_NUMBER:
+        case STUN_ATTR_LIFETIME:
+        case STUN_ATTR_XOR_PEER_ADDRESS:
+        case STUN_ATTR_DATA:
+        case STUN_ATTR_REALM:
+        case STUN_ATTR_NONCE:
+        case STUN_ATTR_REQUESTED_ADDRESS_FAMILY:
+        case STUN_ATTR_EVEN_PORT:
+        case STUN_ATTR_REQUESTED_TRANSPORT:
+        case STUN_ATTR_DONT_FRAGMENT:
+        case STUN_ATTR_RESERVATION_TOKEN:
+          continue;
+        default:
+          if (n < sizeof unknown)
+            {
+              unknown[n++] = (uint8_t)(t >> 8);
+              unknown[n++] = (uint8_t)t;
+            }
+        }
+    }
+  if (n == 0)
+    return TRUE;
+  struct stun_builder b;
+  stun_builder_init (&b, s->out, sizeof s->out, m->method, STUN_CLASS_ERROR, m->txid);
+  stun_builder_add_error (&b, 420, "Unknown Attribute");
+  stun_builder_add (&b, STUN_ATTR_UNKNOWN_ATTRIBUTES, unknown, n);
+  stun_builder_add_fingerprint (&b);
+  send_client (s, from, stun_builder_finish (&b));
+  return FALSE;
+}
+
+static guint32
+lifetime_for (RelayServer *s, const struct stun_msg *m)
+{
+  /* RFC 8656 section 7.2: the requested lifetime, bounded by the server's
+   * maximum, and never below the default. */
+  guint32 want = s->config.default_lifetime;
+  if (stun_msg_get_u32 (m, STUN_ATTR_LIFETIME, &want))
+    {
+      if (want > s->config.max_lifetime)
+        want = s->config.max_lifetime;
+      if (want < s->config.default_lifetime)
+        want = s->config.default_lifetime;
+    }
+  return want;
+}
+
+static void
+reply_allocate_success (RelayServer *s, const struct relay_alloc *a,
+                        const struct stun_msg *m, gint64 now)
+{
+  struct stun_builder b;
+  stun_builder_init (&b, s->out, sizeof s->out, m->method, STUN_CLASS_SUCCESS, m->txid);
+  stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_RELAYED_ADDRESS, &a->relayed);
+  stun_builder_add_u32 (&b, STUN_ATTR_LIFETIME, (uint32_t)MAX (a->expiry - now, 0));
+  stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_MAPPED_ADDRESS, &a->tuple.client);
+  if (a->has_token)
+    stun_builder_add (&b, STUN_ATTR_RESERVATION_TOKEN, a->token, RELAY_TOKEN_LEN);
+  stun_builder_add_integrity (&b, a->key, sizeof a->key);
+  stun_builder_add_fingerprint (&b);
+  send_client (s, &a->tuple.client, stun_builder_finish (&b));
+}
+
+static void
+reply_success (RelayServer *s, const struct stun_addr *to, const struct stun_msg *m,
+               const uint8_t *key, gboolean with_lifetime, guint32 lifetime)
+{
+  struct stun_builder b;
+  stun_builder_init (&b, s->out, sizeof s->out, m->method, STUN_CLASS_SUCCESS, m->txid);
+  if (with_lifetime)
+    stun_builder_add_u32 (&b, STUN_ATTR_LIFETIME, lifetime);
+  stun_builder_add_integrity (&b, key, 16);
+  stun_builder_add_fingerprint (&b);
+  send_client (s, to, stun_builder_finish (&b));
+}
+
+static void *
+reservation_take (RelayServer *s, gint64 now, const uint8_t *token,
+                  struct stun_addr *addr)
+{
+  for (guint i = 0; i < s->reservations->len; i++)
+    {
+      struct relay_reservation *r
+          = &g_array_index (s->reservations, struct relay_reservation, i);
+      if (r->expiry > now && CRYPTO_memcmp (r->token, token, RELAY_TOKEN_LEN) == 0)
+        {
+          void *h = r->handle;
+          *addr = r->addr;
+          g_array_remove_index_fast (s->reservations, i);
+          return h;
+        }
+    }
+  return NULL;
+}
+
+/* Opens the relayed socket; with even, on an even port (RFC 8656 section
+ * 7.2), and with reserve also keeps the next port under a new token. */
+static void *
+open_relayed (RelayServer *s, gint64 now, gboolean even, gboolean reserve,
+              struct stun_addr *relayed, uint8_t token[static RELAY_TOKEN_LEN],
+              gboolean *reserved)
+{
+  *reserved = FALSE;
+  memset (relayed, 0, sizeof *relayed);
+  if (!even)
+    return s->io.relay_open (s->io.user, 0, relayed);
+  if (reserve && s->reservations->len >= s->config.max_allocations)
+    return NULL;
+  for (int i = 0; i < RELAY_EVEN_PORT_TRIES; i++)
+    {
+      void *h = s->io.relay_open (s->io.user, 0, relayed);
+      if (h == NULL)
+        return NULL;
+      if (relayed->port % 2 != 0 || relayed->port == 65534)
+        {
+          s->io.relay_close (s->io.user, h);
+          continue;
+        }
+      if (!reserve)
+        return h;
+      struct relay_reservation r;
+      memset (&r, 0, sizeof r);
+      r.handle = s->io.relay_open (s->io.user, (uint16_t)(relayed->port + 1), &r.addr);
+      if (r.handle == NULL)
+        {
+          s->io.relay_close (s->io.user, h);
+          continue;
+        }
+      if (RAND_bytes (r.token, RELAY_TOKEN_LEN) != 1)
+        g_error ("RAND_bytes failed");
+      r.expiry = now + RELAY_RESERVATION_LIFETIME;
+      memcpy (token, r.token, RELAY_TOKEN_LEN);
+      g_array_append_val (s->reservations, r);
+      *reserved = TRUE;
+      return h;
+    }
+  return NULL;
+}
+
+static void
+handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
+                 struct relay_alloc *existing, const struct stun_msg *m,
+                 const uint8_t *key, const char *user, size_t user_len)
+{
+  const struct stun_addr *from = &tuple->client;
+  char buf[80];
+  if (existing != NULL)
+    {
+      /* RFC 8656 section 7.2: a retransmitted Allocate gets the same answer. */
+      if (memcmp (existing->txid, m->txid, STUN_TXID_LEN) == 0)
+        reply_allocate_success (s, existing, m, now);
+      else
+        reply_error (s, now, from, m, 437, "Allocation Mismatch", key);
+      return;
+    }
+  uint8_t proto;
+  if (!stun_msg_get_requested_transport (m, &proto))
+    {
+      reply_error (s, now, from, m, 400, "Bad Request", key);
+      return;
+    }
+  if (proto != RELAY_PROTO_UDP)
+    {
+      reply_error (s, now, from, m, 442, "Unsupported Transport Protocol", key);
+      return;
+    }
+  const struct stun_attr *even = stun_msg_find (m, STUN_ATTR_EVEN_PORT);
+  const struct stun_attr *token = stun_msg_find (m, STUN_ATTR_RESERVATION_TOKEN);
+  /* RFC 8656 section 7.2: not both; a token is 8 bytes; EVEN-PORT 1 byte. */
+  if ((even != NULL && token != NULL) || (token != NULL && token->len != RELAY_TOKEN_LEN)
+      || (even != NULL && even->len != 1))
+    {
+      reply_error (s, now, from, m, 400, "Bad Request", key);
+      return;
+    }
+  uint8_t family = 0;
+  const struct stun_attr *raf = stun_msg_find (m, STUN_ATTR_REQUESTED_ADDRESS_FAMILY);
+  if (raf != NULL)
+    {
+      /* RFC 8656 section 18.10: 0x01 IPv4, 0x02 IPv6, then 3 reserved bytes. */
+      uint8_t v = raf->len == 4 ? m->buf[raf->offset] : 0;
+      if ((v != 0x01 && v != 0x02) || token != NULL)
+        {
+          reply_error (s, now, from, m, 400, "Bad Request", key);
+          return;
+        }
+      family = v == 0x01 ? 4 : 6;
+    }
+  g_autofree char *username = g_strndup (user, user_len);
+  if (strlen (username) != user_len)
+    {
+      reply_error (s, now, from, m, 400, "Bad Request", key);
+      return;
+    }
+  if (g_hash_table_size (s->by_tuple) >= s->config.max_allocations)
+    {
+      g_message ("allocation refused for %s: %u allocations in all (limit)",
+                 addr_to_string (from, buf, sizeof buf), s->config.max_allocations);
+      reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
+      return;
+    }
+  guint n_user = GPOINTER_TO_UINT (g_hash_table_lookup (s->per_user, username));
+  if (n_user >= s->config.max_per_user)
+    {
+      g_message ("allocation refused for %s: %u allocations for user %s (limit)",
+                 addr_to_string (from, buf, sizeof buf), s->config.max_per_user,
+                 username);
+      reply_error (s, now, from, m, 486, "Allocation Quota Reached", key);
+      return;
+    }
+  struct stun_addr relayed;
+  uint8_t new_token[RELAY_TOKEN_LEN];
+  gboolean reserved = FALSE;
+  void *handle;
+  if (token != NULL)
+    handle = reservation_take (s, now, m->buf + token->offset, &relayed);
+  else
+    handle = open_relayed (s, now, even != NULL,
+                           even != NULL && (m->buf[even->offset] & 0x80), &relayed,
+                           new_token, &reserved);
+  if (handle == NULL)
+    {
+      g_message ("allocation refused for %s: no relayed socket%s",
+                 addr_to_string (from, buf, sizeof buf),
+                 token != NULL ? " for the token" : "");
+      reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
+      return;
+    }
+  /* RFC 8656 section 7.2: REQUESTED-ADDRESS-FAMILY the relay cannot serve
+   * gets 440. The relayed family is the one of --relay-address. */
+  if (family != 0 && family != relayed.family)
+    {
+      s->io.relay_close (s->io.user, handle);
+      void *next = reserved ? reservation_take (s, now, new_token, &relayed) : NULL;
+      if (next != NULL)
+        s->io.relay_close (s->io.user, next);
+      reply_error (s, now, from, m, 440, "Address Family not Supported", key);
+      return;
+    }
+  struct relay_alloc *a = g_new0 (struct relay_alloc, 1);
+  a->tuple = *tuple;
+  a->username = g_steal_pointer (&username);
+  memcpy (a->key, key, sizeof a->key);
+  a->relayed = relayed;
+  a->handle = handle;
+  a->expiry = now + lifetime_for (s, m);
+  memcpy (a->txid, m->txid, STUN_TXID_LEN);
+  a->perms = g_new0 (struct relay_perm, MAX (s->config.max_permissions, 1));
+  a->chans = g_new0 (struct relay_chan, MAX (s->config.max_channels, 1));
+  g_hash_table_insert (s->by_tuple, &a->tuple, a);
+  g_hash_table_insert (s->by_handle, handle, a);
+  g_hash_table_insert (s->per_user, g_strdup (a->username),
+                       GUINT_TO_POINTER (n_user + 1));
+  char rbuf[80];
+  g_info ("allocation for %s from %s relayed at %s", a->username,
+          addr_to_string (from, buf, sizeof buf),
+          addr_to_string (&relayed, rbuf, sizeof rbuf));
+  if (reserved)
+    memcpy (a->token, new_token, RELAY_TOKEN_LEN);
+  a->has_token = reserved;
+  reply_allocate_success (s, a, m, now);
+}
+
+static struct relay_perm *
+perm_find (struct relay_alloc *a, const struct stun_addr *peer, gint64 now)
+{
+  for (guint i = 0; i < a->n_perms; i++)
+    if (a->perms[i].expiry > now && addr_equal_ip (&a->perms[i].peer, peer))
+      return &a->perms[i];
+  return NULL;
+}
+
+/* Installs or refreshes a permission; FALSE when the table is full. */
+static gboolean
+perm_install (RelayServer *s, struct relay_alloc *a, const struct stun_addr *peer,
+              gint64 now)
+{
+  struct relay_perm *p = perm_find (a, peer, now);
+  if (p == NULL)
+    {
+      for (guint i = 0; i < a->n_perms && p == NULL; i++)
+        if (a->perms[i].expiry <= now)
+          p = &a->perms[i];
+      if (p == NULL)
+        {
+          if (a->n_perms >= s->config.max_permissions)
+            return FALSE;
+          p = &a->perms[a->n_perms++];
+        }
+      p->peer = *peer;
+      p->peer.port = 0;
+    }
+  p->expiry = now + RELAY_PERMISSION_LIFETIME;
+  return TRUE;
+}
+
+static void
+handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
+                          const struct stun_msg *m, const uint8_t *key)
+{
+  const struct stun_addr *from = &a->tuple.client;
+  char buf[80];
+  guint n_peers = 0, n_new = 0;
+  /* Check every peer before installing any (RFC 8656 section 10.2). */
+  for (size_t i = 0; i < m->n_attrs; i++)
+    {
+      struct stun_addr peer;
+      if (m->attrs[i].type != STUN_ATTR_XOR_PEER_ADDRESS)
+        continue;
+      if (!stun_attr_get_xor_addr (m, &m->attrs[i], &peer))
+        {
+          reply_error (s, now, from, m, 400, "Bad Request", key);
+          return;
+        }
+      if (peer.family != a->relayed.family)
+        {
+          reply_error (s, now, from, m, 443, "Peer Address Family Mismatch", key);
+          return;
+        }
+      if (!peer_allowed (s, a, &peer))
+        {
+          g_message ("permission refused for %s: peer %s not allowed",
+                     addr_to_string (from, buf, sizeof buf),
+                     addr_to_string (&peer, buf + 40, 40));
+          reply_error (s, now, from, m, 403, "Forbidden", key);
+          return;
+        }
+      n_peers++;
+      if (perm_find (a, &peer, now) == NULL)
+        n_new++;
+    }
+  if (n_peers == 0)
+    {
+      reply_error (s, now, from, m, 400, "Bad Request", key);
+      return;
+    }
+  guint free_slots = s->config.max_permissions - a->n_perms;
+  for (guint i = 0; i < a->n_perms; i++)
+    if (a->perms[i].expiry <= now)
+      free_slots++;
+  if (n_new > free_slots)
+    {
+      g_message ("permission refused for %s: %u permissions (limit)",
+                 addr_to_string (from, buf, sizeof buf), s->config.max_permissions);
+      reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
+      return;
+    }
+  for (size_t i = 0; i < m->n_attrs; i++)
+    {
+      struct stun_addr peer;
+      if (m->attrs[i].type == STUN_ATTR_XOR_PEER_ADDRESS
+          && stun_attr_get_xor_addr (m, &m->attrs[i], &peer))
+        (void)perm_install (s, a, &peer, now);
+    }
+  reply_success (s, from, m, key, FALSE, 0);
+}
+
+static struct relay_chan *
+chan_by_number (struct relay_alloc *a, uint16_t number, gint64 now)
+{
+  for (guint i = 0; i < a->n_chans; i++)
+    if (a->chans[i].expiry > now && a->chans[i].number == number)
+      return &a->chans[i];
+  return NULL;
+}
+
+static struct relay_chan *
+chan_by_peer (struct relay_alloc *a, const struct stun_addr *peer, gint64 now)
+{
+  for (guint i = 0; i < a->n_chans; i++)
+    if (a->chans[i].expiry > now && addr_equal (&a->chans[i].peer, peer))
+      return &a->chans[i];
+  return NULL;
+}
+
+static void
+handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
+                     const struct stun_msg *m, const uint8_t *key)
+{
+  const struct stun_addr *from = &a->tuple.client;
+  char buf[80];
+  uint16_t number;
+  struct stun_addr peer;
+  if (!stun_msg_get_channel_number (m, &number) || number < RELAY_CHANNEL_MIN
+      || number > RELAY_CHANNEL_MAX_RFC5766
+      || !stun_msg_get_xor_addr (m, STUN_ATTR_XOR_PEER_ADDRESS, &peer))
+    {
+      g_debug ("channel bind: bad channel number or peer address");
+      reply_error (s, now, from, m, 400, "Bad Request", key);
+      return;
+    }
+  if (peer.family != a->relayed.family)
+    {
+      reply_error (s, now, from, m, 443, "Peer Address Family Mismatch", key);
+      return;
+    }
+  if (!peer_allowed (s, a, &peer))
+    {
+      g_message ("channel refused for %s: peer %s not allowed",
+                 addr_to_string (from, buf, sizeof buf),
+                 addr_to_string (&peer, buf + 40, 40));
+      reply_error (s, now, from, m, 403, "Forbidden", key);
+      return;
+    }
+  /* RFC 8656 section 11.2: a number is bound to one peer and a peer to one
+   * number for the channel's life. */
+  struct relay_chan *c = chan_by_number (a, number, now);
+  struct relay_chan *by_peer = chan_by_peer (a, &peer, now);
+  if (c != by_peer)
+    {
+      g_debug ("channel bind: 0x%04x or its peer already bound otherwise", number);
+      reply_error (s, now, from, m, 400, "Bad Request", key);
+      return;
+    }
+  if (c == NULL)
+    {
+      for (guint i = 0; i < a->n_chans && c == NULL; i++)
+        if (a->chans[i].expiry <= now)
+          c = &a->chans[i];
+      if (c == NULL && a->n_chans < s->config.max_channels)
+        c = &a->chans[a->n_chans++];
+      if (c == NULL)
+        {
+          g_message ("channel refused for %s: %u channels (limit)",
+                     addr_to_string (from, buf, sizeof buf), s->config.max_channels);
+          reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
+          return;
+        }
+      c->number = number;
+      c->peer = peer;
+    }
+  if (!perm_install (s, a, &peer, now))
+    {
+      c->expiry = 0;
+      g_message ("channel refused for %s: %u permissions (limit)",
+                 addr_to_string (from, buf, sizeof buf), s->config.max_permissions);
+      reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
+      return;
+    }
+  c->expiry = now + RELAY_CHANNEL_LIFETIME;
+  reply_success (s, from, m, key, FALSE, 0);
+}
+
+static void
+handle_send_indication (RelayServer *s, gint64 now, struct relay_alloc *a,
+                        const struct stun_msg *m)
+{
+  struct stun_addr peer;
+  const uint8_t *data;
+  size_t len;
+  /* RFC 8656 section 11.2: indications that fail checks are dropped silently. */
+  if (a == NULL || !stun_msg_get_xor_addr (m, STUN_ATTR_XOR_PEER_ADDRESS, &peer)
+      || !stun_msg_get_data (m, &data, &len) || perm_find (a, &peer, now) == NULL)
+    return;
+  s->io.send (s->io.user, a->handle, &peer, data, len);
+}
+
+static void
+handle_channel_data (RelayServer *s, gint64 now, struct relay_alloc *a,
+                     const uint8_t *buf, size_t len)
+{
+  if (a == NULL || len < RELAY_CHANNEL_HEADER_LEN)
+    return;
+  uint16_t number = (uint16_t)((buf[0] << 8) | buf[1]);
+  size_t dlen = (size_t)((buf[2] << 8) | buf[3]);
+  /* RFC 8656 section 12.5: over UDP the padding may be absent, and a
+   * datagram shorter than the length is dropped. */
+  if (dlen > len - RELAY_CHANNEL_HEADER_LEN)
+    return;
+  struct relay_chan *c = chan_by_number (a, number, now);
+  if (c == NULL || perm_find (a, &c->peer, now) == NULL)
+    return;
+  s->io.send (s->io.user, a->handle, &c->peer, buf + RELAY_CHANNEL_HEADER_LEN, dlen);
+}
+
+static void
+process_peer (RelayServer *s, gint64 now, void *handle, const struct stun_addr *from,
+              const uint8_t *buf, size_t len)
+{
+  struct relay_alloc *a = g_hash_table_lookup (s->by_handle, handle);
+  if (a == NULL || a->expiry <= now || perm_find (a, from, now) == NULL)
+    return;
+  struct relay_chan *c = chan_by_peer (a, from, now);
+  if (c != NULL)
+    {
+      if (len > 0xFFFF || len + RELAY_CHANNEL_HEADER_LEN > sizeof s->out)
+        return;
+      s->out[0] = (uint8_t)(c->number >> 8);
+      s->out[1] = (uint8_t)c->number;
+      s->out[2] = (uint8_t)(len >> 8);
+      s->out[3] = (uint8_t)len;
+      memcpy (s->out + RELAY_CHANNEL_HEADER_LEN, buf, len);
+      send_client (s, &a->tuple.client, RELAY_CHANNEL_HEADER_LEN + len);
+      return;
+    }
+  uint8_t txid[STUN_TXID_LEN];
+  txid_next (s, txid);
+  struct stun_builder b;
+  stun_builder_init (&b, s->out, sizeof s->out, STUN_METHOD_DATA, STUN_CLASS_INDICATION,
+                     txid);
+  stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_PEER_ADDRESS, from);
+  stun_builder_add (&b, STUN_ATTR_DATA, buf, len);
+  send_client (s, &a->tuple.client, stun_builder_finish (&b));
+}
+
+static void
+handle_binding (RelayServer *s, const struct stun_addr *from, const struct stun_msg *m)
+{
+  struct stun_builder b;
+  stun_builder_init (&b, s->out, sizeof s->out, STUN_METHOD_BINDING, STUN_CLASS_SUCCESS,
+                     m->txid);
+  stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_MAPPED_ADDRESS, from);
+  stun_builder_add_fingerprint (&b);
+  send_client (s, from, stun_builder_finish (&b));
+}
+
+void
+relay_server_process (RelayServer *s, gint64 now, const struct relay_source *source,
+                      const struct stun_addr *from, const uint8_t *buf, size_t len)
+{
+  if (source->relay_handle != NULL)
+    {
+      process_peer (s, now, source->relay_handle, from, buf, len);
+      return;
+    }
+  struct relay_tuple tuple;
+  memset (&tuple, 0, sizeof tuple);
+  tuple.transport = source->transport;
+  tuple.client = *from;
+  struct relay_alloc *a = g_hash_table_lookup (s->by_tuple, &tuple);
+  if (a != NULL && a->expiry <= now)
+    {
+      alloc_remove (s, a, "expired");
+      a = NULL;
+    }
+
+  /* RFC 7983 / RFC 8656 section 12: 0b01 in the first two bits is ChannelData. */
+  if (len >= 1 && (buf[0] & 0xC0) == 0x40)
+    {
+      handle_channel_data (s, now, a, buf, len);
+      return;
+    }
+  struct stun_msg m;
+  if (stun_parse (buf, len, &m) != STUN_OK)
+    return;
+  if (m.fingerprint_idx >= 0 && !stun_msg_check_fingerprint (&m))
+    return;
+
+  if (m.cls == STUN_CLASS_INDICATION)
+    {
+      if (m.method == STUN_METHOD_SEND)
+        handle_send_indication (s, now, a, &m);
+      return;
+    }
+  if (m.cls != STUN_CLASS_REQUEST)
+    return;
+  if (m.method == STUN_METHOD_BINDING)
+    {
+      handle_binding (s, from, &m);
+      return;
+    }
+  if (m.method != STUN_METHOD_ALLOCATE && m.method != STUN_METHOD_REFRESH
+      && m.method != STUN_METHOD_CREATE_PERMISSION
+      && m.method != STUN_METHOD_CHANNEL_BIND)
+    {
+      reply_error (s, now, from, &m, 400, "Bad Request", NULL);
+      return;
+    }
+  if (!check_unknown (s, now, from, &m))
+    return;
+  uint8_t key[16];
+  const char *user;
+  size_t user_len;
+  if (!authenticate (s, now, from, &m, key, &user, &user_len))
+    return;
+  /* RFC 8656 section 5: requests on an allocation use its credentials. */
+  if (a != NULL
+      && (strlen (a->username) != user_len || memcmp (a->username, user, user_len) != 0))
+    {
+      reply_error (s, now, from, &m, 441, "Wrong Credentials", key);
+      OPENSSL_cleanse (key, sizeof key);
+      return;
+    }
+
+  if (m.method == STUN_METHOD_ALLOCATE)
+    handle_allocate (s, now, &tuple, a, &m, key, user, user_len);
+  else if (a == NULL)
+    reply_error (s, now, from, &m, 437, "Allocation Mismatch", key);
+  else if (m.method == STUN_METHOD_REFRESH)
+    {
+      uint32_t want = 1;
+      if (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &want) && want == 0)
+        {
+          reply_success (s, from, &m, key, TRUE, 0);
+          alloc_remove (s, a, "refreshed with lifetime 0");
+        }
+      else
+        {
+          guint32 lifetime = lifetime_for (s, &m);
+          a->expiry = now + lifetime;
+          reply_success (s, from, &m, key, TRUE, lifetime);
+        }
+    }
+  else if (m.method == STUN_METHOD_CREATE_PERMISSION)
+    handle_create_permission (s, now, a, &m, key);
+  else
+    handle_channel_bind (s, now, a, &m, key);
+  OPENSSL_cleanse (key, sizeof key);
+}
+
+void
+relay_server_expire (RelayServer *s, gint64 now)
+{
+  for (guint i = s->reservations->len; i > 0; i--)
+    {
+      struct relay_reservation *r
+          = &g_array_index (s->reservations, struct relay_reservation, i - 1);
+      if (r->expiry <= now)
+        {
+          s->io.relay_close (s->io.user, r->handle);
+          g_array_remove_index_fast (s->reservations, i - 1);
+        }
+    }
+  GHashTableIter it;
+  gpointer v;
+  GPtrArray *dead = NULL;
+  g_hash_table_iter_init (&it, s->by_tuple);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    {
+      struct relay_alloc *a = v;
+      if (a->expiry <= now)
+        {
+          if (dead == NULL)
+            dead = g_ptr_array_new ();
+          g_ptr_array_add (dead, a);
+        }
+    }
+  if (dead == NULL)
+    return;
+  for (guint i = 0; i < dead->len; i++)
+    alloc_remove (s, dead->pdata[i], "expired");
+  g_ptr_array_unref (dead);
+}

@@ -1,0 +1,100 @@
+/* The relay's protocol core (RFC 8656 TURN over UDP, RFC 8489 Binding),
+ * sans-IO: it never touches a socket and takes the time as a parameter. The
+ * shell (main.c) feeds it every datagram, from clients on the listener and
+ * from peers on relayed sockets, and carries out what it asks through
+ * struct relay_io. Unit tests and the fuzzer drive it with stubs. */
+#pragma once
+
+#include <glib.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "policy.h"
+#include "stun.h"
+
+/* RFC 8656 section 9: permissions last 300 s; section 12: channels 600 s. */
+#define RELAY_PERMISSION_LIFETIME 300
+#define RELAY_CHANNEL_LIFETIME 600
+/* RFC 8656 section 12: channel numbers 0x4000 through 0x4FFF. RFC 5766
+ * allowed up to 0x7FFF and clients still use that range (coturn's
+ * turnutils_uclient picks numbers up to 0x7FFF), so the relay accepts it:
+ * its listener carries no DTLS or SRTP to collide with (RFC 7983). */
+#define RELAY_CHANNEL_MIN 0x4000
+#define RELAY_CHANNEL_MAX 0x4FFF
+#define RELAY_CHANNEL_MAX_RFC5766 0x7FFF
+/* RFC 8656 section 7.2: the default lifetime is 10 minutes; 3600 s is the
+ * usual ceiling. */
+#define RELAY_DEFAULT_LIFETIME 600
+#define RELAY_DEFAULT_MAX_LIFETIME 3600
+/* RFC 8656 section 7.2: a reserved port is kept about 30 seconds. */
+#define RELAY_RESERVATION_LIFETIME 30
+/* RFC 8656 section 18.9: RESERVATION-TOKEN is 8 bytes. */
+#define RELAY_TOKEN_LEN 8
+/* Tries to find an even port (pair) before answering 508. */
+#define RELAY_EVEN_PORT_TRIES 32
+/* IANA protocol number for UDP (RFC 8656 section 18.13). */
+#define RELAY_PROTO_UDP 17
+
+enum relay_transport
+{
+  RELAY_TRANSPORT_UDP = RELAY_PROTO_UDP,
+};
+
+struct relay_config
+{
+  char *realm;
+  guint max_allocations;
+  guint max_per_user;
+  guint max_permissions;
+  guint max_channels;
+  guint default_lifetime;
+  guint max_lifetime;
+  GArray *allow_peers; /* of struct relay_cidr; may be NULL */
+};
+
+/* Fills the defaults; the caller sets realm (g_strdup) and may add to
+ * allow_peers. relay_config_clear frees both. */
+void relay_config_init (struct relay_config *config);
+void relay_config_clear (struct relay_config *config);
+
+/* Where a datagram came from: the client listener (relay_handle NULL) or a
+ * relayed socket (the handle relay_open returned). */
+struct relay_source
+{
+  enum relay_transport transport;
+  void *relay_handle;
+};
+
+struct relay_io
+{
+  /* Opens a relayed UDP socket on port (0: any), sets *relayed to its
+   * address and returns a non-NULL handle, or returns NULL. */
+  void *(*relay_open) (void *user, uint16_t port, struct stun_addr *relayed);
+  void (*relay_close) (void *user, void *handle);
+  /* Sends one datagram: to a client from the listener (handle NULL), or to
+   * a peer from a relayed socket. buf is only valid during the call. */
+  void (*send) (void *user, void *handle, const struct stun_addr *to, const uint8_t *buf,
+                size_t len);
+  void *user;
+};
+
+typedef struct RelayServer RelayServer;
+
+/* Takes ownership of *config (cleared on return). The secret is copied. */
+RelayServer *relay_server_new (struct relay_config *config, const struct relay_io *io,
+                               const uint8_t *secret, size_t secret_len);
+void relay_server_free (RelayServer *server);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelayServer, relay_server_free)
+
+void relay_server_set_secret (RelayServer *server, const uint8_t *secret,
+                              size_t secret_len);
+
+/* One datagram; now is Unix time in seconds (REST usernames carry Unix time). */
+void relay_server_process (RelayServer *server, gint64 now,
+                           const struct relay_source *source,
+                           const struct stun_addr *from, const uint8_t *buf, size_t len);
+
+/* Drops expired allocations, permissions and channels. Call about once a second. */
+void relay_server_expire (RelayServer *server, gint64 now);
+
+guint relay_server_n_allocations (RelayServer *server);

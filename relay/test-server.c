@@ -1,0 +1,778 @@
+/* Unit tests of the relay's protocol core, driven without sockets: a stub
+ * relay_io records every datagram the core sends. */
+#include <string.h>
+
+#include <glib.h>
+
+#include "server.h"
+
+#define NOW 1700000000
+#define SECRET "s3cret"
+#define REALM "test.realm"
+
+struct sent
+{
+  void *handle;
+  struct stun_addr to;
+  GBytes *bytes;
+};
+
+typedef struct
+{
+  RelayServer *server;
+  GArray *sent; /* struct sent */
+  guint n_open, n_close;
+  uint8_t txid_seq;
+  struct stun_addr client;
+  char nonce[128];
+} Fixture;
+
+static void *
+stub_open (void *user, uint16_t port, struct stun_addr *relayed)
+{
+  Fixture *f = user;
+  f->n_open++;
+  relayed->family = 4;
+  relayed->port = port != 0 ? port : (uint16_t)(50000 + f->n_open);
+  relayed->ip[0] = 203, relayed->ip[1] = 0, relayed->ip[2] = 113, relayed->ip[3] = 1;
+  return GUINT_TO_POINTER (f->n_open);
+}
+
+static void
+stub_close (void *user, void *handle)
+{
+  Fixture *f = user;
+  f->n_close++;
+}
+
+static void
+stub_send (void *user, void *handle, const struct stun_addr *to, const uint8_t *buf,
+           size_t len)
+{
+  Fixture *f = user;
+  struct sent s = { .handle = handle, .to = *to, .bytes = g_bytes_new (buf, len) };
+  g_array_append_val (f->sent, s);
+}
+
+static void
+clear_sent (gpointer p)
+{
+  struct sent *s = p;
+  g_bytes_unref (s->bytes);
+}
+
+static struct stun_addr
+addr4 (uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port)
+{
+  struct stun_addr x;
+  memset (&x, 0, sizeof x);
+  x.family = 4;
+  x.port = port;
+  x.ip[0] = a, x.ip[1] = b, x.ip[2] = c, x.ip[3] = d;
+  return x;
+}
+
+static void
+setup_with (Fixture *f, guint max_total, guint max_user, const char *allow)
+{
+  memset (f, 0, sizeof *f);
+  f->sent = g_array_new (FALSE, TRUE, sizeof (struct sent));
+  g_array_set_clear_func (f->sent, clear_sent);
+  struct relay_config c;
+  relay_config_init (&c);
+  c.realm = g_strdup (REALM);
+  c.max_allocations = max_total;
+  c.max_per_user = max_user;
+  c.max_permissions = 4;
+  c.max_channels = 2;
+  if (allow != NULL)
+    {
+      struct relay_cidr cidr;
+      g_assert_true (relay_cidr_parse (allow, &cidr));
+      c.allow_peers = g_array_new (FALSE, TRUE, sizeof cidr);
+      g_array_append_val (c.allow_peers, cidr);
+    }
+  struct relay_io io = { stub_open, stub_close, stub_send, f };
+  f->server = relay_server_new (&c, &io, (const uint8_t *)SECRET, strlen (SECRET));
+  f->client = addr4 (198, 51, 100, 1, 40000);
+}
+
+static void
+setup (Fixture *f, gconstpointer data)
+{
+  setup_with (f, 1000, 10, NULL);
+}
+
+static void
+teardown (Fixture *f, gconstpointer data)
+{
+  relay_server_free (f->server);
+  g_assert_cmpuint (f->n_open, ==, f->n_close);
+  g_array_unref (f->sent);
+}
+
+/* The last datagram sent, parsed; fails the test when there is none. */
+static const struct sent *
+last_sent (Fixture *f)
+{
+  g_assert_cmpuint (f->sent->len, >, 0);
+  return &g_array_index (f->sent, struct sent, f->sent->len - 1);
+}
+
+static void
+parse_last (Fixture *f, struct stun_msg *m)
+{
+  gsize n;
+  const uint8_t *d = g_bytes_get_data (last_sent (f)->bytes, &n);
+  g_assert_cmpint (stun_parse (d, n, m), ==, STUN_OK);
+  g_assert_true (m->fingerprint_idx < 0 || stun_msg_check_fingerprint (m));
+}
+
+static unsigned
+error_code (const struct stun_msg *m)
+{
+  unsigned code = 0;
+  const char *r;
+  size_t rl;
+  if (m->cls != STUN_CLASS_ERROR || !stun_msg_get_error_code (m, &code, &r, &rl))
+    return 0;
+  return code;
+}
+
+struct req
+{
+  uint16_t method;
+  const char *user;   /* NULL: no credentials */
+  const char *secret; /* for the password; default SECRET */
+  gint64 lifetime;    /* -1: none */
+  gboolean transport; /* REQUESTED-TRANSPORT UDP */
+  const struct stun_addr *peer;
+  uint16_t channel;
+  const char *data;
+  enum stun_class cls;
+  uint16_t extra_type; /* one more attribute, when not 0 */
+  const void *extra;
+  size_t extra_len;
+};
+
+static void
+send_req (Fixture *f, gint64 now, const struct stun_addr *from, const struct req *r)
+{
+  uint8_t buf[1024], txid[STUN_TXID_LEN] = { 0x42 };
+  txid[11] = ++f->txid_seq;
+  struct stun_builder b;
+  stun_builder_init (&b, buf, sizeof buf, r->method, r->cls, txid);
+  if (r->transport)
+    {
+      uint8_t t[4] = { RELAY_PROTO_UDP };
+      stun_builder_add (&b, STUN_ATTR_REQUESTED_TRANSPORT, t, 4);
+    }
+  if (r->lifetime >= 0)
+    stun_builder_add_u32 (&b, STUN_ATTR_LIFETIME, (uint32_t)r->lifetime);
+  if (r->channel)
+    stun_builder_add_u32 (&b, STUN_ATTR_CHANNEL_NUMBER, (uint32_t)r->channel << 16);
+  if (r->peer)
+    stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_PEER_ADDRESS, r->peer);
+  if (r->data)
+    stun_builder_add (&b, STUN_ATTR_DATA, r->data, strlen (r->data));
+  if (r->extra_type)
+    stun_builder_add (&b, r->extra_type, r->extra, r->extra_len);
+  if (r->user)
+    {
+      char pw[29];
+      const char *secret = r->secret ? r->secret : SECRET;
+      g_assert_true (relay_rest_password ((const uint8_t *)secret, strlen (secret),
+                                          r->user, strlen (r->user), pw));
+      uint8_t key[16];
+      g_assert_true (stun_long_term_key (r->user, strlen (r->user), REALM, strlen (REALM),
+                                         pw, strlen (pw), key));
+      stun_builder_add (&b, STUN_ATTR_USERNAME, r->user, strlen (r->user));
+      stun_builder_add (&b, STUN_ATTR_REALM, REALM, strlen (REALM));
+      stun_builder_add (&b, STUN_ATTR_NONCE, f->nonce, strlen (f->nonce));
+      stun_builder_add_integrity (&b, key, sizeof key);
+    }
+  stun_builder_add_fingerprint (&b);
+  size_t n = stun_builder_finish (&b);
+  g_assert_cmpuint (n, >, 0);
+  struct relay_source src = { RELAY_TRANSPORT_UDP, NULL };
+  relay_server_process (f->server, now, &src, from, buf, n);
+}
+
+static char *
+fresh_user (gint64 expiry)
+{
+  return g_strdup_printf ("%" G_GINT64_FORMAT ":alice", expiry);
+}
+
+/* Allocate without credentials (401 and a nonce), then with them. */
+static void
+allocate (Fixture *f, const struct stun_addr *from, const char *user, unsigned want)
+{
+  struct stun_msg m;
+  send_req (
+      f, NOW, from,
+      &(struct req){ .method = STUN_METHOD_ALLOCATE, .lifetime = -1, .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  const char *nonce, *realm;
+  size_t nl, rl;
+  g_assert_true (stun_msg_get_string (&m, STUN_ATTR_NONCE, &nonce, &nl));
+  g_assert_true (stun_msg_get_string (&m, STUN_ATTR_REALM, &realm, &rl));
+  g_assert_cmpmem (realm, rl, REALM, strlen (REALM));
+  g_assert_cmpuint (nl, <, sizeof f->nonce);
+  memcpy (f->nonce, nonce, nl);
+  f->nonce[nl] = '\0';
+
+  send_req (f, NOW, from,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, want);
+}
+
+static void
+test_unauthenticated (Fixture *f, gconstpointer data)
+{
+  struct stun_msg m;
+  send_req (
+      f, NOW, &f->client,
+      &(struct req){ .method = STUN_METHOD_ALLOCATE, .lifetime = -1, .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  g_assert_nonnull (stun_msg_find (&m, STUN_ATTR_NONCE));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+}
+
+static void
+test_allocate (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  allocate (f, &f->client, user, 0);
+  struct stun_msg m;
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  struct stun_addr relayed, mapped;
+  g_assert_true (stun_msg_get_xor_addr (&m, STUN_ATTR_XOR_RELAYED_ADDRESS, &relayed));
+  g_assert_cmpuint (relayed.port, ==, 50001);
+  g_assert_true (stun_msg_get_xor_addr (&m, STUN_ATTR_XOR_MAPPED_ADDRESS, &mapped));
+  g_assert_cmpuint (mapped.port, ==, 40000);
+  uint32_t lifetime;
+  g_assert_true (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &lifetime));
+  g_assert_cmpuint (lifetime, ==, 600);
+  /* The response is signed with the same key. */
+  char pw[29];
+  uint8_t key[16];
+  g_assert_true (relay_rest_password ((const uint8_t *)SECRET, strlen (SECRET), user,
+                                      strlen (user), pw));
+  g_assert_true (stun_long_term_key (user, strlen (user), REALM, strlen (REALM), pw,
+                                     strlen (pw), key));
+  g_assert_true (stun_msg_check_integrity (&m, key, sizeof key));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
+
+  /* Refresh with lifetime 0 deletes it (RFC 8656 section 8). */
+  send_req (f, NOW + 1, &f->client,
+            &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = 0 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+  g_assert_cmpuint (f->n_close, ==, 1);
+}
+
+static void
+test_bad_credentials (Fixture *f, gconstpointer data)
+{
+  g_autofree char *expired = fresh_user (NOW - 1);
+  allocate (f, &f->client, expired, 401);
+  g_autofree char *user = fresh_user (NOW + 60);
+  struct stun_msg m;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .secret = "other",
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = "notanumber:bob",
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  /* An old nonce is stale: 438 with a fresh one. */
+  g_autofree char *later = fresh_user (NOW + 100000);
+  send_req (f, NOW + 3 * RELAY_NONCE_BUCKET, &f->client,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = later,
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 438);
+  g_assert_nonnull (stun_msg_find (&m, STUN_ATTR_NONCE));
+  /* A nonce made for another client address is refused. */
+  struct stun_addr other = addr4 (198, 51, 100, 2, 40000);
+  send_req (f, NOW, &other,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+}
+
+static void
+test_send_and_data (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  allocate (f, &f->client, user, 0);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  struct stun_msg m;
+
+  /* Without a permission the send indication is dropped. */
+  guint before = f->sent->len;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_SEND,
+                           .cls = STUN_CLASS_INDICATION,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .data = "hello" });
+  g_assert_cmpuint (f->sent->len, ==, before);
+
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &peer });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_SEND,
+                           .cls = STUN_CLASS_INDICATION,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .data = "hello" });
+  const struct sent *s = last_sent (f);
+  g_assert_true (s->handle == GUINT_TO_POINTER (1));
+  g_assert_cmpuint (s->to.port, ==, 9000);
+  gsize n;
+  const void *d = g_bytes_get_data (s->bytes, &n);
+  g_assert_cmpmem (d, n, "hello", 5);
+
+  /* The peer answers (any port of a permitted IP): a Data indication. */
+  struct stun_addr peer2 = peer;
+  peer2.port = 9001;
+  struct relay_source src = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1) };
+  relay_server_process (f->server, NOW, &src, &peer2, (const uint8_t *)"world", 5);
+  parse_last (f, &m);
+  g_assert_cmpuint (m.method, ==, STUN_METHOD_DATA);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_INDICATION);
+  const uint8_t *payload;
+  size_t pl;
+  g_assert_true (stun_msg_get_data (&m, &payload, &pl));
+  g_assert_cmpmem (payload, pl, "world", 5);
+  struct stun_addr from;
+  g_assert_true (stun_msg_get_xor_addr (&m, STUN_ATTR_XOR_PEER_ADDRESS, &from));
+  g_assert_cmpuint (from.port, ==, 9001);
+  g_assert_cmpuint (last_sent (f)->to.port, ==, 40000);
+
+  /* Unpermitted peers are dropped; so is everything after expiry. */
+  before = f->sent->len;
+  struct stun_addr stranger = addr4 (198, 51, 100, 8, 9000);
+  relay_server_process (f->server, NOW, &src, &stranger, (const uint8_t *)"x", 1);
+  relay_server_process (f->server, NOW + RELAY_PERMISSION_LIFETIME + 1, &src, &peer,
+                        (const uint8_t *)"x", 1);
+  g_assert_cmpuint (f->sent->len, ==, before);
+}
+
+static void
+test_channel (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  allocate (f, &f->client, user, 0);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  struct stun_msg m;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .channel = 0x4001 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+
+  /* Out of range channel numbers are refused. */
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .channel = 0x8000 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 400);
+  /* The same peer on another number: 400. */
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .channel = 0x4002 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 400);
+
+  const uint8_t cd[] = { 0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0 };
+  struct relay_source client_src = { RELAY_TRANSPORT_UDP, NULL };
+  relay_server_process (f->server, NOW, &client_src, &f->client, cd, sizeof cd);
+  const struct sent *s = last_sent (f);
+  g_assert_true (s->handle == GUINT_TO_POINTER (1));
+  gsize n;
+  const uint8_t *d = g_bytes_get_data (s->bytes, &n);
+  g_assert_cmpmem (d, n, "abc", 3);
+
+  /* Truncated channel data is dropped. */
+  guint before = f->sent->len;
+  relay_server_process (f->server, NOW, &client_src, &f->client, cd, 5);
+  relay_server_process (f->server, NOW, &client_src, &f->client, cd, 2);
+  g_assert_cmpuint (f->sent->len, ==, before);
+
+  struct relay_source src = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1) };
+  relay_server_process (f->server, NOW, &src, &peer, (const uint8_t *)"xyz", 3);
+  s = last_sent (f);
+  g_assert_null (s->handle);
+  d = g_bytes_get_data (s->bytes, &n);
+  const uint8_t want[] = { 0x40, 0x01, 0x00, 0x03, 'x', 'y', 'z' };
+  g_assert_cmpmem (d, n, want, sizeof want);
+
+  /* Channel quota (2 in this fixture): the third gets 508. */
+  struct stun_addr p2 = addr4 (198, 51, 100, 9, 1), p3 = addr4 (198, 51, 100, 10, 1);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &p2,
+                           .channel = 0x4002 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &p3,
+                           .channel = 0x4003 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 508);
+}
+
+static void
+test_quota (Fixture *f, gconstpointer data)
+{
+  relay_server_free (f->server);
+  g_assert_cmpuint (f->n_open, ==, f->n_close);
+  g_array_unref (f->sent);
+  setup_with (f, 3, 2, NULL);
+  g_autofree char *alice = fresh_user (NOW + 3600);
+  g_autofree char *bob = g_strdup_printf ("%d:bob", NOW + 3600);
+  for (uint16_t i = 0; i < 2; i++)
+    {
+      struct stun_addr c = addr4 (198, 51, 100, 1, (uint16_t)(40000 + i));
+      allocate (f, &c, alice, 0);
+    }
+  struct stun_addr c3 = addr4 (198, 51, 100, 1, 40002);
+  allocate (f, &c3, alice, 486);
+  allocate (f, &c3, bob, 0);
+  struct stun_addr c4 = addr4 (198, 51, 100, 1, 40003);
+  allocate (f, &c4, bob, 508);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 3);
+  /* Expiry frees them all. */
+  relay_server_expire (f->server, NOW + 601);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+}
+
+static void
+test_denied_peer (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  allocate (f, &f->client, user, 0);
+  const struct stun_addr denied[] = {
+    addr4 (127, 0, 0, 1, 80),  addr4 (10, 1, 2, 3, 80),    addr4 (192, 168, 1, 1, 80),
+    addr4 (172, 20, 0, 1, 80), addr4 (169, 254, 1, 1, 80), addr4 (0, 0, 0, 0, 80),
+    addr4 (224, 0, 0, 1, 80),  addr4 (203, 0, 113, 1, 1),
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (denied); i++)
+    {
+      struct stun_msg m;
+      send_req (f, NOW, &f->client,
+                &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                               .user = user,
+                               .lifetime = -1,
+                               .peer = &denied[i] });
+      parse_last (f, &m);
+      g_assert_cmpuint (error_code (&m), ==, 403);
+      send_req (f, NOW, &f->client,
+                &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                               .user = user,
+                               .lifetime = -1,
+                               .peer = &denied[i],
+                               .channel = 0x4000 });
+      parse_last (f, &m);
+      g_assert_cmpuint (error_code (&m), ==, 403);
+    }
+  struct stun_addr v6 = { .family = 6, .port = 1, .ip = { [15] = 1 } };
+  g_assert_true (relay_addr_is_restricted (&v6));
+  v6.ip[0] = 0xfe, v6.ip[1] = 0x80;
+  g_assert_true (relay_addr_is_restricted (&v6));
+  v6.ip[0] = 0x20, v6.ip[1] = 0x01;
+  g_assert_false (relay_addr_is_restricted (&v6));
+}
+
+static void
+test_allowed_peer (Fixture *f, gconstpointer data)
+{
+  relay_server_free (f->server);
+  g_array_unref (f->sent);
+  guint opened = f->n_open, closed = f->n_close;
+  setup_with (f, 10, 10, "127.0.0.0/8");
+  (void)opened, (void)closed;
+  g_autofree char *user = fresh_user (NOW + 3600);
+  allocate (f, &f->client, user, 0);
+  struct stun_addr lo = addr4 (127, 0, 0, 1, 80), priv = addr4 (10, 0, 0, 1, 80);
+  struct stun_msg m;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &lo });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &priv });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 403);
+}
+
+static void
+test_binding (Fixture *f, gconstpointer data)
+{
+  struct stun_msg m;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_BINDING, .lifetime = -1 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  struct stun_addr a;
+  g_assert_true (stun_msg_get_xor_addr (&m, STUN_ATTR_XOR_MAPPED_ADDRESS, &a));
+  g_assert_cmpuint (a.port, ==, f->client.port);
+  g_assert_cmpmem (a.ip, 4, f->client.ip, 4);
+}
+
+static void
+test_cidr (void)
+{
+  struct relay_cidr c;
+  g_assert_true (relay_cidr_parse ("127.0.0.1/32", &c));
+  g_assert_cmpuint (c.prefix, ==, 32);
+  g_assert_true (relay_cidr_parse ("::1", &c));
+  g_assert_cmpuint (c.prefix, ==, 128);
+  g_assert_false (relay_cidr_parse ("127.0.0.1/33", &c));
+  g_assert_false (relay_cidr_parse ("127.0.0.1/", &c));
+  g_assert_false (relay_cidr_parse ("127.0.0.1/8x", &c));
+  g_assert_false (relay_cidr_parse ("example.org/8", &c));
+  g_assert_true (relay_cidr_parse ("10.0.0.0/8", &c));
+  struct stun_addr in = addr4 (10, 200, 1, 1, 0), out = addr4 (11, 0, 0, 1, 0);
+  g_assert_true (relay_cidr_contains (&c, &in));
+  g_assert_false (relay_cidr_contains (&c, &out));
+}
+
+/* Fetches a nonce for from (nonces are bound to the client address). */
+static void
+nonce_for (Fixture *f, const struct stun_addr *from)
+{
+  struct stun_msg m;
+  send_req (f, NOW, from, &(struct req){ .method = STUN_METHOD_REFRESH, .lifetime = -1 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  const char *nonce;
+  size_t nl;
+  g_assert_true (stun_msg_get_string (&m, STUN_ATTR_NONCE, &nonce, &nl));
+  g_assert_cmpuint (nl, <, sizeof f->nonce);
+  memcpy (f->nonce, nonce, nl);
+  f->nonce[nl] = '\0';
+}
+
+static void
+test_even_port (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  struct stun_msg m;
+  allocate (f, &f->client, user, 0);
+  /* A second client asks for an even port and reserves the next one. */
+  struct stun_addr c2 = addr4 (198, 51, 100, 1, 40001);
+  const uint8_t r_bit = 0x80;
+  nonce_for (f, &c2);
+  send_req (f, NOW, &c2,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE,
+                           .extra_type = STUN_ATTR_EVEN_PORT,
+                           .extra = &r_bit,
+                           .extra_len = 1 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  struct stun_addr relayed;
+  g_assert_true (stun_msg_get_xor_addr (&m, STUN_ATTR_XOR_RELAYED_ADDRESS, &relayed));
+  g_assert_cmpuint (relayed.port % 2, ==, 0);
+  const struct stun_attr *tok = stun_msg_find (&m, STUN_ATTR_RESERVATION_TOKEN);
+  g_assert_nonnull (tok);
+  g_assert_cmpuint (tok->len, ==, RELAY_TOKEN_LEN);
+  uint8_t token[RELAY_TOKEN_LEN];
+  memcpy (token, m.buf + tok->offset, RELAY_TOKEN_LEN);
+
+  /* A third takes the reserved port with the token. */
+  struct stun_addr c3 = addr4 (198, 51, 100, 1, 40002);
+  nonce_for (f, &c3);
+  send_req (f, NOW, &c3,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE,
+                           .extra_type = STUN_ATTR_RESERVATION_TOKEN,
+                           .extra = token,
+                           .extra_len = sizeof token });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  struct stun_addr second;
+  g_assert_true (stun_msg_get_xor_addr (&m, STUN_ATTR_XOR_RELAYED_ADDRESS, &second));
+  g_assert_cmpuint (second.port, ==, relayed.port + 1);
+  /* The token is used up. */
+  struct stun_addr c4 = addr4 (198, 51, 100, 1, 40003);
+  nonce_for (f, &c4);
+  send_req (f, NOW, &c4,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE,
+                           .extra_type = STUN_ATTR_RESERVATION_TOKEN,
+                           .extra = token,
+                           .extra_len = sizeof token });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 508);
+  /* IPv6 relaying is not offered by an IPv4 relay: 440. */
+  const uint8_t v6[4] = { 0x02 };
+  send_req (f, NOW, &c4,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE,
+                           .extra_type = STUN_ATTR_REQUESTED_ADDRESS_FAMILY,
+                           .extra = v6,
+                           .extra_len = 4 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 440);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 3);
+}
+
+static void
+test_errors (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  g_autofree char *other = g_strdup_printf ("%d:mallory", NOW + 3600);
+  struct stun_msg m;
+  /* Refresh without an allocation: 437. */
+  struct stun_addr c2 = addr4 (198, 51, 100, 1, 40001);
+  nonce_for (f, &c2);
+  send_req (f, NOW, &c2,
+            &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 437);
+  /* TCP relaying is not offered: 442. */
+  const uint8_t tcp[4] = { 6 };
+  send_req (f, NOW, &c2,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .extra_type = STUN_ATTR_REQUESTED_TRANSPORT,
+                           .extra = tcp,
+                           .extra_len = 4 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 442);
+  allocate (f, &f->client, user, 0);
+  /* Another username on an existing allocation: 441. */
+  send_req (
+      f, NOW, &f->client,
+      &(struct req){ .method = STUN_METHOD_REFRESH, .user = other, .lifetime = -1 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 441);
+  /* A second Allocate (new transaction) on the same 5-tuple: 437. */
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 437);
+  /* Unknown comprehension-required attribute: 420 listing it. */
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_REFRESH,
+                           .user = user,
+                           .lifetime = -1,
+                           .extra_type = 0x0777,
+                           .extra = "x",
+                           .extra_len = 1 });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 420);
+  g_assert_nonnull (stun_msg_find (&m, STUN_ATTR_UNKNOWN_ATTRIBUTES));
+  /* Refresh clamps the lifetime to the maximum. */
+  send_req (
+      f, NOW, &f->client,
+      &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = 100000 });
+  parse_last (f, &m);
+  uint32_t lifetime = 0;
+  g_assert_true (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &lifetime));
+  g_assert_cmpuint (lifetime, ==, RELAY_DEFAULT_MAX_LIFETIME);
+  /* Garbage, truncated and oversized datagrams are dropped without reply,
+   * and the allocation keeps working. */
+  guint before = f->sent->len;
+  struct relay_source src = { RELAY_TRANSPORT_UDP, NULL };
+  uint8_t junk[2048];
+  memset (junk, 0x41, sizeof junk);
+  relay_server_process (f->server, NOW, &src, &f->client, junk, sizeof junk);
+  memset (junk, 0, sizeof junk);
+  junk[4] = 0x21, junk[5] = 0x12, junk[6] = 0xa4, junk[7] = 0x42, junk[2] = 0x07,
+  junk[3] = 0xec;
+  relay_server_process (f->server, NOW, &src, &f->client, junk, 20 + 0x7ec - 4);
+  relay_server_process (f->server, NOW, &src, &f->client, junk, sizeof junk);
+  relay_server_process (f->server, NOW, &src, &f->client, junk, 3);
+  g_assert_cmpuint (f->sent->len, ==, before);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/relay/cidr", test_cidr);
+#define T(path, fn) g_test_add ("/relay/" path, Fixture, NULL, setup, fn, teardown)
+  T ("unauthenticated", test_unauthenticated);
+  T ("allocate", test_allocate);
+  T ("bad-credentials", test_bad_credentials);
+  T ("send-and-data", test_send_and_data);
+  T ("channel", test_channel);
+  T ("quota", test_quota);
+  T ("denied-peer", test_denied_peer);
+  T ("allowed-peer", test_allowed_peer);
+  T ("binding", test_binding);
+  T ("even-port", test_even_port);
+  T ("errors", test_errors);
+#undef T
+  return g_test_run ();
+}
