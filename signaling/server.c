@@ -215,7 +215,9 @@ waiter_start (SignalServer *self, SoupServerMessage *msg, const char *peer, guin
   w->msg = g_object_ref (msg);
   g_strlcpy (w->peer, peer, sizeof w->peer);
 
-  w->timeout = g_timeout_source_new_seconds (wait_s);
+  /* Not _seconds: that one rounds to the next whole second and can fire
+   * early, and a client is promised the whole wait. */
+  w->timeout = g_timeout_source_new ((guint) wait_s * 1000);
   g_source_set_callback (w->timeout, waiter_on_timeout, w, NULL);
   g_source_attach (w->timeout, self->ctx);
   if (socket != NULL)
