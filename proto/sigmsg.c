@@ -14,11 +14,9 @@
 
 #include <json-glib/json-glib.h>
 
+#include "jsonstrict.h"
 #include "peerid.h"
 
-/* Our messages nest three deep ({"messages":[{...}]}); unknown members may
- * carry a little more structure, but not enough to exhaust a stack. */
-#define SIGMSG_JSON_MAX_DEPTH 16
 
 /* RFC 8445 section 5.3: "ice-ufrag" 4 to 256 characters, "ice-pwd" 22 to 256. */
 #define SIGMSG_UFRAG_MIN 4
@@ -127,198 +125,6 @@ sigmsg_reason_is_valid (const char *s)
   return TRUE;
 }
 
-/* ---- strict JSON syntax check (RFC 8259), no allocation ---- */
-
-typedef struct
-{
-  const char *s;
-  size_t len;
-  size_t pos;
-} SigmsgCursor;
-
-static void
-sigmsg_json_skip_ws (SigmsgCursor *c)
-{
-  /* RFC 8259 section 2: ws = space, tab, line feed, carriage return. */
-  while (c->pos < c->len
-         && (c->s[c->pos] == ' ' || c->s[c->pos] == '\t' || c->s[c->pos] == '\n'
-             || c->s[c->pos] == '\r'))
-    c->pos++;
-}
-
-static gboolean
-sigmsg_json_hex4 (SigmsgCursor *c, guint *out)
-{
-  guint v = 0;
-  if (c->len - c->pos < 4)
-    return FALSE;
-  for (int i = 0; i < 4; i++)
-    {
-      int d = g_ascii_xdigit_value (c->s[c->pos + (size_t)i]);
-      if (d < 0)
-        return FALSE;
-      v = (v << 4) | (guint)d;
-    }
-  c->pos += 4;
-  *out = v;
-  return TRUE;
-}
-
-static gboolean
-sigmsg_json_string (SigmsgCursor *c)
-{
-  if (c->pos >= c->len || c->s[c->pos] != '"')
-    return FALSE;
-  c->pos++;
-  while (c->pos < c->len)
-    {
-      guchar ch = (guchar)c->s[c->pos++];
-      guint cp;
-
-      if (ch == '"')
-        return TRUE;
-      if (ch < 0x20) /* RFC 8259 section 7: control characters must be escaped */
-        return FALSE;
-      if (ch != '\\')
-        continue;
-      if (c->pos >= c->len)
-        return FALSE;
-      ch = (guchar)c->s[c->pos++];
-      if (strchr ("\"\\/bfnrt", ch) != NULL && ch != '\0')
-        continue;
-      if (ch != 'u' || !sigmsg_json_hex4 (c, &cp))
-        return FALSE;
-      /* A NUL would silently cut the string short in json-glib. */
-      if (cp == 0)
-        return FALSE;
-      if (cp >= 0xdc00 && cp <= 0xdfff) /* a lone low surrogate */
-        return FALSE;
-      if (cp >= 0xd800 && cp <= 0xdbff)
-        {
-          /* A high surrogate must be followed by an escaped low surrogate. */
-          if (c->len - c->pos < 2 || c->s[c->pos] != '\\' || c->s[c->pos + 1] != 'u')
-            return FALSE;
-          c->pos += 2;
-          if (!sigmsg_json_hex4 (c, &cp) || cp < 0xdc00 || cp > 0xdfff)
-            return FALSE;
-        }
-    }
-  return FALSE;
-}
-
-static gboolean
-sigmsg_json_digits (SigmsgCursor *c)
-{
-  size_t start = c->pos;
-  while (c->pos < c->len && g_ascii_isdigit (c->s[c->pos]))
-    c->pos++;
-  return c->pos > start;
-}
-
-/* RFC 8259 section 6: -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)? */
-static gboolean
-sigmsg_json_number (SigmsgCursor *c)
-{
-  if (c->pos < c->len && c->s[c->pos] == '-')
-    c->pos++;
-  if (c->pos < c->len && c->s[c->pos] == '0')
-    c->pos++;
-  else if (!sigmsg_json_digits (c))
-    return FALSE;
-  if (c->pos < c->len && c->s[c->pos] == '.')
-    {
-      c->pos++;
-      if (!sigmsg_json_digits (c))
-        return FALSE;
-    }
-  if (c->pos < c->len && (c->s[c->pos] == 'e' || c->s[c->pos] == 'E'))
-    {
-      c->pos++;
-      if (c->pos < c->len && (c->s[c->pos] == '+' || c->s[c->pos] == '-'))
-        c->pos++;
-      if (!sigmsg_json_digits (c))
-        return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-sigmsg_json_literal (SigmsgCursor *c, const char *word)
-{
-  size_t n = strlen (word);
-  if (c->len - c->pos < n || memcmp (c->s + c->pos, word, n) != 0)
-    return FALSE;
-  c->pos += n;
-  return TRUE;
-}
-
-/* Recursion is bounded by SIGMSG_JSON_MAX_DEPTH. */
-static gboolean
-sigmsg_json_value (SigmsgCursor *c, guint depth)
-{
-  sigmsg_json_skip_ws (c);
-  if (c->pos >= c->len)
-    return FALSE;
-
-  char ch = c->s[c->pos];
-  if (ch == '{' || ch == '[')
-    {
-      char close = ch == '{' ? '}' : ']';
-      if (depth >= SIGMSG_JSON_MAX_DEPTH)
-        return FALSE;
-      c->pos++;
-      sigmsg_json_skip_ws (c);
-      if (c->pos < c->len && c->s[c->pos] == close)
-        {
-          c->pos++;
-          return TRUE;
-        }
-      for (;;)
-        {
-          if (ch == '{')
-            {
-              sigmsg_json_skip_ws (c);
-              if (!sigmsg_json_string (c))
-                return FALSE;
-              sigmsg_json_skip_ws (c);
-              if (c->pos >= c->len || c->s[c->pos] != ':')
-                return FALSE;
-              c->pos++;
-            }
-          if (!sigmsg_json_value (c, depth + 1))
-            return FALSE;
-          sigmsg_json_skip_ws (c);
-          if (c->pos >= c->len)
-            return FALSE;
-          if (c->s[c->pos] == ',')
-            {
-              c->pos++;
-              continue;
-            }
-          if (c->s[c->pos] != close)
-            return FALSE;
-          c->pos++;
-          return TRUE;
-        }
-    }
-  if (ch == '"')
-    return sigmsg_json_string (c);
-  if (ch == '-' || g_ascii_isdigit (ch))
-    return sigmsg_json_number (c);
-  return sigmsg_json_literal (c, "true") || sigmsg_json_literal (c, "false")
-         || sigmsg_json_literal (c, "null");
-}
-
-static gboolean
-sigmsg_json_is_strict (const char *s, size_t len)
-{
-  SigmsgCursor c = { s, len, 0 };
-  if (!sigmsg_json_value (&c, 0))
-    return FALSE;
-  sigmsg_json_skip_ws (&c);
-  return c.pos == c.len;
-}
-
 /* ---- loading ---- */
 
 /* json-glib keeps the last of duplicate members. To refuse duplicates we count
@@ -361,7 +167,7 @@ sigmsg_load (const char *json, gsize len, gsize max, JsonObject **root, GError *
       return NULL;
     }
   if (json == NULL || len == 0 || memchr (json, '\0', len) != NULL
-      || !g_utf8_validate_len (json, len, NULL) || !sigmsg_json_is_strict (json, len))
+      || !g_utf8_validate_len (json, len, NULL) || !jsonstrict_check (json, len))
     {
       g_set_error_literal (error, SIGMSG_ERROR, SIGMSG_ERROR_INVALID, "not valid JSON");
       return NULL;

@@ -1,6 +1,7 @@
 /* The relay's protocol core; see server.h. */
 #include "server.h"
 
+#include "alloc.h"
 #include "auth.h"
 
 #include <arpa/inet.h>
@@ -12,42 +13,6 @@
 
 /* RFC 8656 section 11.4 / 11.5: channel data header is 4 bytes. */
 #define RELAY_CHANNEL_HEADER_LEN 4
-
-struct relay_tuple
-{
-  enum relay_transport transport;
-  struct stun_addr client;
-};
-
-struct relay_perm
-{
-  struct stun_addr peer; /* port ignored: permissions are per IP (RFC 8656 9) */
-  gint64 expiry;
-};
-
-struct relay_chan
-{
-  uint16_t number;
-  struct stun_addr peer;
-  gint64 expiry;
-};
-
-struct relay_alloc
-{
-  struct relay_tuple tuple;
-  char *username;
-  uint8_t key[16];
-  struct stun_addr relayed;
-  void *handle;
-  gint64 expiry;
-  uint8_t txid[STUN_TXID_LEN]; /* of the Allocate, to answer retransmissions */
-  gboolean has_token;
-  uint8_t token[RELAY_TOKEN_LEN]; /* handed out with this allocation */
-  guint n_perms;
-  guint n_chans;
-  struct relay_perm *perms; /* config.max_permissions entries */
-  struct relay_chan *chans; /* config.max_channels entries */
-};
 
 /* A port kept for a later Allocate with RESERVATION-TOKEN (EVEN-PORT with
  * the R bit, RFC 8656 section 7.2). */
@@ -78,18 +43,6 @@ struct RelayServer
 
 /* Addresses */
 
-static gboolean
-addr_equal_ip (const struct stun_addr *a, const struct stun_addr *b)
-{
-  return a->family == b->family && memcmp (a->ip, b->ip, a->family == 6 ? 16 : 4) == 0;
-}
-
-static gboolean
-addr_equal (const struct stun_addr *a, const struct stun_addr *b)
-{
-  return addr_equal_ip (a, b) && a->port == b->port;
-}
-
 static guint
 tuple_hash (gconstpointer p)
 {
@@ -105,7 +58,7 @@ static gboolean
 tuple_equal (gconstpointer a, gconstpointer b)
 {
   const struct relay_tuple *x = a, *y = b;
-  return x->transport == y->transport && addr_equal (&x->client, &y->client);
+  return x->transport == y->transport && relay_addr_equal (&x->client, &y->client);
 }
 
 static char *
@@ -134,7 +87,7 @@ peer_allowed (RelayServer *s, const struct relay_alloc *a, const struct stun_add
       if (relay_cidr_contains (
               &g_array_index (s->config.allow_peers, struct relay_cidr, i), peer))
         return TRUE;
-  if (addr_equal_ip (peer, &a->relayed))
+  if (relay_addr_equal_ip (peer, &a->relayed))
     return FALSE; /* its own address */
   return !relay_addr_is_restricted (peer);
 }
@@ -161,16 +114,6 @@ relay_config_clear (struct relay_config *c)
 }
 
 /* Allocations */
-
-static void
-alloc_free (gpointer p)
-{
-  struct relay_alloc *a = p;
-  g_free (a->username);
-  g_free (a->perms);
-  g_free (a->chans);
-  g_free (a);
-}
 
 static void
 alloc_remove (RelayServer *s, struct relay_alloc *a, const char *why)
@@ -203,7 +146,7 @@ relay_server_new (struct relay_config *config, const struct relay_io *io,
   if (RAND_bytes (s->nonce_key, sizeof s->nonce_key) != 1
       || RAND_bytes (s->txid_prefix, sizeof s->txid_prefix) != 1)
     g_error ("RAND_bytes failed");
-  s->by_tuple = g_hash_table_new_full (tuple_hash, tuple_equal, NULL, alloc_free);
+  s->by_tuple = g_hash_table_new_full (tuple_hash, tuple_equal, NULL, relay_alloc_free);
   s->by_handle = g_hash_table_new (g_direct_hash, g_direct_equal);
   s->per_user = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   s->reservations = g_array_new (FALSE, TRUE, sizeof (struct relay_reservation));
@@ -635,39 +578,6 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   reply_allocate_success (s, a, m, now);
 }
 
-static struct relay_perm *
-perm_find (struct relay_alloc *a, const struct stun_addr *peer, gint64 now)
-{
-  for (guint i = 0; i < a->n_perms; i++)
-    if (a->perms[i].expiry > now && addr_equal_ip (&a->perms[i].peer, peer))
-      return &a->perms[i];
-  return NULL;
-}
-
-/* Installs or refreshes a permission; FALSE when the table is full. */
-static gboolean
-perm_install (RelayServer *s, struct relay_alloc *a, const struct stun_addr *peer,
-              gint64 now)
-{
-  struct relay_perm *p = perm_find (a, peer, now);
-  if (p == NULL)
-    {
-      for (guint i = 0; i < a->n_perms && p == NULL; i++)
-        if (a->perms[i].expiry <= now)
-          p = &a->perms[i];
-      if (p == NULL)
-        {
-          if (a->n_perms >= s->config.max_permissions)
-            return FALSE;
-          p = &a->perms[a->n_perms++];
-        }
-      p->peer = *peer;
-      p->peer.port = 0;
-    }
-  p->expiry = now + RELAY_PERMISSION_LIFETIME;
-  return TRUE;
-}
-
 static void
 handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
                           const struct stun_msg *m, const uint8_t *key)
@@ -700,7 +610,7 @@ handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
           return;
         }
       n_peers++;
-      if (perm_find (a, &peer, now) == NULL)
+      if (relay_alloc_perm_find (a, &peer, now) == NULL)
         n_new++;
     }
   if (n_peers == 0)
@@ -724,27 +634,9 @@ handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
       struct stun_addr peer;
       if (m->attrs[i].type == STUN_ATTR_XOR_PEER_ADDRESS
           && stun_attr_get_xor_addr (m, &m->attrs[i], &peer))
-        (void)perm_install (s, a, &peer, now);
+        (void)relay_alloc_perm_install (s->config.max_permissions, a, &peer, now);
     }
   reply_success (s, from, m, key, FALSE, 0);
-}
-
-static struct relay_chan *
-chan_by_number (struct relay_alloc *a, uint16_t number, gint64 now)
-{
-  for (guint i = 0; i < a->n_chans; i++)
-    if (a->chans[i].expiry > now && a->chans[i].number == number)
-      return &a->chans[i];
-  return NULL;
-}
-
-static struct relay_chan *
-chan_by_peer (struct relay_alloc *a, const struct stun_addr *peer, gint64 now)
-{
-  for (guint i = 0; i < a->n_chans; i++)
-    if (a->chans[i].expiry > now && addr_equal (&a->chans[i].peer, peer))
-      return &a->chans[i];
-  return NULL;
 }
 
 static void
@@ -778,8 +670,8 @@ handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
     }
   /* RFC 8656 section 11.2: a number is bound to one peer and a peer to one
    * number for the channel's life. */
-  struct relay_chan *c = chan_by_number (a, number, now);
-  struct relay_chan *by_peer = chan_by_peer (a, &peer, now);
+  struct relay_chan *c = relay_alloc_chan_by_number (a, number, now);
+  struct relay_chan *by_peer = relay_alloc_chan_by_peer (a, &peer, now);
   if (c != by_peer)
     {
       g_debug ("channel bind: 0x%04x or its peer already bound otherwise", number);
@@ -803,7 +695,7 @@ handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
       c->number = number;
       c->peer = peer;
     }
-  if (!perm_install (s, a, &peer, now))
+  if (!relay_alloc_perm_install (s->config.max_permissions, a, &peer, now))
     {
       c->expiry = 0;
       g_message ("channel refused for %s: %u permissions (limit)",
@@ -824,7 +716,7 @@ handle_send_indication (RelayServer *s, gint64 now, struct relay_alloc *a,
   size_t len;
   /* RFC 8656 section 11.2: indications that fail checks are dropped silently. */
   if (a == NULL || !stun_msg_get_xor_addr (m, STUN_ATTR_XOR_PEER_ADDRESS, &peer)
-      || !stun_msg_get_data (m, &data, &len) || perm_find (a, &peer, now) == NULL)
+      || !stun_msg_get_data (m, &data, &len) || relay_alloc_perm_find (a, &peer, now) == NULL)
     return;
   s->io.send (s->io.user, a->handle, &peer, data, len);
 }
@@ -841,8 +733,8 @@ handle_channel_data (RelayServer *s, gint64 now, struct relay_alloc *a,
    * datagram shorter than the length is dropped. */
   if (dlen > len - RELAY_CHANNEL_HEADER_LEN)
     return;
-  struct relay_chan *c = chan_by_number (a, number, now);
-  if (c == NULL || perm_find (a, &c->peer, now) == NULL)
+  struct relay_chan *c = relay_alloc_chan_by_number (a, number, now);
+  if (c == NULL || relay_alloc_perm_find (a, &c->peer, now) == NULL)
     return;
   s->io.send (s->io.user, a->handle, &c->peer, buf + RELAY_CHANNEL_HEADER_LEN, dlen);
 }
@@ -852,9 +744,9 @@ process_peer (RelayServer *s, gint64 now, void *handle, const struct stun_addr *
               const uint8_t *buf, size_t len)
 {
   struct relay_alloc *a = g_hash_table_lookup (s->by_handle, handle);
-  if (a == NULL || a->expiry <= now || perm_find (a, from, now) == NULL)
+  if (a == NULL || a->expiry <= now || relay_alloc_perm_find (a, from, now) == NULL)
     return;
-  struct relay_chan *c = chan_by_peer (a, from, now);
+  struct relay_chan *c = relay_alloc_chan_by_peer (a, from, now);
   if (c != NULL)
     {
       if (len > 0xFFFF || len + RELAY_CHANNEL_HEADER_LEN > sizeof s->out)
