@@ -16,6 +16,11 @@
 #define TUNNEL_PING_INTERVAL_S 5
 /* No answer to pings for this long: the peer is gone. */
 #define TUNNEL_DEAD_AFTER_US (30 * G_USEC_PER_SEC)
+/* libnice does not fail a component that has no candidate pair at all (for
+ * instance IPv4 candidates on one side, IPv6 on the other): give up on our
+ * own after this long without a working pair. Checks on any real path take
+ * well under a second. */
+#define TUNNEL_ICE_TIMEOUT_S 10
 /* Handshake records that found no selected pair yet, resent when one exists. */
 #define TUNNEL_MAX_HELD_RECORDS 8
 
@@ -39,7 +44,7 @@ struct _Tunnel
   GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
   guint local_types;           /* bit per NiceCandidateType gathered */
   guint remote_types;
-  gboolean ice_done;
+  GSource *ice_deadline;
 
   Dtls *dtls;
   gboolean dtls_started;
@@ -389,6 +394,39 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
 }
 
 static void
+tunnel_stop_ice_deadline (Tunnel *self)
+{
+  if (self->ice_deadline)
+    {
+      g_source_destroy (self->ice_deadline);
+      g_clear_pointer (&self->ice_deadline, g_source_unref);
+    }
+}
+
+static void
+tunnel_fail_ice (Tunnel *self, const char *why)
+{
+  g_autofree char *local = candidate_types_string (self->local_types);
+  g_autofree char *remote = candidate_types_string (self->remote_types);
+
+  tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED,
+               "ICE failed: no working path to the peer%s (local candidates: %s; "
+               "remote candidates: %s)", why, local, remote);
+}
+
+static gboolean
+on_ice_deadline (gpointer data)
+{
+  Tunnel *self = data;
+  g_autofree char *why = g_strdup_printf (" within %d s", TUNNEL_ICE_TIMEOUT_S);
+
+  g_clear_pointer (&self->ice_deadline, g_source_unref);
+  if (!self->dtls_started)
+    tunnel_fail_ice (self, why);
+  return G_SOURCE_REMOVE;
+}
+
+static void
 ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state,
               gpointer data)
 {
@@ -400,16 +438,11 @@ ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state
   if (state == NICE_COMPONENT_STATE_READY && !self->dtls_started)
     {
       self->dtls_started = TRUE;
+      tunnel_stop_ice_deadline (self);
       dtls_start (self->dtls);
     }
   else if (state == NICE_COMPONENT_STATE_FAILED && !self->up)
-    {
-      g_autofree char *local = candidate_types_string (self->local_types);
-      g_autofree char *remote = candidate_types_string (self->remote_types);
-      tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED,
-                   "ICE failed: no working path to the peer (local candidates: %s; "
-                   "remote candidates: %s)", local, remote);
-    }
+    tunnel_fail_ice (self, "");
   else if (state == NICE_COMPONENT_STATE_FAILED && self->up)
     tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "the path to the peer was lost");
 }
@@ -533,6 +566,7 @@ tunnel_free (Tunnel *self)
       g_source_destroy (self->ping);
       g_source_unref (self->ping);
     }
+  tunnel_stop_ice_deadline (self);
   if (self->down_idle)
     {
       g_source_destroy (self->down_idle);
@@ -588,6 +622,9 @@ tunnel_set_remote (Tunnel *self, const Sigmsg *msg)
   if (self->remote_credentials)
     return;
   self->remote_credentials = TRUE;
+  self->ice_deadline = g_timeout_source_new_seconds (TUNNEL_ICE_TIMEOUT_S);
+  g_source_set_callback (self->ice_deadline, on_ice_deadline, self, NULL);
+  g_source_attach (self->ice_deadline, self->context);
   nice_agent_set_remote_credentials (self->agent, self->stream_id, msg->ufrag, msg->pwd);
   for (guint i = 0; i < self->early_candidates->len; i++)
     add_remote_candidate (self, self->early_candidates->pdata[i]);

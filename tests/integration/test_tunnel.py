@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from lab import TestFailure, check, connect_retry, free_port, pattern_bytes, roundtrip, run_cases
+from lab import TestFailure, TestSkip, check, connect_retry, free_port, pattern_bytes, roundtrip, run_cases
 
 MIB = 1024 * 1024
 UP_RE = r"tunnel up: peer [a-z2-7]{52}, path direct \(host 127\.0\.0\.1:\d+ -> host 127\.0\.0\.1:\d+, udp\), rtt [\d.]+ ms"
@@ -286,7 +286,31 @@ def peer_mismatch(lab):
     check(echo.connections == 0, "the service must not be reached")
 
 
+def ice_failed(lab):
+    """No candidate pair can work (IPv4 host candidates on one side, IPv6 on
+    the other): pair gives up with the candidate types tried."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s6:
+            s6.bind(("::1", 0))
+    except OSError as e:
+        raise TestSkip("no IPv6 loopback here (%s)" % e)
+    echo = lab.service("echo")
+    sig, url, pin = lab.signal_server()
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                        "--trust", cid], url, pin)
+    server.wait_line("serving as")
+    client = lab.agent("client", cdir, ["pair", sid, "-L", "%d:echo" % free_port()], url, pin,
+                       local="::1")
+    client.wait_line(r"error: ICE failed: no working path to the peer within \d+ s "
+                     r"\(local candidates: host; remote candidates: host\)", timeout=30)
+    check(client.wait_exit(10) == 1, "pair should exit 1")
+    check("tunnel up" not in client.text(), "no tunnel may come up")
+
+
 CASES = {
+    "ice-failed": ice_failed,
     "peer-mismatch": peer_mismatch,
     "transfer": transfer,
     "streams50": streams50,
