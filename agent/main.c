@@ -34,6 +34,7 @@ typedef struct
   char **forward;
   char *stdio_service;
   char **local_addresses;
+  gboolean relay_only;
   int timeout_s;
 } Options;
 
@@ -194,6 +195,9 @@ run (int argc, char **argv, const char *command)
     { "local-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.local_addresses,
       "Offer only this local address as a host candidate (repeatable; default: all)",
       "ADDRESS" },
+    { "relay-only", 0, 0, G_OPTION_ARG_NONE, &o.relay_only,
+      "Force the tunnel through the relay (a TURN server the signaling server hands out), "
+      "for networks where direct paths are not wanted or to test the relay", NULL },
     G_OPTION_ENTRY_NULL
   };
   GOptionEntry pair[] = {
@@ -282,6 +286,7 @@ run (int argc, char **argv, const char *command)
   node.forward = o.forward;
   node.stdio_service = o.stdio_service;
   node.local_addresses = o.local_addresses;
+  node.relay_only = o.relay_only;
   node.pair_peer = is_pair ? argv[1] : NULL;
   node.timeout_s = o.timeout_s;
   code = node_run (&node, identity);

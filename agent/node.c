@@ -385,6 +385,7 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
     .controlling = outgoing,
     .ice_servers = node->ice_servers,
     .local_addresses = (const char *const *) node->options->local_addresses,
+    .relay_only = node->options->relay_only,
   };
 
   link->node = node;
@@ -610,6 +611,13 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
       return;
     }
   node->ice_servers = servers;
+  if (node->options->relay_only && tunnel_usable_relays (servers) == 0)
+    {
+      node_say ("error: --relay-only, but the signaling server hands out no usable relay "
+                "(TURN over UDP at an IP address)");
+      node_quit (node, 1);
+      return;
+    }
   sigclient_start (node->sig, on_message, on_signal_fatal, node);
   if (node->options->pair_peer)
     node_start_pair (node);
@@ -646,9 +654,8 @@ node_quit (Node *node, int code)
       Link *link = value;
       g_ptr_array_set_size (link->bridges, 0);
       g_ptr_array_set_size (link->connects, 0);
-      node->pending_sends++;
+      /* Its bye goes through link_send, which counts it as pending. */
       tunnel_close (link->tunnel, "closed", "the agent is shutting down");
-      node->pending_sends--; /* tunnel_close's bye went through link_send */
     }
   if (node->pending_sends == 0)
     g_main_loop_quit (node->loop);

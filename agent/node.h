@@ -16,6 +16,7 @@ typedef struct
   char **forward;              /* [BIND:]PORT:SERVICE (pair) */
   char *stdio_service;         /* pair --stdio */
   char **local_addresses;      /* ICE host candidates only on these */
+  gboolean relay_only;         /* only relayed candidate pairs (ICE force-relay) */
   char *pair_peer;             /* NULL for serve */
   int timeout_s;               /* pair: give up when not up by then; 0 = never */
 } NodeOptions;

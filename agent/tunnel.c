@@ -494,6 +494,68 @@ set_stun_server (Tunnel *self, const SigmsgIceServers *servers)
   return FALSE;
 }
 
+/* Host and port of @turn when the tunnel can use it: TURN over UDP at an IP
+ * address (libnice takes no names). */
+static gboolean
+usable_relay (const SigmsgTurnServer *turn, char **host, guint16 *port)
+{
+  g_autofree char *h = NULL;
+  g_autoptr (GInetAddress) addr = NULL;
+  SigmsgTurnTransport transport;
+
+  if (!sigmsg_turn_uri_split (turn->uri, &h, port, &transport))
+    return FALSE;
+  if (transport != SIGMSG_TURN_UDP)
+    {
+      g_message ("relay %s: only TURN over UDP is supported, skipping", turn->uri);
+      return FALSE;
+    }
+  addr = g_inet_address_new_from_string (h);
+  if (addr == NULL)
+    {
+      g_message ("relay %s: only addresses are supported, skipping", turn->uri);
+      return FALSE;
+    }
+  if (host != NULL)
+    *host = g_steal_pointer (&h);
+  return TRUE;
+}
+
+guint
+tunnel_usable_relays (const SigmsgIceServers *servers)
+{
+  guint n = 0;
+
+  for (guint i = 0; servers && i < servers->turn->len; i++)
+    if (usable_relay (servers->turn->pdata[i], NULL, NULL))
+      n++;
+  return n;
+}
+
+/* Adds every usable TURN server; returns how many. */
+static guint
+set_relays (Tunnel *self, const SigmsgIceServers *servers)
+{
+  guint n = 0;
+
+  for (guint i = 0; servers && i < servers->turn->len; i++)
+    {
+      const SigmsgTurnServer *turn = servers->turn->pdata[i];
+      g_autofree char *host = NULL;
+      guint16 port = 0;
+
+      if (!usable_relay (turn, &host, &port))
+        continue;
+      if (nice_agent_set_relay_info (self->agent, self->stream_id, TUNNEL_COMPONENT, host, port,
+                                     turn->username, turn->password,
+                                     NICE_RELAY_TYPE_TURN_UDP))
+        n++;
+      else
+        g_message ("relay %s: libnice refused it, skipping", turn->uri);
+    }
+  return n;
+}
+
 Tunnel *
 tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallbacks *callbacks,
             gpointer user_data, GError **error)
@@ -522,6 +584,18 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
                                      NICE_AGENT_OPTION_ICE_TRICKLE);
   g_object_set (self->agent, "controlling-mode", config->controlling, "upnp", FALSE,
                 "ice-tcp", FALSE, "keepalive-conncheck", TRUE, NULL);
+  if (config->relay_only)
+    {
+      /* "force-relay" is in libnice since 0.1.x; check rather than warn at run time. */
+      if (g_object_class_find_property (G_OBJECT_GET_CLASS (self->agent), "force-relay")
+          == NULL)
+        {
+          g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
+                       "--relay-only: this libnice cannot force the relay");
+          return NULL;
+        }
+      g_object_set (self->agent, "force-relay", TRUE, NULL);
+    }
   set_stun_server (self, config->ice_servers);
   for (guint i = 0; config->local_addresses && config->local_addresses[i]; i++)
     {
@@ -547,6 +621,12 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   if (self->stream_id == 0)
     {
       g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "cannot create an ICE stream");
+      return NULL;
+    }
+  if (set_relays (self, config->ice_servers) == 0 && config->relay_only)
+    {
+      g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
+                   "--relay-only, but no usable relay (TURN over UDP at an IP address)");
       return NULL;
     }
   /* A receive callback must be attached before gathering, or STUN replies

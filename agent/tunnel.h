@@ -63,7 +63,11 @@ typedef struct
   gboolean controlling;      /* we sent the offer; we are the DTLS client */
   const SigmsgIceServers *ice_servers;
   const char *const *local_addresses; /* NULL: every interface */
+  gboolean relay_only;                /* relayed candidates only (needs a usable relay) */
 } TunnelConfig;
+
+/* How many TURN servers of @servers the tunnel can use (UDP, at an IP address). */
+guint tunnel_usable_relays (const SigmsgIceServers *servers);
 
 Tunnel *tunnel_new (GMainContext *context, const TunnelConfig *config,
                     const TunnelCallbacks *callbacks, gpointer user_data, GError **error);

@@ -83,6 +83,24 @@ addr_to_sockaddr (const struct stun_addr *a, struct sockaddr_storage *ss)
   return sizeof *s4;
 }
 
+/* A tunnel through the relay sends bursts of a window's worth of datagrams;
+ * the default socket buffers (208 KiB) overflow whenever the relay is not
+ * scheduled for a moment, and each drop costs the tunnel a retransmission
+ * timeout. Past net.core.rmem_max/wmem_max only with CAP_NET_ADMIN. */
+#define RELAY_SOCKET_BUFFER (8 * 1024 * 1024)
+
+static void
+grow_socket_buffers (GSocket *socket)
+{
+  int fd = g_socket_get_fd (socket);
+  int size = RELAY_SOCKET_BUFFER;
+
+  if (setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
+    (void)setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+    (void)setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
 static void
 read_socket (RelayMain *m, GSocket *socket, void *handle)
 {
@@ -150,6 +168,7 @@ io_relay_open (void *user, uint16_t port, struct stun_addr *relayed_addr)
   struct relayed *r = g_new0 (struct relayed, 1);
   r->main = m;
   r->socket = g_steal_pointer (&socket);
+  grow_socket_buffers (r->socket);
   r->source = g_socket_create_source (r->socket, G_IO_IN, NULL);
   g_source_set_callback (r->source, G_SOURCE_FUNC (on_relayed), r, NULL);
   g_source_attach (r->source, m->context);
@@ -509,6 +528,7 @@ main (int argc, char **argv)
   g_autoptr (GSocketAddress) local = g_socket_get_local_address (m->listener, &error);
   if (local == NULL)
     return fail (error->message);
+  grow_socket_buffers (m->listener);
   m->listen_source = g_socket_create_source (m->listener, G_IO_IN, NULL);
   g_source_set_callback (m->listen_source, G_SOURCE_FUNC (on_listener), m, NULL);
   g_source_attach (m->listen_source, m->context);

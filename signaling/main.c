@@ -32,7 +32,13 @@ static const char description[]
       "\n"
       "Example:\n"
       "  p2ptun-signal --listen 0.0.0.0:8443 --state-dir /var/lib/p2ptun-signal \\\n"
-      "                --stun stun.example.org:3478";
+      "                --stun stun.example.org:3478\n"
+      "\n"
+      "With --relay, /v1/ice-servers also hands out each relay with TURN REST\n"
+      "credentials (coturn's use-auth-secret): username \"EXPIRY:PEER-ID\" of the\n"
+      "caller, password base64(HMAC-SHA1(secret, username)), valid --turn-ttl\n"
+      "seconds. The secret is the first line of --turn-secret-file, the same as\n"
+      "the relay's (p2ptun-relay --secret-file, or coturn's static-auth-secret).";
 
 typedef struct
 {
@@ -41,6 +47,9 @@ typedef struct
   char *cert;
   char *key;
   char **stun;
+  char **relay;
+  char *turn_secret_file;
+  char *turn_ttl;
   char *max_peers;
   char *rate;
   char *burst;
@@ -54,6 +63,9 @@ options_clear (Options *o)
   g_free (o->cert);
   g_free (o->key);
   g_strfreev (o->stun);
+  g_strfreev (o->relay);
+  g_free (o->turn_secret_file);
+  g_free (o->turn_ttl);
   g_free (o->max_peers);
   g_free (o->rate);
   g_free (o->burst);
@@ -125,6 +137,38 @@ parse_listen (const char *text, GInetAddress **addr, guint16 *port)
   return *addr != NULL;
 }
 
+/* The first line of @path, trimmed; NULL (said why) on an unreadable or empty one. The
+ * secret itself is never printed. */
+static char *
+read_secret (const char *path)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *contents = NULL;
+  gsize len = 0;
+  char *nl;
+
+  if (!g_file_get_contents (path, &contents, &len, &error))
+    {
+      g_printerr ("p2ptun-signal: --turn-secret-file: %s\n", error->message);
+      return NULL;
+    }
+  if (memchr (contents, '\0', len) != NULL)
+    {
+      g_printerr ("p2ptun-signal: --turn-secret-file: %s holds a NUL byte\n", path);
+      return NULL;
+    }
+  nl = strpbrk (contents, "\r\n");
+  if (nl != NULL)
+    *nl = '\0';
+  g_strstrip (contents);
+  if (contents[0] == '\0')
+    {
+      g_printerr ("p2ptun-signal: --turn-secret-file: the first line of %s is empty\n", path);
+      return NULL;
+    }
+  return g_steal_pointer (&contents);
+}
+
 static gboolean
 on_quit_signal (gpointer data)
 {
@@ -164,6 +208,13 @@ main (int argc, char **argv)
     { "key", 0, 0, G_OPTION_ARG_FILENAME, &o.key, "Private key (PEM) of --cert", "FILE" },
     { "stun", 's', 0, G_OPTION_ARG_STRING_ARRAY, &o.stun,
       "STUN server to hand out to agents; repeat for more (at most 8)", "HOST:PORT" },
+    { "relay", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.relay,
+      "TURN relay to hand out to agents, over UDP; repeat for more (at most 8)",
+      "turn:HOST:PORT" },
+    { "turn-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &o.turn_secret_file,
+      "File whose first line is the relays' shared secret (required with --relay)", "FILE" },
+    { "turn-ttl", 0, 0, G_OPTION_ARG_STRING, &o.turn_ttl,
+      "Seconds the handed-out relay credentials are valid (default 86400)", "SECONDS" },
     { "max-peers", 0, 0, G_OPTION_ARG_STRING, &o.max_peers,
       "Mailboxes held at most (default 10000)", "N" },
     { "rate", 0, 0, G_OPTION_ARG_STRING, &o.rate,
@@ -183,6 +234,7 @@ main (int argc, char **argv)
   g_autofree char *key_path = NULL;
   g_autofree char *pin = NULL;
   g_autofree char *host_text = NULL;
+  g_autofree char *turn_secret = NULL;
   GSource *sigint = NULL, *sigterm = NULL;
   GMainContext *ctx = g_main_context_default ();
   SignalServerConfig config = { 0 };
@@ -218,6 +270,30 @@ main (int argc, char **argv)
       if (!sigmsg_split_host_port (o.stun[i], &h, &p))
         die_usage ("--stun: expected HOST:PORT, got \"%s\"", o.stun[i]);
     }
+  for (gsize i = 0; o.relay != NULL && o.relay[i] != NULL; i++)
+    {
+      SigmsgTurnTransport transport;
+
+      if (i >= SIGMSG_MAX_ICE_SERVERS)
+        die_usage ("--relay: at most %d relays", SIGMSG_MAX_ICE_SERVERS);
+      if (!sigmsg_turn_uri_split (o.relay[i], NULL, NULL, &transport))
+        die_usage ("--relay: expected turn:HOST:PORT, got \"%s\"", o.relay[i]);
+      if (transport != SIGMSG_TURN_UDP)
+        die_usage ("--relay: only TURN over UDP is supported, got \"%s\"", o.relay[i]);
+    }
+  if (o.relay != NULL && o.relay[0] != NULL)
+    {
+      if (o.turn_secret_file == NULL)
+        die_usage ("--relay needs --turn-secret-file");
+      turn_secret = read_secret (o.turn_secret_file);
+      if (turn_secret == NULL)
+        return 1;
+      config.turn = (const char *const *)o.relay;
+      config.turn_secret = turn_secret;
+    }
+  else if (o.turn_secret_file != NULL || o.turn_ttl != NULL)
+    die_usage ("--turn-secret-file and --turn-ttl go with --relay");
+  config.turn_ttl = parse_count ("--turn-ttl", o.turn_ttl, 86400, 60, 31536000);
   config.max_peers
       = parse_count ("--max-peers", o.max_peers, MAILBOX_DEFAULT_PEERS_MAX, 1, 10000000);
   config.rate = parse_count ("--rate", o.rate, SIGNAL_RATE_DEFAULT, 1, 1000000);

@@ -56,8 +56,10 @@ struct _SignalServer
   MailboxStore *mailboxes;
   RateLimiter *peer_limits; /* by the caller's peer-id */
   RateLimiter *addr_limits; /* by remote address, for requests without a certificate */
-  char *ice_json;
-  gsize ice_len;
+  char **stun;        /* "host:port" */
+  char **turn;        /* TURN URIs */
+  char *turn_secret;  /* never logged */
+  guint turn_ttl;
   GHashTable *waiters; /* peer-id (in the Waiter) -> Waiter*, owned by hand */
   GSource *prune_timer;
 };
@@ -393,6 +395,41 @@ signal_request_peer_id (SoupServerMessage *msg, GTlsCertificate *cert,
   return TRUE;
 }
 
+/* The TURN REST credentials of coturn's use-auth-secret for @caller:
+ * username "EXPIRY:PEER-ID" (EXPIRY in Unix seconds), password
+ * base64(HMAC-SHA1(secret, username)). */
+static SigmsgTurnServer *
+turn_server_for (const SignalServer *self, const char *uri, const char *caller)
+{
+  SigmsgTurnServer *t = g_new0 (SigmsgTurnServer, 1);
+  gint64 expiry = g_get_real_time () / G_USEC_PER_SEC + (gint64) self->turn_ttl;
+  g_autoptr (GHmac) hmac = g_hmac_new (G_CHECKSUM_SHA1, (const guchar *) self->turn_secret,
+                                       strlen (self->turn_secret));
+  guint8 digest[20];
+  gsize digest_len = sizeof digest;
+
+  t->uri = g_strdup (uri);
+  t->username = g_strdup_printf ("%" G_GINT64_FORMAT ":%s", expiry, caller);
+  g_hmac_update (hmac, (const guchar *) t->username, (gssize) strlen (t->username));
+  g_hmac_get_digest (hmac, digest, &digest_len);
+  t->password = g_base64_encode (digest, digest_len);
+  return t;
+}
+
+/* /v1/ice-servers for @caller: the STUN list and, per relay, credentials of
+ * the caller's own (computed per request). */
+static char *
+ice_servers_json (const SignalServer *self, const char *caller, gsize *len)
+{
+  g_autoptr (SigmsgIceServers) ice = sigmsg_ice_servers_new ();
+
+  for (gsize i = 0; self->stun != NULL && self->stun[i] != NULL; i++)
+    g_ptr_array_add (ice->stun, g_strdup (self->stun[i]));
+  for (gsize i = 0; self->turn != NULL && self->turn[i] != NULL; i++)
+    g_ptr_array_add (ice->turn, turn_server_for (self, self->turn[i], caller));
+  return sigmsg_ice_servers_to_json (ice, len);
+}
+
 static void
 on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTable *query,
             gpointer data)
@@ -443,8 +480,12 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   if (strcmp (path, "/v1/ice-servers") == 0)
     {
       if (method == SOUP_METHOD_GET)
-        reply_json (msg, SOUP_STATUS_OK, g_memdup2 (self->ice_json, self->ice_len),
-                    self->ice_len);
+        {
+          gsize len = 0;
+          char *json = ice_servers_json (self, caller, &len);
+
+          reply_json (msg, SOUP_STATUS_OK, json, len);
+        }
       else
         reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
                      "this path takes GET");
@@ -541,16 +582,6 @@ on_prune (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-static char *
-ice_servers_json (const char *const *stun, gsize *len)
-{
-  g_autoptr (SigmsgIceServers) ice = sigmsg_ice_servers_new ();
-
-  for (gsize i = 0; stun != NULL && stun[i] != NULL; i++)
-    g_ptr_array_add (ice->stun, g_strdup (stun[i]));
-  return sigmsg_ice_servers_to_json (ice, len);
-}
-
 SignalServer *
 signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
                    GTlsCertificate *cert)
@@ -571,7 +602,11 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->mailboxes = mailbox_store_new (&limits, (GDestroyNotify)sigmsg_free);
   self->peer_limits = ratelimit_new (config->rate, config->burst, SIGNAL_RATE_KEYS_MAX);
   self->addr_limits = ratelimit_new (config->rate, config->burst, SIGNAL_RATE_KEYS_MAX);
-  self->ice_json = ice_servers_json (config->stun, &self->ice_len);
+  self->stun = g_strdupv ((char **) config->stun);
+  self->turn = g_strdupv ((char **) config->turn);
+  g_return_val_if_fail (self->turn == NULL || config->turn_secret != NULL, NULL);
+  self->turn_secret = g_strdup (config->turn_secret);
+  self->turn_ttl = config->turn_ttl;
   self->waiters = g_hash_table_new (g_str_hash, g_str_equal);
 
   self->soup = soup_server_new ("tls-certificate", cert, NULL);
@@ -655,7 +690,13 @@ signal_server_free (SignalServer *self)
   mailbox_store_free (self->mailboxes);
   ratelimit_free (self->peer_limits);
   ratelimit_free (self->addr_limits);
-  g_free (self->ice_json);
+  g_strfreev (self->stun);
+  g_strfreev (self->turn);
+  if (self->turn_secret != NULL)
+    {
+      memset (self->turn_secret, 0, strlen (self->turn_secret));
+      g_free (self->turn_secret);
+    }
   if (self->ctx != NULL)
     g_main_context_unref (self->ctx);
   g_free (self);

@@ -17,6 +17,10 @@ typedef struct
   guint rate;              /* requests per second per client */
   guint burst;             /* requests at once per client */
   const char *const *stun; /* "host:port" entries, NULL-terminated; may be NULL */
+  const char *const *turn; /* "turn:host:port[?transport=udp]" URIs, NULL-terminated;
+                            * may be NULL */
+  const char *turn_secret; /* the TURN REST shared secret; required with @turn */
+  guint turn_ttl;          /* seconds the handed-out TURN credentials are valid */
 } SignalServerConfig;
 
 typedef struct _SignalServer SignalServer;

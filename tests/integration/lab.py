@@ -124,6 +124,7 @@ class Lab:
         self.build = os.path.abspath(build_dir)
         self.agent_bin = os.path.join(self.build, "agent", "p2ptun-agent")
         self.signal_bin = os.path.join(self.build, "signaling", "p2ptun-signal")
+        self.relay_bin = os.path.join(self.build, "relay", "p2ptun-relay")
         self.dir = tempfile.mkdtemp(prefix="p2ptun-test-")
         self.procs = []
         self.services = []
@@ -176,6 +177,38 @@ class Lab:
                 break
         check(url and pin, "p2ptun-signal did not print url and pin")
         return wrapper, url, pin
+
+    def turn_secret(self):
+        """A fresh random TURN REST secret in a file of its own; returns (secret, path)."""
+        secret = os.urandom(16).hex()
+        path = self.path("turn-secret-%d" % len(self.procs))
+        with open(path, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(path, 0o600)
+        return secret, path
+
+    def relay_server(self, secret_file, realm="p2ptun.test", timeout=20.0):
+        """Starts p2ptun-relay on a free loopback port, relaying to loopback
+        peers; returns (process, port)."""
+        argv = [self.relay_bin, "--listen", "127.0.0.1:0", "--secret-file", secret_file,
+                "--realm", realm, "--allow-peer", "127.0.0.1/32"]
+        proc = self.start("relay", argv, capture_stdout=True)
+        lines = []
+        done = threading.Event()
+
+        def read_stdout():
+            for raw in proc.proc.stdout:
+                lines.append(raw.decode("utf-8", "replace").strip())
+                if lines[-1] == "ready":
+                    done.set()
+            done.set()
+
+        threading.Thread(target=read_stdout, daemon=True).start()
+        check(done.wait(timeout), "p2ptun-relay printed no ready line in %.0f s" % timeout)
+        ports = [int(l.rsplit(":", 1)[1]) for l in lines if l.startswith("listen 127.0.0.1:")]
+        check(ports and "ready" in lines,
+              "p2ptun-relay did not start: %r %s" % (lines, proc.text()))
+        return proc, ports[0]
 
     def agent_dir(self, name):
         d = self.path("agent-" + name)
@@ -299,6 +332,20 @@ def roundtrip(port, data):
             if not chunk:
                 return bytes(got)
             got += chunk
+
+
+def stun_answers(port, timeout=0.5):
+    """True when a STUN Binding request to 127.0.0.1:port (UDP) gets a success answer."""
+    txid = os.urandom(12)
+    request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + txid
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(request, ("127.0.0.1", port))
+            data, _ = s.recvfrom(2048)
+        except OSError:
+            return False
+    return len(data) >= 20 and data[0:2] == b"\x01\x01" and data[8:20] == txid
 
 
 def run_cases(cases, argv):
