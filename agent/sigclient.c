@@ -54,7 +54,6 @@ struct _SigReq
   char *body_out; /* POST body, owned */
   GByteArray *body_in;
   gboolean too_large;
-  gboolean fresh; /* already retried on a new connection */
   char errbuf[CURL_ERROR_SIZE];
   SigclientSendFunc send_done;
   SigclientIceServersFunc ice_done;
@@ -573,33 +572,6 @@ sigclient_poll_launch (Sigclient *c)
 
 /* --- libcurl <-> GMainContext --------------------------------------------- */
 
-/* A server that takes the client certificate from the TLS handshake may not
- * see it on later requests over a kept-alive connection (libsoup 3.2 gives
- * it to the first message of a connection only), and answers 401. Such a
- * request is repeated once on a new connection before 401 counts. */
-static gboolean
-sigreq_retry_fresh (SigReq *r, CURLcode rc)
-{
-  long status = 0, connects = 0;
-
-  if (rc != CURLE_OK || r->fresh)
-    return FALSE;
-  curl_easy_getinfo (r->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo (r->easy, CURLINFO_NUM_CONNECTS, &connects);
-  if (status != 401 || connects != 0)
-    return FALSE;
-  g_debug ("401 on a reused connection to %s; retrying on a new one",
-           r->client->base_url);
-  r->fresh = TRUE;
-  g_byte_array_set_size (r->body_in, 0);
-  r->errbuf[0] = '\0';
-  curl_multi_remove_handle (r->client->multi, r->easy);
-  if (curl_easy_setopt (r->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK
-      || curl_multi_add_handle (r->client->multi, r->easy) != CURLM_OK)
-    return FALSE; /* report the 401 after all */
-  return TRUE;
-}
-
 /* Collects finished transfers. Runs only from our dispatch functions, with
  * the client entered. */
 static void
@@ -617,8 +589,6 @@ sigclient_process_done (Sigclient *c)
       SigReq *r = NULL;
       curl_easy_getinfo (e, CURLINFO_PRIVATE, (char **)&r);
       if (r == NULL || !g_hash_table_contains (c->requests, r))
-        continue;
-      if (sigreq_retry_fresh (r, rc))
         continue;
       g_hash_table_steal (c->requests, r);
 
