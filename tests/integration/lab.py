@@ -353,6 +353,9 @@ def run_cases(cases, argv):
     if len(argv) != 3 or argv[2] not in cases:
         sys.stderr.write("usage: %s BUILD_DIR CASE (%s)\n" % (argv[0], ", ".join(sorted(cases))))
         return 2
+    # meson stops a test that runs too long with SIGTERM: turn it into an
+    # exception so that the Lab still stops its processes and removes its files.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         with Lab(argv[1]) as lab:
             cases[argv[2]](lab)
