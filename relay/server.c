@@ -578,6 +578,31 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   reply_allocate_success (s, a, m, now);
 }
 
+/* A peer in CreatePermission or ChannelBind: of the allocation's address
+ * family (RFC 8656 section 9.1: 443) and allowed by the peer policy (403).
+ * Answers the error itself and returns FALSE when not. */
+static gboolean
+peer_acceptable (RelayServer *s, gint64 now, struct relay_alloc *a, const struct stun_msg *m,
+                 const uint8_t *key, const struct stun_addr *peer, const char *what)
+{
+  const struct stun_addr *from = &a->tuple.client;
+  char buf[80];
+
+  if (peer->family != a->relayed.family)
+    {
+      reply_error (s, now, from, m, 443, "Peer Address Family Mismatch", key);
+      return FALSE;
+    }
+  if (!peer_allowed (s, a, peer))
+    {
+      g_message ("%s refused for %s: peer %s not allowed", what,
+                 addr_to_string (from, buf, sizeof buf), addr_to_string (peer, buf + 40, 40));
+      reply_error (s, now, from, m, 403, "Forbidden", key);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
                           const struct stun_msg *m, const uint8_t *key)
@@ -596,19 +621,8 @@ handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
           reply_error (s, now, from, m, 400, "Bad Request", key);
           return;
         }
-      if (peer.family != a->relayed.family)
-        {
-          reply_error (s, now, from, m, 443, "Peer Address Family Mismatch", key);
-          return;
-        }
-      if (!peer_allowed (s, a, &peer))
-        {
-          g_message ("permission refused for %s: peer %s not allowed",
-                     addr_to_string (from, buf, sizeof buf),
-                     addr_to_string (&peer, buf + 40, 40));
-          reply_error (s, now, from, m, 403, "Forbidden", key);
-          return;
-        }
+      if (!peer_acceptable (s, now, a, m, key, &peer, "permission"))
+        return;
       n_peers++;
       if (relay_alloc_perm_find (a, &peer, now) == NULL)
         n_new++;
@@ -655,19 +669,8 @@ handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
       reply_error (s, now, from, m, 400, "Bad Request", key);
       return;
     }
-  if (peer.family != a->relayed.family)
-    {
-      reply_error (s, now, from, m, 443, "Peer Address Family Mismatch", key);
-      return;
-    }
-  if (!peer_allowed (s, a, &peer))
-    {
-      g_message ("channel refused for %s: peer %s not allowed",
-                 addr_to_string (from, buf, sizeof buf),
-                 addr_to_string (&peer, buf + 40, 40));
-      reply_error (s, now, from, m, 403, "Forbidden", key);
-      return;
-    }
+  if (!peer_acceptable (s, now, a, m, key, &peer, "channel"))
+    return;
   /* RFC 8656 section 11.2: a number is bound to one peer and a peer to one
    * number for the channel's life. */
   struct relay_chan *c = relay_alloc_chan_by_number (a, number, now);
