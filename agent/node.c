@@ -25,6 +25,8 @@
  * that it finds a whole offer in its mailbox (which keeps messages 60 s). */
 #define NODE_REOFFER_S 10
 #define NODE_SHUTDOWN_GRACE_MS 1000
+/* Giving back relay allocations at exit: one round trip to each relay. */
+#define NODE_RELEASE_WAIT_MS 1000
 
 typedef struct _Node Node;
 
@@ -614,7 +616,7 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
   if (node->options->relay_only && tunnel_usable_relays (servers) == 0)
     {
       node_say ("error: --relay-only, but the signaling server hands out no usable relay "
-                "(TURN over UDP at an IP address)");
+                "(TURN over UDP or TCP at an IP address, or over TLS)");
       node_quit (node, 1);
       return;
     }
@@ -668,7 +670,8 @@ on_unix_signal (gpointer data)
 {
   Node *node = data;
 
-  node_say ("closing");
+  if (!node->closing)
+    node_say ("closing");
   node_quit (node, 0);
   return G_SOURCE_CONTINUE;
 }
@@ -756,8 +759,6 @@ node_run (const NodeOptions *options, const Identity *identity)
   sigclient_get_ice_servers (node->sig, on_ice_servers, node);
   g_main_loop_run (node->loop);
 
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
   if (node->timeout)
     {
       g_source_destroy (node->timeout);
@@ -766,6 +767,10 @@ node_run (const NodeOptions *options, const Identity *identity)
   g_clear_pointer (&node->stdio, bridge_free);
   g_clear_pointer (&node->forwards, forwards_free);
   g_hash_table_unref (node->links);
+  /* A second SIGTERM while the relays are told goodbye changes nothing. */
+  tunnel_wait_released (node->context, NODE_RELEASE_WAIT_MS);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
   g_clear_pointer (&node->sig, sigclient_free);
   g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   g_ptr_array_unref (node->orphans);

@@ -66,6 +66,9 @@ void transport_ping (Transport *transport);
 /* Sends BYE to the peer (best effort) and stops all streams. */
 void transport_bye (Transport *transport, guint8 code, const char *text);
 guint transport_n_streams (Transport *transport);
+/* The path under the tunnel runs over TCP (or TLS) somewhere: streams opened
+ * from now on keep less in flight. */
+void transport_set_path_over_tcp (Transport *transport, gboolean over_tcp);
 
 /* Asks the peer to open a stream to @service. Callbacks follow. Returns NULL
  * with @error set when the stream limit is reached. */

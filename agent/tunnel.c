@@ -7,6 +7,7 @@
 
 #include "dtls.h"
 #include "peerid.h"
+#include "tlsshim.h"
 
 #define TUNNEL_COMPONENT 1
 /* Buffered remote candidates that arrive before the offer or answer. */
@@ -23,6 +24,13 @@
 #define TUNNEL_ICE_TIMEOUT_S 10
 /* Handshake records that found no selected pair yet, resent when one exists. */
 #define TUNNEL_MAX_HELD_RECORDS 8
+
+/* A relay handed to libnice, in the order of nice_agent_set_relay_info(). */
+typedef struct
+{
+  const char *transport; /* how we reach it: "udp", "tcp", "tls" (through shim) */
+  TlsShim *shim;
+} TunnelRelay;
 
 struct _Tunnel
 {
@@ -42,6 +50,7 @@ struct _Tunnel
   GPtrArray *early_candidates; /* char* SDP lines before credentials */
   guint n_remote_candidates;
   GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
+  GPtrArray *relays;           /* TunnelRelay* */
   guint local_types;           /* bit per NiceCandidateType gathered */
   guint remote_types;
   GSource *ice_deadline;
@@ -143,8 +152,24 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
     sigmsg_free (msg);
 }
 
+/* How our packets leave this host when @local (a relayed candidate of ours)
+ * is in use: the transport to its relay. libnice hands out copies of its
+ * candidates, on which nice_candidate_relay_address() crashes (DESIGN.md),
+ * but a relayed candidate's priority carries the index of its TURN server in
+ * the order they were added (bits 6-8 of the local preference, libnice's
+ * guarantee of unique priorities; the relay tests check it). */
+static const char *
+relay_transport (Tunnel *self, NiceCandidate *local)
+{
+  guint index = (local->priority >> (8 + 6)) & 7;
+
+  if (index < self->relays->len)
+    return ((TunnelRelay *) self->relays->pdata[index])->transport;
+  return "udp";
+}
+
 static void
-fill_path (TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
+fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
 {
   char addr[NICE_ADDRESS_STRING_LEN];
 
@@ -161,8 +186,12 @@ fill_path (TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
   g_snprintf (path->remote_addr, sizeof path->remote_addr, "%s%s%s:%u",
               strchr (addr, ':') ? "[" : "", addr, strchr (addr, ':') ? "]" : "",
               nice_address_get_port (&remote->addr));
-  g_strlcpy (path->transport, local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp",
-             sizeof path->transport);
+  if (local->type == NICE_CANDIDATE_TYPE_RELAYED)
+    g_strlcpy (path->transport, relay_transport (self, local), sizeof path->transport);
+  else
+    g_strlcpy (path->transport,
+               local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp",
+               sizeof path->transport);
 }
 
 /* ---- DTLS ---- */
@@ -387,7 +416,11 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
 
   if (stream_id != self->stream_id)
     return;
-  fill_path (&self->path, local, remote);
+  fill_path (self, &self->path, local, remote);
+  /* The peer's leg counts too, and a relayed candidate of theirs may be one
+   * it reaches over TCP, which its candidate does not tell. */
+  transport_set_path_over_tcp (self->transport, strcmp (self->path.transport, "udp") != 0
+                                                    || remote->type == NICE_CANDIDATE_TYPE_RELAYED);
   tunnel_flush_held (self);
   if (self->up && self->cb.path_changed)
     self->cb.path_changed (&self->path, self->user_data);
@@ -497,23 +530,18 @@ set_stun_server (Tunnel *self, const SigmsgIceServers *servers)
 /* Host and port of @turn when the tunnel can use it: TURN over UDP at an IP
  * address (libnice takes no names). */
 static gboolean
-usable_relay (const SigmsgTurnServer *turn, char **host, guint16 *port)
+usable_relay (const SigmsgTurnServer *turn, char **host, guint16 *port,
+              SigmsgTurnTransport *transport)
 {
   g_autofree char *h = NULL;
-  g_autoptr (GInetAddress) addr = NULL;
-  SigmsgTurnTransport transport;
 
-  if (!sigmsg_turn_uri_split (turn->uri, &h, port, &transport))
+  if (!sigmsg_turn_uri_split (turn->uri, &h, port, transport))
     return FALSE;
-  if (transport != SIGMSG_TURN_UDP)
+  /* libnice takes relays by address; our TLS shim resolves names itself. */
+  if (*transport != SIGMSG_TURN_TLS && !g_hostname_is_ip_address (h))
     {
-      g_message ("relay %s: only TURN over UDP is supported, skipping", turn->uri);
-      return FALSE;
-    }
-  addr = g_inet_address_new_from_string (h);
-  if (addr == NULL)
-    {
-      g_message ("relay %s: only addresses are supported, skipping", turn->uri);
+      g_message ("relay %s: TURN over UDP or TCP must be given by IP address, skipping",
+                 turn->uri);
       return FALSE;
     }
   if (host != NULL)
@@ -527,31 +555,70 @@ tunnel_usable_relays (const SigmsgIceServers *servers)
   guint n = 0;
 
   for (guint i = 0; servers && i < servers->turn->len; i++)
-    if (usable_relay (servers->turn->pdata[i], NULL, NULL))
-      n++;
+    {
+      guint16 port;
+      SigmsgTurnTransport transport;
+
+      if (usable_relay (servers->turn->pdata[i], NULL, &port, &transport))
+        n++;
+    }
   return n;
+}
+
+static void
+tunnel_relay_free (TunnelRelay *relay)
+{
+  tls_shim_free (relay->shim);
+  g_free (relay);
 }
 
 /* Adds every usable TURN server; returns how many. */
 static guint
 set_relays (Tunnel *self, const SigmsgIceServers *servers)
 {
+  static const char *const names[] = {
+    [SIGMSG_TURN_UDP] = "udp", [SIGMSG_TURN_TCP] = "tcp", [SIGMSG_TURN_TLS] = "tls"
+  };
   guint n = 0;
 
   for (guint i = 0; servers && i < servers->turn->len; i++)
     {
       const SigmsgTurnServer *turn = servers->turn->pdata[i];
       g_autofree char *host = NULL;
+      g_autoptr (GError) error = NULL;
       guint16 port = 0;
+      SigmsgTurnTransport transport;
+      TunnelRelay *relay;
 
-      if (!usable_relay (turn, &host, &port))
+      if (!usable_relay (turn, &host, &port, &transport))
         continue;
-      if (nice_agent_set_relay_info (self->agent, self->stream_id, TUNNEL_COMPONENT, host, port,
-                                     turn->username, turn->password,
-                                     NICE_RELAY_TYPE_TURN_UDP))
-        n++;
-      else
-        g_message ("relay %s: libnice refused it, skipping", turn->uri);
+      relay = g_new0 (TunnelRelay, 1);
+      relay->transport = names[transport];
+      if (transport == SIGMSG_TURN_TLS)
+        {
+          relay->shim = tls_shim_new (self->context, host, port, turn->pin, &error);
+          if (relay->shim == NULL)
+            {
+              g_message ("relay %s: %s, skipping", turn->uri, error->message);
+              tunnel_relay_free (relay);
+              continue;
+            }
+          g_free (host);
+          host = g_strdup ("127.0.0.1");
+          port = tls_shim_port (relay->shim);
+        }
+      if (!nice_agent_set_relay_info (self->agent, self->stream_id, TUNNEL_COMPONENT, host,
+                                         port, turn->username, turn->password,
+                                         transport == SIGMSG_TURN_UDP
+                                             ? NICE_RELAY_TYPE_TURN_UDP
+                                             : NICE_RELAY_TYPE_TURN_TCP))
+        {
+          g_message ("relay %s: libnice refused it, skipping", turn->uri);
+          tunnel_relay_free (relay);
+          continue;
+        }
+      g_ptr_array_add (self->relays, relay);
+      n++;
     }
   return n;
 }
@@ -573,6 +640,7 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   self->early_candidates = g_ptr_array_new_with_free_func (g_free);
   self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
+  self->relays = g_ptr_array_new_with_free_func ((GDestroyNotify) tunnel_relay_free);
 
   self->dtls = dtls_new (context, config->identity, config->controlling, config->peer_id,
                          &dtls_callbacks, self, error);
@@ -626,7 +694,7 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   if (set_relays (self, config->ice_servers) == 0 && config->relay_only)
     {
       g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
-                   "--relay-only, but no usable relay (TURN over UDP at an IP address)");
+                   "--relay-only, but no usable relay");
       return NULL;
     }
   /* A receive callback must be attached before gathering, or STUN replies
@@ -634,6 +702,92 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, context, ice_on_recv,
                           self);
   return g_steal_pointer (&self);
+}
+
+/* ---- giving back relay allocations ---- */
+
+/* An agent whose TURN allocations are being released (libnice sends each
+ * relay a Refresh with lifetime 0), with the relays, whose TLS shims carry
+ * those last messages. Listed so that the process can wait for them. */
+typedef struct
+{
+  NiceAgent *agent;
+  guint stream_id;
+  GPtrArray *relays;
+} TunnelRelease;
+
+static GPtrArray *releases; /* TunnelRelease*, in the main thread only */
+
+static void
+tunnel_release_free (TunnelRelease *release)
+{
+  nice_agent_remove_stream (release->agent, release->stream_id);
+  g_object_unref (release->agent);
+  g_ptr_array_unref (release->relays); /* after the agent: it may still write to a shim */
+  g_free (release);
+}
+
+static void
+on_released (GObject *agent, GAsyncResult *result, gpointer data)
+{
+  g_debug ("relay allocations given back");
+  g_ptr_array_remove_fast (releases, data);
+}
+
+/* What arrives while the allocations are given back goes nowhere (a
+ * function, not NULL: detaching with NULL can spin, DESIGN.md). */
+static void
+on_recv_discard (NiceAgent *agent, guint stream_id, guint component_id, guint len, gchar *buf,
+                 gpointer data)
+{
+}
+
+static void
+tunnel_release (Tunnel *self)
+{
+  TunnelRelease *release = g_new0 (TunnelRelease, 1);
+
+  nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, self->context,
+                          on_recv_discard, NULL);
+
+  release->agent = g_steal_pointer (&self->agent);
+  release->stream_id = self->stream_id;
+  release->relays = g_steal_pointer (&self->relays);
+  if (releases == NULL)
+    releases = g_ptr_array_new_with_free_func ((GDestroyNotify) tunnel_release_free);
+  g_ptr_array_add (releases, release);
+  g_debug ("giving back the relay allocations of session %.8s", self->session);
+  g_main_context_push_thread_default (self->context);
+  nice_agent_close_async (release->agent, on_released, release);
+  g_main_context_pop_thread_default (self->context);
+}
+
+static gboolean
+on_release_deadline (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+void
+tunnel_wait_released (GMainContext *context, guint timeout_ms)
+{
+  gboolean expired = FALSE;
+  GSource *deadline;
+
+  if (releases == NULL)
+    return;
+  deadline = g_timeout_source_new (timeout_ms);
+  g_source_set_callback (deadline, on_release_deadline, &expired, NULL);
+  g_source_attach (deadline, context);
+  while (releases->len > 0 && !expired)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (deadline);
+  g_source_unref (deadline);
+  if (releases->len > 0)
+    g_message ("%u relay allocations not released in time; the relay expires them", releases->len);
+  else
+    g_clear_pointer (&releases, g_ptr_array_unref);
 }
 
 void
@@ -658,10 +812,16 @@ tunnel_free (Tunnel *self)
   if (self->agent)
     {
       g_signal_handlers_disconnect_by_data (self->agent, self);
-      if (self->stream_id)
-        nice_agent_remove_stream (self->agent, self->stream_id);
-      g_object_unref (self->agent);
+      if (self->stream_id && self->relays->len > 0)
+        tunnel_release (self); /* takes the agent and the relays */
+      else
+        {
+          if (self->stream_id)
+            nice_agent_remove_stream (self->agent, self->stream_id);
+          g_object_unref (self->agent);
+        }
     }
+  g_clear_pointer (&self->relays, g_ptr_array_unref);
   g_clear_pointer (&self->early_candidates, g_ptr_array_unref);
   g_clear_pointer (&self->held, g_ptr_array_unref);
   g_clear_pointer (&self->sent, g_ptr_array_unref);

@@ -66,12 +66,18 @@ typedef struct
   gboolean relay_only;                /* relayed candidates only (needs a usable relay) */
 } TunnelConfig;
 
-/* How many TURN servers of @servers the tunnel can use (UDP, at an IP address). */
+/* How many TURN servers of @servers the tunnel can use: over UDP or TCP at an
+ * IP address, or over TLS (turns:) at any host. */
 guint tunnel_usable_relays (const SigmsgIceServers *servers);
 
 Tunnel *tunnel_new (GMainContext *context, const TunnelConfig *config,
                     const TunnelCallbacks *callbacks, gpointer user_data, GError **error);
+/* Frees @tunnel; its relay allocations are given back in the background (see
+ * tunnel_wait_released). */
 void tunnel_free (Tunnel *tunnel);
+/* Runs @context until every freed tunnel gave back its relay allocations, for
+ * at most @timeout_ms: call before the process exits. */
+void tunnel_wait_released (GMainContext *context, guint timeout_ms);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tunnel, tunnel_free)
 
 /* The offerer: gathers candidates and sends the offer. */

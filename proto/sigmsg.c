@@ -702,6 +702,26 @@ sigmsg_turn_uri_split (const char *uri, char **host, guint16 *port,
   return TRUE;
 }
 
+gboolean
+sigmsg_pin_is_valid (const char *pin)
+{
+  const char *b64;
+  gsize len = 0;
+  g_autofree guchar *raw = NULL;
+
+  if (pin == NULL || !g_str_has_prefix (pin, SIGMSG_PIN_PREFIX))
+    return FALSE;
+  b64 = pin + strlen (SIGMSG_PIN_PREFIX);
+  /* 32 bytes are 44 base64 characters, the last one "=". */
+  if (strnlen (b64, 45) != 44 || b64[43] != '=')
+    return FALSE;
+  for (int i = 0; i < 43; i++)
+    if (!g_ascii_isalnum (b64[i]) && b64[i] != '+' && b64[i] != '/')
+      return FALSE;
+  raw = g_base64_decode (b64, &len);
+  return len == 32;
+}
+
 static void
 sigmsg_turn_server_free (SigmsgTurnServer *turn)
 {
@@ -709,6 +729,7 @@ sigmsg_turn_server_free (SigmsgTurnServer *turn)
     return;
   g_free (turn->uri);
   g_free (turn->username);
+  g_free (turn->pin);
   if (turn->password != NULL)
     {
       /* A relay credential, valid for hours: wipe it. */
@@ -745,7 +766,8 @@ sigmsg_turn_server_is_valid (const SigmsgTurnServer *turn)
          && turn->username != NULL
          && sigmsg_is_printable (turn->username, 1, SIGMSG_TURN_CRED_MAX)
          && turn->password != NULL
-         && sigmsg_is_printable (turn->password, 1, SIGMSG_TURN_CRED_MAX);
+         && sigmsg_is_printable (turn->password, 1, SIGMSG_TURN_CRED_MAX)
+         && (turn->pin == NULL || sigmsg_pin_is_valid (turn->pin));
 }
 
 static JsonArray *
@@ -808,7 +830,7 @@ sigmsg_ice_servers_parse (const char *json, gsize len, GError **error)
   for (guint i = 0; turn != NULL && i < json_array_get_length (turn); i++)
     {
       JsonNode *elem = json_array_get_element (turn, i);
-      const char *uri, *username, *password;
+      const char *uri, *username, *password, *pin;
       if (!JSON_NODE_HOLDS_OBJECT (elem))
         {
           sigmsg_invalid (error, "turn server");
@@ -817,12 +839,14 @@ sigmsg_ice_servers_parse (const char *json, gsize len, GError **error)
       JsonObject *obj = json_node_get_object (elem);
       if (!sigmsg_get_required_string (obj, "uri", &uri, error)
           || !sigmsg_get_required_string (obj, "username", &username, error)
-          || !sigmsg_get_required_string (obj, "password", &password, error))
+          || !sigmsg_get_required_string (obj, "password", &password, error)
+          || !sigmsg_get_string (obj, "pin", &pin, error))
         return NULL;
       SigmsgTurnServer *t = g_new0 (SigmsgTurnServer, 1);
       t->uri = g_strdup (uri);
       t->username = g_strdup (username);
       t->password = g_strdup (password);
+      t->pin = g_strdup (pin);
       g_ptr_array_add (servers->turn, t);
       if (!sigmsg_turn_server_is_valid (t))
         {
@@ -865,6 +889,8 @@ sigmsg_ice_servers_to_json (const SigmsgIceServers *servers, gsize *len)
       sigmsg_add_string (b, "uri", t->uri);
       sigmsg_add_string (b, "username", t->username);
       sigmsg_add_string (b, "password", t->password);
+      if (t->pin != NULL)
+        sigmsg_add_string (b, "pin", t->pin);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);

@@ -74,7 +74,8 @@ char *sigmsg_batch_to_json (Sigmsg *const *msgs, guint n, gsize *len);
 
 /* ICE servers, as the signaling server hands them out:
  *   {"stun":["host:port", ...],
- *    "turn":[{"uri":"turn:host:port?transport=udp","username":"...","password":"..."}]}
+ *    "turn":[{"uri":"turn:host:port?transport=udp","username":"...","password":"..."},
+ *            {"uri":"turns:host:port","username":"...","password":"...","pin":"sha256//..."}]}
  * At most 8 of each. Hosts are names or addresses ([v6]:port for IPv6). */
 #define SIGMSG_MAX_ICE_SERVERS 8
 
@@ -83,7 +84,13 @@ typedef struct
   char *uri;
   char *username;
   char *password;
+  char *pin; /* NULL, or for turns: the relay certificate's key pin (below) */
 } SigmsgTurnServer;
+
+/* A relay's TLS key pin: "sha256//" and the base64 of the SHA-256 of its
+ * certificate's SubjectPublicKeyInfo (curl's format). */
+#define SIGMSG_PIN_PREFIX "sha256//"
+gboolean sigmsg_pin_is_valid (const char *pin);
 
 typedef struct
 {

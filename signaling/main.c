@@ -38,7 +38,10 @@ static const char description[]
       "credentials (coturn's use-auth-secret): username \"EXPIRY:PEER-ID\" of the\n"
       "caller, password base64(HMAC-SHA1(secret, username)), valid --turn-ttl\n"
       "seconds. The secret is the first line of --turn-secret-file, the same as\n"
-      "the relay's (p2ptun-relay --secret-file, or coturn's static-auth-secret).";
+      "the relay's (p2ptun-relay --secret-file, or coturn's static-auth-secret).\n"
+      "Relays over TLS (turns:) are checked against the system's CAs and their\n"
+      "host name, or, with --relay-pin, against that key pin only (for a relay\n"
+      "with a self-signed certificate; p2ptun-relay prints its pin).";
 
 typedef struct
 {
@@ -48,6 +51,7 @@ typedef struct
   char *key;
   char **stun;
   char **relay;
+  char *relay_pin;
   char *turn_secret_file;
   char *turn_ttl;
   char *max_peers;
@@ -64,6 +68,7 @@ options_clear (Options *o)
   g_free (o->key);
   g_strfreev (o->stun);
   g_strfreev (o->relay);
+  g_free (o->relay_pin);
   g_free (o->turn_secret_file);
   g_free (o->turn_ttl);
   g_free (o->max_peers);
@@ -209,8 +214,13 @@ main (int argc, char **argv)
     { "stun", 's', 0, G_OPTION_ARG_STRING_ARRAY, &o.stun,
       "STUN server to hand out to agents; repeat for more (at most 8)", "HOST:PORT" },
     { "relay", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.relay,
-      "TURN relay to hand out to agents, over UDP; repeat for more (at most 8)",
-      "turn:HOST:PORT" },
+      "TURN relay to hand out to agents: turn:HOST:PORT (UDP), "
+      "turn:HOST:PORT?transport=tcp (TCP) or turns:HOST:PORT (TLS); repeat for more "
+      "(at most 8). UDP and TCP relays must be given by IP address",
+      "URI" },
+    { "relay-pin", 0, 0, G_OPTION_ARG_STRING, &o.relay_pin,
+      "Key pin of the turns: relays' certificate, sha256//BASE64 of its "
+      "SubjectPublicKeyInfo", "PIN" },
     { "turn-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &o.turn_secret_file,
       "File whose first line is the relays' shared secret (required with --relay)", "FILE" },
     { "turn-ttl", 0, 0, G_OPTION_ARG_STRING, &o.turn_ttl,
@@ -273,14 +283,21 @@ main (int argc, char **argv)
   for (gsize i = 0; o.relay != NULL && o.relay[i] != NULL; i++)
     {
       SigmsgTurnTransport transport;
+      g_autofree char *host = NULL;
 
       if (i >= SIGMSG_MAX_ICE_SERVERS)
         die_usage ("--relay: at most %d relays", SIGMSG_MAX_ICE_SERVERS);
-      if (!sigmsg_turn_uri_split (o.relay[i], NULL, NULL, &transport))
-        die_usage ("--relay: expected turn:HOST:PORT, got \"%s\"", o.relay[i]);
-      if (transport != SIGMSG_TURN_UDP)
-        die_usage ("--relay: only TURN over UDP is supported, got \"%s\"", o.relay[i]);
+      if (!sigmsg_turn_uri_split (o.relay[i], &host, NULL, &transport))
+        die_usage ("--relay: expected turn:HOST:PORT, turn:HOST:PORT?transport=tcp or "
+                   "turns:HOST:PORT, got \"%s\"", o.relay[i]);
+      /* libnice takes relays by address; only our TLS shim resolves names. */
+      if (transport != SIGMSG_TURN_TLS && !g_hostname_is_ip_address (host))
+        die_usage ("--relay: a TURN relay over UDP or TCP must be given by IP address, "
+                   "got \"%s\"", o.relay[i]);
     }
+  if (o.relay_pin != NULL && !sigmsg_pin_is_valid (o.relay_pin))
+    die_usage ("--relay-pin: expected sha256//BASE64 (44 characters), got \"%s\"",
+               o.relay_pin);
   if (o.relay != NULL && o.relay[0] != NULL)
     {
       if (o.turn_secret_file == NULL)
@@ -290,9 +307,10 @@ main (int argc, char **argv)
         return 1;
       config.turn = (const char *const *)o.relay;
       config.turn_secret = turn_secret;
+      config.turn_pin = o.relay_pin;
     }
-  else if (o.turn_secret_file != NULL || o.turn_ttl != NULL)
-    die_usage ("--turn-secret-file and --turn-ttl go with --relay");
+  else if (o.turn_secret_file != NULL || o.turn_ttl != NULL || o.relay_pin != NULL)
+    die_usage ("--turn-secret-file, --turn-ttl and --relay-pin go with --relay");
   config.turn_ttl = parse_count ("--turn-ttl", o.turn_ttl, 86400, 60, 31536000);
   config.max_peers
       = parse_count ("--max-peers", o.max_peers, MAILBOX_DEFAULT_PEERS_MAX, 1, 10000000);

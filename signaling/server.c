@@ -60,6 +60,7 @@ struct _SignalServer
   char **turn;        /* TURN URIs */
   char *turn_secret;  /* never logged */
   guint turn_ttl;
+  char *turn_pin;     /* for turns: relays */
   GHashTable *waiters; /* peer-id (in the Waiter) -> Waiter*, owned by hand */
   GSource *prune_timer;
 };
@@ -409,6 +410,8 @@ turn_server_for (const SignalServer *self, const char *uri, const char *caller)
   gsize digest_len = sizeof digest;
 
   t->uri = g_strdup (uri);
+  if (self->turn_pin != NULL && g_str_has_prefix (uri, "turns:"))
+    t->pin = g_strdup (self->turn_pin);
   t->username = g_strdup_printf ("%" G_GINT64_FORMAT ":%s", expiry, caller);
   g_hmac_update (hmac, (const guchar *) t->username, (gssize) strlen (t->username));
   g_hmac_get_digest (hmac, digest, &digest_len);
@@ -607,6 +610,7 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   g_return_val_if_fail (self->turn == NULL || config->turn_secret != NULL, NULL);
   self->turn_secret = g_strdup (config->turn_secret);
   self->turn_ttl = config->turn_ttl;
+  self->turn_pin = g_strdup (config->turn_pin);
   self->waiters = g_hash_table_new (g_str_hash, g_str_equal);
 
   self->soup = soup_server_new ("tls-certificate", cert, NULL);
@@ -692,6 +696,7 @@ signal_server_free (SignalServer *self)
   ratelimit_free (self->addr_limits);
   g_strfreev (self->stun);
   g_strfreev (self->turn);
+  g_free (self->turn_pin);
   if (self->turn_secret != NULL)
     {
       memset (self->turn_secret, 0, strlen (self->turn_secret));

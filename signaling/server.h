@@ -21,6 +21,7 @@ typedef struct
                             * may be NULL */
   const char *turn_secret; /* the TURN REST shared secret; required with @turn */
   guint turn_ttl;          /* seconds the handed-out TURN credentials are valid */
+  const char *turn_pin;    /* NULL, or the key pin handed out with turns: relays */
 } SignalServerConfig;
 
 typedef struct _SignalServer SignalServer;

@@ -4,6 +4,7 @@ p2ptun-agent processes, real TCP services, bytes checked by SHA-256.
 
 usage: test_tunnel.py BUILD_DIR CASE"""
 
+import base64
 import hashlib
 import os
 import signal
@@ -89,6 +90,7 @@ def transfer(lab, size=64 * MIB, up_re=UP_RE, **setup):
     check(result["down"] == (size, expected), "download differs: %d bytes" % result["down"][0])
     sys.stderr.write("%d MiB (%d each way, concurrently) in %.1f s\n"
                      % (2 * size // MIB, size // MIB, elapsed))
+    return server, client
 
 
 def streams50(lab):
@@ -317,46 +319,71 @@ def ice_failed(lab):
     check("tunnel up" not in client.text(), "no tunnel may come up")
 
 
-RELAYED_RE = (r"tunnel up: peer [a-z2-7]{52}, path relayed \(relay 127\.0\.0\.1:\d+ -> "
-              r"relay 127\.0\.0\.1:\d+, udp\), rtt [\d.]+ ms")
+def relayed_re(transport):
+    return (r"tunnel up: peer [a-z2-7]{52}, path relayed \(relay 127\.0\.0\.1:\d+ -> "
+            r"relay 127\.0\.0\.1:\d+, %s\), rtt [\d.]+ ms" % transport)
 
 
-def relay_transfer(lab, relay_port, secret_file, size):
+def relay_transfer(lab, uri, transport, secret_file, size, pin=None):
     """size bytes each way through -L, both agents --relay-only through the
-    TURN server on relay_port, handed out by the signaling server."""
-    transfer(lab, size=size, up_re=RELAYED_RE,
-             sig_extra=("--relay", "turn:127.0.0.1:%d" % relay_port,
-                        "--turn-secret-file", secret_file),
-             serve_extra=("--relay-only",), pair_extra=("--relay-only",))
+    TURN server at uri, handed out by the signaling server; the agents say
+    they reach it over transport."""
+    sig_extra = ("--relay", uri, "--turn-secret-file", secret_file)
+    if pin:
+        sig_extra += ("--relay-pin", pin)
+    return transfer(lab, size=size, up_re=relayed_re(transport), sig_extra=sig_extra,
+                    serve_extra=("--relay-only",), pair_extra=("--relay-only",))
 
 
 def relay_p2ptun(lab):
     """The tunnel through p2ptun-relay."""
     secret, secret_file = lab.turn_secret()
     relay, port = lab.relay_server(secret_file)
-    relay_transfer(lab, port, secret_file, 64 * MIB)
+    relay_transfer(lab, "turn:127.0.0.1:%d" % port, "udp", secret_file, 64 * MIB)
 
 
-def relay_coturn(lab):
-    """The tunnel through coturn's turnserver, with the same TURN REST secret."""
+def tls_certificate(lab, name):
+    """A self-signed P-256 certificate for 127.0.0.1; returns (cert, key, pin)."""
+    cert, key = lab.path(name + ".crt"), lab.path(name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spki = subprocess.run("openssl x509 -in '%s' -pubkey -noout | openssl pkey -pubin "
+                          "-outform DER" % cert, shell=True, check=True,
+                          stdout=subprocess.PIPE).stdout
+    pin = "sha256//" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    return cert, key, pin
+
+
+def start_coturn(lab, secret, tls=None):
+    """coturn's turnserver on loopback with the TURN REST secret: UDP and TCP
+    on one port, TLS on another when tls is (cert, key). Returns (port, tls_port)."""
     turnserver = "/usr/bin/turnserver"
     if not os.access(turnserver, os.X_OK):
         raise TestSkip("coturn's %s is not installed (apt-get install coturn)" % turnserver)
-    secret, secret_file = lab.turn_secret()
     port = free_port()
+    tls_port = free_port() if tls else None
     low = free_port()
-    argv = [turnserver, "-n", "--listening-ip=127.0.0.1", "--listening-port=%d" % port,
+    argv = [turnserver, "-n", "--verbose", "--listening-ip=127.0.0.1", "--listening-port=%d" % port,
             "--relay-ip=127.0.0.1", "--use-auth-secret", "--static-auth-secret=" + secret,
-            "--realm=p2ptun.test", "--no-tcp", "--no-tls", "--no-dtls", "--no-cli",
+            "--realm=p2ptun.test", "--no-dtls", "--no-cli",
             "--no-tcp-relay", "--allow-loopback-peers",
             "--min-port=%d" % low, "--max-port=%d" % min(low + 20, 65535),
             "--log-file=stdout", "--simple-log",
             "--pidfile=" + lab.path("turnserver.pid"), "--db=" + lab.path("turndb")]
+    if tls:
+        argv += ["--tls-listening-port=%d" % tls_port, "--cert=" + tls[0], "--pkey=" + tls[1]]
+    else:
+        argv += ["--no-tls"]
     proc = lab.start("coturn", argv, capture_stdout=True)
+    log = []
 
     def drain():
         for raw in proc.proc.stdout:
-            sys.stderr.write("[coturn] %s\n" % raw.decode("utf-8", "replace").rstrip("\n"))
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            log.append(line)
+            sys.stderr.write("[coturn] %s\n" % line)
 
     threading.Thread(target=drain, daemon=True).start()
     deadline = time.monotonic() + 20
@@ -364,10 +391,69 @@ def relay_coturn(lab):
         check(proc.proc.poll() is None, "turnserver exited: %s" % proc.text())
         check(time.monotonic() < deadline, "turnserver does not answer STUN on %d" % port)
         time.sleep(0.2)
-    # coturn's relay sockets keep default buffers: under load they drop
-    # datagrams and pseudo-TCP recovers slowly, so interchangeability is shown
-    # with a smaller transfer (the transport issue fixes the recovery).
-    relay_transfer(lab, port, secret_file, 2 * MIB)
+    return port, tls_port, log
+
+
+COTURN_SIZE = 64 * MIB
+
+
+def relay_coturn(lab):
+    """The tunnel through coturn's turnserver over UDP, with the same TURN REST secret."""
+    secret, secret_file = lab.turn_secret()
+    port, _, log = start_coturn(lab, secret)
+    server, client = relay_transfer(lab, "turn:127.0.0.1:%d" % port, "udp", secret_file,
+                                    COTURN_SIZE)
+    # Agents that stop give their allocations back (a Refresh with lifetime 0)
+    # rather than leave them to expire.
+    client.stop()
+    server.stop()
+    check(client.proc.returncode == 0 and server.proc.returncode == 0,
+          "agents exited with %s and %s" % (client.proc.returncode, server.proc.returncode))
+    deadline = time.monotonic() + 10
+    while sum("lifetime=0" in line for line in log) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    check(sum("lifetime=0" in line for line in log) == 2,
+          "coturn saw %d of 2 allocations given back" % sum("lifetime=0" in l for l in log))
+
+
+def relay_coturn_tcp(lab):
+    """The tunnel through coturn's turnserver, TURN over TCP."""
+    secret, secret_file = lab.turn_secret()
+    port, _, _ = start_coturn(lab, secret)
+    relay_transfer(lab, "turn:127.0.0.1:%d?transport=tcp" % port, "tcp", secret_file,
+                   COTURN_SIZE)
+
+
+def relay_coturn_tls(lab):
+    """The tunnel through coturn's turnserver, TURN over TLS with a pinned
+    self-signed certificate (the agent's own TLS; libnice's is plain TCP)."""
+    secret, secret_file = lab.turn_secret()
+    cert, key, pin = tls_certificate(lab, "coturn")
+    _, tls_port, _ = start_coturn(lab, secret, tls=(cert, key))
+    relay_transfer(lab, "turns:127.0.0.1:%d" % tls_port, "tls", secret_file, COTURN_SIZE,
+                   pin=pin)
+
+
+def relay_tls_refused(lab, pinned):
+    """A TLS relay whose certificate matches neither the pin handed out nor
+    (without a pin) the system's CAs is not used: the agent says why, and
+    --relay-only then finds no path."""
+    secret, secret_file = lab.turn_secret()
+    cert, key, _ = tls_certificate(lab, "coturn")
+    _, tls_port, _ = start_coturn(lab, secret, tls=(cert, key))
+    sig_extra = ("--relay", "turns:127.0.0.1:%d" % tls_port, "--turn-secret-file", secret_file)
+    if pinned:
+        sig_extra += ("--relay-pin", tls_certificate(lab, "other")[2])
+        why = "the relay's certificate does not match its pin; not using it"
+    else:
+        why = "certificate rejected: self.signed certificate"
+    server, client, _ = setup_pair(lab, {"echo": lab.service("echo").port},
+                                   {free_port(): "echo"}, sig_extra=sig_extra,
+                                   serve_extra=("--relay-only",), pair_extra=("--relay-only",))
+    client.wait_line(r"relay turns:127\.0\.0\.1:%d: %s" % (tls_port, why), timeout=20)
+    client.wait_line(r"error: ICE failed: no working path to the peer", timeout=30)
+    check(client.wait_exit(10) == 1, "pair should exit 1")
+    check("tunnel up" not in client.text(), "no tunnel may come up")
 
 
 def relay_only_without_relay(lab):
@@ -385,6 +471,10 @@ def relay_only_without_relay(lab):
 CASES = {
     "relay-p2ptun": relay_p2ptun,
     "relay-coturn": relay_coturn,
+    "relay-coturn-tcp": relay_coturn_tcp,
+    "relay-coturn-tls": relay_coturn_tls,
+    "relay-tls-wrong-pin": lambda lab: relay_tls_refused(lab, pinned=True),
+    "relay-tls-unverified": lambda lab: relay_tls_refused(lab, pinned=False),
     "relay-only-without-relay": relay_only_without_relay,
     "ice-failed": ice_failed,
     "peer-mismatch": peer_mismatch,

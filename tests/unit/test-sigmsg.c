@@ -729,6 +729,37 @@ test_ice_servers (void)
   g_test_assert_expected_messages ();
 }
 
+#define PIN_OK "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+
+static void
+test_ice_servers_pin (void)
+{
+  const char *json = "{\"turn\":[{\"uri\":\"turns:relay.example:443\",\"username\":\"u\","
+                     "\"password\":\"p\",\"pin\":\"" PIN_OK "\"}," TURN_OK "]}";
+  g_autoptr (GError) error = NULL;
+  g_autoptr (SigmsgIceServers) s = sigmsg_ice_servers_parse (json, strlen (json), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (((SigmsgTurnServer *) s->turn->pdata[0])->pin, ==, PIN_OK);
+  g_assert_null (((SigmsgTurnServer *) s->turn->pdata[1])->pin);
+
+  g_autofree char *out = sigmsg_ice_servers_to_json (s, NULL);
+  g_assert_nonnull (strstr (out, "\"pin\":\"" PIN_OK "\""));
+  g_assert_cmpuint (strstr (out, "\"pin\"") - out, <, strstr (out, TURN_OK) - out);
+
+  g_assert_true (sigmsg_pin_is_valid (PIN_OK));
+  static const char *const bad[] = {
+    "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",    /* 43 characters */
+    "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU==",  /* 45 */
+    "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSu-U=",   /* not base64 */
+    "sha1//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    "",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    g_assert_false (sigmsg_pin_is_valid (bad[i]));
+  g_assert_false (sigmsg_pin_is_valid (NULL));
+}
+
 static void
 ice_fails (const char *json, SigmsgError code)
 {
@@ -756,6 +787,10 @@ test_ice_servers_invalid (void)
     "{\"turn\":[{\"uri\":\"turn:relay.example:3478\",\"username\":\"u\"}]}",
     "{\"turn\":[{\"uri\":\"turn:relay.example:3478\",\"password\":\"p\"}]}",
     "{\"turn\":[{\"username\":\"u\",\"password\":\"p\"}]}",
+    "{\"turn\":[{\"uri\":\"turns:r.example:443\",\"username\":\"u\",\"password\":\"p\","
+    "\"pin\":\"sha256//x\"}]}",
+    "{\"turn\":[{\"uri\":\"turns:r.example:443\",\"username\":\"u\",\"password\":\"p\","
+    "\"pin\":7}]}",
     "{\"turn\":[{\"uri\":\"turn:relay.example\",\"username\":\"u\",\"password\":\"p\"}]}",
     "{\"turn\":[{\"uri\":\"turn:relay.example:1\",\"username\":\"\",\"password\":\"p\"}]"
     "}",
@@ -800,5 +835,6 @@ main (int argc, char **argv)
   g_test_add_func ("/sigmsg/turn-uri-split", test_turn_uri_split);
   g_test_add_func ("/sigmsg/ice-servers", test_ice_servers);
   g_test_add_func ("/sigmsg/ice-servers/invalid", test_ice_servers_invalid);
+  g_test_add_func ("/sigmsg/ice-servers/pin", test_ice_servers_pin);
   return g_test_run ();
 }
