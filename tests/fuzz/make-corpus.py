@@ -102,6 +102,9 @@ def sigmsgs():
           '"turn":[{"uri":"turn:relay.example:3478?transport=udp","username":"1700000000:%s",'
           '"password":"c2VjcmV0c2VjcmV0c2VjcmV0c2U="},{"uri":"turns:192.0.2.9:443",'
           '"username":"u","password":"p"}]}' % PEER)
+    write("sigmsg", "3-ice-pin", "\x03" + '{"turn":[{"uri":"turns:relay.example:443",'
+          '"username":"u","password":"p",'
+          '"pin":"sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}]}')
     write("sigmsg", "3-ice-empty", "\x03{}")
     write("sigmsg", "4-hostport", "\x04stun.example.org:3478")
     write("sigmsg", "4-hostport-v6", "\x04[2001:db8::1]:443")
