@@ -271,7 +271,10 @@ shim_conn_pump (ShimConn *conn, const char **why, char *buf, gsize size)
     return FALSE;
   if (conn->remote_eof && conn->down.len == 0)
     {
-      *why = "the relay closed the TLS connection";
+      /* Also how a relay answers an allocation given back: libnice reports
+       * a relay lost while in use. */
+      g_debug ("relay turns:%s:%u closed the TLS connection", conn->shim->host,
+               conn->shim->port);
       return FALSE;
     }
   return TRUE;
