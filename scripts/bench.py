@@ -44,10 +44,14 @@ import threading
 import time
 
 MiB = 1 << 20
+PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay")
 CHUNK = MiB
 SEED = 0x9E3779B9
 TTFB_TARGET_MS = 100.0
 MEM_TARGET_MIB = 32.0
+RULE = 84  # width of the report
+REALM = "p2ptun.test"
+TURNSERVER = "/usr/bin/turnserver"
 
 
 def pattern():
@@ -347,6 +351,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stun_answers(port, timeout=0.5):
+    """True when a STUN Binding request to 127.0.0.1:port (UDP) gets a success answer."""
+    txid = os.urandom(12)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(b"\x00\x01\x00\x00\x21\x12\xa4\x42" + txid, ("127.0.0.1", port))
+            data, _ = s.recvfrom(2048)
+        except OSError:
+            return False
+    return len(data) >= 20 and data[0:2] == b"\x01\x01" and data[8:20] == txid
+
+
 def proc_status(pid):
     """VmRSS and VmHWM in KiB, or None if the process is gone."""
     out = {}
@@ -490,6 +507,7 @@ class Bench:
         self.build = b if os.path.isabs(b) else os.path.join(self.root, b)
         self.agent = os.path.join(self.build, "agent", "p2ptun-agent")
         self.signal_bin = os.path.join(self.build, "signaling", "p2ptun-signal")
+        self.relay_bin = os.path.join(self.build, "relay", "p2ptun-relay")
         self.work = tempfile.mkdtemp(prefix="p2ptun-bench.")
         self.procs = []
         self.problems = []
@@ -497,6 +515,7 @@ class Bench:
             "loopback": "127.0.0.1",
             "size_bytes": args.size * MiB,
             "mem_size_bytes": args.mem_size * MiB,
+            "relay_size_bytes": args.relay_size * MiB,
             "throughput": {},
             "ttfb": None,
             "memory": {},
@@ -696,13 +715,17 @@ class Bench:
         self.res["throughput"]["ssh"] = {"skipped": why}
 
     # ---------------------------------------------------------------- p2ptun
-    def start_signal(self):
-        self.sig = Proc(self, "signal", [self.signal_bin, "--listen", "127.0.0.1:0",
-                                         "--state-dir", os.path.join(self.work, "signal")])
-        self.sig.wait_for(r"^ready$", 10, "out")
-        out = {l.split(" ", 1)[0]: l.split(" ", 1)[1] for _, t, l in self.sig.lines
+    def start_signal(self, name="signal", extra=()):
+        """A signaling server on loopback; returns (proc, url, pin)."""
+        sig = Proc(self, name, [self.signal_bin, "--listen", "127.0.0.1:0",
+                                "--state-dir", os.path.join(self.work, name)] + list(extra))
+        sig.wait_for(r"^ready$", 10, "out")
+        out = {l.split(" ", 1)[0]: l.split(" ", 1)[1] for _, t, l in sig.lines
                if t == "out" and " " in l}
-        self.url, self.pin = out["url"], out["pin"]
+        return sig, out["url"], out["pin"]
+
+    def setup_agents(self):
+        """The two agents' config dirs and peer-ids, shared by every phase."""
         self.sdir = os.path.join(self.work, "serve-agent")
         self.cdir = os.path.join(self.work, "pair-agent")
         self.sid = self.agent_id(self.sdir)
@@ -715,20 +738,22 @@ class Bench:
             raise RuntimeError("p2ptun-agent id failed: %s" % r.stderr.strip())
         return r.stdout.strip().splitlines()[-1]
 
-    def start_serve(self, name):
+    def start_serve(self, name, sig=None, extra=()):
+        url, pin = sig or (self.url, self.pin)
         p = Proc(self, name, [
-            self.agent, "serve", "--config", self.sdir, "--signal", self.url,
-            "--signal-pin", self.pin, "--local-address", "127.0.0.1",
+            self.agent, "serve", "--config", self.sdir, "--signal", url,
+            "--signal-pin", pin, "--local-address", "127.0.0.1",
             "--expose", "data=127.0.0.1:%d" % self.data_port,
             "--expose", "one=127.0.0.1:%d" % self.one_port,
-            "--trust", self.cid])
+            "--trust", self.cid] + list(extra))
         p.wait_for(r"serving as", 10)
         return p
 
-    def pair_argv(self, lport, service):
-        return [self.agent, "pair", self.sid, "--config", self.cdir, "--signal", self.url,
-                "--signal-pin", self.pin, "--local-address", "127.0.0.1",
-                "-L", "%d:%s" % (lport, service)]
+    def pair_argv(self, lport, service, sig=None, extra=()):
+        url, pin = sig or (self.url, self.pin)
+        return [self.agent, "pair", self.sid, "--config", self.cdir, "--signal", url,
+                "--signal-pin", pin, "--local-address", "127.0.0.1",
+                "-L", "%d:%s" % (lport, service)] + list(extra)
 
     def stop_agent(self, p):
         st = proc_status(p.pid)
@@ -737,17 +762,27 @@ class Bench:
             self.problem(prob)
         return st
 
-    def tunnel_phase(self, key, n, throughput):
-        """Fresh serve + pair agents; n bytes down then up; memory of both agents."""
+    def agent_tunnel(self, key, label, n, sig=None, extra=(), up_re=r"tunnel up: .*",
+                     want="up"):
+        """Fresh serve + pair agents (both with the extra arguments) through the
+        signaling server sig (url, pin; default the main one); n bytes down then
+        up through pair's -L.  The pair agent's "tunnel up" line must match up_re
+        (want says in words what it means).
+        Returns (down, up, mem, path): the transfer results, both agents' memory
+        and the "tunnel up" line.  Raises RuntimeError when no tunnel comes up."""
         serve = pair = sampler = None
         mem = {"transfer_bytes_each_way": n}
         try:
-            serve = self.start_serve("serve-%s" % key)
+            serve = self.start_serve("serve-%s" % key, sig, extra)
             lport = free_port()
-            pair = Proc(self, "pair-%s" % key, self.pair_argv(lport, "data"))
+            pair = Proc(self, "pair-%s" % key, self.pair_argv(lport, "data", sig, extra))
             _, m = pair.wait_for(r"tunnel up: .*", 20)
+            path = m.group(0)
+            self.say("  %s" % path)
+            if not re.search(up_re, path):
+                raise RuntimeError("the tunnel is not %s: %s (no match for %r)"
+                                   % (want, path[path.find("path "):], up_re))
             pair.wait_for(r"forwarding ", 10)
-            self.say("  %s" % m.group(0))
             ok, why = probe(lport, 10)
             if not ok:
                 raise RuntimeError("forwarded port %d does not answer (%s)" % (lport, why))
@@ -755,7 +790,6 @@ class Bench:
             sampler.set_label("idle")
             time.sleep(0.05)
             sampler.set_label("download")
-            label = "p2ptun -L"
             mark = len(self.service.lines)
             down = download(lport, n, self.args.idle_timeout, max(60, self.args.timeout))
             sampler.set_label("download-end")
@@ -768,8 +802,6 @@ class Bench:
             sampler.set_label("after")
             time.sleep(0.05)
             sampler.stop()
-            if throughput:
-                self.res["throughput"]["p2ptun"] = {"download": down, "upload": up}
             # Read both agents' status before stopping either: stopping one ends the
             # tunnel, and then the other exits on its own.
             status = {}
@@ -795,18 +827,166 @@ class Bench:
                 }
             serve = pair = None
             mem["download_ok"], mem["upload_ok"] = down["ok"], up["ok"]
-        except RuntimeError as e:
-            self.problem("p2ptun %s: %s" % (key, e))
-            mem["error"] = str(e)
-            if throughput:
-                self.res["throughput"]["p2ptun"] = {"error": str(e)}
+            return down, up, mem, path
         finally:
             if sampler:
                 sampler.stop()
             for p in (pair, serve):
                 if p:
                     self.stop_agent(p)
+
+    def tunnel_phase(self, key, n, throughput):
+        """Fresh serve + pair agents; n bytes down then up; memory of both agents."""
+        try:
+            down, up, mem, _ = self.agent_tunnel(key, "p2ptun -L", n)
+            if throughput:
+                self.res["throughput"]["p2ptun"] = {"download": down, "upload": up}
+        except RuntimeError as e:
+            self.problem("p2ptun %s: %s" % (key, e))
+            mem = {"transfer_bytes_each_way": n, "error": str(e)}
+            if throughput:
+                self.res["throughput"]["p2ptun"] = {"error": str(e)}
         self.res["memory"][key] = mem
+
+    # ---------------------------------------------------------------- relayed
+    def write_turn_secret(self):
+        """A fresh TURN REST secret in a file of mode 0600 in the work dir."""
+        secret = os.urandom(16).hex()
+        path = os.path.join(self.work, "turn-secret")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        return secret, path
+
+    def start_p2ptun_relay(self, secret_file):
+        """p2ptun-relay on loopback as the integration tests start it.  Returns
+        (port, tcp) where tcp says whether its --help shows a TCP listener, or
+        raises RuntimeError."""
+        if not os.access(self.relay_bin, os.X_OK):
+            raise RuntimeError("%s is missing" % self.relay_bin)
+        r = subprocess.run([self.relay_bin, "--help"], capture_output=True, text=True, timeout=10)
+        listen = [l for l in r.stdout.splitlines() if l.strip().startswith("--listen=")]
+        tcp = bool(listen) and "TCP" in listen[0]
+        p = Proc(self, "p2ptun-relay", [self.relay_bin, "--listen", "127.0.0.1:0",
+                                        "--secret-file", secret_file, "--realm", REALM,
+                                        "--allow-peer", "127.0.0.1/32"])
+        p.wait_for(r"^ready$", 10, "out")
+        ports = [int(l.rsplit(":", 1)[1]) for _, t, l in p.lines
+                 if t == "out" and l.startswith("listen 127.0.0.1:")]
+        if not ports:
+            raise RuntimeError("p2ptun-relay printed no listen line:\n%s" % p.tail())
+        return ports[0], tcp
+
+    def start_coturn(self, secret):
+        """coturn's turnserver on loopback with the same TURN REST secret, UDP and
+        TCP on one port, as the integration tests start it; returns the port or
+        raises RuntimeError.  The secret goes in a 0600 config file rather than on
+        the command line, where any user could read it."""
+        d = os.path.join(self.work, "coturn")
+        os.makedirs(d)
+        conf = os.path.join(d, "turnserver.conf")
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("static-auth-secret=%s\n" % secret)
+        port = free_port()
+        low = free_port()
+        p = Proc(self, "coturn", [
+            TURNSERVER, "-c", conf, "--listening-ip=127.0.0.1", "--listening-port=%d" % port,
+            "--relay-ip=127.0.0.1", "--use-auth-secret", "--realm=" + REALM, "--no-dtls",
+            "--no-cli", "--no-tcp-relay", "--allow-loopback-peers",
+            "--min-port=%d" % low, "--max-port=%d" % min(low + 20, 65535),
+            "--log-file=stdout", "--simple-log", "--no-tls",
+            "--pidfile=" + os.path.join(d, "turnserver.pid"),
+            "--db=" + os.path.join(d, "turndb")])
+        deadline = now() + 20
+        while not stun_answers(port):
+            if p.p.poll() is not None:
+                raise RuntimeError("turnserver exited (status %s):\n%s"
+                                   % (p.p.returncode, p.tail()))
+            if now() > deadline:
+                raise RuntimeError("turnserver does not answer STUN on %d:\n%s" % (port, p.tail()))
+            time.sleep(0.1)
+        return port
+
+    def bench_relay(self):
+        """The tunnel forced through a TURN relay (--relay-only on both agents):
+        p2ptun-relay and coturn, both on loopback with the same secret, over UDP
+        and over TCP; relay_size bytes down then up, like the direct tunnel."""
+        a = self.args
+        n = a.relay_size * MiB
+        self.say("== p2ptun -L relayed (--relay-only) by p2ptun-relay and by coturn, "
+                 "%d MiB each way" % a.relay_size)
+        rel = self.res["relayed"] = {"size_bytes": n}
+        secret, secret_file = self.write_turn_secret()
+        ports, why_not = {}, {}
+        try:
+            port, tcp = self.start_p2ptun_relay(secret_file)
+            ports["p2ptun-relay"] = port
+            if not tcp:
+                why_not[("p2ptun-relay", "tcp")] = "p2ptun-relay has no TCP listener in this build"
+        except RuntimeError as e:
+            self.problem("p2ptun-relay: %s" % e)
+            why_not["p2ptun-relay"] = "p2ptun-relay did not start: %s" % str(e).splitlines()[0]
+        if not os.access(TURNSERVER, os.X_OK):
+            why_not["coturn"] = "coturn's %s is not installed (apt-get install coturn)" % TURNSERVER
+        else:
+            try:
+                ports["coturn"] = self.start_coturn(secret)
+            except RuntimeError as e:
+                self.problem("coturn: %s" % e)
+                why_not["coturn"] = "coturn did not start: %s" % str(e).splitlines()[0]
+        for transport in ("udp", "tcp"):
+            for relay in ("p2ptun-relay", "coturn"):
+                key = "%s %s" % (relay, transport)
+                why = why_not.get(relay) or why_not.get((relay, transport))
+                if why:
+                    self.say("  relayed %s: skipped: %s" % (key, why))
+                    rel[key] = {"skipped": why}
+                    continue
+                uri = "turn:127.0.0.1:%d" % ports[relay]
+                if transport == "tcp":
+                    uri += "?transport=tcp"
+                rel[key] = self.relay_case(key, uri, transport, secret_file, n)
+        for relay in ("p2ptun-relay", "coturn"):
+            for p in list(self.procs):
+                if p.name == relay:
+                    if p.p.poll() is not None:
+                        self.problem("%s exited (status %s) during the run:\n%s"
+                                     % (relay, p.p.returncode, p.tail()))
+                    prob = p.stop()
+                    if prob:
+                        self.problem(prob)
+        ratios = self.res.setdefault("ratios", {})
+        for transport in ("udp", "tcp"):
+            for d in ("download", "upload"):
+                x = rel.get("p2ptun-relay %s" % transport, {}).get(d)
+                y = rel.get("coturn %s" % transport, {}).get(d)
+                if x and y and x.get("seconds") and y.get("seconds") and x["ok"] and y["ok"]:
+                    ratios["p2ptun-relay/coturn %s %s" % (transport, d)] = round(
+                        x["MiB_s"] / y["MiB_s"], 3)
+
+    def relay_case(self, key, uri, transport, secret_file, n):
+        """One relayed transfer: a signaling server handing out uri, both agents
+        --relay-only; the tunnel must say it is relayed over transport."""
+        name = key.replace(" ", "-")
+        sig = None
+        try:
+            sig, url, pin = self.start_signal("signal-" + name,
+                                              ("--relay", uri, "--turn-secret-file", secret_file))
+            up_re = (r"path relayed \(relay 127\.0\.0\.1:\d+ -> relay 127\.0\.0\.1:\d+, %s\)"
+                     % transport)
+            down, up, mem, path = self.agent_tunnel(name, "relayed " + key, n, (url, pin),
+                                                    ("--relay-only",), up_re,
+                                                    "relayed over " + transport)
+            return {"relay": uri, "path": path, "download": down, "upload": up, "memory": mem}
+        except RuntimeError as e:
+            self.problem("relayed %s: %s" % (key, e))
+            return {"relay": uri, "error": str(e)}
+        finally:
+            if sig:
+                prob = sig.stop()
+                if prob:
+                    self.problem(prob)
 
     def bench_ttfb(self):
         a = self.args
@@ -901,13 +1081,16 @@ class Bench:
         self.ensure_build()
         self.res["build"] = self.build
         self.say("p2ptun bench: loopback 127.0.0.1, build %s, work dir %s" % (self.build, self.work))
-        only = set(a.only.split(",")) if a.only else {"raw", "ssh", "memory", "tunnel", "ttfb"}
+        only = set(a.only.split(",")) if a.only else set(PARTS)
+        self.only = only
         self.start_service()
         if "raw" in only:
             self.bench_raw()
         if "ssh" in only:
             self.bench_ssh()
-        self.start_signal()
+        self.setup_agents()
+        if only & {"memory", "tunnel", "ttfb"}:
+            self.sig, self.url, self.pin = self.start_signal()
         if "memory" in only:
             self.say("== p2ptun -L, %d MiB each way (memory, fresh agents)" % a.mem_size)
             self.tunnel_phase("small", a.mem_size * MiB, throughput=False)
@@ -917,17 +1100,17 @@ class Bench:
             self.tunnel_phase("large", a.size * MiB, throughput=True)
         if "ttfb" in only:
             self.bench_ttfb()
+        if "relay" in only:
+            self.bench_relay()
         self.report()
 
     def report(self):
         a = self.args
         r = self.res
+        only = self.only
         tp = r["throughput"]
-        lines = ["", "=" * 78,
-                 "p2ptun benchmark, loopback 127.0.0.1, single stream, %d MiB each way" % a.size,
-                 "-" * 78,
-                 "%-24s %-26s %-26s" % ("throughput", "download (service->client)",
-                                        "upload (client->service)")]
+        ratios = r.setdefault("ratios", {})
+        lines = ["", "=" * RULE]
 
         def cell(x):
             if not x:
@@ -938,78 +1121,102 @@ class Bench:
                 return "%.1f MiB/s (BAD DATA)" % x["MiB_s"]
             return "FAILED (%.1f MiB moved)" % (x["transferred"] / MiB)
 
-        for key, name in (("p2ptun", "p2ptun -L"), ("ssh", "ssh -L aes128-gcm"), ("raw", "raw TCP")):
-            x = tp.get(key, {})
+        def row(name, x):
             if "skipped" in x:
-                lines.append("%-24s skipped: %s" % (name, x["skipped"].splitlines()[0]))
-            elif "error" in x:
-                lines.append("%-24s error: %s" % (name, x["error"].splitlines()[0][:50]))
+                return "%-30s skipped: %s" % (name, x["skipped"].splitlines()[0])
+            if "error" in x:
+                return "%-30s error: %s" % (name, x["error"].splitlines()[0][:44])
+            return "%-30s %-26s %-26s" % (name, cell(x.get("download")), cell(x.get("upload")))
+
+        def ratio_row(name, key):
+            c = ["%.3f" % ratios[key % d] if key % d in ratios else "-"
+                 for d in ("download", "upload")]
+            return "%-30s %-26s %-26s" % (name, c[0], c[1])
+
+        header = "%-30s %-26s %-26s" % ("throughput", "download (service->client)",
+                                        "upload (client->service)")
+        if only & {"raw", "ssh", "tunnel"}:
+            lines += ["p2ptun benchmark, loopback 127.0.0.1, single stream, %d MiB each way"
+                      % a.size, "-" * RULE, header]
+            for key, name in (("p2ptun", "p2ptun -L"), ("ssh", "ssh -L aes128-gcm"),
+                              ("raw", "raw TCP")):
+                lines.append(row(name, tp.get(key, {})))
+            for other in ("ssh", "raw"):
+                for d in ("download", "upload"):
+                    p = tp.get("p2ptun", {}).get(d)
+                    o = tp.get(other, {}).get(d)
+                    if p and o and p.get("seconds") and o.get("seconds") and p["ok"] and o["ok"]:
+                        ratios["p2ptun/%s %s" % (other, d)] = round(p["MiB_s"] / o["MiB_s"], 3)
+            for other in ("ssh", "raw"):
+                lines.append(ratio_row("ratio p2ptun/" + other, "p2ptun/" + other + " %s"))
+            lines.append("-" * RULE)
+
+        if "relay" in only:
+            rel = r.get("relayed", {})
+            lines += ["p2ptun -L relayed (--relay-only, TURN on loopback), single stream, "
+                      "%d MiB each way" % a.relay_size, "-" * RULE, header]
+            for transport in ("udp", "tcp"):
+                for relay in ("p2ptun-relay", "coturn"):
+                    key = "%s %s" % (relay, transport)
+                    lines.append(row("relayed " + key, rel.get(key, {})))
+                lines.append(ratio_row("ratio p2ptun-relay/coturn " + transport,
+                                       "p2ptun-relay/coturn " + transport + " %s"))
+            lines.append("-" * RULE)
+
+        if "ttfb" in only:
+            t = r["ttfb"] or {}
+            if t.get("median_ms") is not None:
+                met = "met" if t["median_ms"] <= TTFB_TARGET_MS else "NOT met"
+                lines.append("time to first byte (Popen pair -> first byte), %d/%d runs ok:"
+                             % (t["ok_runs"], len(t["runs"])))
+                lines.append("  median %.1f ms  (min %.1f, max %.1f)   target median <= %.0f ms: %s"
+                             % (t["median_ms"], t["min_ms"], t["max_ms"], TTFB_TARGET_MS, met))
+                if t.get("tunnel_up_median_ms") is not None:
+                    lines.append("  (median: 'tunnel up' line at %.1f ms, first accepted connect "
+                                 "at %s ms)" % (t["tunnel_up_median_ms"],
+                                                t.get("first_connect_median_ms")))
             else:
-                lines.append("%-24s %-26s %-26s" % (name, cell(x.get("download")),
-                                                    cell(x.get("upload"))))
-        ratios = {}
-        for other in ("ssh", "raw"):
-            for d in ("download", "upload"):
-                p = tp.get("p2ptun", {}).get(d)
-                o = tp.get(other, {}).get(d)
-                if p and o and p.get("seconds") and o.get("seconds") and p["ok"] and o["ok"]:
-                    ratios["p2ptun/%s %s" % (other, d)] = round(p["MiB_s"] / o["MiB_s"], 3)
-        r["ratios"] = ratios
-        for other in ("ssh", "raw"):
-            c = [("%.3f" % ratios["p2ptun/%s %s" % (other, d)])
-                 if "p2ptun/%s %s" % (other, d) in ratios else "-" for d in ("download", "upload")]
-            lines.append("%-24s %-26s %-26s" % ("ratio p2ptun/" + other, c[0], c[1]))
+                lines.append("time to first byte: no successful run (see problems)")
+            lines.append("-" * RULE)
 
-        lines.append("-" * 78)
-        t = r["ttfb"] or {}
-        if t.get("median_ms") is not None:
-            met = "met" if t["median_ms"] <= TTFB_TARGET_MS else "NOT met"
-            lines.append("time to first byte (Popen pair -> first byte), %d/%d runs ok:"
-                         % (t["ok_runs"], len(t["runs"])))
-            lines.append("  median %.1f ms  (min %.1f, max %.1f)   target median <= %.0f ms: %s"
-                         % (t["median_ms"], t["min_ms"], t["max_ms"], TTFB_TARGET_MS, met))
-            if t.get("tunnel_up_median_ms") is not None:
-                lines.append("  (median: 'tunnel up' line at %.1f ms, first accepted connect at %s ms)"
-                             % (t["tunnel_up_median_ms"], t.get("first_connect_median_ms")))
-        else:
-            lines.append("time to first byte: no successful run (see problems)")
-
-        lines.append("-" * 78)
-        lines.append("%-30s %-22s %-22s" % ("agent memory (MiB)", "serve agent", "pair agent"))
-        peaks = []
-        for key, sz in (("small", a.mem_size), ("large", a.size)):
-            m = r["memory"].get(key, {})
-            if "error" in m or "serve" not in m:
-                lines.append("%-30s error: %s" % ("%d MiB each way" % sz,
-                                                  m.get("error", "not run").splitlines()[0][:40]))
-                continue
-            s, p = m["serve"], m["pair"]
-            f = lambda v: "-" if v is None else "%.1f" % v
-            rss = lambda x: x["VmRSS_max_MiB"]
-            lines.append("%-30s %-22s %-22s" % ("%d MiB each way: VmHWM" % sz,
-                                                f(s["VmHWM_MiB"]), f(p["VmHWM_MiB"])))
-            lines.append("%-30s %-22s %-22s" % ("  max sampled VmRSS (idle)",
-                                                "%s (%s)" % (f(rss(s)), f(s["VmRSS_idle_MiB"])),
-                                                "%s (%s)" % (f(rss(p)), f(p["VmRSS_idle_MiB"]))))
-            if not (m.get("download_ok") and m.get("upload_ok")):
-                lines.append("  (a transfer failed in this phase: see problems)")
-            # The kernel's RSS counters are updated lazily (per-thread caches), so a
-            # sampled VmRSS can exceed the VmHWM read later: the peak is the larger.
-            peaks += [v for v in (s["VmHWM_MiB"], p["VmHWM_MiB"], rss(s), rss(p)) if v]
-        if peaks:
-            met = "met" if max(peaks) <= MEM_TARGET_MIB else "NOT met"
-            lines.append("  peak %.1f MiB (largest VmHWM or sampled VmRSS)   target <= %.0f MiB: %s"
-                         % (max(peaks), MEM_TARGET_MIB, met))
-            r["peak_memory_MiB"] = max(peaks)
-        lines.append("-" * 78)
+        if only & {"memory", "tunnel"}:
+            lines.append("%-30s %-22s %-22s" % ("agent memory (MiB)", "serve agent", "pair agent"))
+            peaks = []
+            for key, sz, part in (("small", a.mem_size, "memory"), ("large", a.size, "tunnel")):
+                if part not in only:
+                    continue
+                m = r["memory"].get(key, {})
+                if "error" in m or "serve" not in m:
+                    lines.append("%-30s error: %s" % ("%d MiB each way" % sz,
+                                                      m.get("error", "not run").splitlines()[0][:40]))
+                    continue
+                s, p = m["serve"], m["pair"]
+                f = lambda v: "-" if v is None else "%.1f" % v
+                rss = lambda x: x["VmRSS_max_MiB"]
+                lines.append("%-30s %-22s %-22s" % ("%d MiB each way: VmHWM" % sz,
+                                                    f(s["VmHWM_MiB"]), f(p["VmHWM_MiB"])))
+                lines.append("%-30s %-22s %-22s" % ("  max sampled VmRSS (idle)",
+                                                    "%s (%s)" % (f(rss(s)), f(s["VmRSS_idle_MiB"])),
+                                                    "%s (%s)" % (f(rss(p)), f(p["VmRSS_idle_MiB"]))))
+                if not (m.get("download_ok") and m.get("upload_ok")):
+                    lines.append("  (a transfer failed in this phase: see problems)")
+                # The kernel's RSS counters are updated lazily (per-thread caches), so a
+                # sampled VmRSS can exceed the VmHWM read later: the peak is the larger.
+                peaks += [v for v in (s["VmHWM_MiB"], p["VmHWM_MiB"], rss(s), rss(p)) if v]
+            if peaks:
+                met = "met" if max(peaks) <= MEM_TARGET_MIB else "NOT met"
+                lines.append("  peak %.1f MiB (largest VmHWM or sampled VmRSS)   target <= %.0f MiB: %s"
+                             % (max(peaks), MEM_TARGET_MIB, met))
+                r["peak_memory_MiB"] = max(peaks)
+            lines.append("-" * RULE)
         if self.problems:
             lines.append("problems: %d (details above and in the JSON)" % len(self.problems))
             for pr in self.problems:
                 lines.append("  - " + pr.splitlines()[0][:150])
         else:
             lines.append("problems: none")
-        lines.append("=" * 78)
-        print("\n".join(lines), flush=True)
+        lines.append("=" * RULE)
+        print("\n".join(l.rstrip() for l in lines), flush=True)
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(r, f, indent=2)
@@ -1039,13 +1246,20 @@ def main():
                     help="a transfer fails after S seconds in all (default 120)")
     ap.add_argument("--pause", type=float, default=0.2, metavar="S",
                     help="pause between time-to-first-byte runs, not counted (default 0.2)")
+    ap.add_argument("--relay-size", type=int, default=64, metavar="MIB",
+                    help="transfer size through the relays, each way (default 64)")
     ap.add_argument("--only", metavar="LIST",
-                    help="run only these parts, comma-separated: raw,ssh,memory,tunnel,ttfb "
-                         "(default: all)")
+                    help="run only these parts, comma-separated: %s (default: all)"
+                         % ",".join(PARTS))
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
-    if args.size < 1 or args.mem_size < 1 or args.runs < 1:
+    if args.size < 1 or args.mem_size < 1 or args.relay_size < 1 or args.runs < 1:
         ap.error("sizes and runs must be positive")
+    if args.only:
+        bad = set(args.only.split(",")) - set(PARTS)
+        if bad:
+            ap.error("--only: unknown part(s) %s (choose from %s)"
+                     % (",".join(sorted(bad)), ",".join(PARTS)))
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
