@@ -1,207 +1,21 @@
-/* p2ptun-relay: the I/O shell around the protocol core (server.c). One UDP
- * listener and one UDP socket per allocation, all on one GMainContext.
- * Datagrams are read and written with recvfrom/sendto on the sockets' file
- * descriptors, so the hot path allocates nothing; batching with
- * recvmmsg/sendmmsg is a later step. */
+/* p2ptun-relay: options, signals and timers around the I/O shell (shell.h)
+ * and the protocol core (server.h). One UDP listener and a TCP listener on
+ * the same address and port, optionally a TLS listener, and one UDP socket
+ * per allocation, all on one GMainContext. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <openssl/crypto.h>
 
-#include "server.h"
+#include "shell.h"
 
-/* Datagrams read per wakeup of a socket before the loop runs other sources. */
-#define RELAY_READ_BATCH 64
-/* Largest UDP payload (IPv4: 65535 - 20 - 8). */
-#define RELAY_MAX_DATAGRAM 65535
-
-typedef struct RelayMain RelayMain;
-
-struct relayed
-{
-  RelayMain *main;
-  GSocket *socket;
-  GSource *source;
-};
-
-struct RelayMain
-{
-  GMainContext *context;
-  GMainLoop *loop;
-  GSocket *listener;
-  GSource *listen_source;
-  GInetAddress *relay_ip;
-  RelayServer *server;
-  char *secret_file;
-  GPtrArray *sources; /* signal and timer sources to destroy */
-  int exit_code;
-  uint8_t buf[RELAY_MAX_DATAGRAM];
-};
-
-static void
-addr_from_sockaddr (const struct sockaddr_storage *ss, struct stun_addr *out)
-{
-  memset (out, 0, sizeof *out);
-  if (ss->ss_family == AF_INET6)
-    {
-      const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-      out->family = 6;
-      out->port = ntohs (s6->sin6_port);
-      memcpy (out->ip, &s6->sin6_addr, 16);
-    }
-  else
-    {
-      const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-      out->family = 4;
-      out->port = ntohs (s4->sin_port);
-      memcpy (out->ip, &s4->sin_addr, 4);
-    }
-}
-
-static socklen_t
-addr_to_sockaddr (const struct stun_addr *a, struct sockaddr_storage *ss)
-{
-  memset (ss, 0, sizeof *ss);
-  if (a->family == 6)
-    {
-      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-      s6->sin6_family = AF_INET6;
-      s6->sin6_port = htons (a->port);
-      memcpy (&s6->sin6_addr, a->ip, 16);
-      return sizeof *s6;
-    }
-  struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-  s4->sin_family = AF_INET;
-  s4->sin_port = htons (a->port);
-  memcpy (&s4->sin_addr, a->ip, 4);
-  return sizeof *s4;
-}
-
-/* A tunnel through the relay sends bursts of a window's worth of datagrams;
- * the default socket buffers (208 KiB) overflow whenever the relay is not
- * scheduled for a moment, and each drop costs the tunnel a retransmission
- * timeout. Past net.core.rmem_max/wmem_max only with CAP_NET_ADMIN. */
-#define RELAY_SOCKET_BUFFER (8 * 1024 * 1024)
-
-static void
-grow_socket_buffers (GSocket *socket)
-{
-  int fd = g_socket_get_fd (socket);
-  int size = RELAY_SOCKET_BUFFER;
-
-  if (setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
-    (void)setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
-    (void)setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-}
-
-static void
-read_socket (RelayMain *m, GSocket *socket, void *handle)
-{
-  int fd = g_socket_get_fd (socket);
-  struct relay_source source
-      = { .transport = RELAY_TRANSPORT_UDP, .relay_handle = handle };
-  for (int i = 0; i < RELAY_READ_BATCH; i++)
-    {
-      struct sockaddr_storage ss;
-      socklen_t sl = sizeof ss;
-      ssize_t n = recvfrom (fd, m->buf, sizeof m->buf, MSG_DONTWAIT,
-                            (struct sockaddr *)&ss, &sl);
-      if (n < 0)
-        {
-          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            g_debug ("recvfrom: %s", g_strerror (errno));
-          return;
-        }
-      struct stun_addr from;
-      addr_from_sockaddr (&ss, &from);
-      /* Peer datagrams never end an allocation, so the socket outlives this. */
-      relay_server_process (m->server, g_get_real_time () / G_USEC_PER_SEC, &source,
-                            &from, m->buf, (size_t)n);
-    }
-}
-
-static gboolean
-on_listener (GSocket *socket, GIOCondition cond, gpointer user_data)
-{
-  read_socket (user_data, socket, NULL);
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-on_relayed (GSocket *socket, GIOCondition cond, gpointer user_data)
-{
-  struct relayed *r = user_data;
-  read_socket (r->main, socket, r);
-  return G_SOURCE_CONTINUE;
-}
-
-static void *
-io_relay_open (void *user, uint16_t port, struct stun_addr *relayed_addr)
-{
-  RelayMain *m = user;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSocket) socket
-      = g_socket_new (g_inet_address_get_family (m->relay_ip), G_SOCKET_TYPE_DATAGRAM,
-                      G_SOCKET_PROTOCOL_UDP, &error);
-  g_autoptr (GSocketAddress) any = g_inet_socket_address_new (m->relay_ip, port);
-  if (socket == NULL || !g_socket_bind (socket, any, FALSE, &error))
-    {
-      if (port == 0)
-        g_warning ("relayed socket: %s", error->message);
-      return NULL;
-    }
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof ss;
-  if (getsockname (g_socket_get_fd (socket), (struct sockaddr *)&ss, &sl) != 0)
-    {
-      g_warning ("relayed socket: %s", g_strerror (errno));
-      return NULL;
-    }
-  addr_from_sockaddr (&ss, relayed_addr);
-  struct relayed *r = g_new0 (struct relayed, 1);
-  r->main = m;
-  r->socket = g_steal_pointer (&socket);
-  grow_socket_buffers (r->socket);
-  r->source = g_socket_create_source (r->socket, G_IO_IN, NULL);
-  g_source_set_callback (r->source, G_SOURCE_FUNC (on_relayed), r, NULL);
-  g_source_attach (r->source, m->context);
-  return r;
-}
-
-static void
-io_relay_close (void *user, void *handle)
-{
-  struct relayed *r = handle;
-  if (r == NULL)
-    return;
-  g_source_destroy (r->source);
-  g_source_unref (r->source);
-  g_socket_close (r->socket, NULL);
-  g_object_unref (r->socket);
-  g_free (r);
-}
-
-static void
-io_send (void *user, void *handle, const struct stun_addr *to, const uint8_t *buf,
-         size_t len)
-{
-  RelayMain *m = user;
-  struct relayed *r = handle;
-  GSocket *socket = r != NULL ? r->socket : m->listener;
-  struct sockaddr_storage ss;
-  socklen_t sl = addr_to_sockaddr (to, &ss);
-  if (sendto (g_socket_get_fd (socket), buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss,
-              sl)
-      < 0)
-    g_debug ("sendto: %s", g_strerror (errno));
-}
+/* With port 0, tries to find a port free for both UDP and TCP. */
+#define RELAY_BIND_TRIES 20
 
 /* Options */
 
@@ -255,12 +69,13 @@ host_port_new (const char *text)
 }
 
 static GInetSocketAddress *
-parse_host_port (const char *text, GError **error)
+parse_host_port (const char *option, const char *text, GError **error)
 {
   GInetSocketAddress *addr = host_port_new (text);
   if (addr == NULL)
     g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                 "--listen: %s is not ADDR:PORT (numeric, [ADDR]:PORT for IPv6)", text);
+                 "--%s: %s is not ADDR:PORT (numeric, [ADDR]:PORT for IPv6)", option,
+                 text);
   return addr;
 }
 
@@ -311,6 +126,20 @@ on_hup (gpointer user_data)
   OPENSSL_cleanse (secret, len);
   g_free (secret);
   g_message ("SIGHUP: secret file reloaded");
+  if (m->tls_ctx != NULL)
+    {
+      /* Renewed certificates: new connections get the new context;
+       * established ones keep theirs (each SSL holds a reference). */
+      SSL_CTX *ctx = relay_tls_context_new (m->tls_cert, m->tls_key, &error);
+      if (ctx == NULL)
+        g_warning ("SIGHUP: keeping the old certificate: %s", error->message);
+      else
+        {
+          SSL_CTX_free (m->tls_ctx);
+          m->tls_ctx = ctx;
+          g_message ("SIGHUP: TLS certificate and key reloaded");
+        }
+    }
   return G_SOURCE_CONTINUE;
 }
 
@@ -318,7 +147,9 @@ static gboolean
 on_tick (gpointer user_data)
 {
   RelayMain *m = user_data;
-  relay_server_expire (m->server, g_get_real_time () / G_USEC_PER_SEC);
+  relay_server_expire (m->server, g_get_real_time ());
+  relay_conns_tick (m);
+  relay_udp_flush (m);
   return G_SOURCE_CONTINUE;
 }
 
@@ -335,23 +166,25 @@ relay_main_free (RelayMain *m)
 {
   if (m == NULL)
     return;
-  g_clear_pointer (&m->server, relay_server_free); /* closes relayed sockets */
+  /* Connections first (they free their allocations in the core), then the
+   * core (closes the relayed sockets), then the UDP listener. */
+  if (m->server != NULL)
+    relay_conns_stop (m);
+  g_clear_pointer (&m->server, relay_server_free);
+  relay_udp_stop (m);
   if (m->sources != NULL)
     {
       for (guint i = 0; i < m->sources->len; i++)
         g_source_destroy (m->sources->pdata[i]);
       g_ptr_array_unref (m->sources);
     }
-  if (m->listen_source != NULL)
-    {
-      g_source_destroy (m->listen_source);
-      g_source_unref (m->listen_source);
-    }
-  g_clear_object (&m->listener);
+  g_clear_pointer (&m->tls_ctx, SSL_CTX_free);
   g_clear_object (&m->relay_ip);
   g_clear_pointer (&m->loop, g_main_loop_unref);
   g_clear_pointer (&m->context, g_main_context_unref);
   g_free (m->secret_file);
+  g_free (m->tls_cert);
+  g_free (m->tls_key);
   g_free (m);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelayMain, relay_main_free)
@@ -363,18 +196,83 @@ fail (const char *what)
   return 2;
 }
 
+/* Two file descriptors per TCP or TLS client (its connection and its
+ * relayed socket): the soft limit (often 1024) is raised to the hard one. */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      (void)setrlimit (RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* "listen ADDR:PORT" style line for stdout and the log. */
+static char *
+socket_address_text (GSocket *socket)
+{
+  g_autoptr (GSocketAddress) local = g_socket_get_local_address (socket, NULL);
+  if (local == NULL)
+    return g_strdup ("?");
+  g_autofree char *ip = g_inet_address_to_string (
+      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local)));
+  guint16 port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
+  return strchr (ip, ':') != NULL ? g_strdup_printf ("[%s]:%u", ip, port)
+                                  : g_strdup_printf ("%s:%u", ip, port);
+}
+
+/* UDP and TCP on the same address and port (as coturn on 3478). With port
+ * 0, the port the kernel gives UDP is tried for TCP, a few times. */
+static gboolean
+listen_udp_tcp (RelayMain *m, GInetSocketAddress *addr, GError **error)
+{
+  guint16 want = g_inet_socket_address_get_port (addr);
+  GInetAddress *ip = g_inet_socket_address_get_address (addr);
+  for (int i = 0; i < RELAY_BIND_TRIES; i++)
+    {
+      g_clear_error (error);
+      if (!relay_udp_start (m, addr, error))
+        return FALSE;
+      g_autoptr (GSocketAddress) local = g_socket_get_local_address (m->listener, error);
+      if (local == NULL)
+        return FALSE;
+      g_autoptr (GSocketAddress) tcp = g_inet_socket_address_new (
+          ip, g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local)));
+      if (relay_tcp_start (m, G_INET_SOCKET_ADDRESS (tcp), error))
+        return TRUE;
+      relay_udp_stop (m);
+      if (want != 0)
+        return FALSE;
+    }
+  return FALSE;
+}
+
 int
 main (int argc, char **argv)
 {
   g_autofree char *listen = NULL, *secret_file = NULL, *realm = NULL,
                   *relay_address = NULL;
   g_autofree char *max_alloc = NULL, *max_user = NULL, *max_perm = NULL, *max_chan = NULL;
-  g_autofree char *max_life = NULL, *default_life = NULL;
+  g_autofree char *max_life = NULL, *default_life = NULL, *max_bps = NULL;
+  g_autofree char *tls_listen = NULL, *tls_cert = NULL, *tls_key = NULL;
+  g_autofree char *max_conns = NULL, *max_conns_addr = NULL, *idle = NULL;
   g_auto (GStrv) allow = NULL;
   GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING, &listen,
-      "UDP address to listen on for TURN and STUN (port 0: any; the real one is printed)",
+      "Address to listen on for TURN and STUN, over UDP and TCP on the same port (port "
+      "0: "
+      "any; the real one is printed)",
       "ADDR:PORT" },
+    { "tls-listen", 0, 0, G_OPTION_ARG_STRING, &tls_listen,
+      "Also listen for TURN over TLS (TLS 1.2 or 1.3) here; needs --tls-cert and "
+      "--tls-key",
+      "ADDR:PORT" },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
+      "PEM certificate chain of the TLS listener; SIGHUP rereads it", "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
+      "PEM private key of the TLS listener; SIGHUP rereads it", "FILE" },
     { "secret-file", 0, 0, G_OPTION_ARG_FILENAME, &secret_file,
       "File holding the TURN REST shared secret (coturn's static-auth-secret); SIGHUP "
       "rereads it",
@@ -398,19 +296,36 @@ main (int argc, char **argv)
     { "default-lifetime", 0, 0, G_OPTION_ARG_STRING, &default_life,
       "Allocation lifetime when none is asked, and the least one (default 600)",
       "SECONDS" },
+    { "max-bps", 0, 0, G_OPTION_ARG_STRING, &max_bps,
+      "Relayed bytes (not bits) per second per allocation, both directions together, as "
+      "coturn's max-bps; over it data is dropped and logged (default 0: no limit)",
+      "BYTES" },
+    { "max-connections", 0, 0, G_OPTION_ARG_STRING, &max_conns,
+      "TCP and TLS connections in all (default 1000)", "N" },
+    { "max-connections-per-address", 0, 0, G_OPTION_ARG_STRING, &max_conns_addr,
+      "TCP and TLS connections from one IP address (default 100)", "N" },
+    { "idle-timeout", 0, 0, G_OPTION_ARG_STRING, &idle,
+      "Close a TCP or TLS connection without an allocation after this many seconds "
+      "without input (default 30)",
+      "SECONDS" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   g_autoptr (GOptionContext) octx = g_option_context_new ("- TURN relay for p2ptun");
   g_option_context_set_summary (
       octx,
-      "A TURN server (RFC 8656) over UDP with TURN REST credentials: usernames are\n"
-      "\"EXPIRY:NAME\" (EXPIRY in Unix seconds), passwords base64(HMAC-SHA1(secret, "
-      "username)),\n"
-      "as coturn's use-auth-secret. Prints \"listen ADDR:PORT\" and \"ready\" on stdout "
-      "once\n"
-      "listening. By default it refuses to relay to loopback, private, link-local,\n"
-      "unspecified and multicast addresses; --allow-peer opens ranges for labs.\n"
-      "SIGHUP rereads the secret file; SIGINT and SIGTERM exit.");
+      "A TURN server (RFC 8656) over UDP, TCP and TLS with TURN REST credentials:\n"
+      "usernames are \"EXPIRY:NAME\" (EXPIRY in Unix seconds), passwords\n"
+      "base64(HMAC-SHA1(secret, username)), as coturn's use-auth-secret. Relaying to\n"
+      "peers is over UDP. An allocation made over a TCP or TLS connection ends when the\n"
+      "connection closes. The TLS listener closes a connection whose first byte does "
+      "not\n"
+      "start a TLS handshake. Prints \"listen ADDR:PORT\" (UDP and TCP), \"tls-listen\n"
+      "ADDR:PORT\" and \"ready\" on stdout once listening. By default it refuses to "
+      "relay\n"
+      "to loopback, private, link-local, unspecified and multicast addresses;\n"
+      "--allow-peer opens ranges for labs. A client that does not read its TCP or TLS\n"
+      "connection loses relayed data past a 256 KiB queue. SIGHUP rereads the secret\n"
+      "file and the TLS certificate and key; SIGINT and SIGTERM exit.");
   g_option_context_add_main_entries (octx, entries, NULL);
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (octx, &argc, &argv, &error))
@@ -421,10 +336,17 @@ main (int argc, char **argv)
     return fail ("--listen, --secret-file and --realm are required; see --help");
   if (strlen (realm) == 0 || strlen (realm) > STUN_MAX_REALM_LEN)
     return fail ("--realm: must be 1 to 763 bytes");
+  if ((tls_listen != NULL) != (tls_cert != NULL)
+      || (tls_cert != NULL) != (tls_key != NULL))
+    return fail ("--tls-listen, --tls-cert and --tls-key go together; see --help");
 
   struct relay_config config;
   relay_config_init (&config);
   config.realm = g_strdup (realm);
+  guint n_conns = RELAY_DEFAULT_MAX_CONNS,
+        n_conns_addr = RELAY_DEFAULT_MAX_CONNS_PER_ADDR;
+  guint idle_timeout = RELAY_DEFAULT_IDLE_TIMEOUT;
+  guint64 bps = 0;
   if ((max_alloc
        && !parse_uint ("max-allocations", max_alloc, 1, 1000000, &config.max_allocations,
                        &error))
@@ -442,11 +364,24 @@ main (int argc, char **argv)
                           &error))
       || (default_life
           && !parse_uint ("default-lifetime", default_life, 60, 86400,
-                          &config.default_lifetime, &error)))
+                          &config.default_lifetime, &error))
+      || (max_conns
+          && !parse_uint ("max-connections", max_conns, 0, 1000000, &n_conns, &error))
+      || (max_conns_addr
+          && !parse_uint ("max-connections-per-address", max_conns_addr, 1, 1000000,
+                          &n_conns_addr, &error))
+      || (idle && !parse_uint ("idle-timeout", idle, 1, 86400, &idle_timeout, &error)))
     {
       relay_config_clear (&config);
       return fail (error->message);
     }
+  if (max_bps != NULL
+      && !g_ascii_string_to_unsigned (max_bps, 10, 0, RELAY_MAX_BPS_LIMIT, &bps, NULL))
+    {
+      relay_config_clear (&config);
+      return fail ("--max-bps: not a number from 0 to 1000000000000");
+    }
+  config.max_bps = bps;
   if (config.default_lifetime > config.max_lifetime)
     {
       relay_config_clear (&config);
@@ -467,14 +402,20 @@ main (int argc, char **argv)
       g_array_append_val (config.allow_peers, cidr);
     }
 
-  g_autoptr (GInetSocketAddress) listen_addr = parse_host_port (listen, &error);
-  if (listen_addr == NULL)
+  g_autoptr (GInetSocketAddress) listen_addr = parse_host_port ("listen", listen, &error);
+  g_autoptr (GInetSocketAddress) tls_addr = NULL;
+  if (listen_addr != NULL && tls_listen != NULL)
+    tls_addr = parse_host_port ("tls-listen", tls_listen, &error);
+  if (listen_addr == NULL || (tls_listen != NULL && tls_addr == NULL))
     {
       relay_config_clear (&config);
       return fail (error->message);
     }
   g_autoptr (RelayMain) m = g_new0 (RelayMain, 1);
   m->secret_file = g_strdup (secret_file);
+  m->max_conns = n_conns;
+  m->max_conns_per_addr = n_conns_addr;
+  m->idle_timeout = idle_timeout;
   if (relay_address != NULL)
     {
       m->relay_ip = g_inet_address_new_from_string (relay_address);
@@ -493,6 +434,17 @@ main (int argc, char **argv)
       return fail ("--relay-address is required (a specific address) when --listen or "
                    "--relay-address is a wildcard address");
     }
+  if (tls_cert != NULL)
+    {
+      m->tls_cert = g_strdup (tls_cert);
+      m->tls_key = g_strdup (tls_key);
+      m->tls_ctx = relay_tls_context_new (tls_cert, tls_key, &error);
+      if (m->tls_ctx == NULL)
+        {
+          relay_config_clear (&config);
+          return fail (error->message);
+        }
+    }
 
   size_t secret_len = 0;
   uint8_t *secret = read_secret (secret_file, &secret_len, &error);
@@ -502,50 +454,51 @@ main (int argc, char **argv)
       return fail (error->message);
     }
 
+  /* Writes to a connection the client closed must fail, not kill. */
+  signal (SIGPIPE, SIG_IGN);
+  raise_fd_limit ();
   g_log_writer_default_set_use_stderr (TRUE);
   m->context = g_main_context_new ();
   m->loop = g_main_loop_new (m->context, FALSE);
   m->sources = g_ptr_array_new_with_free_func ((GDestroyNotify)g_source_unref);
   struct relay_io io = {
-    .relay_open = io_relay_open,
-    .relay_close = io_relay_close,
-    .send = io_send,
+    .relay_open = relay_io_relay_open,
+    .relay_close = relay_io_relay_close,
+    .send = relay_io_send,
+    .conn_send = relay_conn_io_send,
     .user = m,
   };
   m->server = relay_server_new (&config, &io, secret, secret_len);
   OPENSSL_cleanse (secret, secret_len);
   g_free (secret);
 
-  m->listener = g_socket_new (
-      g_inet_address_get_family (g_inet_socket_address_get_address (listen_addr)),
-      G_SOCKET_TYPE_DATAGRAM, G_SOCKET_PROTOCOL_UDP, &error);
-  if (m->listener == NULL
-      || !g_socket_bind (m->listener, G_SOCKET_ADDRESS (listen_addr), FALSE, &error))
+  if (!listen_udp_tcp (m, listen_addr, &error))
     {
       g_autofree char *msg = g_strdup_printf ("--listen %s: %s", listen, error->message);
       return fail (msg);
     }
-  g_autoptr (GSocketAddress) local = g_socket_get_local_address (m->listener, &error);
-  if (local == NULL)
-    return fail (error->message);
-  grow_socket_buffers (m->listener);
-  m->listen_source = g_socket_create_source (m->listener, G_IO_IN, NULL);
-  g_source_set_callback (m->listen_source, G_SOURCE_FUNC (on_listener), m, NULL);
-  g_source_attach (m->listen_source, m->context);
+  if (tls_addr != NULL && !relay_tls_start (m, tls_addr, &error))
+    {
+      g_autofree char *msg
+          = g_strdup_printf ("--tls-listen %s: %s", tls_listen, error->message);
+      return fail (msg);
+    }
   add_source (m, g_unix_signal_source_new (SIGINT), on_quit);
   add_source (m, g_unix_signal_source_new (SIGTERM), on_quit);
   add_source (m, g_unix_signal_source_new (SIGHUP), on_hup);
   add_source (m, g_timeout_source_new_seconds (1), on_tick);
 
-  g_autofree char *ip = g_inet_address_to_string (
-      g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (local)));
-  guint16 port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-  if (strchr (ip, ':') != NULL)
-    printf ("listen [%s]:%u\nready\n", ip, port);
-  else
-    printf ("listen %s:%u\nready\n", ip, port);
+  g_autofree char *where = socket_address_text (m->listener);
+  g_autofree char *tls_where
+      = m->tls_listener != NULL ? socket_address_text (m->tls_listener) : NULL;
+  printf ("listen %s\n", where);
+  if (tls_where != NULL)
+    printf ("tls-listen %s\n", tls_where);
+  printf ("ready\n");
   fflush (stdout);
-  g_message ("listening on UDP %s port %u, realm %s", ip, port, realm);
+  g_message ("listening on UDP and TCP %s%s%s, realm %s", where,
+             tls_where != NULL ? ", TLS " : "", tls_where != NULL ? tls_where : "",
+             realm);
 
   g_main_loop_run (m->loop);
   return m->exit_code;

@@ -36,6 +36,7 @@ struct RelayServer
   GHashTable
       *by_tuple; /* struct relay_tuple * (in alloc) -> struct relay_alloc * (owned) */
   GHashTable *by_handle; /* handle -> struct relay_alloc * */
+  GHashTable *by_conn;   /* stream connection -> struct relay_alloc * */
   GHashTable *per_user;  /* username (owned) -> count */
   GArray *reservations;  /* struct relay_reservation */
   uint8_t out[STUN_MAX_MESSAGE_LEN];
@@ -47,7 +48,7 @@ static guint
 tuple_hash (gconstpointer p)
 {
   const struct relay_tuple *t = p;
-  guint h = (guint)t->transport * 31u + t->client.family;
+  guint h = (guint)t->transport * 31u + t->client.family + g_direct_hash (t->conn);
   h = h * 31u + t->client.port;
   for (size_t i = 0; i < (t->client.family == 6 ? 16u : 4u); i++)
     h = h * 31u + t->client.ip[i];
@@ -58,25 +59,41 @@ static gboolean
 tuple_equal (gconstpointer a, gconstpointer b)
 {
   const struct relay_tuple *x = a, *y = b;
-  return x->transport == y->transport && relay_addr_equal (&x->client, &y->client);
+  return x->transport == y->transport && x->conn == y->conn
+         && relay_addr_equal (&x->client, &y->client);
 }
 
-static char *
-addr_to_string (const struct stun_addr *a, char *buf, size_t cap)
+static const char *
+transport_name (enum relay_transport t)
 {
-  if (a->family == 6)
+  switch (t)
     {
-      char ip[64] = "";
-      size_t n = 0;
-      for (size_t i = 0; i < 16; i += 2)
-        n += (size_t)g_snprintf (ip + n, sizeof ip - n, "%s%x", i ? ":" : "",
-                                 (unsigned)((a->ip[i] << 8) | a->ip[i + 1]));
-      g_snprintf (buf, cap, "[%s]:%u", ip, a->port);
+    case RELAY_TRANSPORT_TCP:
+      return " over TCP";
+    case RELAY_TRANSPORT_TLS:
+      return " over TLS";
+    case RELAY_TRANSPORT_UDP:
+    default:
+      return "";
     }
-  else
-    g_snprintf (buf, cap, "%u.%u.%u.%u:%u", a->ip[0], a->ip[1], a->ip[2], a->ip[3],
-                a->port);
-  return buf;
+}
+
+/* Another allocation's relayed address on this relay. Two clients that both
+ * need the relay (both behind UDP-blocking firewalls) meet relay to relay,
+ * as coturn allows; anything else at the relay's own address (its listening
+ * ports, other services on the host) stays refused. A linear scan: it runs
+ * for CreatePermission and ChannelBind only. */
+static gboolean
+is_relayed_address (RelayServer *s, const struct stun_addr *peer)
+{
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init (&it, s->by_handle);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    if (relay_addr_equal (&((const struct relay_alloc *) v)->relayed, peer))
+      return TRUE;
+  return FALSE;
 }
 
 static gboolean
@@ -88,7 +105,7 @@ peer_allowed (RelayServer *s, const struct relay_alloc *a, const struct stun_add
               &g_array_index (s->config.allow_peers, struct relay_cidr, i), peer))
         return TRUE;
   if (relay_addr_equal_ip (peer, &a->relayed))
-    return FALSE; /* its own address */
+    return is_relayed_address (s, peer); /* its own address */
   return !relay_addr_is_restricted (peer);
 }
 
@@ -120,13 +137,15 @@ alloc_remove (RelayServer *s, struct relay_alloc *a, const char *why)
 {
   char buf[80];
   g_info ("allocation of %s from %s removed: %s", a->username,
-          addr_to_string (&a->tuple.client, buf, sizeof buf), why);
+          relay_addr_to_string (&a->tuple.client, buf, sizeof buf), why);
   guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->per_user, a->username));
   if (n <= 1)
     g_hash_table_remove (s->per_user, a->username);
   else
     g_hash_table_insert (s->per_user, g_strdup (a->username), GUINT_TO_POINTER (n - 1));
   g_hash_table_remove (s->by_handle, a->handle);
+  if (a->tuple.conn != NULL)
+    g_hash_table_remove (s->by_conn, a->tuple.conn);
   if (s->io.relay_close != NULL)
     s->io.relay_close (s->io.user, a->handle);
   g_hash_table_remove (s->by_tuple, &a->tuple); /* frees a */
@@ -148,6 +167,7 @@ relay_server_new (struct relay_config *config, const struct relay_io *io,
     g_error ("RAND_bytes failed");
   s->by_tuple = g_hash_table_new_full (tuple_hash, tuple_equal, NULL, relay_alloc_free);
   s->by_handle = g_hash_table_new (g_direct_hash, g_direct_equal);
+  s->by_conn = g_hash_table_new (g_direct_hash, g_direct_equal);
   s->per_user = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   s->reservations = g_array_new (FALSE, TRUE, sizeof (struct relay_reservation));
   return s;
@@ -181,6 +201,7 @@ relay_server_free (RelayServer *s)
     }
   g_clear_pointer (&s->by_tuple, g_hash_table_unref);
   g_clear_pointer (&s->by_handle, g_hash_table_unref);
+  g_clear_pointer (&s->by_conn, g_hash_table_unref);
   g_clear_pointer (&s->per_user, g_hash_table_unref);
   relay_server_set_secret (s, NULL, 0);
   OPENSSL_cleanse (s->nonce_key, sizeof s->nonce_key);
@@ -217,15 +238,24 @@ txid_next (RelayServer *s, uint8_t txid[static STUN_TXID_LEN])
     txid[4 + i] = (uint8_t)(c >> (8 * i));
 }
 
+/* Sends s->out[0, len) to a client: on its stream connection, or from the
+ * UDP listener. */
 static void
-send_client (RelayServer *s, const struct stun_addr *to, size_t len)
+send_client (RelayServer *s, const struct relay_tuple *to, size_t len)
 {
-  if (len > 0)
-    s->io.send (s->io.user, NULL, to, s->out, len);
+  if (len == 0)
+    return;
+  if (to->conn != NULL)
+    {
+      if (s->io.conn_send != NULL)
+        s->io.conn_send (s->io.user, to->conn, s->out, len);
+    }
+  else
+    s->io.send (s->io.user, NULL, &to->client, s->out, len);
 }
 
 static void
-reply_error (RelayServer *s, gint64 now, const struct stun_addr *to,
+reply_error (RelayServer *s, gint64 now, const struct relay_tuple *to,
              const struct stun_msg *req, unsigned code, const char *reason,
              const uint8_t *key)
 {
@@ -235,7 +265,7 @@ reply_error (RelayServer *s, gint64 now, const struct stun_addr *to,
   if (code == 401 || code == 438)
     {
       char nonce[RELAY_NONCE_LEN + 1];
-      relay_nonce_make (s->nonce_key, now, to, nonce);
+      relay_nonce_make (s->nonce_key, now, &to->client, nonce);
       stun_builder_add (&b, STUN_ATTR_REALM, s->config.realm, strlen (s->config.realm));
       stun_builder_add (&b, STUN_ATTR_NONCE, nonce, RELAY_NONCE_LEN);
     }
@@ -249,7 +279,7 @@ reply_error (RelayServer *s, gint64 now, const struct stun_addr *to,
  * key holds the long-term key and TRUE is returned; otherwise the error was
  * sent. */
 static gboolean
-authenticate (RelayServer *s, gint64 now, const struct stun_addr *from,
+authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
               const struct stun_msg *m, uint8_t key[static 16], const char **user,
               size_t *user_len)
 {
@@ -267,7 +297,7 @@ authenticate (RelayServer *s, gint64 now, const struct stun_addr *from,
       reply_error (s, now, from, m, 400, "Bad Request", NULL);
       return FALSE;
     }
-  switch (relay_nonce_check (s->nonce_key, now, from, nonce, nonce_len))
+  switch (relay_nonce_check (s->nonce_key, now, &from->client, nonce, nonce_len))
     {
     case RELAY_NONCE_VALID:
       break;
@@ -301,7 +331,7 @@ authenticate (RelayServer *s, gint64 now, const struct stun_addr *from,
 /* RFC 8489 section 6.3.1: unknown comprehension-required attributes in a
  * request get 420 with UNKNOWN-ATTRIBUTES. */
 static gboolean
-check_unknown (RelayServer *s, gint64 now, const struct stun_addr *from,
+check_unknown (RelayServer *s, gint64 now, const struct relay_tuple *from,
                const struct stun_msg *m)
 {
   uint8_t unknown[2 * 16];
@@ -375,11 +405,11 @@ reply_allocate_success (RelayServer *s, const struct relay_alloc *a,
     stun_builder_add (&b, STUN_ATTR_RESERVATION_TOKEN, a->token, RELAY_TOKEN_LEN);
   stun_builder_add_integrity (&b, a->key, sizeof a->key);
   stun_builder_add_fingerprint (&b);
-  send_client (s, &a->tuple.client, stun_builder_finish (&b));
+  send_client (s, &a->tuple, stun_builder_finish (&b));
 }
 
 static void
-reply_success (RelayServer *s, const struct stun_addr *to, const struct stun_msg *m,
+reply_success (RelayServer *s, const struct relay_tuple *to, const struct stun_msg *m,
                const uint8_t *key, gboolean with_lifetime, guint32 lifetime)
 {
   struct stun_builder b;
@@ -459,7 +489,7 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
                  struct relay_alloc *existing, const struct stun_msg *m,
                  const uint8_t *key, const char *user, size_t user_len)
 {
-  const struct stun_addr *from = &tuple->client;
+  const struct relay_tuple *from = tuple;
   char buf[80];
   if (existing != NULL)
     {
@@ -512,7 +542,8 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   if (g_hash_table_size (s->by_tuple) >= s->config.max_allocations)
     {
       g_message ("allocation refused for %s: %u allocations in all (limit)",
-                 addr_to_string (from, buf, sizeof buf), s->config.max_allocations);
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
+                 s->config.max_allocations);
       reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
       return;
     }
@@ -520,8 +551,8 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   if (n_user >= s->config.max_per_user)
     {
       g_message ("allocation refused for %s: %u allocations for user %s (limit)",
-                 addr_to_string (from, buf, sizeof buf), s->config.max_per_user,
-                 username);
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
+                 s->config.max_per_user, username);
       reply_error (s, now, from, m, 486, "Allocation Quota Reached", key);
       return;
     }
@@ -538,7 +569,7 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   if (handle == NULL)
     {
       g_message ("allocation refused for %s: no relayed socket%s",
-                 addr_to_string (from, buf, sizeof buf),
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
                  token != NULL ? " for the token" : "");
       reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
       return;
@@ -566,12 +597,15 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   a->chans = g_new0 (struct relay_chan, MAX (s->config.max_channels, 1));
   g_hash_table_insert (s->by_tuple, &a->tuple, a);
   g_hash_table_insert (s->by_handle, handle, a);
+  if (a->tuple.conn != NULL)
+    g_hash_table_insert (s->by_conn, a->tuple.conn, a);
   g_hash_table_insert (s->per_user, g_strdup (a->username),
                        GUINT_TO_POINTER (n_user + 1));
   char rbuf[80];
-  g_info ("allocation for %s from %s relayed at %s", a->username,
-          addr_to_string (from, buf, sizeof buf),
-          addr_to_string (&relayed, rbuf, sizeof rbuf));
+  g_info ("allocation for %s from %s%s relayed at %s", a->username,
+          relay_addr_to_string (&from->client, buf, sizeof buf),
+          transport_name (from->transport),
+          relay_addr_to_string (&relayed, rbuf, sizeof rbuf));
   if (reserved)
     memcpy (a->token, new_token, RELAY_TOKEN_LEN);
   a->has_token = reserved;
@@ -582,10 +616,11 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
  * family (RFC 8656 section 9.1: 443) and allowed by the peer policy (403).
  * Answers the error itself and returns FALSE when not. */
 static gboolean
-peer_acceptable (RelayServer *s, gint64 now, struct relay_alloc *a, const struct stun_msg *m,
-                 const uint8_t *key, const struct stun_addr *peer, const char *what)
+peer_acceptable (RelayServer *s, gint64 now, struct relay_alloc *a,
+                 const struct stun_msg *m, const uint8_t *key,
+                 const struct stun_addr *peer, const char *what)
 {
-  const struct stun_addr *from = &a->tuple.client;
+  const struct relay_tuple *from = &a->tuple;
   char buf[80];
 
   if (peer->family != a->relayed.family)
@@ -596,7 +631,8 @@ peer_acceptable (RelayServer *s, gint64 now, struct relay_alloc *a, const struct
   if (!peer_allowed (s, a, peer))
     {
       g_message ("%s refused for %s: peer %s not allowed", what,
-                 addr_to_string (from, buf, sizeof buf), addr_to_string (peer, buf + 40, 40));
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
+                 relay_addr_to_string (peer, buf + 40, 40));
       reply_error (s, now, from, m, 403, "Forbidden", key);
       return FALSE;
     }
@@ -607,7 +643,7 @@ static void
 handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
                           const struct stun_msg *m, const uint8_t *key)
 {
-  const struct stun_addr *from = &a->tuple.client;
+  const struct relay_tuple *from = &a->tuple;
   char buf[80];
   guint n_peers = 0, n_new = 0;
   /* Check every peer before installing any (RFC 8656 section 10.2). */
@@ -639,7 +675,8 @@ handle_create_permission (RelayServer *s, gint64 now, struct relay_alloc *a,
   if (n_new > free_slots)
     {
       g_message ("permission refused for %s: %u permissions (limit)",
-                 addr_to_string (from, buf, sizeof buf), s->config.max_permissions);
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
+                 s->config.max_permissions);
       reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
       return;
     }
@@ -657,7 +694,7 @@ static void
 handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
                      const struct stun_msg *m, const uint8_t *key)
 {
-  const struct stun_addr *from = &a->tuple.client;
+  const struct relay_tuple *from = &a->tuple;
   char buf[80];
   uint16_t number;
   struct stun_addr peer;
@@ -691,7 +728,8 @@ handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
       if (c == NULL)
         {
           g_message ("channel refused for %s: %u channels (limit)",
-                     addr_to_string (from, buf, sizeof buf), s->config.max_channels);
+                     relay_addr_to_string (&from->client, buf, sizeof buf),
+                     s->config.max_channels);
           reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
           return;
         }
@@ -702,7 +740,8 @@ handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
     {
       c->expiry = 0;
       g_message ("channel refused for %s: %u permissions (limit)",
-                 addr_to_string (from, buf, sizeof buf), s->config.max_permissions);
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
+                 s->config.max_permissions);
       reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
       return;
     }
@@ -711,57 +750,71 @@ handle_channel_bind (RelayServer *s, gint64 now, struct relay_alloc *a,
 }
 
 static void
-handle_send_indication (RelayServer *s, gint64 now, struct relay_alloc *a,
+handle_send_indication (RelayServer *s, gint64 now_us, struct relay_alloc *a,
                         const struct stun_msg *m)
 {
+  gint64 now = now_us / G_USEC_PER_SEC;
   struct stun_addr peer;
   const uint8_t *data;
   size_t len;
   /* RFC 8656 section 11.2: indications that fail checks are dropped silently. */
   if (a == NULL || !stun_msg_get_xor_addr (m, STUN_ATTR_XOR_PEER_ADDRESS, &peer)
-      || !stun_msg_get_data (m, &data, &len) || relay_alloc_perm_find (a, &peer, now) == NULL)
+      || !stun_msg_get_data (m, &data, &len)
+      || relay_alloc_perm_find (a, &peer, now) == NULL
+      || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
     return;
   s->io.send (s->io.user, a->handle, &peer, data, len);
 }
 
 static void
-handle_channel_data (RelayServer *s, gint64 now, struct relay_alloc *a,
+handle_channel_data (RelayServer *s, gint64 now_us, struct relay_alloc *a,
                      const uint8_t *buf, size_t len)
 {
+  gint64 now = now_us / G_USEC_PER_SEC;
   if (a == NULL || len < RELAY_CHANNEL_HEADER_LEN)
     return;
   uint16_t number = (uint16_t)((buf[0] << 8) | buf[1]);
   size_t dlen = (size_t)((buf[2] << 8) | buf[3]);
   /* RFC 8656 section 12.5: over UDP the padding may be absent, and a
-   * datagram shorter than the length is dropped. */
+   * datagram shorter than the length is dropped. Over TCP and TLS the
+   * framing (stream.c) has cut the message at its length and padding. */
   if (dlen > len - RELAY_CHANNEL_HEADER_LEN)
     return;
   struct relay_chan *c = relay_alloc_chan_by_number (a, number, now);
-  if (c == NULL || relay_alloc_perm_find (a, &c->peer, now) == NULL)
+  if (c == NULL || relay_alloc_perm_find (a, &c->peer, now) == NULL
+      || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, dlen))
     return;
   s->io.send (s->io.user, a->handle, &c->peer, buf + RELAY_CHANNEL_HEADER_LEN, dlen);
 }
 
 static void
-process_peer (RelayServer *s, gint64 now, void *handle, const struct stun_addr *from,
+process_peer (RelayServer *s, gint64 now_us, void *handle, const struct stun_addr *from,
               const uint8_t *buf, size_t len)
 {
+  gint64 now = now_us / G_USEC_PER_SEC;
   struct relay_alloc *a = g_hash_table_lookup (s->by_handle, handle);
   if (a == NULL || a->expiry <= now || relay_alloc_perm_find (a, from, now) == NULL)
     return;
   struct relay_chan *c = relay_alloc_chan_by_peer (a, from, now);
   if (c != NULL)
     {
-      if (len > 0xFFFF || len + RELAY_CHANNEL_HEADER_LEN > sizeof s->out)
+      /* RFC 8656 section 12.5: padded to a multiple of 4 over TCP and TLS. */
+      size_t n = RELAY_CHANNEL_HEADER_LEN + len;
+      size_t padded = a->tuple.conn != NULL ? (n + 3) & ~(size_t)3 : n;
+      if (len > 0xFFFF || padded > sizeof s->out
+          || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
         return;
       s->out[0] = (uint8_t)(c->number >> 8);
       s->out[1] = (uint8_t)c->number;
       s->out[2] = (uint8_t)(len >> 8);
       s->out[3] = (uint8_t)len;
       memcpy (s->out + RELAY_CHANNEL_HEADER_LEN, buf, len);
-      send_client (s, &a->tuple.client, RELAY_CHANNEL_HEADER_LEN + len);
+      memset (s->out + n, 0, padded - n);
+      send_client (s, &a->tuple, padded);
       return;
     }
+  if (!relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
+    return;
   uint8_t txid[STUN_TXID_LEN];
   txid_next (s, txid);
   struct stun_builder b;
@@ -769,33 +822,36 @@ process_peer (RelayServer *s, gint64 now, void *handle, const struct stun_addr *
                      txid);
   stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_PEER_ADDRESS, from);
   stun_builder_add (&b, STUN_ATTR_DATA, buf, len);
-  send_client (s, &a->tuple.client, stun_builder_finish (&b));
+  send_client (s, &a->tuple, stun_builder_finish (&b));
 }
 
 static void
-handle_binding (RelayServer *s, const struct stun_addr *from, const struct stun_msg *m)
+handle_binding (RelayServer *s, const struct relay_tuple *from, const struct stun_msg *m)
 {
   struct stun_builder b;
   stun_builder_init (&b, s->out, sizeof s->out, STUN_METHOD_BINDING, STUN_CLASS_SUCCESS,
                      m->txid);
-  stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_MAPPED_ADDRESS, from);
+  stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_MAPPED_ADDRESS, &from->client);
   stun_builder_add_fingerprint (&b);
   send_client (s, from, stun_builder_finish (&b));
 }
 
 void
-relay_server_process (RelayServer *s, gint64 now, const struct relay_source *source,
-                      const struct stun_addr *from, const uint8_t *buf, size_t len)
+relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *source,
+                      const struct stun_addr *from_addr, const uint8_t *buf, size_t len)
 {
+  gint64 now = now_us / G_USEC_PER_SEC;
   if (source->relay_handle != NULL)
     {
-      process_peer (s, now, source->relay_handle, from, buf, len);
+      process_peer (s, now_us, source->relay_handle, from_addr, buf, len);
       return;
     }
   struct relay_tuple tuple;
   memset (&tuple, 0, sizeof tuple);
   tuple.transport = source->transport;
-  tuple.client = *from;
+  tuple.client = *from_addr;
+  tuple.conn = source->conn;
+  const struct relay_tuple *from = &tuple;
   struct relay_alloc *a = g_hash_table_lookup (s->by_tuple, &tuple);
   if (a != NULL && a->expiry <= now)
     {
@@ -806,7 +862,7 @@ relay_server_process (RelayServer *s, gint64 now, const struct relay_source *sou
   /* RFC 7983 / RFC 8656 section 12: 0b01 in the first two bits is ChannelData. */
   if (len >= 1 && (buf[0] & 0xC0) == 0x40)
     {
-      handle_channel_data (s, now, a, buf, len);
+      handle_channel_data (s, now_us, a, buf, len);
       return;
     }
   struct stun_msg m;
@@ -818,7 +874,7 @@ relay_server_process (RelayServer *s, gint64 now, const struct relay_source *sou
   if (m.cls == STUN_CLASS_INDICATION)
     {
       if (m.method == STUN_METHOD_SEND)
-        handle_send_indication (s, now, a, &m);
+        handle_send_indication (s, now_us, a, &m);
       return;
     }
   if (m.cls != STUN_CLASS_REQUEST)
@@ -878,8 +934,23 @@ relay_server_process (RelayServer *s, gint64 now, const struct relay_source *sou
 }
 
 void
-relay_server_expire (RelayServer *s, gint64 now)
+relay_server_conn_closed (RelayServer *s, void *conn)
 {
+  struct relay_alloc *a = g_hash_table_lookup (s->by_conn, conn);
+  if (a != NULL)
+    alloc_remove (s, a, "connection closed");
+}
+
+gboolean
+relay_server_conn_has_allocation (RelayServer *s, void *conn)
+{
+  return g_hash_table_lookup (s->by_conn, conn) != NULL;
+}
+
+void
+relay_server_expire (RelayServer *s, gint64 now_us)
+{
+  gint64 now = now_us / G_USEC_PER_SEC;
   for (guint i = s->reservations->len; i > 0; i--)
     {
       struct relay_reservation *r

@@ -1,8 +1,10 @@
-/* The relay's protocol core (RFC 8656 TURN over UDP, RFC 8489 Binding),
- * sans-IO: it never touches a socket and takes the time as a parameter. The
- * shell (main.c) feeds it every datagram, from clients on the listener and
- * from peers on relayed sockets, and carries out what it asks through
- * struct relay_io. Unit tests and the fuzzer drive it with stubs. */
+/* The relay's protocol core (RFC 8656 TURN over UDP, TCP and TLS, RFC 8489
+ * Binding), sans-IO: it never touches a socket and takes the time as a
+ * parameter. The shell (main.c) feeds it every datagram from clients on the
+ * UDP listener and from peers on relayed sockets, and every whole message
+ * that stream framing (stream.h) cut from a client's TCP or TLS connection,
+ * and carries out what it asks through struct relay_io. Unit tests and the
+ * fuzzer drive it with stubs. */
 #pragma once
 
 #include <glib.h>
@@ -32,12 +34,20 @@
 #define RELAY_TOKEN_LEN 8
 /* Tries to find an even port (pair) before answering 508. */
 #define RELAY_EVEN_PORT_TRIES 32
+/* Largest --max-bps (1 TB/s): the bucket counts byte-microseconds in 64 bits. */
+#define RELAY_MAX_BPS_LIMIT 1000000000000ull
+/* A bandwidth limit's drops are logged at most once per this many seconds
+ * per allocation. */
+#define RELAY_BW_LOG_INTERVAL 10
 /* IANA protocol number for UDP (RFC 8656 section 18.13). */
 #define RELAY_PROTO_UDP 17
 
+/* How a client reaches the relay. Peers are always reached over UDP. */
 enum relay_transport
 {
-  RELAY_TRANSPORT_UDP = RELAY_PROTO_UDP,
+  RELAY_TRANSPORT_UDP,
+  RELAY_TRANSPORT_TCP,
+  RELAY_TRANSPORT_TLS,
 };
 
 struct relay_config
@@ -49,6 +59,9 @@ struct relay_config
   guint max_channels;
   guint default_lifetime;
   guint max_lifetime;
+  /* Relayed payload bytes per second per allocation, both directions
+   * together (coturn's max-bps); 0: no limit. Bursts of one second's worth. */
+  guint64 max_bps;
   GArray *allow_peers; /* of struct relay_cidr; may be NULL */
 };
 
@@ -57,12 +70,15 @@ struct relay_config
 void relay_config_init (struct relay_config *config);
 void relay_config_clear (struct relay_config *config);
 
-/* Where a datagram came from: the client listener (relay_handle NULL) or a
- * relayed socket (the handle relay_open returned). */
+/* Where a message came from: a client (relay_handle NULL) on the UDP
+ * listener (conn NULL) or on a stream connection (conn: the shell's handle
+ * of it, for TCP and TLS), or a peer on a relayed socket (the handle
+ * relay_open returned). */
 struct relay_source
 {
   enum relay_transport transport;
   void *relay_handle;
+  void *conn;
 };
 
 struct relay_io
@@ -75,6 +91,11 @@ struct relay_io
    * a peer from a relayed socket. buf is only valid during the call. */
   void (*send) (void *user, void *handle, const struct stun_addr *to, const uint8_t *buf,
                 size_t len);
+  /* Queues one whole message (framing and padding included) on a client's
+   * stream connection, or drops it when the connection's output queue is
+   * full. buf is only valid during the call. May be NULL when no stream
+   * connection is ever passed in. */
+  void (*conn_send) (void *user, void *conn, const uint8_t *buf, size_t len);
   void *user;
 };
 
@@ -89,12 +110,22 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelayServer, relay_server_free)
 void relay_server_set_secret (RelayServer *server, const uint8_t *secret,
                               size_t secret_len);
 
-/* One datagram; now is Unix time in seconds (REST usernames carry Unix time). */
-void relay_server_process (RelayServer *server, gint64 now,
+/* One datagram, or one whole message from a stream connection (ChannelData
+ * may carry its padding). now_us is Unix time in microseconds
+ * (g_get_real_time (): REST usernames carry Unix time; the bandwidth limit
+ * needs finer steps than seconds). */
+void relay_server_process (RelayServer *server, gint64 now_us,
                            const struct relay_source *source,
                            const struct stun_addr *from, const uint8_t *buf, size_t len);
 
+/* A stream connection closed: frees the allocation made over it (RFC 8656
+ * section 3.1: its 5-tuple is gone). The core never uses conn again. */
+void relay_server_conn_closed (RelayServer *server, void *conn);
+/* Whether an allocation made over conn is alive (the shell closes idle
+ * connections without one). */
+gboolean relay_server_conn_has_allocation (RelayServer *server, void *conn);
+
 /* Drops expired allocations, permissions and channels. Call about once a second. */
-void relay_server_expire (RelayServer *server, gint64 now);
+void relay_server_expire (RelayServer *server, gint64 now_us);
 
 guint relay_server_n_allocations (RelayServer *server);

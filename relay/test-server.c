@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "server.h"
+#include "stream.h"
 
 #define NOW 1700000000
 #define SECRET "s3cret"
@@ -25,6 +26,7 @@ typedef struct
   uint8_t txid_seq;
   struct stun_addr client;
   char nonce[128];
+  void *conn; /* when set, send_req sends over this TCP connection */
 } Fixture;
 
 static void *
@@ -54,6 +56,16 @@ stub_send (void *user, void *handle, const struct stun_addr *to, const uint8_t *
   g_array_append_val (f->sent, s);
 }
 
+/* Stream connections are recorded like datagrams, with conn as the handle
+ * and no address. */
+static void
+stub_conn_send (void *user, void *conn, const uint8_t *buf, size_t len)
+{
+  Fixture *f = user;
+  struct sent s = { .handle = conn, .bytes = g_bytes_new (buf, len) };
+  g_array_append_val (f->sent, s);
+}
+
 static void
 clear_sent (gpointer p)
 {
@@ -73,7 +85,8 @@ addr4 (uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint16_t port)
 }
 
 static void
-setup_with (Fixture *f, guint max_total, guint max_user, const char *allow)
+setup_full (Fixture *f, guint max_total, guint max_user, const char *allow,
+            guint64 max_bps)
 {
   memset (f, 0, sizeof *f);
   f->sent = g_array_new (FALSE, TRUE, sizeof (struct sent));
@@ -85,6 +98,7 @@ setup_with (Fixture *f, guint max_total, guint max_user, const char *allow)
   c.max_per_user = max_user;
   c.max_permissions = 4;
   c.max_channels = 2;
+  c.max_bps = max_bps;
   if (allow != NULL)
     {
       struct relay_cidr cidr;
@@ -92,9 +106,15 @@ setup_with (Fixture *f, guint max_total, guint max_user, const char *allow)
       c.allow_peers = g_array_new (FALSE, TRUE, sizeof cidr);
       g_array_append_val (c.allow_peers, cidr);
     }
-  struct relay_io io = { stub_open, stub_close, stub_send, f };
+  struct relay_io io = { stub_open, stub_close, stub_send, stub_conn_send, f };
   f->server = relay_server_new (&c, &io, (const uint8_t *)SECRET, strlen (SECRET));
   f->client = addr4 (198, 51, 100, 1, 40000);
+}
+
+static void
+setup_with (Fixture *f, guint max_total, guint max_user, const char *allow)
+{
+  setup_full (f, max_total, max_user, allow, 0);
 }
 
 static void
@@ -155,6 +175,14 @@ struct req
   size_t extra_len;
 };
 
+/* The core takes microseconds; the tests count in seconds. */
+static void
+process (Fixture *f, gint64 now, const struct relay_source *src,
+         const struct stun_addr *from, const uint8_t *buf, size_t len)
+{
+  relay_server_process (f->server, now * G_USEC_PER_SEC, src, from, buf, len);
+}
+
 static void
 send_req (Fixture *f, gint64 now, const struct stun_addr *from, const struct req *r)
 {
@@ -194,8 +222,10 @@ send_req (Fixture *f, gint64 now, const struct stun_addr *from, const struct req
   stun_builder_add_fingerprint (&b);
   size_t n = stun_builder_finish (&b);
   g_assert_cmpuint (n, >, 0);
-  struct relay_source src = { RELAY_TRANSPORT_UDP, NULL };
-  relay_server_process (f->server, now, &src, from, buf, n);
+  struct relay_source src = { RELAY_TRANSPORT_UDP, NULL, NULL };
+  if (f->conn != NULL)
+    src = (struct relay_source){ RELAY_TRANSPORT_TCP, NULL, f->conn };
+  process (f, now, &src, from, buf, n);
 }
 
 static char *
@@ -366,8 +396,8 @@ test_send_and_data (Fixture *f, gconstpointer data)
   /* The peer answers (any port of a permitted IP): a Data indication. */
   struct stun_addr peer2 = peer;
   peer2.port = 9001;
-  struct relay_source src = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1) };
-  relay_server_process (f->server, NOW, &src, &peer2, (const uint8_t *)"world", 5);
+  struct relay_source src = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1), NULL };
+  process (f, NOW, &src, &peer2, (const uint8_t *)"world", 5);
   parse_last (f, &m);
   g_assert_cmpuint (m.method, ==, STUN_METHOD_DATA);
   g_assert_cmpint (m.cls, ==, STUN_CLASS_INDICATION);
@@ -383,9 +413,8 @@ test_send_and_data (Fixture *f, gconstpointer data)
   /* Unpermitted peers are dropped; so is everything after expiry. */
   before = f->sent->len;
   struct stun_addr stranger = addr4 (198, 51, 100, 8, 9000);
-  relay_server_process (f->server, NOW, &src, &stranger, (const uint8_t *)"x", 1);
-  relay_server_process (f->server, NOW + RELAY_PERMISSION_LIFETIME + 1, &src, &peer,
-                        (const uint8_t *)"x", 1);
+  process (f, NOW, &src, &stranger, (const uint8_t *)"x", 1);
+  process (f, NOW + RELAY_PERMISSION_LIFETIME + 1, &src, &peer, (const uint8_t *)"x", 1);
   g_assert_cmpuint (f->sent->len, ==, before);
 }
 
@@ -425,8 +454,8 @@ test_channel (Fixture *f, gconstpointer data)
   g_assert_cmpuint (error_code (&m), ==, 400);
 
   const uint8_t cd[] = { 0x40, 0x01, 0x00, 0x03, 'a', 'b', 'c', 0 };
-  struct relay_source client_src = { RELAY_TRANSPORT_UDP, NULL };
-  relay_server_process (f->server, NOW, &client_src, &f->client, cd, sizeof cd);
+  struct relay_source client_src = { RELAY_TRANSPORT_UDP, NULL, NULL };
+  process (f, NOW, &client_src, &f->client, cd, sizeof cd);
   const struct sent *s = last_sent (f);
   g_assert_true (s->handle == GUINT_TO_POINTER (1));
   gsize n;
@@ -435,12 +464,12 @@ test_channel (Fixture *f, gconstpointer data)
 
   /* Truncated channel data is dropped. */
   guint before = f->sent->len;
-  relay_server_process (f->server, NOW, &client_src, &f->client, cd, 5);
-  relay_server_process (f->server, NOW, &client_src, &f->client, cd, 2);
+  process (f, NOW, &client_src, &f->client, cd, 5);
+  process (f, NOW, &client_src, &f->client, cd, 2);
   g_assert_cmpuint (f->sent->len, ==, before);
 
-  struct relay_source src = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1) };
-  relay_server_process (f->server, NOW, &src, &peer, (const uint8_t *)"xyz", 3);
+  struct relay_source src = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1), NULL };
+  process (f, NOW, &src, &peer, (const uint8_t *)"xyz", 3);
   s = last_sent (f);
   g_assert_null (s->handle);
   d = g_bytes_get_data (s->bytes, &n);
@@ -488,7 +517,7 @@ test_quota (Fixture *f, gconstpointer data)
   allocate (f, &c4, bob, 508);
   g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 3);
   /* Expiry frees them all. */
-  relay_server_expire (f->server, NOW + 601);
+  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 601));
   g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
 }
 
@@ -527,6 +556,37 @@ test_denied_peer (Fixture *f, gconstpointer data)
   g_assert_true (relay_addr_is_restricted (&v6));
   v6.ip[0] = 0x20, v6.ip[1] = 0x01;
   g_assert_false (relay_addr_is_restricted (&v6));
+}
+
+/* Two clients that both reach the relay only over TCP meet relay to relay:
+ * another allocation's relayed address is a peer; the relay's own address
+ * at any other port is not. */
+static void
+test_relay_to_relay (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  const struct stun_addr other_client = addr4 (198, 51, 100, 2, 40000);
+  const struct stun_addr other_relayed = addr4 (203, 0, 113, 1, 50001);
+  const struct stun_addr no_allocation = addr4 (203, 0, 113, 1, 50003);
+  struct stun_msg m;
+
+  /* Nonces are bound to the client's address: the other one first. */
+  allocate (f, &other_client, user, 0);
+  allocate (f, &f->client, user, 0);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &other_relayed });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &no_allocation });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 403);
 }
 
 static void
@@ -739,16 +799,16 @@ test_errors (Fixture *f, gconstpointer data)
   /* Garbage, truncated and oversized datagrams are dropped without reply,
    * and the allocation keeps working. */
   guint before = f->sent->len;
-  struct relay_source src = { RELAY_TRANSPORT_UDP, NULL };
+  struct relay_source src = { RELAY_TRANSPORT_UDP, NULL, NULL };
   uint8_t junk[2048];
   memset (junk, 0x41, sizeof junk);
-  relay_server_process (f->server, NOW, &src, &f->client, junk, sizeof junk);
+  process (f, NOW, &src, &f->client, junk, sizeof junk);
   memset (junk, 0, sizeof junk);
   junk[4] = 0x21, junk[5] = 0x12, junk[6] = 0xa4, junk[7] = 0x42, junk[2] = 0x07,
   junk[3] = 0xec;
-  relay_server_process (f->server, NOW, &src, &f->client, junk, 20 + 0x7ec - 4);
-  relay_server_process (f->server, NOW, &src, &f->client, junk, sizeof junk);
-  relay_server_process (f->server, NOW, &src, &f->client, junk, 3);
+  process (f, NOW, &src, &f->client, junk, 20 + 0x7ec - 4);
+  process (f, NOW, &src, &f->client, junk, sizeof junk);
+  process (f, NOW, &src, &f->client, junk, 3);
   g_assert_cmpuint (f->sent->len, ==, before);
   send_req (f, NOW, &f->client,
             &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
@@ -756,11 +816,237 @@ test_errors (Fixture *f, gconstpointer data)
   g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
 }
 
+/* Stream framing (RFC 8656 section 12.5, RFC 8489 section 6.2.2). */
+static void
+test_stream_framing (void)
+{
+  size_t ml, fl;
+  const uint8_t stun[]
+      = { 0x00, 0x01, 0x00, 0x04, 0x21, 0x12, 0xa4, 0x42, 1,    2,    3,    4,
+          5,    6,    7,    8,    9,    10,   11,   12,   0x80, 0x22, 0x00, 0x00 };
+  for (size_t i = 0; i < sizeof stun; i++)
+    g_assert_cmpint (relay_frame_check (stun, i, &ml, &fl), ==, RELAY_FRAME_INCOMPLETE);
+  g_assert_cmpint (relay_frame_check (stun, sizeof stun, &ml, &fl), ==, RELAY_FRAME_OK);
+  g_assert_cmpuint (ml, ==, 24);
+  g_assert_cmpuint (fl, ==, 24);
+
+  /* ChannelData of 5 bytes takes 12 on the stream (padding); 8 is whole. */
+  const uint8_t cd[] = { 0x40, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', 0, 0, 0 };
+  g_assert_cmpint (relay_frame_check (cd, 9, &ml, &fl), ==, RELAY_FRAME_INCOMPLETE);
+  g_assert_cmpint (relay_frame_check (cd, 12, &ml, &fl), ==, RELAY_FRAME_OK);
+  g_assert_cmpuint (ml, ==, 9);
+  g_assert_cmpuint (fl, ==, 12);
+  const uint8_t cd4[] = { 0x40, 0x01, 0x00, 0x04, 'a', 'b', 'c', 'd' };
+  g_assert_cmpint (relay_frame_check (cd4, 8, &ml, &fl), ==, RELAY_FRAME_OK);
+  g_assert_cmpuint (fl, ==, 8);
+
+  /* Garbled: another first-bits pattern (TLS handshake 0x16 is STUN-like
+   * 0b00 but has no cookie), a STUN length not a multiple of 4. */
+  const uint8_t tls[] = { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01 };
+  g_assert_cmpint (relay_frame_check (tls, sizeof tls, &ml, &fl), ==,
+                   RELAY_FRAME_INVALID);
+  const uint8_t high[] = { 0x80, 0 };
+  g_assert_cmpint (relay_frame_check (high, 1, &ml, &fl), ==, RELAY_FRAME_INVALID);
+  const uint8_t odd[] = { 0x00, 0x01, 0x00, 0x05, 0x21, 0x12, 0xa4, 0x42 };
+  g_assert_cmpint (relay_frame_check (odd, sizeof odd, &ml, &fl), ==,
+                   RELAY_FRAME_INVALID);
+  /* Oversized: decided from the header alone. */
+  const uint8_t big[] = { 0x7f, 0xff, 0xff, 0xff };
+  g_assert_cmpint (relay_frame_check (big, sizeof big, &ml, &fl), ==,
+                   RELAY_FRAME_TOO_BIG);
+  g_assert_cmpuint (fl, ==, 0x10000 + 4);
+  const uint8_t bigstun[] = { 0x00, 0x03, 0xff, 0xfc, 0x21, 0x12, 0xa4, 0x42 };
+  g_assert_cmpint (relay_frame_check (bigstun, sizeof bigstun, &ml, &fl), ==,
+                   RELAY_FRAME_TOO_BIG);
+
+  /* The buffer: messages back to back, fed in odd pieces, come out whole. */
+  g_autofree struct relay_stream *st = g_new (struct relay_stream, 1);
+  relay_stream_init (st);
+  uint8_t wire[3 * sizeof stun + 3 * sizeof cd];
+  size_t wl = 0;
+  for (int i = 0; i < 3; i++)
+    {
+      memcpy (wire + wl, stun, sizeof stun);
+      wl += sizeof stun;
+      memcpy (wire + wl, cd, sizeof cd);
+      wl += sizeof cd;
+    }
+  size_t fed = 0, n_stun = 0, n_cd = 0;
+  while (fed < wl)
+    {
+      size_t avail;
+      uint8_t *space = relay_stream_space (st, &avail);
+      size_t n = MIN (MIN (avail, (size_t)7), wl - fed);
+      memcpy (space, wire + fed, n);
+      relay_stream_commit (st, n);
+      fed += n;
+      const uint8_t *msg;
+      size_t len;
+      enum relay_frame_status r;
+      while ((r = relay_stream_next (st, &msg, &len)) == RELAY_FRAME_OK)
+        {
+          if (len == sizeof stun)
+            {
+              g_assert_cmpmem (msg, len, stun, sizeof stun);
+              n_stun++;
+            }
+          else
+            {
+              g_assert_cmpmem (msg, len, cd, 9);
+              n_cd++;
+            }
+        }
+      g_assert_cmpint (r, ==, RELAY_FRAME_INCOMPLETE);
+    }
+  g_assert_cmpuint (n_stun, ==, 3);
+  g_assert_cmpuint (n_cd, ==, 3);
+
+  /* A whole largest frame always fits; a larger one is refused, not buffered. */
+  relay_stream_init (st);
+  size_t avail;
+  uint8_t *space = relay_stream_space (st, &avail);
+  g_assert_cmpuint (avail, ==, RELAY_STREAM_MAX_FRAME);
+  memset (space, 0, RELAY_STREAM_MAX_FRAME);
+  space[0] = 0x40, space[2] = (RELAY_STREAM_MAX_FRAME - 4) >> 8,
+  space[3] = (RELAY_STREAM_MAX_FRAME - 4) & 0xff;
+  relay_stream_commit (st, RELAY_STREAM_MAX_FRAME);
+  const uint8_t *msg;
+  size_t len;
+  g_assert_cmpint (relay_stream_next (st, &msg, &len), ==, RELAY_FRAME_OK);
+  g_assert_cmpuint (len, ==, RELAY_STREAM_MAX_FRAME);
+  space = relay_stream_space (st, &avail);
+  space[0] = 0x40, space[2] = (RELAY_STREAM_MAX_FRAME - 3) >> 8,
+  space[3] = (RELAY_STREAM_MAX_FRAME - 3) & 0xff;
+  relay_stream_commit (st, 4);
+  g_assert_cmpint (relay_stream_next (st, &msg, &len), ==, RELAY_FRAME_TOO_BIG);
+}
+
+/* An allocation over a TCP connection: replies and relayed data go on the
+ * connection, ChannelData padded; closing the connection frees it. */
+static void
+test_tcp_allocation (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  void *conn = GUINT_TO_POINTER (0x777);
+  f->conn = conn;
+  allocate (f, &f->client, user, 0);
+  g_assert_true (last_sent (f)->handle == conn);
+  g_assert_true (relay_server_conn_has_allocation (f->server, conn));
+  g_assert_false (relay_server_conn_has_allocation (f->server, GUINT_TO_POINTER (0x778)));
+
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  struct stun_msg m;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .channel = 0x4001 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  g_assert_true (last_sent (f)->handle == conn);
+
+  /* Padded ChannelData from the client goes to the peer without padding. */
+  const uint8_t cd[] = { 0x40, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o', 0, 0, 0 };
+  struct relay_source tcp = { RELAY_TRANSPORT_TCP, NULL, conn };
+  process (f, NOW, &tcp, &f->client, cd, sizeof cd);
+  gsize n;
+  const uint8_t *d = g_bytes_get_data (last_sent (f)->bytes, &n);
+  g_assert_true (last_sent (f)->handle == GUINT_TO_POINTER (1));
+  g_assert_cmpmem (d, n, "hello", 5);
+
+  /* The peer's answer comes back on the connection, padded to 4. */
+  struct relay_source relayed = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1), NULL };
+  process (f, NOW, &relayed, &peer, (const uint8_t *)"xyz", 3);
+  g_assert_true (last_sent (f)->handle == conn);
+  d = g_bytes_get_data (last_sent (f)->bytes, &n);
+  const uint8_t want[] = { 0x40, 0x01, 0x00, 0x03, 'x', 'y', 'z', 0 };
+  g_assert_cmpmem (d, n, want, sizeof want);
+
+  /* The same address over UDP (or another connection) is another 5-tuple. */
+  guint before = f->sent->len;
+  struct relay_source udp = { RELAY_TRANSPORT_UDP, NULL, NULL };
+  process (f, NOW, &udp, &f->client, cd, sizeof cd);
+  struct relay_source other = { RELAY_TRANSPORT_TCP, NULL, GUINT_TO_POINTER (0x778) };
+  process (f, NOW, &other, &f->client, cd, sizeof cd);
+  g_assert_cmpuint (f->sent->len, ==, before);
+
+  relay_server_conn_closed (f->server, conn);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+  g_assert_cmpuint (f->n_close, ==, f->n_open);
+  g_assert_false (relay_server_conn_has_allocation (f->server, conn));
+  process (f, NOW, &relayed, &peer, (const uint8_t *)"xyz", 3);
+  g_assert_cmpuint (f->sent->len, ==, before);
+  relay_server_conn_closed (f->server, conn); /* twice: nothing */
+}
+
+static void
+setup_bw (Fixture *f, gconstpointer data)
+{
+  setup_full (f, 1000, 10, NULL, 1000);
+}
+
+/* --max-bps: a token bucket of one second's worth on the bytes relayed in
+ * both directions; over it, data is dropped. */
+static void
+test_bandwidth (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  allocate (f, &f->client, user, 0);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  struct stun_msg m;
+  send_req (f, NOW, &f->client,
+            &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                           .user = user,
+                           .lifetime = -1,
+                           .peer = &peer,
+                           .channel = 0x4001 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+
+  uint8_t cd[4 + 300];
+  memset (cd, 'a', sizeof cd);
+  cd[0] = 0x40, cd[1] = 0x01, cd[2] = 300 >> 8, cd[3] = 300 & 0xff;
+  struct relay_source client = { RELAY_TRANSPORT_UDP, NULL, NULL };
+  struct relay_source relayed = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (1), NULL };
+  gint64 t = (gint64)NOW * G_USEC_PER_SEC;
+  /* 1000 bytes in the bucket: three messages of 300 pass, the fourth not. */
+  guint before = f->sent->len;
+  for (int i = 0; i < 4; i++)
+    relay_server_process (f->server, t, &client, &f->client, cd, sizeof cd);
+  g_assert_cmpuint (f->sent->len, ==, before + 3);
+  /* Peer data draws on the same bucket: 100 left. */
+  relay_server_process (f->server, t, &relayed, &peer, cd, 101);
+  g_assert_cmpuint (f->sent->len, ==, before + 3);
+  relay_server_process (f->server, t, &relayed, &peer, cd, 100);
+  g_assert_cmpuint (f->sent->len, ==, before + 4);
+  /* 0.3 s later: 300 bytes more, one message. */
+  t += 300000;
+  relay_server_process (f->server, t, &client, &f->client, cd, sizeof cd);
+  relay_server_process (f->server, t, &client, &f->client, cd, sizeof cd);
+  g_assert_cmpuint (f->sent->len, ==, before + 5);
+  /* Many small steps add up (no rounding away): 300 steps of 1 ms. */
+  for (int i = 0; i < 300; i++)
+    {
+      t += 1000;
+      relay_server_process (f->server, t, &relayed, &peer, cd, 0);
+    }
+  relay_server_process (f->server, t, &client, &f->client, cd, sizeof cd);
+  g_assert_cmpuint (f->sent->len, ==, before + 5 + 300 + 1);
+  /* After a long pause the bucket holds one second's worth, not more. */
+  t += 100 * G_USEC_PER_SEC;
+  before = f->sent->len;
+  for (int i = 0; i < 5; i++)
+    relay_server_process (f->server, t, &client, &f->client, cd, sizeof cd);
+  g_assert_cmpuint (f->sent->len, ==, before + 3);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/relay/cidr", test_cidr);
+  g_test_add_func ("/relay/stream-framing", test_stream_framing);
 #define T(path, fn) g_test_add ("/relay/" path, Fixture, NULL, setup, fn, teardown)
   T ("unauthenticated", test_unauthenticated);
   T ("allocate", test_allocate);
@@ -769,10 +1055,13 @@ main (int argc, char **argv)
   T ("channel", test_channel);
   T ("quota", test_quota);
   T ("denied-peer", test_denied_peer);
+  T ("relay-to-relay", test_relay_to_relay);
   T ("allowed-peer", test_allowed_peer);
   T ("binding", test_binding);
   T ("even-port", test_even_port);
   T ("errors", test_errors);
+  T ("tcp-allocation", test_tcp_allocation);
+  g_test_add ("/relay/bandwidth", Fixture, NULL, setup_bw, test_bandwidth, teardown);
 #undef T
   return g_test_run ();
 }
