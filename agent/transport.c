@@ -1,69 +1,72 @@
-/* The tunnel transport on libnice's pseudo-TCP; see transport.h.
+/* The tunnel transport on our own sans-IO transport (proto/xport.h); see
+ * transport.h.
  *
- * Re-entrancy rule: pseudo-TCP calls us back from inside its own functions, so
- * nothing that can free a stream or the transport runs from those callbacks.
- * Stream endings and transport failures are noticed there and delivered from
- * the stream's own clock source instead. */
+ * One GLib source, the pump, drives the connection: it fires at the time
+ * xport asks for (retransmission, pacing, acknowledgement, keepalive) and
+ * whenever something happened (a packet arrived, a stream was written to).
+ * Every callback to the user runs from the pump, never from inside a call
+ * the user made, so a callback may free what it likes.
+ *
+ * Each side's control messages travel on the first stream it opens (the
+ * initiator's stream 1, the responder's stream 0). Every later stream starts
+ * with an OPEN message naming its service, in the stream itself (so that the
+ * stream exists for the acceptor, who may then write first); ACCEPT, REFUSE
+ * and CLOSE answer on the acceptor's control stream. */
 #include "transport.h"
 
 #include <errno.h>
 
-#include <nice/pseudotcp.h>
+#include "xport.h"
 
-#include "frame.h"
-
-/* libnice's pseudo-TCP subtracts 116 bytes of assumed IP, UDP and Jingle
- * headers from the MTU it is given and adds its own 24-byte header: a segment
- * is mtu - 92 bytes long. */
-#define PTCP_MTU_TO_SEGMENT 92
-#define STREAM_BUFFER (256 * 1024)
-/* On a path over TCP (TURN over TCP or TLS) libnice drops what it cannot
- * write at once (DESIGN.md), and pseudo-TCP recovers from each drop with a
- * timeout of a second or more: a window that the sockets on the way absorb
- * avoids the drops (measured through coturn: 4 MiB in 13 s with 256 KiB,
- * 0.2 s with 32 KiB). */
-#define STREAM_BUFFER_TCP_PATH (32 * 1024)
-/* pseudo-TCP's SYN carries data, so its answer is a delayed ACK (100 ms):
- * until the handshake is over, acknowledge at once, or an acceptor with bytes
- * to send first waits 100 ms to learn the stream is open. */
-#define PTCP_ACK_DELAY_MS 100
-#define CONTROL_BUFFER (64 * 1024)
-/* Bound on control bytes queued behind a full control socket. */
+/* Bound on control bytes queued behind a full control stream, and on the
+ * peer's control bytes that do not yet make a whole message. */
 #define CONTROL_QUEUE_MAX (256 * 1024)
+/* Windows: enough for 100 Mbit/s at 300 ms, or 1 Gbit/s at 30 ms, per stream;
+ * memory grows with them only as a fast path needs it. */
+#define STREAM_WINDOW_MAX (4 * 1024 * 1024)
+#define CONN_WINDOW_MAX (12 * 1024 * 1024)
+#define SEND_BUFFER_MAX (1 * 1024 * 1024)
+/* Packets sent in one pump dispatch before the loop gets to others. */
+#define PUMP_PACKETS_MAX 64
+#define PUMP_ROUNDS_MAX 8
+/* xport counts application close codes from here (PROTOCOL.md). */
+#define BYE_CODE_BASE XPORT_CLOSE_APP
 
 typedef enum
 {
-  STREAM_OPENING,  /* we sent OPEN, waiting for ACCEPT or REFUSE */
-  STREAM_PENDING,  /* the peer sent OPEN, the user has not answered */
-  STREAM_CONNECTING, /* accepted, pseudo-TCP handshake in progress */
+  STREAM_HEADER,  /* the peer's new stream: reading its OPEN message */
+  STREAM_OPENING, /* we sent OPEN, waiting for ACCEPT or REFUSE */
+  STREAM_PENDING, /* the peer sent OPEN, the user has not answered */
   STREAM_OPEN,
-  STREAM_DONE,     /* closed() delivered or due */
+  STREAM_DONE,
 } StreamState;
+
+/* What a stream's user is to hear from the next pump. */
+enum
+{
+  NOTE_OPENED = 1 << 0,
+  NOTE_READABLE = 1 << 1,
+  NOTE_WRITABLE = 1 << 2,
+  NOTE_ENDED = 1 << 3, /* closed or refused, per the stream's state */
+};
 
 struct _TransportStream
 {
   Transport *transport;
   guint32 id;
   StreamState state;
-  PseudoTcpSocket *ptcp;
-  GSource *clock;
   TransportStreamCallbacks cb;
   gpointer user_data;
-  guint64 sent;        /* bytes pseudo-TCP took from us */
-  guint64 received;    /* bytes we handed to the user */
-  guint64 peer_final;  /* the peer's total, once it sent FIN */
-  gboolean peer_fin;
-  gboolean fin_sent;   /* we sent FIN: no more bytes from us */
-  gboolean eof_read;   /* the user has read the end of the stream */
-  gboolean ptcp_shut;  /* both directions ended: pseudo-TCP closing */
-  gboolean handshaken; /* pseudo-TCP is established: delayed ACKs from now on */
-  gboolean wake;       /* an event waits for the clock's next dispatch */
-  gboolean ptcp_closed;
-  int reset_errno;     /* non-zero: the stream was reset */
-  gboolean closed_delivered;
-  gboolean refused_pending;
+  guint notes;
+  gboolean fin_sent;
+  gboolean eof_read;
+  gboolean reset;
+  gboolean refused;
   guint8 refuse_code;
   char *refuse_text;
+  gboolean released; /* xport_stream_release done */
+  guint8 header[CTLMSG_MAX_LEN]; /* STREAM_HEADER: the OPEN message so far */
+  gsize header_len;
 };
 
 struct _Transport
@@ -72,79 +75,128 @@ struct _Transport
   gboolean initiator;
   TransportCallbacks cb;
   gpointer user_data;
-  gsize mtu;
-  guint32 stream_buffer; /* for streams opened from now on */
-  TransportStream *control;
-  GHashTable *streams; /* id -> TransportStream, not the control stream */
-  guint32 next_id;
+  struct xport_conn *conn;
+  GSource *pump;
+  guint8 *packet; /* one packet's buffer */
+  gsize max_packet;
+  guint64 ctl_out_id;
+  guint64 ctl_in_id;
   GByteArray *ctl_in;
   GByteArray *ctl_out;
+  GHashTable *streams; /* id -> TransportStream (data streams) */
+  GArray *noted;       /* guint32 ids with notes pending, in order */
   gboolean hello_received;
   gboolean ready;
-  gboolean closed;      /* closed() delivered or due */
-  gboolean closed_delivered;
+  gboolean closed;          /* no more traffic; closed() is (to be) delivered */
+  gboolean closed_notified; /* closed() delivered */
   guint8 close_code;
   char *close_text;
-  GSource *close_idle;
 };
 
-static void stream_adjust_clock (TransportStream *s);
-
-/* Events found inside pseudo-TCP's callbacks are delivered from the stream's
- * clock source; pseudo-TCP's own timers must not postpone them. */
-static void
-stream_wake (TransportStream *s)
-{
-  if (s->clock == NULL)
-    return;
-  s->wake = TRUE;
-  g_source_set_ready_time (s->clock, 0);
-}
 static void transport_fail (Transport *t, guint8 code, const char *text);
-static void control_send (Transport *t, const struct ctlmsg *msg);
 static void transport_handle_control (Transport *t, const struct ctlmsg *msg);
 
-static PseudoTcpWriteResult
-ptcp_write_packet (PseudoTcpSocket *sock, const gchar *buf, guint32 len, gpointer data)
+static guint64
+now_us (void)
 {
-  TransportStream *s = data;
-  guint8 frame[FRAME_MAX_LEN];
-  gsize n;
+  return (guint64) g_get_monotonic_time ();
+}
 
-  if (len > s->transport->mtu - FRAME_HEADER_LEN)
-    return WR_TOO_LARGE;
-  n = frame_build (frame, sizeof frame, FRAME_SEGMENT, s->id, (const guint8 *) buf, len);
-  if (n == 0)
-    return WR_TOO_LARGE;
-  s->transport->cb.send_frame (frame, n, s->transport->user_data);
-  return WR_SUCCESS;
+static void
+transport_kick (Transport *t)
+{
+  if (t->pump != NULL)
+    g_source_set_ready_time (t->pump, 0);
+}
+
+static void
+stream_note (TransportStream *s, guint note)
+{
+  if (s->transport == NULL)
+    return;
+  if (s->notes == 0)
+    g_array_append_val (s->transport->noted, s->id);
+  s->notes |= note;
+  transport_kick (s->transport);
+}
+
+static TransportStream *
+stream_lookup (Transport *t, guint64 id)
+{
+  if (id > G_MAXUINT32)
+    return NULL;
+  return g_hash_table_lookup (t->streams, GUINT_TO_POINTER ((guint32) id));
+}
+
+/* ---- control stream ---- */
+
+static void
+control_flush (Transport *t)
+{
+  while (t->ctl_out->len > 0 && !t->closed)
+    {
+      gssize n = xport_stream_write (t->conn, t->ctl_out_id, t->ctl_out->data, t->ctl_out->len);
+      if (n < 0)
+        {
+          transport_fail (t, 0, "the control stream broke");
+          return;
+        }
+      if (n == 0)
+        return;
+      g_byte_array_remove_range (t->ctl_out, 0, (guint) n);
+    }
+}
+
+static void
+control_send (Transport *t, const struct ctlmsg *msg)
+{
+  guint8 buf[CTLMSG_MAX_LEN];
+  gsize n = ctlmsg_build (buf, sizeof buf, msg);
+
+  g_assert (n > 0);
+  if (t->closed)
+    return;
+  g_debug ("control: sending type %u stream %u", msg->type, msg->stream_id);
+  if (t->ctl_out->len + n > CONTROL_QUEUE_MAX)
+    {
+      transport_fail (t, 0, "the control channel is stuck (peer not reading)");
+      return;
+    }
+  g_byte_array_append (t->ctl_out, buf, (guint) n);
+  control_flush (t);
+  transport_kick (t);
 }
 
 static void
 control_on_readable (Transport *t)
 {
-  TransportStream *s = t->control;
   guint8 buf[4096];
 
   while (!t->closed)
     {
-      gint n = pseudo_tcp_socket_recv (s->ptcp, (char *) buf, sizeof buf);
+      bool fin = false;
+      gssize n = xport_stream_read (t->conn, t->ctl_in_id, buf, sizeof buf, &fin, NULL);
       gsize off = 0;
 
-      if (n == 0)
+      if (n == XPORT_ERR_AGAIN)
+        return;
+      if (n < 0 || fin)
         {
           transport_fail (t, 0, "the peer closed the control channel");
           return;
         }
-      if (n < 0)
-        return;
+      if (t->ctl_in->len + (gsize) n > CONTROL_QUEUE_MAX)
+        {
+          transport_fail (t, 0, "the peer's control messages are malformed (too long)");
+          return;
+        }
       g_byte_array_append (t->ctl_in, buf, (guint) n);
       while (!t->closed)
         {
           struct ctlmsg msg;
           gsize used = 0;
-          enum ctlmsg_status st = ctlmsg_parse (t->ctl_in->data + off, t->ctl_in->len - off,
-                                                &msg, &used);
+          enum ctlmsg_status st
+              = ctlmsg_parse (t->ctl_in->data + off, t->ctl_in->len - off, &msg, &used);
           if (st == CTLMSG_INCOMPLETE)
             break;
           if (st == CTLMSG_INVALID)
@@ -161,382 +213,126 @@ control_on_readable (Transport *t)
     }
 }
 
-static void
-control_flush (Transport *t)
-{
-  while (t->ctl_out->len > 0)
-    {
-      gint n = pseudo_tcp_socket_send (t->control->ptcp, (const char *) t->ctl_out->data,
-                                       t->ctl_out->len);
-      if (n <= 0)
-        return;
-      g_byte_array_remove_range (t->ctl_out, 0, (guint) n);
-    }
-}
-
-static void
-ptcp_opened (PseudoTcpSocket *sock, gpointer data)
-{
-  TransportStream *s = data;
-
-  /* pseudo-TCP decides how to ACK after this callback returns: restore the
-   * delayed ACK only once the packet is processed (transport_receive_frame). */
-  s->handshaken = TRUE;
-  g_debug ("stream %u: pseudo-TCP open", s->id);
-  if (s->id == 0)
-    {
-      control_flush (s->transport);
-      return;
-    }
-  if (s->state != STREAM_CONNECTING)
-    return;
-  s->state = STREAM_OPEN;
-  /* The opener learns of it now; the acceptor may write from now on. */
-  if (s->cb.opened)
-    s->cb.opened (s, s->user_data);
-  if (s->cb.writable)
-    s->cb.writable (s, s->user_data);
-}
-
-static void
-ptcp_readable (PseudoTcpSocket *sock, gpointer data)
-{
-  TransportStream *s = data;
-
-  if (s->id == 0)
-    control_on_readable (s->transport);
-  else if (s->state == STREAM_OPEN && s->cb.readable)
-    s->cb.readable (s, s->user_data);
-}
-
-static void
-ptcp_writable (PseudoTcpSocket *sock, gpointer data)
-{
-  TransportStream *s = data;
-
-  if (s->id == 0)
-    control_flush (s->transport);
-  else if (s->state == STREAM_OPEN && s->cb.writable)
-    s->cb.writable (s, s->user_data);
-}
-
-static void
-ptcp_closed (PseudoTcpSocket *sock, guint32 err, gpointer data)
-{
-  TransportStream *s = data;
-
-  s->ptcp_closed = TRUE;
-  if (err != 0 && s->reset_errno == 0)
-    s->reset_errno = (int) err;
-  /* Delivered from the clock source, outside pseudo-TCP. */
-  if (s->clock)
-    stream_wake (s);
-}
-
-static gboolean
-stream_finished (TransportStream *s)
-{
-  if (s->reset_errno != 0)
-    return TRUE;
-  return s->ptcp_closed && s->eof_read && s->fin_sent;
-}
-
-static void
-stream_deliver_closed (TransportStream *s)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (s->closed_delivered)
-    return;
-  s->closed_delivered = TRUE;
-  s->state = STREAM_DONE;
-  if (s->reset_errno != 0)
-    error = g_error_new (G_IO_ERROR, g_io_error_from_errno (s->reset_errno),
-                         "stream %u reset: %s", s->id, g_strerror (s->reset_errno));
-  if (s->cb.closed)
-    s->cb.closed (s, error, s->user_data);
-}
-
-static gboolean
-stream_clock_dispatch (GSource *source, GSourceFunc unused, gpointer data)
-{
-  TransportStream *s = data;
-  Transport *t = s->transport;
-
-  g_source_set_ready_time (source, -1);
-  s->wake = FALSE;
-  if (s->refused_pending)
-    {
-      s->refused_pending = FALSE;
-      s->state = STREAM_DONE;
-      s->closed_delivered = TRUE;
-      s->cb.refused (s, s->refuse_code, s->refuse_text, s->user_data);
-      return G_SOURCE_CONTINUE; /* the user frees the stream, and so this source */
-    }
-  if (s->ptcp && !s->ptcp_closed)
-    {
-      pseudo_tcp_socket_notify_clock (s->ptcp);
-      stream_adjust_clock (s);
-    }
-  if (s->id == 0)
-    {
-      if (t->closed && !t->closed_delivered)
-        {
-          t->closed_delivered = TRUE;
-          t->cb.closed (t->close_code, t->close_text, t->user_data);
-        }
-      return G_SOURCE_CONTINUE;
-    }
-  /* The end of the stream is readable once every byte before it was read. */
-  if (s->state == STREAM_OPEN && !s->eof_read && s->peer_fin && s->received == s->peer_final
-      && s->cb.readable)
-    s->cb.readable (s, s->user_data);
-  if (s->state != STREAM_DONE && stream_finished (s))
-    stream_deliver_closed (s);
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs stream_clock_funcs = {
-  .dispatch = stream_clock_dispatch,
-};
-
-static void
-stream_adjust_clock (TransportStream *s)
-{
-  guint64 timeout = 0;
-  guint32 now;
-
-  if (s->ptcp == NULL || s->clock == NULL || s->wake)
-    return;
-  if (!pseudo_tcp_socket_get_next_clock (s->ptcp, &timeout))
-    {
-      s->ptcp_closed = TRUE;
-      g_source_set_ready_time (s->clock, 0);
-      return;
-    }
-  /* pseudo-TCP counts milliseconds of g_get_monotonic_time(), as a guint32. */
-  now = (guint32) (g_get_monotonic_time () / 1000);
-  if (timeout <= now)
-    g_source_set_ready_time (s->clock, 0);
-  else
-    g_source_set_ready_time (s->clock, g_get_monotonic_time () + (gint64) (timeout - now) * 1000);
-}
+/* ---- streams ---- */
 
 static TransportStream *
-stream_new (Transport *t, guint32 id, guint buffer)
+stream_new (Transport *t, guint32 id, StreamState state)
 {
   TransportStream *s = g_new0 (TransportStream, 1);
-  PseudoTcpCallbacks cbs = {
-    .user_data = s,
-    .PseudoTcpOpened = ptcp_opened,
-    .PseudoTcpReadable = ptcp_readable,
-    .PseudoTcpWritable = ptcp_writable,
-    .PseudoTcpClosed = ptcp_closed,
-    .WritePacket = ptcp_write_packet,
-  };
 
   s->transport = t;
   s->id = id;
-  s->ptcp = pseudo_tcp_socket_new (id, &cbs);
-  g_object_set (s->ptcp, "rcv-buf", buffer, "snd-buf", buffer, "no-delay", TRUE, "ack-delay", 0,
-                NULL);
-  pseudo_tcp_socket_notify_mtu (s->ptcp, (guint16) (t->mtu - FRAME_HEADER_LEN
-                                                     + PTCP_MTU_TO_SEGMENT));
-  s->clock = g_source_new (&stream_clock_funcs, sizeof (GSource));
-  g_source_set_callback (s->clock, NULL, s, NULL);
-  g_source_set_ready_time (s->clock, -1);
-  g_source_attach (s->clock, t->context);
+  s->state = state;
+  g_hash_table_insert (t->streams, GUINT_TO_POINTER (id), s);
   return s;
 }
 
 static void
-stream_destroy (TransportStream *s)
+stream_release (TransportStream *s)
 {
-  if (s->clock)
-    {
-      g_source_destroy (s->clock);
-      g_clear_pointer (&s->clock, g_source_unref);
-    }
-  if (s->ptcp)
-    {
-      if (!s->ptcp_closed)
-        pseudo_tcp_socket_close (s->ptcp, TRUE);
-      g_clear_object (&s->ptcp);
-    }
-  g_free (s->refuse_text);
-  g_free (s);
-}
+  Transport *t = s->transport;
 
-Transport *
-transport_new (GMainContext *context, gboolean initiator, const TransportCallbacks *callbacks,
-               gpointer user_data)
-{
-  Transport *t = g_new0 (Transport, 1);
-
-  t->context = g_main_context_ref (context);
-  t->initiator = initiator;
-  t->cb = *callbacks;
-  t->user_data = user_data;
-  t->mtu = FRAME_MAX_LEN;
-  t->stream_buffer = STREAM_BUFFER;
-  t->next_id = initiator ? 1 : 2;
-  t->streams = g_hash_table_new (NULL, NULL);
-  t->ctl_in = g_byte_array_new ();
-  t->ctl_out = g_byte_array_new ();
-  /* The responder's control socket must exist before the initiator's SYN. */
-  t->control = stream_new (t, 0, CONTROL_BUFFER);
-  t->control->state = STREAM_OPEN;
-  return t;
-}
-
-void
-transport_free (Transport *t)
-{
-  GHashTableIter it;
-  gpointer value;
-
-  if (t == NULL)
+  if (s->released || t == NULL || t->conn == NULL)
     return;
-  g_hash_table_iter_init (&it, t->streams);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    {
-      TransportStream *s = value;
-      /* The user still holds it: detach it so that its free is harmless. */
-      s->transport = NULL;
-      if (s->clock)
-        {
-          g_source_destroy (s->clock);
-          g_clear_pointer (&s->clock, g_source_unref);
-        }
-      if (s->ptcp)
-        g_clear_object (&s->ptcp);
-    }
-  g_hash_table_unref (t->streams);
-  stream_destroy (t->control);
-  if (t->close_idle)
-    {
-      g_source_destroy (t->close_idle);
-      g_source_unref (t->close_idle);
-    }
-  g_byte_array_unref (t->ctl_in);
-  g_byte_array_unref (t->ctl_out);
-  g_free (t->close_text);
-  g_main_context_unref (t->context);
-  g_free (t);
-}
-
-void
-transport_start (Transport *t, gsize max_frame)
-{
-  struct ctlmsg hello = { .type = CTLMSG_HELLO, .version = CTLMSG_VERSION };
-
-  t->mtu = MIN (max_frame, (gsize) FRAME_MAX_LEN);
-  pseudo_tcp_socket_notify_mtu (t->control->ptcp,
-                                (guint16) (t->mtu - FRAME_HEADER_LEN + PTCP_MTU_TO_SEGMENT));
-  if (t->initiator)
-    pseudo_tcp_socket_connect (t->control->ptcp);
-  control_send (t, &hello);
-  stream_adjust_clock (t->control);
-}
-
-static void
-control_send (Transport *t, const struct ctlmsg *msg)
-{
-  guint8 buf[CTLMSG_MAX_LEN];
-  gsize n = ctlmsg_build (buf, sizeof buf, msg);
-
-  g_assert (n > 0);
-  g_debug ("control: sending type %u stream %u", msg->type, msg->stream_id);
-  if (t->ctl_out->len + n > CONTROL_QUEUE_MAX)
-    {
-      transport_fail (t, 0, "the control channel is stuck (peer not reading)");
-      return;
-    }
-  g_byte_array_append (t->ctl_out, buf, (guint) n);
-  control_flush (t);
-  stream_adjust_clock (t->control);
-}
-
-/* Fatal for the whole transport; delivered from the control clock. */
-static void
-transport_fail (Transport *t, guint8 code, const char *text)
-{
-  GHashTableIter it;
-  gpointer value;
-
-  if (t->closed)
-    return;
-  t->closed = TRUE;
-  t->close_code = code;
-  t->close_text = g_strdup (text);
-  g_hash_table_iter_init (&it, t->streams);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    {
-      TransportStream *s = value;
-      if (s->reset_errno == 0)
-        s->reset_errno = ECONNRESET;
-      s->cb.closed = NULL; /* closed() of the transport says it all */
-      s->cb.refused = NULL;
-      s->refused_pending = FALSE;
-    }
-  stream_wake (t->control);
+  s->released = TRUE;
+  xport_stream_release (t->conn, s->id);
+  transport_kick (t);
 }
 
 static gboolean
 stream_id_is_peers (Transport *t, guint32 id)
 {
-  /* The initiator opens odd ids, the responder even ones. */
-  return id != 0 && ((id & 1) == 1) != t->initiator;
+  /* The initiator opens odd ids, the responder even ones; the first of each
+   * is its control stream. */
+  return id > 1 && ((id & 1) == 1) != t->initiator;
 }
 
 static void
-handle_open (Transport *t, const struct ctlmsg *msg)
+stream_drop (TransportStream *s)
 {
-  struct ctlmsg refuse = { .type = CTLMSG_REFUSE, .stream_id = msg->stream_id };
-  TransportStream *s;
+  Transport *t = s->transport;
 
-  if (!stream_id_is_peers (t, msg->stream_id)
-      || g_hash_table_contains (t->streams, GUINT_TO_POINTER (msg->stream_id)))
+  stream_release (s);
+  g_hash_table_remove (t->streams, GUINT_TO_POINTER (s->id));
+  g_free (s->refuse_text);
+  g_free (s);
+}
+
+/* Reads the OPEN message that starts a stream of the peer's, exactly: the
+ * bytes after it are the service's. */
+static void
+stream_read_header (Transport *t, TransportStream *s)
+{
+  while (s->state == STREAM_HEADER)
     {
-      refuse.code = CTLMSG_REFUSE_BAD_STREAM;
-      g_strlcpy (refuse.text, "stream id in use or of the wrong side", sizeof refuse.text);
-      control_send (t, &refuse);
+      gsize want = s->header_len < CTLMSG_HEADER_LEN
+                       ? CTLMSG_HEADER_LEN - s->header_len
+                       : CTLMSG_HEADER_LEN + ((gsize) s->header[1] << 8 | s->header[2])
+                             - s->header_len;
+      struct ctlmsg msg;
+      gsize used;
+      bool fin = false;
+      gssize n;
+
+      if (s->header_len + want > sizeof s->header)
+        {
+          stream_drop (s); /* an OPEN is never this long */
+          return;
+        }
+      if (want > 0)
+        {
+          n = xport_stream_read (t->conn, s->id, s->header + s->header_len, want, &fin, NULL);
+          if (n == XPORT_ERR_AGAIN)
+            return;
+          if (n <= 0)
+            {
+              stream_drop (s); /* ended or reset before it said what it is */
+              return;
+            }
+          s->header_len += (gsize) n;
+          continue;
+        }
+      if (ctlmsg_parse (s->header, s->header_len, &msg, &used) != CTLMSG_OK
+          || msg.type != CTLMSG_OPEN || msg.stream_id != s->id)
+        {
+          struct ctlmsg refuse = { .type = CTLMSG_REFUSE, .stream_id = s->id,
+                                   .code = CTLMSG_REFUSE_BAD_STREAM };
+          g_strlcpy (refuse.text, "a stream must start with its OPEN", sizeof refuse.text);
+          control_send (t, &refuse);
+          stream_drop (s);
+          return;
+        }
+      s->state = STREAM_PENDING;
+      /* Last: the user may accept, refuse (and so free) it from there. */
+      t->cb.open_request (s, msg.name, t->user_data);
       return;
     }
+}
+
+/* A stream of the peer's that we hear of for the first time. */
+static void
+stream_from_peer (Transport *t, guint64 id)
+{
+  if (id > G_MAXUINT32 || !stream_id_is_peers (t, (guint32) id))
+    return;
   if (g_hash_table_size (t->streams) >= TRANSPORT_MAX_STREAMS)
     {
-      refuse.code = CTLMSG_REFUSE_LIMIT;
+      struct ctlmsg refuse = { .type = CTLMSG_REFUSE, .stream_id = (guint32) id,
+                               .code = CTLMSG_REFUSE_LIMIT };
       g_snprintf (refuse.text, sizeof refuse.text, "too many streams (limit %d)",
                   TRANSPORT_MAX_STREAMS);
       control_send (t, &refuse);
+      xport_stream_release (t->conn, id);
       return;
     }
-  s = stream_new (t, msg->stream_id, t->stream_buffer);
-  s->state = STREAM_PENDING;
-  g_hash_table_insert (t->streams, GUINT_TO_POINTER (s->id), s);
-  t->cb.open_request (s, msg->name, t->user_data);
-}
-
-static void
-stream_reset_by_peer (TransportStream *s)
-{
-  if (s->reset_errno == 0)
-    s->reset_errno = ECONNRESET;
-  if (s->ptcp && !s->ptcp_closed)
-    {
-      pseudo_tcp_socket_close (s->ptcp, TRUE);
-      s->ptcp_closed = TRUE;
-    }
-  stream_wake (s);
+  stream_read_header (t, stream_new (t, (guint32) id, STREAM_HEADER));
 }
 
 static void
 transport_handle_control (Transport *t, const struct ctlmsg *msg)
 {
-  TransportStream *s = NULL;
+  TransportStream *s = stream_lookup (t, msg->stream_id);
 
-  if (msg->stream_id != 0)
-    s = g_hash_table_lookup (t->streams, GUINT_TO_POINTER (msg->stream_id));
   if (!t->hello_received && msg->type != CTLMSG_HELLO)
     {
       transport_fail (t, 0, "the peer did not start with HELLO");
@@ -560,42 +356,30 @@ transport_handle_control (Transport *t, const struct ctlmsg *msg)
       t->ready = TRUE;
       t->cb.ready (t->user_data);
       break;
-    case CTLMSG_OPEN:
-      handle_open (t, msg);
-      break;
     case CTLMSG_ACCEPT:
       if (s && s->state == STREAM_OPENING)
         {
-          s->state = STREAM_CONNECTING;
-          pseudo_tcp_socket_connect (s->ptcp);
-          stream_adjust_clock (s);
+          s->state = STREAM_OPEN;
+          stream_note (s, NOTE_OPENED | NOTE_WRITABLE | NOTE_READABLE);
         }
       break;
     case CTLMSG_REFUSE:
       if (s && s->state == STREAM_OPENING)
         {
-          s->refused_pending = TRUE;
+          s->refused = TRUE;
           s->refuse_code = msg->code;
           s->refuse_text = g_strdup (msg->text);
-          stream_wake (s);
+          stream_release (s);
+          stream_note (s, NOTE_ENDED);
         }
       break;
     case CTLMSG_CLOSE:
-      if (s && s->state != STREAM_DONE)
-        stream_reset_by_peer (s);
-      break;
-    case CTLMSG_FIN:
-      if (s && s->state != STREAM_DONE && !s->peer_fin)
+      /* Given up before it was answered. */
+      if (s && (s->state == STREAM_PENDING || s->state == STREAM_OPENING))
         {
-          if (msg->token < s->received)
-            {
-              stream_reset_by_peer (s);
-              break;
-            }
-          s->peer_fin = TRUE;
-          s->peer_final = msg->token;
-          /* The reader learns of the end from the stream's clock. */
-          stream_wake (s);
+          s->reset = TRUE;
+          stream_release (s);
+          stream_note (s, NOTE_ENDED);
         }
       break;
     case CTLMSG_PING:
@@ -612,37 +396,301 @@ transport_handle_control (Transport *t, const struct ctlmsg *msg)
           t->cb.rtt (now - (gint64) msg->token, t->user_data);
       }
       break;
-    case CTLMSG_BYE:
-      transport_fail (t, msg->code ? msg->code : 1, msg->text[0] ? msg->text : "the peer left");
-      break;
     default:
+      /* OPEN travels in its own stream; BYE and FIN belonged to version 1
+       * (the connection's CLOSE and the streams' own end replace them). */
       break;
     }
 }
 
-void
-transport_receive_frame (Transport *t, const guint8 *buf, gsize len)
+/* ---- the pump ---- */
+
+static void
+transport_fail (Transport *t, guint8 code, const char *text)
 {
-  struct frame f;
+  GHashTableIter it;
+  gpointer value;
+
+  if (t->closed)
+    return;
+  t->closed = TRUE;
+  t->close_code = code;
+  t->close_text = g_strdup (text);
+  if (t->conn != NULL && !xport_conn_is_closed (t->conn))
+    xport_conn_close (t->conn, code ? BYE_CODE_BASE + code : XPORT_CLOSE_PROTOCOL, text);
+  /* The transport's closed() says it all: no stream callback after it. */
+  g_hash_table_iter_init (&it, t->streams);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    ((TransportStream *) value)->notes = 0;
+  g_array_set_size (t->noted, 0);
+  transport_kick (t);
+}
+
+static void
+handle_event (Transport *t, const struct xport_event *ev)
+{
   TransportStream *s;
 
-  if (t->closed || frame_parse (buf, len, &f) != FRAME_OK || f.type != FRAME_SEGMENT)
-    return;
-  if (f.stream_id == 0)
-    s = t->control;
-  else
-    s = g_hash_table_lookup (t->streams, GUINT_TO_POINTER (f.stream_id));
-  /* Segments of streams we do not know (late retransmissions) are dropped. */
-  if (s == NULL || s->ptcp == NULL || s->ptcp_closed || s->state == STREAM_OPENING
-      || s->state == STREAM_PENDING)
-    return;
-  pseudo_tcp_socket_notify_packet (s->ptcp, (const gchar *) f.payload, (guint32) f.payload_len);
-  if (s->handshaken && s->ptcp)
+  switch (ev->type)
     {
-      s->handshaken = FALSE;
-      g_object_set (s->ptcp, "ack-delay", PTCP_ACK_DELAY_MS, NULL);
+    case XPORT_EVENT_READABLE:
+      if (ev->stream_id == t->ctl_in_id)
+        {
+          control_on_readable (t);
+          break;
+        }
+      s = stream_lookup (t, ev->stream_id);
+      if (s == NULL)
+        stream_from_peer (t, ev->stream_id);
+      else if (s->state == STREAM_HEADER)
+        stream_read_header (t, s);
+      else if (s->state == STREAM_OPEN)
+        stream_note (s, NOTE_READABLE);
+      break;
+    case XPORT_EVENT_WRITABLE:
+      if (ev->stream_id == t->ctl_out_id)
+        {
+          control_flush (t);
+          break;
+        }
+      s = stream_lookup (t, ev->stream_id);
+      if (s && s->state == STREAM_OPEN)
+        stream_note (s, NOTE_WRITABLE);
+      break;
+    case XPORT_EVENT_CLOSED:
+      if (ev->remote && ev->code > BYE_CODE_BASE && ev->code <= BYE_CODE_BASE + 255)
+        transport_fail (t, (guint8) (ev->code - BYE_CODE_BASE),
+                        ev->reason && ev->reason[0] ? ev->reason : "the peer left");
+      else if (ev->remote)
+        transport_fail (t, 0, ev->reason && ev->reason[0] ? ev->reason : "the peer closed");
+      else if (ev->code == XPORT_CLOSE_IDLE)
+        transport_fail (t, 0, "the peer stopped answering");
+      else
+        {
+          g_autofree char *why = g_strdup_printf ("transport error %" G_GUINT64_FORMAT ": %s",
+                                                  ev->code, ev->reason ? ev->reason : "");
+          transport_fail (t, 0, why);
+        }
+      break;
+    case XPORT_EVENT_STREAM_OPENED:
+      if (ev->stream_id != t->ctl_in_id && stream_lookup (t, ev->stream_id) == NULL)
+        stream_from_peer (t, ev->stream_id);
+      break;
+    case XPORT_EVENT_DATAGRAM:
+      /* Not used yet: UDP forwarding will. */
+      break;
     }
-  stream_adjust_clock (s);
+}
+
+static void
+stream_deliver (Transport *t, TransportStream *s, guint notes)
+{
+  if (notes & NOTE_ENDED)
+    {
+      if (s->state == STREAM_OPENING && s->refused)
+        {
+          s->state = STREAM_DONE;
+          if (s->cb.refused)
+            s->cb.refused (s, s->refuse_code, s->refuse_text ? s->refuse_text : "",
+                           s->user_data);
+          return;
+        }
+      if (s->state != STREAM_DONE)
+        {
+          g_autoptr (GError) error = NULL;
+
+          s->state = STREAM_DONE;
+          if (s->reset)
+            error = g_error_new (G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                                 "stream %u reset by the peer", s->id);
+          if (s->cb.closed)
+            s->cb.closed (s, error, s->user_data);
+        }
+      return;
+    }
+  if (s->state != STREAM_OPEN)
+    return;
+  if ((notes & NOTE_OPENED) && s->cb.opened)
+    {
+      s->cb.opened (s, s->user_data);
+      /* The callback may have freed it. */
+      if (stream_lookup (t, s->id) != s)
+        return;
+    }
+  if ((notes & NOTE_READABLE) && s->cb.readable)
+    {
+      s->cb.readable (s, s->user_data);
+      if (stream_lookup (t, s->id) != s || s->state != STREAM_OPEN)
+        return;
+    }
+  if ((notes & NOTE_WRITABLE) && s->cb.writable)
+    s->cb.writable (s, s->user_data);
+}
+
+/* Returns TRUE if anything happened. */
+static gboolean
+pump_round (Transport *t, guint64 now)
+{
+  struct xport_event ev;
+  gboolean busy = FALSE;
+  guint sent = 0;
+
+  control_flush (t);
+  while (t->conn && xport_conn_poll_event (t->conn, &ev))
+    {
+      handle_event (t, &ev);
+      busy = TRUE;
+    }
+  /* Notes taken one at a time: a callback may note others or free any. */
+  while (t->noted->len > 0 && !t->closed)
+    {
+      guint32 id = g_array_index (t->noted, guint32, 0);
+      TransportStream *s;
+      guint notes;
+
+      g_array_remove_index (t->noted, 0);
+      s = stream_lookup (t, id);
+      if (s == NULL || s->notes == 0)
+        continue;
+      notes = s->notes;
+      s->notes = 0;
+      stream_deliver (t, s, notes);
+      busy = TRUE;
+    }
+  while (t->conn && sent < PUMP_PACKETS_MAX)
+    {
+      gsize n = xport_conn_send (t->conn, now, t->packet, t->max_packet);
+      if (n == 0)
+        break;
+      t->cb.send_packet (t->packet, n, t->user_data);
+      sent++;
+    }
+  return busy || sent > 0;
+}
+
+static gboolean
+pump_dispatch (GSource *source, GSourceFunc unused, gpointer data)
+{
+  Transport *t = data;
+  guint64 now = now_us ();
+  guint64 due;
+  gboolean busy = TRUE;
+
+  g_source_set_ready_time (source, -1);
+  if (t->conn == NULL)
+    return G_SOURCE_CONTINUE;
+  if (xport_conn_timeout (t->conn) <= now)
+    xport_conn_on_timeout (t->conn, now);
+  for (int round = 0; busy && round < PUMP_ROUNDS_MAX; round++)
+    busy = pump_round (t, now);
+  if (t->closed && !t->closed_notified)
+    {
+      t->closed_notified = TRUE;
+      /* Last: the user may free the transport from here. */
+      t->cb.closed (t->close_code, t->close_text, t->user_data);
+      return G_SOURCE_CONTINUE;
+    }
+  due = xport_conn_timeout (t->conn);
+  if (busy || t->noted->len > 0)
+    g_source_set_ready_time (source, 0);
+  else if (due != UINT64_MAX && g_source_get_ready_time (source) != 0)
+    g_source_set_ready_time (source, (gint64) MIN (due, (guint64) G_MAXINT64));
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs pump_funcs = {
+  .dispatch = pump_dispatch,
+};
+
+/* ---- the interface ---- */
+
+Transport *
+transport_new (GMainContext *context, gboolean initiator, const TransportCallbacks *callbacks,
+               gpointer user_data)
+{
+  Transport *t = g_new0 (Transport, 1);
+
+  t->context = g_main_context_ref (context);
+  t->initiator = initiator;
+  t->cb = *callbacks;
+  t->user_data = user_data;
+  t->ctl_out_id = initiator ? 1 : 0;
+  t->ctl_in_id = initiator ? 0 : 1;
+  t->streams = g_hash_table_new (NULL, NULL);
+  t->noted = g_array_new (FALSE, FALSE, sizeof (guint32));
+  t->ctl_in = g_byte_array_new ();
+  t->ctl_out = g_byte_array_new ();
+  return t;
+}
+
+void
+transport_free (Transport *t)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  if (t == NULL)
+    return;
+  g_hash_table_iter_init (&it, t->streams);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    ((TransportStream *) value)->transport = NULL; /* the user still holds it */
+  g_hash_table_unref (t->streams);
+  if (t->pump != NULL)
+    {
+      g_source_destroy (t->pump);
+      g_source_unref (t->pump);
+    }
+  if (t->conn != NULL)
+    xport_conn_free (t->conn);
+  g_free (t->packet);
+  g_array_unref (t->noted);
+  g_byte_array_unref (t->ctl_in);
+  g_byte_array_unref (t->ctl_out);
+  g_free (t->close_text);
+  g_main_context_unref (t->context);
+  g_free (t);
+}
+
+void
+transport_start (Transport *t, gsize max_packet)
+{
+  struct ctlmsg hello = { .type = CTLMSG_HELLO, .version = CTLMSG_VERSION };
+  struct xport_config cfg = {
+    .is_client = t->initiator,
+    .cc = XPORT_CC_BBR,
+    .max_streams = TRANSPORT_MAX_STREAMS + 1,
+    .stream_window_max = STREAM_WINDOW_MAX,
+    .conn_window_max = CONN_WINDOW_MAX,
+    .send_buffer_max = SEND_BUFFER_MAX,
+    .max_packet = max_packet,
+  };
+  guint64 id = 0;
+
+  g_return_if_fail (t->conn == NULL);
+  t->max_packet = max_packet;
+  t->packet = g_malloc (max_packet);
+  t->conn = xport_conn_new (&cfg, now_us ());
+  g_assert (t->conn != NULL); /* the configuration is ours; memory is there */
+  t->pump = g_source_new (&pump_funcs, sizeof (GSource));
+  g_source_set_callback (t->pump, NULL, t, NULL);
+  g_source_set_name (t->pump, "p2ptun-transport");
+  g_source_attach (t->pump, t->context);
+  /* Our control stream is the first we open. */
+  if (xport_stream_open (t->conn, &id) != XPORT_OK || id != t->ctl_out_id)
+    {
+      transport_fail (t, 0, "cannot open the control stream");
+      return;
+    }
+  control_send (t, &hello);
+}
+
+void
+transport_receive_packet (Transport *t, const guint8 *buf, gsize len)
+{
+  if (t->conn == NULL || t->closed)
+    return;
+  xport_conn_receive (t->conn, now_us (), buf, len);
+  transport_kick (t);
 }
 
 void
@@ -657,19 +705,17 @@ transport_ping (Transport *t)
 void
 transport_bye (Transport *t, guint8 code, const char *text)
 {
-  struct ctlmsg bye = { .type = CTLMSG_BYE, .code = code };
+  gsize n;
 
-  if (t->closed)
+  if (t->closed || t->conn == NULL)
     return;
-  g_strlcpy (bye.text, text, sizeof bye.text);
-  if (t->ready)
-    control_send (t, &bye);
-}
-
-void
-transport_set_path_over_tcp (Transport *t, gboolean over_tcp)
-{
-  t->stream_buffer = over_tcp ? STREAM_BUFFER_TCP_PATH : STREAM_BUFFER;
+  xport_conn_close (t->conn, BYE_CODE_BASE + code, text);
+  /* Out now: the caller closes DTLS next. */
+  n = xport_conn_send (t->conn, now_us (), t->packet, t->max_packet);
+  if (n > 0)
+    t->cb.send_packet (t->packet, n, t->user_data);
+  t->closed = TRUE;
+  t->closed_notified = TRUE; /* we said it; nothing to tell the user */
 }
 
 guint
@@ -683,7 +729,11 @@ transport_open (Transport *t, const char *service, const TransportStreamCallback
                 gpointer user_data, GError **error)
 {
   struct ctlmsg open = { .type = CTLMSG_OPEN };
+  guint8 header[CTLMSG_MAX_LEN];
   TransportStream *s;
+  guint64 id;
+  gsize n;
+  int r;
 
   if (t->closed || !t->ready)
     {
@@ -696,21 +746,28 @@ transport_open (Transport *t, const char *service, const TransportStreamCallback
                    "too many streams in this tunnel (limit %d)", TRANSPORT_MAX_STREAMS);
       return NULL;
     }
-  /* Ids are not reused; 2^31 opens per tunnel is the end of it. */
-  if (t->next_id > G_MAXUINT32 - 2)
+  r = xport_stream_open (t->conn, &id);
+  if (r != XPORT_OK || id > G_MAXUINT32)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "stream ids exhausted");
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES,
+                   "the peer allows no more streams right now");
       return NULL;
     }
-  s = stream_new (t, t->next_id, t->stream_buffer);
-  t->next_id += 2;
-  s->state = STREAM_OPENING;
+  open.stream_id = (guint32) id;
+  g_strlcpy (open.name, service, sizeof open.name);
+  n = ctlmsg_build (header, sizeof header, &open);
+  /* A new stream's send buffer takes this at once. */
+  if (n == 0 || xport_stream_write (t->conn, id, header, n) != (gssize) n)
+    {
+      xport_stream_release (t->conn, id);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot open a stream to '%s'",
+                   service);
+      return NULL;
+    }
+  transport_kick (t);
+  s = stream_new (t, (guint32) id, STREAM_OPENING);
   s->cb = *callbacks;
   s->user_data = user_data;
-  g_hash_table_insert (t->streams, GUINT_TO_POINTER (s->id), s);
-  open.stream_id = s->id;
-  g_strlcpy (open.name, service, sizeof open.name);
-  control_send (t, &open);
   return s;
 }
 
@@ -723,8 +780,12 @@ transport_stream_accept (TransportStream *s, const TransportStreamCallbacks *cal
   g_return_if_fail (s->state == STREAM_PENDING);
   s->cb = *callbacks;
   s->user_data = user_data;
-  s->state = STREAM_CONNECTING;
+  s->state = STREAM_OPEN;
+  if (s->transport == NULL)
+    return;
   control_send (s->transport, &accept);
+  /* Bytes may be waiting already; and the acceptor may write from now on. */
+  stream_note (s, NOTE_READABLE | NOTE_WRITABLE);
 }
 
 void
@@ -734,50 +795,53 @@ transport_stream_refuse (TransportStream *s, guint8 code, const char *text)
 
   g_return_if_fail (s->state == STREAM_PENDING);
   g_strlcpy (refuse.text, text, sizeof refuse.text);
-  if (s->transport && !s->transport->closed)
+  if (s->transport != NULL)
     control_send (s->transport, &refuse);
   s->state = STREAM_DONE;
-  s->closed_delivered = TRUE;
   transport_stream_free (s);
 }
 
 gssize
 transport_stream_write (TransportStream *s, const guint8 *buf, gsize len)
 {
-  gint n;
+  gssize n;
 
-  if (s->reset_errno != 0 || s->fin_sent || s->ptcp == NULL)
+  if (s->transport == NULL || s->transport->closed || s->reset || s->fin_sent
+      || s->state == STREAM_DONE)
     return -1;
   if (s->state != STREAM_OPEN)
     return 0;
-  n = pseudo_tcp_socket_send (s->ptcp, (const char *) buf, (guint32) MIN (len, G_MAXINT32));
-  stream_adjust_clock (s);
+  n = xport_stream_write (s->transport->conn, s->id, buf, len);
   if (n < 0)
-    return pseudo_tcp_socket_get_error (s->ptcp) == EWOULDBLOCK ? 0 : -1;
-  s->sent += (guint64) n;
+    {
+      /* The peer stopped reading it (STOP_SENDING) or it is gone. */
+      s->reset = TRUE;
+      stream_note (s, NOTE_ENDED);
+      return -1;
+    }
+  if (n > 0)
+    transport_kick (s->transport);
   return n;
 }
 
-/* Half-close: pseudo-TCP cannot send after it received a FIN, so each
- * direction's end travels on the control channel as FIN with the direction's
- * total size (final size, as in QUIC). Once both directions have ended and
- * every byte was read, pseudo-TCP closes the conversation. */
 static void
-stream_try_shut (TransportStream *s)
+stream_check_done (TransportStream *s)
 {
-  if (s->ptcp_shut || !s->fin_sent || !s->eof_read || s->ptcp == NULL || s->ptcp_closed)
-    return;
-  s->ptcp_shut = TRUE;
-  pseudo_tcp_socket_shutdown (s->ptcp, PSEUDO_TCP_SHUTDOWN_WR);
-  stream_adjust_clock (s);
+  /* Both directions ended: what we queued still goes out after release. */
+  if (s->fin_sent && s->eof_read)
+    {
+      stream_release (s);
+      stream_note (s, NOTE_ENDED);
+    }
 }
 
 gssize
 transport_stream_read (TransportStream *s, guint8 *buf, gsize len)
 {
-  gint n;
+  bool fin = false;
+  gssize n;
 
-  if (s->reset_errno != 0 || s->ptcp == NULL)
+  if (s->transport == NULL || s->transport->closed || s->reset)
     {
       errno = ECONNRESET;
       return -1;
@@ -787,54 +851,47 @@ transport_stream_read (TransportStream *s, guint8 *buf, gsize len)
       errno = EAGAIN;
       return -1;
     }
-  if (s->peer_fin)
+  if (s->eof_read)
+    return 0;
+  n = xport_stream_read (s->transport->conn, s->id, buf, len, &fin, NULL);
+  if (n == XPORT_ERR_AGAIN)
     {
-      if (s->received == s->peer_final)
-        {
-          if (!s->eof_read)
-            {
-              s->eof_read = TRUE;
-              stream_try_shut (s);
-              stream_wake (s);
-            }
-          return 0;
-        }
-      len = (gsize) MIN ((guint64) len, s->peer_final - s->received);
-    }
-  n = pseudo_tcp_socket_recv (s->ptcp, (char *) buf, MIN (len, (gsize) G_MAXINT32));
-  if (n > 0)
-    s->received += (guint64) n;
-  else if (n == 0 && !s->peer_fin)
-    {
-      /* pseudo-TCP's own FIN overtook the peer's FIN message: wait for it. */
       errno = EAGAIN;
       return -1;
     }
-  else if (n == 0)
+  if (n < 0)
     {
-      /* pseudo-TCP ended before the size the peer's FIN gave: bytes are lost. */
+      s->reset = TRUE;
+      stream_note (s, NOTE_ENDED);
       errno = ECONNRESET;
-      s->reset_errno = ECONNRESET;
-      stream_wake (s);
       return -1;
     }
-  else
-    errno = pseudo_tcp_socket_get_error (s->ptcp) == EWOULDBLOCK ? EAGAIN : ECONNRESET;
-  stream_adjust_clock (s);
-  return n;
+  if (n > 0)
+    {
+      /* Reading opens the window: the peer may hear of it. */
+      transport_kick (s->transport);
+      return n;
+    }
+  if (!fin)
+    {
+      errno = EAGAIN;
+      return -1;
+    }
+  s->eof_read = TRUE;
+  stream_check_done (s);
+  return 0;
 }
 
 void
 transport_stream_shutdown_write (TransportStream *s)
 {
-  struct ctlmsg fin = { .type = CTLMSG_FIN, .stream_id = s->id };
-
-  if (s->fin_sent || s->transport == NULL || s->transport->closed || s->reset_errno != 0)
+  if (s->fin_sent || s->transport == NULL || s->transport->closed || s->reset
+      || s->state != STREAM_OPEN)
     return;
   s->fin_sent = TRUE;
-  fin.token = s->sent;
-  control_send (s->transport, &fin);
-  stream_try_shut (s);
+  xport_stream_shutdown (s->transport->conn, s->id);
+  transport_kick (s->transport);
+  stream_check_done (s);
 }
 
 void
@@ -847,15 +904,17 @@ transport_stream_free (TransportStream *s)
   t = s->transport;
   if (t != NULL)
     {
-      /* A stream given up before its natural end: tell the peer. */
-      if (!t->closed && s->id != 0 && !stream_finished (s) && s->state != STREAM_DONE)
+      /* Given up before the peer answered: tell it on the control stream. */
+      if (!t->closed && (s->state == STREAM_OPENING || s->state == STREAM_PENDING))
         {
           struct ctlmsg close = { .type = CTLMSG_CLOSE, .stream_id = s->id };
           control_send (t, &close);
         }
+      stream_release (s);
       g_hash_table_remove (t->streams, GUINT_TO_POINTER (s->id));
     }
-  stream_destroy (s);
+  g_free (s->refuse_text);
+  g_free (s);
 }
 
 guint32

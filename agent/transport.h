@@ -1,12 +1,11 @@
-/* The tunnel transport: reliable, ordered, flow-controlled streams and a
- * control channel, multiplexed over tunnel frames (proto/frame.h) that the
- * caller carries in DTLS records.
+/* The tunnel transport: reliable, ordered, flow-controlled streams to named
+ * services, with a control channel, over packets that the caller carries one
+ * per DTLS record (send_packet out, transport_receive_packet in).
  *
- * This first reliable layer is libnice's PseudoTcpSocket, one conversation per
- * stream (DESIGN.md); the tunnel-transport issue replaces it behind this same
- * interface. Stream 0 is the control channel (proto/ctlmsg.h). The DTLS client
- * (the "initiator") opens odd stream ids, the other side even ones, so that
- * both may open streams at once without clashing. */
+ * It runs our own transport, proto/xport.h (loss recovery, pacing,
+ * per-stream credit; PROTOCOL.md sections 3 and 6). The DTLS client (the
+ * "initiator") opens odd stream ids, the other side even ones, so that both
+ * may open streams at once without clashing. */
 #pragma once
 
 #include <gio/gio.h>
@@ -21,9 +20,9 @@ typedef struct _TransportStream TransportStream;
 
 typedef struct
 {
-  /* A frame to encrypt and send; dropping it is allowed (the reliable layer
+  /* A packet to encrypt and send; dropping it is allowed (the transport
    * retransmits). */
-  void (*send_frame) (const guint8 *buf, gsize len, gpointer user_data);
+  void (*send_packet) (const guint8 *buf, gsize len, gpointer user_data);
   /* Both sides said HELLO: streams may be opened. */
   void (*ready) (gpointer user_data);
   /* The peer asks to open a stream to @service: answer with
@@ -57,18 +56,16 @@ Transport *transport_new (GMainContext *context, gboolean initiator,
 void transport_free (Transport *transport);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Transport, transport_free)
 
-/* Starts the control channel; @mtu is the largest frame the caller can carry. */
-void transport_start (Transport *transport, gsize max_frame);
-/* One decrypted frame from the peer. */
-void transport_receive_frame (Transport *transport, const guint8 *buf, gsize len);
+/* Starts the connection; @max_packet is the largest packet a DTLS record takes. */
+void transport_start (Transport *transport, gsize max_packet);
+/* One decrypted packet from the peer. */
+void transport_receive_packet (Transport *transport, const guint8 *buf, gsize len);
 /* Sends a PING; the answer arrives through callbacks->rtt. */
 void transport_ping (Transport *transport);
 /* Sends BYE to the peer (best effort) and stops all streams. */
 void transport_bye (Transport *transport, guint8 code, const char *text);
 guint transport_n_streams (Transport *transport);
-/* The path under the tunnel runs over TCP (or TLS) somewhere: streams opened
- * from now on keep less in flight. */
-void transport_set_path_over_tcp (Transport *transport, gboolean over_tcp);
+
 
 /* Asks the peer to open a stream to @service. Callbacks follow. Returns NULL
  * with @error set when the stream limit is reached. */

@@ -194,6 +194,8 @@ fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *
                sizeof path->transport);
 }
 
+static void tunnel_grow_socket_buffers (Tunnel *self);
+
 /* ---- DTLS ---- */
 
 static void
@@ -236,7 +238,7 @@ dtls_on_data (const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
 
-  transport_receive_frame (self->transport, buf, len);
+  transport_receive_packet (self->transport, buf, len);
 }
 
 static void
@@ -263,7 +265,7 @@ static const DtlsCallbacks dtls_callbacks = {
 /* ---- transport ---- */
 
 static void
-transport_on_send_frame (const guint8 *buf, gsize len, gpointer data)
+transport_on_send_packet (const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
 
@@ -329,7 +331,7 @@ transport_on_closed (guint8 code, const char *text, gpointer data)
 }
 
 static const TransportCallbacks transport_callbacks = {
-  .send_frame = transport_on_send_frame,
+  .send_packet = transport_on_send_packet,
   .ready = transport_on_ready,
   .open_request = transport_on_open_request,
   .rtt = transport_on_rtt,
@@ -417,10 +419,7 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   if (stream_id != self->stream_id)
     return;
   fill_path (self, &self->path, local, remote);
-  /* The peer's leg counts too, and a relayed candidate of theirs may be one
-   * it reaches over TCP, which its candidate does not tell. */
-  transport_set_path_over_tcp (self->transport, strcmp (self->path.transport, "udp") != 0
-                                                    || remote->type == NICE_CANDIDATE_TYPE_RELAYED);
+  tunnel_grow_socket_buffers (self); /* sockets made since gathering began */
   tunnel_flush_held (self);
   if (self->up && self->cb.path_changed)
     self->cb.path_changed (&self->path, self->user_data);
@@ -468,7 +467,11 @@ ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state
   if (stream_id != self->stream_id)
     return;
   g_debug ("session %.8s: ICE %s", self->session, nice_component_state_to_string (state));
-  if (state == NICE_COMPONENT_STATE_READY && !self->dtls_started)
+  /* CONNECTED: a pair works. READY waits for gathering and the peer's
+   * end-of-candidates too (seconds behind a NAT); records wait for the
+   * selected pair (tunnel_flush_held). */
+  if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY)
+      && !self->dtls_started)
     {
       self->dtls_started = TRUE;
       tunnel_stop_ice_deadline (self);
@@ -846,6 +849,8 @@ tunnel_gather (Tunnel *self)
   /* Candidate signals can fire inside this call (DESIGN.md). */
   if (!nice_agent_gather_candidates (self->agent, self->stream_id))
     tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "cannot gather ICE candidates");
+  else
+    tunnel_grow_socket_buffers (self); /* the host sockets exist now */
 }
 
 void

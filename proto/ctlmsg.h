@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CTLMSG_VERSION 1
+#define CTLMSG_VERSION 2
 #define CTLMSG_HEADER_LEN 3
 #define CTLMSG_MAX_BODY 512
 #define CTLMSG_MAX_LEN (CTLMSG_HEADER_LEN + CTLMSG_MAX_BODY)

@@ -21,27 +21,8 @@ def write(target, name, data):
         f.write(data)
 
 
-def frame(ver, typ, sid, payload=b""):
-    return struct.pack(">BBI", ver, typ, sid) + payload
-
-
 def ctl(typ, body):
     return struct.pack(">BH", typ, len(body)) + body
-
-
-def frames():
-    write("frame", "segment", frame(1, 1, 0, b"\x03\x00\x04\x00\x00\x00\x05"))
-    write("frame", "segment-empty", frame(1, 1, 7))
-    write("frame", "datagram", frame(1, 2, 0x80000002, b"\x80\x60" + bytes(10)))
-    write("frame", "datagram-max", frame(1, 2, 0xFFFFFFFF, bytes(1157)))
-    write("frame", "too-long", frame(1, 2, 1, bytes(1158)))
-    write("frame", "header-only-short", frame(1, 1, 1)[:5])
-    write("frame", "empty", b"")
-    write("frame", "version-0", frame(0, 1, 1, b"x"))
-    write("frame", "version-2", frame(2, 1, 1, b"x"))
-    write("frame", "type-0", frame(1, 0, 1, b"x"))
-    write("frame", "type-3", frame(1, 3, 1, b"x"))
-    write("frame", "dtls-like", bytes([22, 254, 253]) + bytes(10))
 
 
 def ctlmsgs():
@@ -114,6 +95,5 @@ def sigmsgs():
 
 
 if __name__ == "__main__":
-    frames()
     ctlmsgs()
     sigmsgs()

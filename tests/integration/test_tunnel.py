@@ -152,11 +152,10 @@ def stdio(lab):
     url, pin, sid, cdir = serve_echo(lab)
     client = lab.agent("client", cdir, ["pair", sid, "--stdio", "echo"], url, pin,
                        stdin=subprocess.PIPE, capture_stdout=True)
-    # Less than the windows and buffers between stdin and stdout hold: when the
-    # reader of stdout falls behind, libnice's pseudo-TCP can stall for many
-    # seconds on its zero-window probe backoff (seen here with 2 MiB, about 1
-    # run in 8). That is the transport's to fix (issue 5), not --stdio's.
-    data = pattern_bytes(3, 192 * 1024)
+    # More than the windows and buffers between stdin and stdout hold, so the
+    # reader of stdout falls behind: libnice's pseudo-TCP stalled here for
+    # seconds (zero-window probe backoff, about 1 run in 8 with 2 MiB).
+    data = pattern_bytes(3, 2 * 1024 * 1024)
     got = bytearray()
 
     def reader():
