@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Prints the NAT matrix from the results the natlab cases wrote
+(RESULTS_DIR/CASE.json): NAT A x NAT B -> path/transport and connect time,
+with every case that did not get what it should, then writes
+RESULTS_DIR/../matrix.json (all results) and RESULTS_DIR/../matrix.md (the
+table, in markdown, for the README).
+
+usage: matrix.py [RESULTS_DIR]   (default: build-test/tests/natlab/results)
+Exit code 0 when there were results to show (failed cases included: meson
+counts those), 1 when there were none."""
+
+import glob
+import json
+import os
+import sys
+
+from natlab import NAT_LABELS, NAT_TYPES
+
+
+def load(results):
+    out = {}
+    for path in sorted(glob.glob(os.path.join(results, "*.json"))):
+        try:
+            with open(path) as f:
+                r = json.load(f)
+            out[r["case"]] = r
+        except (OSError, ValueError, KeyError) as e:
+            sys.stderr.write("%s: %s\n" % (path, e))
+    return out
+
+
+def cell(r):
+    """One case in a few words: "direct udp 2.1 s", "FAIL: relayed tcp ..."."""
+    if r is None:
+        return "not run"
+    if r["status"] == "skip":
+        return "skipped"
+    obs = r.get("observed")
+    if obs is None:
+        return "FAIL (no tunnel; expected %s %s)" % (r["expected"]["path"],
+                                                  r["expected"]["transport"])
+    text = "%s %s" % (obs["path"], obs["transport"])
+    if "connect_ms" in r:
+        text += ", %.1f s" % (r["connect_ms"] / 1000.0)
+    if r["status"] != "pass":
+        exp = r["expected"]
+        if (obs["path"], obs["transport"]) != (exp["path"], exp["transport"]):
+            text = "FAIL: %s (expected %s %s)" % (text, exp["path"], exp["transport"])
+        else:
+            text = "FAIL: %s" % text
+    return text
+
+
+def table(results):
+    """The matrix as markdown lines: the upper triangle of NAT A x NAT B,
+    then the two extra cases."""
+    head = ["NAT A \\ NAT B"] + [NAT_LABELS[t] for t in NAT_TYPES]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for i, a in enumerate(NAT_TYPES):
+        row = [NAT_LABELS[a]]
+        for j, b in enumerate(NAT_TYPES):
+            row.append(cell(results.get("%s-%s" % (a, b))) if j >= i else "")
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("| other case | path |")
+    lines.append("|---|---|")
+    lines.append("| both hosts behind one port-restricted NAT (same LAN) | %s |"
+                 % cell(results.get("same-lan")))
+    lines.append("| port-restricted against CGNAT (a home NAT behind a carrier NAT) | %s |"
+                 % cell(results.get("portrestricted-cgnat")))
+    return lines
+
+
+def main(argv):
+    results_dir = argv[1] if len(argv) > 1 else os.path.join("build-test", "tests", "natlab",
+                                                             "results")
+    results = load(results_dir)
+    if not results:
+        sys.stderr.write("no natlab results in %s\n" % results_dir)
+        return 1
+    lines = table(results)
+    print("NAT matrix (A serves, B pairs; path/transport in use after 8 MiB each way; "
+          "time from starting pair to tunnel up)")
+    print("\n".join(lines))
+    print("\n%-32s %-8s %-15s %-15s %9s %9s  %s" % ("case", "status", "expected", "observed",
+                                                  "connect", "MiB/s", "pair's path"))
+    for name in sorted(results):
+        r = results[name]
+        obs = r.get("observed") or {}
+        print("%-32s %-8s %-15s %-15s %9s %9s  %s" % (
+            name, r["status"], "%s %s" % (r["expected"]["path"], r["expected"]["transport"]),
+            "%s %s" % (obs["path"], obs["transport"]) if obs else "-",
+            "%d ms" % r["connect_ms"] if "connect_ms" in r else "-",
+            "%.1f" % r["mib_per_s"] if "mib_per_s" in r else "-",
+            obs.get("client", "-")))
+    counts = {}
+    for r in results.values():
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print("\n%d cases: %d passed, %d failed, %d skipped"
+          % (len(results), counts.get("pass", 0), counts.get("fail", 0), counts.get("skip", 0)))
+    for name in sorted(results):
+        r = results[name]
+        if r["status"] == "fail":
+            print("  %s: %s" % (name, r.get("reason", "no reason recorded")))
+        elif r["status"] == "skip":
+            print("  %s skipped: %s" % (name, r.get("reason", "")))
+    out_dir = os.path.dirname(os.path.abspath(results_dir))
+    with open(os.path.join(out_dir, "matrix.json"), "w") as f:
+        json.dump({"cases": [results[k] for k in sorted(results)]}, f, indent=1,
+                  sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(out_dir, "matrix.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    # The cases' own exit codes already count in meson's summary.
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,339 @@
+"""The NAT lab: a small internet of network namespaces per test case, with
+NAT routers made of nftables rules (the recipes of DESIGN.md, "NAT lab").
+Python standard library only.
+
+Every namespace is named p2pt-PID-RAND-ROLE, PID being the test process:
+cases run in parallel without meeting, and a later case removes what a
+killed one left behind (its PID is gone). Nothing is added to the root
+namespace: links are created inside the lab's namespaces (`ip -n NS link
+add ... netns NS2`), and programs run through `ip netns exec`.
+
+One case's world:
+
+  inet     bridge br0, 203.0.113.1/24: p2ptun-signal (TCP 8443), p2ptun-relay
+           (TURN and STUN, 3478); default route to nowhere (see internet())
+  site N   public:  host hN, eth0 203.0.113.(10+N)
+           NAT:     router rN, wan 203.0.113.(10+N), lan 10.N.0.1/24
+                    host(s) hN (hNa, hNb, ... on a shared LAN), 10.N.0.2...
+           CGNAT:   carrier NAT cN (wan 203.0.113.(10+N), lan 100.64.0.1/10)
+                    -> home router rN (wan 100.64.0.2/10) -> host hN"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+from lab import Process, TestFailure, TestSkip, check  # noqa: E402
+
+NS_PREFIX = "p2pt-"
+NS_RE = re.compile(r"^p2pt-(\d+)-[0-9a-f]+-")
+
+# The lab's internet: one bridge on a documentation range (RFC 5737) in the
+# namespace "inet", which also holds the signaling server and the relay.
+SERVERS_IP = "203.0.113.1"
+WORLD_GW = "203.0.113.254"
+# 100.64.0.0/10 (RFC 6598) between a carrier-grade NAT and a home router.
+CGN_INSIDE = "100.64.0.1"
+CGN_HOME = "100.64.0.2"
+
+NAT_TYPES = ("none", "fullcone", "addrrestricted", "portrestricted", "symmetric", "udpblocked")
+
+NAT_LABELS = {
+    "none": "public",
+    "fullcone": "full cone",
+    "addrrestricted": "addr-restricted",
+    "portrestricted": "port-restricted",
+    "symmetric": "symmetric",
+    "udpblocked": "UDP blocked",
+    "cgnat": "CGNAT",
+}
+
+
+def nat_ruleset(nat, lan_hosts):
+    """The nft ruleset of a router of type nat whose inside hosts are
+    lan_hosts (the first one gets the full- and address-restricted cone
+    forwards). Interfaces: "wan" outside, "lan" inside."""
+    masq = "masquerade"
+    if nat == "symmetric":
+        # A new random port for each new mapping (address+port-dependent mapping).
+        masq = "masquerade random,fully-random"
+    rules = ["table ip p2ptnat {"]
+    if nat == "addrrestricted":
+        # Remember every address the inside sent to; only those may come in.
+        rules += ["  set seen {", "    type ipv4_addr; flags dynamic,timeout; timeout 10m;", "  }",
+                  "  chain forward {",
+                  "    type filter hook forward priority filter; policy accept;",
+                  '    iifname "lan" oifname "wan" update @seen { ip daddr }', "  }"]
+    if nat == "udpblocked":
+        rules += ["  chain forward {",
+                  "    type filter hook forward priority filter; policy accept;",
+                  '    iifname "lan" meta l4proto udp drop', "  }"]
+    if nat == "fullcone":
+        rules += ["  chain prerouting {",
+                  "    type nat hook prerouting priority dstnat; policy accept;",
+                  '    iifname "wan" udp dport 1024-65535 dnat to %s' % lan_hosts[0], "  }"]
+    if nat == "addrrestricted":
+        rules += ["  chain prerouting {",
+                  "    type nat hook prerouting priority dstnat; policy accept;",
+                  '    iifname "wan" ip saddr @seen udp dport 1024-65535 dnat to %s'
+                  % lan_hosts[0], "  }"]
+    # Like any router's firewall, drop what comes in from outside for the
+    # router itself. Without this, a peer's hole-punching packet that reaches
+    # the mapped port before the inside host has sent to that peer is
+    # accepted for local delivery, and conntrack confirms an entry for it
+    # (peer -> router:port); the host's own packet to that peer then
+    # collides with it, and masquerade picks another port: a cone NAT acts
+    # as a symmetric one. A dropped packet leaves no entry behind.
+    rules += ["  chain input {",
+              "    type filter hook input priority filter; policy accept;",
+              '    iifname "wan" ct state new drop', "  }"]
+    rules += ["  chain postrouting {",
+              "    type nat hook postrouting priority srcnat; policy accept;",
+              '    oifname "wan" %s' % masq, "  }",
+              "}"]
+    return "\n".join(rules) + "\n"
+
+
+def run(argv, timeout=20, check_rc=True):
+    out = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=timeout)
+    if check_rc and out.returncode != 0:
+        raise TestFailure("%s: exit %d: %s" % (" ".join(argv), out.returncode,
+                                               out.stderr.decode(errors="replace").strip()))
+    return out.stdout.decode(errors="replace")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_namespaces():
+    out = run(["ip", "netns", "list"], check_rc=False)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def remove_namespace(name):
+    """Kills what still runs in namespace name (only lab processes can be
+    there) and deletes it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = run(["ip", "netns", "pids", name], check_rc=False).split()
+        if not pids:
+            break
+        for p in pids:
+            try:
+                os.kill(int(p), sig)
+            except (ProcessLookupError, ValueError):
+                pass
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and run(["ip", "netns", "pids", name],
+                                                  check_rc=False).split():
+            time.sleep(0.05)
+    run(["ip", "netns", "del", name], check_rc=False)
+
+
+TMP_PREFIX = "p2ptun-natlab-"
+
+
+def make_tmp():
+    """The case's own temporary directory, named after its process like the
+    namespaces."""
+    return tempfile.mkdtemp(prefix="%s%d-" % (TMP_PREFIX, os.getpid()))
+
+
+def sweep_stale():
+    """Removes lab namespaces and temporary directories whose test process is
+    gone (a run killed with SIGKILL cannot clean up after itself)."""
+    for name in list_namespaces():
+        m = NS_RE.match(name)
+        if m and not _pid_alive(int(m.group(1))):
+            remove_namespace(name)
+    tmp = tempfile.gettempdir()
+    for name in os.listdir(tmp):
+        m = re.match(r"^%s(\d+)-" % TMP_PREFIX, name)
+        if m and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+
+
+def preflight():
+    """Raises TestSkip with the reason when this machine cannot host the lab."""
+    if os.geteuid() != 0:
+        raise TestSkip("the NAT lab needs root to create network namespaces")
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            raise TestSkip("the NAT lab needs %r (iproute2, nftables)" % tool)
+    probe = "%s%d-%s-probe" % (NS_PREFIX, os.getpid(), os.urandom(3).hex())
+    out = subprocess.run(["ip", "netns", "add", probe], stdin=subprocess.DEVNULL,
+                         capture_output=True, timeout=20)
+    if out.returncode != 0:
+        raise TestSkip("cannot create a network namespace: %s"
+                       % out.stderr.decode(errors="replace").strip())
+    try:
+        out = subprocess.run(["ip", "netns", "exec", probe, "nft", "list", "ruleset"],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        if out.returncode != 0:
+            raise TestSkip("nft does not work in a namespace here: %s"
+                           % out.stderr.decode(errors="replace").strip())
+    finally:
+        remove_namespace(probe)
+
+
+class Net:
+    """The namespaces, links and processes of one case; close() removes
+    them all and is safe to call on a half-built lab."""
+
+    def __init__(self):
+        self.prefix = "%s%d-%s-" % (NS_PREFIX, os.getpid(), os.urandom(3).hex())
+        self.namespaces = []
+        self.procs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop()
+            except Exception:  # keep cleaning up
+                pass
+        self.procs = []
+        for name in reversed(self.namespaces):
+            remove_namespace(name)
+        self.namespaces = []
+
+    def ns(self, role):
+        """A new namespace with loopback up, IPv6 off (no stray candidates,
+        no duplicate address detection delays) and forwarding on."""
+        name = self.prefix + role
+        run(["ip", "netns", "add", name])
+        self.namespaces.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
+             "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+             "net.ipv4.ip_forward=1"])
+        return name
+
+    def link(self, ns1, if1, ns2, if2):
+        """A veth pair from ns1 (if1) to ns2 (if2), created inside ns1."""
+        run(["ip", "-n", ns1, "link", "add", if1, "type", "veth", "peer", "name", if2,
+             "netns", ns2])
+
+    def addr(self, ns, ifname, cidr):
+        run(["ip", "-n", ns, "addr", "add", cidr, "dev", ifname])
+        run(["ip", "-n", ns, "link", "set", ifname, "up"])
+
+    def route(self, ns, via):
+        run(["ip", "-n", ns, "route", "add", "default", "via", via])
+
+    def nft(self, ns, ruleset):
+        out = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                             input=ruleset.encode(), capture_output=True, timeout=20)
+        check(out.returncode == 0, "nft in %s: %s" % (ns, out.stderr.decode(errors="replace")))
+
+    def udp_counters(self, ns):
+        """The namespace's UDP counters (/proc/net/snmp), e.g. RcvbufErrors:
+        datagrams dropped because a socket's receive buffer was full."""
+        lines = [l.split() for l in run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"])
+                 .splitlines() if l.startswith("Udp:")]
+        if len(lines) < 2:
+            return {}
+        return {k: int(v) for k, v in zip(lines[0][1:], lines[1][1:])}
+
+    def exec_argv(self, ns, argv):
+        return ["ip", "netns", "exec", ns] + list(argv)
+
+    def start(self, name, ns, argv, **kw):
+        p = Process(name, self.exec_argv(ns, argv), **kw)
+        self.procs.append(p)
+        return p
+
+    # ---- topology ----
+
+    def internet(self):
+        """The internet namespace with its bridge; returns its name."""
+        self.inet = self.ns("inet")
+        run(["ip", "-n", self.inet, "link", "add", "br0", "type", "bridge"])
+        self.addr(self.inet, "br0", SERVERS_IP + "/24")
+        # The rest of the world: a default route to a gateway that is not
+        # there (a permanent neighbour entry with an unused MAC address), so
+        # that packets to anywhere else vanish without an error, as on the
+        # real internet. Without it, a relay's send to a private address the
+        # peer offered as a candidate fails at once with ENETUNREACH (coturn
+        # then closes that client's TCP allocation), which no real relay sees.
+        run(["ip", "-n", self.inet, "neigh", "add", WORLD_GW, "lladdr", "02:00:00:00:00:fe",
+             "dev", "br0", "nud", "permanent"])
+        run(["ip", "-n", self.inet, "route", "add", "default", "via", WORLD_GW])
+        self.ports = 0
+        return self.inet
+
+    def plug(self, ns, ifname, cidr):
+        """Connects ns to the internet bridge through ifname, at cidr."""
+        self.ports += 1
+        port = "p%d" % self.ports
+        self.link(ns, ifname, self.inet, port)
+        run(["ip", "-n", self.inet, "link", "set", port, "master", "br0", "up"])
+        self.addr(ns, ifname, cidr)
+
+    def site(self, index, nat, hosts=1, behind_cgn=False):
+        """One site: a host on the internet (nat "none") or a NAT router and
+        hosts behind it on 10.INDEX.0.0/24. With behind_cgn the router's wan
+        is in 100.64.0.0/10 behind a carrier-grade NAT (port-restricted, as
+        RFC 6888 asks: endpoint-independent mapping). Returns
+        (host namespaces, their addresses)."""
+        public = "203.0.113.%d" % (10 + index)
+        if nat == "none":
+            h = self.ns("h%d" % index)
+            self.plug(h, "eth0", public + "/24")
+            self.route(h, SERVERS_IP)
+            return [h], [public]
+        r = self.ns("r%d" % index)
+        if behind_cgn:
+            c = self.ns("c%d" % index)
+            self.plug(c, "wan", public + "/24")
+            self.route(c, SERVERS_IP)
+            self.link(c, "lan", r, "wan")
+            self.addr(c, "lan", CGN_INSIDE + "/10")
+            self.addr(r, "wan", CGN_HOME + "/10")
+            self.route(r, CGN_INSIDE)
+            self.nft(c, nat_ruleset("portrestricted", [CGN_HOME]))
+        else:
+            self.plug(r, "wan", public + "/24")
+            self.route(r, SERVERS_IP)
+        lan = "10.%d.0" % index
+        names, addrs = [], []
+        if hosts == 1:
+            h = self.ns("h%d" % index)
+            self.link(r, "lan", h, "eth0")
+            self.addr(r, "lan", lan + ".1/24")
+            names.append(h)
+        else:
+            run(["ip", "-n", r, "link", "add", "lan", "type", "bridge"])
+            self.addr(r, "lan", lan + ".1/24")
+            for i in range(hosts):
+                h = self.ns("h%d%s" % (index, "abcdefgh"[i]))
+                self.link(r, "l%d" % i, h, "eth0")
+                run(["ip", "-n", r, "link", "set", "l%d" % i, "master", "lan", "up"])
+                names.append(h)
+        for i, h in enumerate(names):
+            a = "%s.%d" % (lan, 2 + i)
+            self.addr(h, "eth0", a + "/24")
+            self.route(h, lan + ".1")
+            addrs.append(a)
+        self.nft(r, nat_ruleset(nat, addrs))
+        return names, addrs

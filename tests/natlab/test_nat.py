@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""The NAT matrix: two p2ptun agents behind every pair of NAT types, each
+case in its own small internet of network namespaces (natlab.py), with
+p2ptun-signal and p2ptun-relay (also the STUN server) on the internet.
+Each case pairs the agents, moves 8 MiB each way through forwarded ports,
+compares SHA-256, and checks that the path in use after the transfer is the
+one this NAT pair should get (EXPECTED). It writes its result as JSON into
+RESULTS_DIR for matrix.py.
+
+usage: test_nat.py BUILD_DIR RESULTS_DIR CASE     (CASE: NATA-NATB, same-lan, ...)"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import shutil
+import threading
+import time
+
+import natlab
+from natlab import NAT_TYPES, SERVERS_IP, TestFailure, TestSkip, check
+
+MIB = 1024 * 1024
+SIZE = 8 * MIB
+RELAY_PORT = 3478
+SIGNAL_PORT = 8443
+FWD_DOWN, FWD_UP = 10001, 10002
+
+# ---- what each pair of NATs should get ----
+#
+# Site A runs `serve`, site B runs `pair`; a case is named A-B with A before
+# B in NAT_TYPES. ICE tries every pair of candidates (host, server-reflexive
+# from the relay's STUN, relayed from TURN, peer-reflexive learned from
+# checks) and prefers direct ones; libnice's checks from both sides at once
+# are the hole punching. Terms (RFC 4787): a cone NAT keeps one mapping per
+# inside address and port (endpoint-independent mapping), so the
+# server-reflexive address learnt from STUN is what every peer sees; a
+# symmetric NAT makes a new mapping, with a random port, for each new
+# destination, so the peer sees an address it could not have been told.
+# Filtering: full cone lets anything in to a mapping; address-restricted
+# only hosts the inside sent to; port-restricted only the address and port
+# the inside sent to. UDP blocked: the only way out is TCP, to the relay.
+
+DIRECT = ("direct", "udp")
+RELAY_UDP = ("relayed", "udp")
+RELAY_TCP = ("relayed", "tcp")
+
+EXPECTED = {}
+
+
+def expect(a, b, outcome):
+    EXPECTED["%s-%s" % (a, b)] = outcome
+
+
+# A public host takes any check sent to it: the NATed side's checks reach its
+# host address, from whatever mapping, and it answers the (peer-reflexive)
+# source. So every UDP-capable NAT meets a public host directly.
+for other in ("none", "fullcone", "addrrestricted", "portrestricted", "symmetric"):
+    expect("none", other, DIRECT)
+# A full cone forwards anything that reaches its mapping: the same as a
+# public host, once it has a mapping (its STUN request made one).
+for other in ("fullcone", "addrrestricted", "portrestricted", "symmetric"):
+    expect("fullcone", other, DIRECT)
+# Two cone NATs: each side's server-reflexive address is valid for every
+# peer, and each side's checks to the other's open its own filter for the
+# other's answers (address- or address+port-restricted alike): hole punching.
+expect("addrrestricted", "addrrestricted", DIRECT)
+expect("addrrestricted", "portrestricted", DIRECT)
+expect("portrestricted", "portrestricted", DIRECT)
+# Symmetric against address-restricted: the symmetric side's checks come from
+# a new port, but from the NAT address that the restricted side has already
+# sent checks to; an address-restricted filter lets any port of that address
+# in, and the answer goes back through the new mapping (peer-reflexive).
+expect("addrrestricted", "symmetric", DIRECT)
+# Symmetric against port-restricted or symmetric: the symmetric side's
+# mapping towards the peer has a port nobody could know in advance, and the
+# other side only lets in the exact address and port it sent to: no direct
+# pair can work, the relay (TURN over UDP) carries the tunnel.
+expect("portrestricted", "symmetric", RELAY_UDP)
+expect("symmetric", "symmetric", RELAY_UDP)
+# UDP blocked: no STUN, no direct UDP; the only candidate that works there is
+# relayed through TURN over TCP (ICE-TCP is off in the agent), against
+# anything on the other side, and against another TCP-only site.
+for other in NAT_TYPES:
+    expect(other, "udpblocked", RELAY_TCP)
+# Both hosts behind one (port-restricted) NAT: their host candidates reach
+# each other on the LAN, no NAT in the way.
+EXPECTED["same-lan"] = DIRECT
+# A carrier-grade NAT (endpoint-independent mapping, RFC 6888) in front of a
+# home router that is a cone NAT too: two endpoint-independent mappings in a
+# row are one, so the server-reflexive address works for every peer and hole
+# punching works as between two port-restricted cones.
+EXPECTED["portrestricted-cgnat"] = DIRECT
+
+LINE_RE = re.compile(r"path (direct|relayed) \((\w+) (\S+) -> (\w+) (\S+), (\w+)\)")
+
+
+class Case:
+    def __init__(self, name):
+        self.name = name
+        if name == "same-lan":
+            self.nat_a = self.nat_b = "portrestricted"
+        else:
+            self.nat_a, self.nat_b = name.split("-")
+        self.expected = EXPECTED[name]
+
+
+def final_path(proc, peer):
+    """The path an agent uses now: its last "tunnel up", "connected" or
+    "path changed" line about peer, parsed; None when it printed none."""
+    last = None
+    for line in proc.text().splitlines():
+        if peer in line and ("tunnel up:" in line or "connected: path" in line
+                             or "path changed:" in line):
+            m = LINE_RE.search(line)
+            if m:
+                last = m
+    if last is None:
+        return None
+    return {"path": last.group(1), "local_type": last.group(2), "local": last.group(3),
+            "remote_type": last.group(4), "remote": last.group(5),
+            "transport": last.group(6), "line": last.group(0)}
+
+
+def observed_outcome(client, server):
+    """(path, transport) of the case: relayed when either side's selected pair
+    has a relayed candidate; the transport is how a side whose own candidate
+    is relayed reaches the relay (udp, tcp, tls), else the direct pair's."""
+    relayed = [p for p in (client, server) if p["path"] == "relayed"]
+    path = "relayed" if relayed else "direct"
+    via = sorted({p["transport"] for p in (client, server) if p["local_type"] == "relay"})
+    transport = "+".join(via) if via else client["transport"]
+    return path, transport
+
+
+class Runner:
+    def __init__(self, build, results, case):
+        self.build = os.path.abspath(build)
+        self.results = results
+        self.case = case
+        self.agent_bin = os.path.join(self.build, "agent", "p2ptun-agent")
+        self.signal_bin = os.path.join(self.build, "signaling", "p2ptun-signal")
+        self.relay_bin = os.path.join(self.build, "relay", "p2ptun-relay")
+        self.result = {"case": case.name, "nat_a": case.nat_a, "nat_b": case.nat_b,
+                       "cgnat_b": case.name.endswith("-cgnat"),
+                       "same_lan": case.name == "same-lan",
+                       "expected": {"path": case.expected[0], "transport": case.expected[1]},
+                       "status": "fail"}
+
+    def write_result(self):
+        os.makedirs(self.results, exist_ok=True)
+        path = os.path.join(self.results, self.case.name + ".json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.result, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+
+    def start_relay(self, net, secret_file):
+        argv = [self.relay_bin, "--listen", "%s:%d" % (SERVERS_IP, RELAY_PORT),
+                "--secret-file", secret_file, "--realm", "natlab.test"]
+        proc = net.start("relay", net.inet, argv, capture_stdout=True)
+        self.relay_proc = proc
+        lines, done = [], threading.Event()
+
+        def read():
+            for raw in proc.proc.stdout:
+                lines.append(raw.decode("utf-8", "replace").strip())
+                if lines[-1] == "ready":
+                    done.set()
+            done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        check(done.wait(30) and "ready" in lines,
+              "p2ptun-relay did not start: %r %s" % (lines, proc.text()))
+        sys.stderr.write("[relay] %s\n" % " | ".join(lines))
+
+    def start_signal(self, net, secret_file, state):
+        turn = "turn:%s:%d" % (SERVERS_IP, RELAY_PORT)
+        argv = [self.signal_bin, "--listen", "%s:%d" % (SERVERS_IP, SIGNAL_PORT),
+                "--state-dir", state, "--stun", "%s:%d" % (SERVERS_IP, RELAY_PORT),
+                "--relay", turn, "--relay", turn + "?transport=tcp",
+                "--turn-secret-file", secret_file]
+        proc = net.start("signal", net.inet, argv, capture_stdout=True)
+        self.signal_proc = proc
+        info, done = {}, threading.Event()
+
+        def read():
+            for raw in proc.proc.stdout:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith("url ") or line.startswith("pin "):
+                    info[line[:3]] = line[4:]
+                elif line == "ready":
+                    done.set()
+            done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        check(done.wait(30) and "url" in info and "pin" in info,
+              "p2ptun-signal did not start: %s" % proc.text())
+        return info["url"], info["pin"]
+
+    def agent_id(self, net, ns, config):
+        out = subprocess.run(net.exec_argv(ns, [self.agent_bin, "id", "--config", config]),
+                             capture_output=True, timeout=60)
+        check(out.returncode == 0, "p2ptun-agent id failed: %s" % out.stderr.decode())
+        peer_id = out.stdout.decode().strip()
+        check(re.fullmatch(r"[a-z2-7]{52}", peer_id), "bad peer-id %r" % peer_id)
+        return peer_id
+
+    def run(self, net, tmp):
+        case = self.case
+        net.internet()
+        if case.name == "same-lan":
+            hosts, _ = net.site(1, "portrestricted", hosts=2)
+            host_a, host_b = hosts
+        else:
+            host_a = net.site(1, case.nat_a)[0][0]
+            host_b = net.site(2, "portrestricted" if case.nat_b == "cgnat" else case.nat_b,
+                              behind_cgn=case.nat_b == "cgnat")[0][0]
+
+        secret_file = os.path.join(tmp, "turn-secret")
+        with open(secret_file, "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
+        os.chmod(secret_file, 0o600)
+        self.start_relay(net, secret_file)
+        url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"))
+        env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin)
+
+        dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
+        id_a, id_b = self.agent_id(net, host_a, dir_a), self.agent_id(net, host_b, dir_b)
+
+        peer_py = os.path.join(natlab.HERE, "peer.py")
+        services = net.start("services", host_a,
+                             [sys.executable, peer_py, "services", str(SIZE), "7"],
+                             capture_stdout=True)
+        ports = services.proc.stdout.readline().decode().split()
+        check(len(ports) == 3 and ports[0] == "ports", "services did not start: %r" % ports)
+        server = net.start("serve", host_a,
+                           [self.agent_bin, "serve", "--config", dir_a,
+                            "--expose", "down=127.0.0.1:%s" % ports[1],
+                            "--expose", "up=127.0.0.1:%s" % ports[2], "--trust", id_b], env=env)
+        server.wait_line("serving as " + id_a, timeout=30)
+
+        t0 = time.monotonic()
+        client = net.start("pair", host_b,
+                           [self.agent_bin, "pair", id_a, "--config", dir_b,
+                            "-L", "%d:down" % FWD_DOWN, "-L", "%d:up" % FWD_UP], env=env)
+        m = client.wait_line(r"tunnel up: .*|^p2ptun-agent: error: .*", timeout=60)
+        connect_ms = (time.monotonic() - t0) * 1000
+        check(m.group(0).startswith("tunnel up: "), "pair failed: %s" % m.group(0))
+        self.result["connect_ms"] = round(connect_ms)
+        client.wait_line("forwarding 127.0.0.1:%d -> up" % FWD_UP, timeout=30)
+
+        out = subprocess.run(net.exec_argv(host_b, [sys.executable, peer_py, "transfer",
+                                                    str(FWD_DOWN), str(FWD_UP), str(SIZE),
+                                                    "7", "9"]),
+                             capture_output=True, timeout=900)
+        sys.stderr.write(out.stderr.decode(errors="replace"))
+        try:
+            t = json.loads(out.stdout.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise TestFailure("transfer printed no result: %r" % out.stdout[-400:])
+        # Datagrams the hosts' kernels dropped for full receive buffers: the
+        # usual cause of a slow transfer (pseudo-TCP backs off on loss).
+        self.result["udp_rcvbuf_errors"] = {
+            side: net.udp_counters(ns).get("RcvbufErrors", 0)
+            for side, ns in (("a", host_a), ("b", host_b))}
+        self.result["transfer_s"] = round(t["elapsed"], 2)
+        self.result["mib_per_s"] = round(2 * SIZE / MIB / t["elapsed"], 1)
+
+        # The path in use after the transfer, on both sides.
+        cpath = final_path(client, id_a)
+        spath = final_path(server, id_b)
+        check(cpath is not None, "pair printed no path")
+        check(spath is not None, "serve printed no path")
+        path, transport = observed_outcome(cpath, spath)
+        self.result["observed"] = {"path": path, "transport": transport,
+                                   "client": cpath["line"], "server": spath["line"]}
+        self.result["path_changes"] = sum("path changed:" in l
+                                          for l in client.text().splitlines())
+
+        check(t["down_done"] and t["down_bytes"] == SIZE and t["down_sha256"] == t["down_expected"],
+              "download differs: %d of %d bytes%s" % (t["down_bytes"], SIZE,
+                                                       " (%s)" % t["down_error"]
+                                                       if "down_error" in t else ""))
+        check(t["up_answer"] == t["up_expected"],
+              "upload hash differs: %r%s" % ((t["up_answer"] or "")[:80],
+                                             " (%s)" % t["up_error"] if "up_error" in t else ""))
+        sys.stderr.write("%d MiB each way in %.2f s; client: %s; server: %s\n"
+                         % (SIZE // MIB, t["elapsed"], cpath["line"], spath["line"]))
+        # Each program ends cleanly on SIGTERM: exit code 0, which under the
+        # sanitizers also means no leak or error report at exit.
+        for proc in (client, server, self.signal_proc, self.relay_proc):
+            proc.signal(signal.SIGTERM)
+            code = proc.wait_exit(30)
+            check(code == 0, "%s exited %d on SIGTERM" % (proc.name, code))
+        check((path, transport) == case.expected,
+              "expected %s over %s, got %s over %s (pair: %s; serve: %s)"
+              % (case.expected[0], case.expected[1], path, transport, cpath["line"],
+                 spath["line"]))
+
+
+def main(argv):
+    cases = sorted(EXPECTED)
+    if len(argv) != 4 or argv[3] not in EXPECTED:
+        sys.stderr.write("usage: %s BUILD_DIR RESULTS_DIR CASE (%s)\n"
+                         % (argv[0], ", ".join(cases)))
+        return 2
+    runner = Runner(argv[1], argv[2], Case(argv[3]))
+    # meson stops a test that runs too long with SIGTERM: make it an
+    # exception, so that the namespaces and processes are still removed.
+    # A second signal is ignored, so that it cannot cut the clean-up short.
+    def interrupted(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    code = 1
+    tmp = None
+    try:
+        natlab.preflight()
+        natlab.sweep_stale()
+        tmp = natlab.make_tmp()
+        with natlab.Net() as net:
+            runner.run(net, tmp)
+        runner.result["status"] = "pass"
+        sys.stderr.write("PASS: %s\n" % argv[3])
+        code = 0
+    except TestSkip as e:
+        runner.result["status"] = "skip"
+        runner.result["reason"] = str(e)
+        sys.stdout.write("SKIP: %s\n" % e)
+        code = 77
+    except TestFailure as e:
+        runner.result["reason"] = str(e)
+        sys.stderr.write("FAIL: %s\n" % e)
+    except SystemExit as e:
+        runner.result["reason"] = "interrupted (signal %s)" % (e.code - 128 if isinstance(
+            e.code, int) else e.code)
+        sys.stderr.write("FAIL: %s\n" % runner.result["reason"])
+        code = e.code if isinstance(e.code, int) else 1
+    except Exception as e:  # a bug of the test itself: still a failure, with the trace
+        import traceback
+        traceback.print_exc()
+        runner.result["reason"] = "%s: %s" % (type(e).__name__, e)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            runner.write_result()
+        except OSError as e:
+            sys.stderr.write("cannot write the result: %s\n" % e)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
