@@ -187,11 +187,14 @@ class Lab:
         os.chmod(path, 0o600)
         return secret, path
 
-    def relay_server(self, secret_file, realm="p2ptun.test", timeout=20.0):
-        """Starts p2ptun-relay on a free loopback port, relaying to loopback
-        peers; returns (process, port)."""
+    def relay_server(self, secret_file, realm="p2ptun.test", timeout=20.0, tls=None):
+        """Starts p2ptun-relay on a free loopback port (UDP and TCP), relaying
+        to loopback peers, and with tls=(cert, key) a TLS listener too;
+        returns (process, port), the TLS port in process.tls_port."""
         argv = [self.relay_bin, "--listen", "127.0.0.1:0", "--secret-file", secret_file,
                 "--realm", realm, "--allow-peer", "127.0.0.1/32"]
+        if tls:
+            argv += ["--tls-listen", "127.0.0.1:0", "--tls-cert", tls[0], "--tls-key", tls[1]]
         proc = self.start("relay", argv, capture_stdout=True)
         lines = []
         done = threading.Event()
@@ -208,6 +211,10 @@ class Lab:
         ports = [int(l.rsplit(":", 1)[1]) for l in lines if l.startswith("listen 127.0.0.1:")]
         check(ports and "ready" in lines,
               "p2ptun-relay did not start: %r %s" % (lines, proc.text()))
+        tls_ports = [int(l.rsplit(":", 1)[1]) for l in lines
+                     if l.startswith("tls-listen 127.0.0.1:")]
+        check(bool(tls_ports) == bool(tls), "p2ptun-relay's TLS listener: %r" % lines)
+        proc.tls_port = tls_ports[0] if tls_ports else None
         return proc, ports[0]
 
     def agent_dir(self, name):

@@ -341,6 +341,24 @@ def relay_p2ptun(lab):
     relay_transfer(lab, "turn:127.0.0.1:%d" % port, "udp", secret_file, 64 * MIB)
 
 
+def relay_p2ptun_tcp(lab):
+    """The tunnel through p2ptun-relay, TURN over TCP."""
+    secret, secret_file = lab.turn_secret()
+    relay, port = lab.relay_server(secret_file)
+    relay_transfer(lab, "turn:127.0.0.1:%d?transport=tcp" % port, "tcp", secret_file, 64 * MIB)
+
+
+def relay_p2ptun_tls(lab):
+    """The tunnel through p2ptun-relay, TURN over TLS with a pinned
+    self-signed certificate. Its TLS listener closes connections that are
+    not TLS (test relay-interop), so the relay was reached over real TLS."""
+    secret, secret_file = lab.turn_secret()
+    cert, key, pin = tls_certificate(lab, "relay")
+    relay, _ = lab.relay_server(secret_file, tls=(cert, key))
+    relay_transfer(lab, "turns:127.0.0.1:%d" % relay.tls_port, "tls", secret_file, 64 * MIB,
+                   pin=pin)
+
+
 def tls_certificate(lab, name):
     """A self-signed P-256 certificate for 127.0.0.1; returns (cert, key, pin)."""
     cert, key = lab.path(name + ".crt"), lab.path(name + ".key")
@@ -469,6 +487,8 @@ def relay_only_without_relay(lab):
 
 CASES = {
     "relay-p2ptun": relay_p2ptun,
+    "relay-p2ptun-tcp": relay_p2ptun_tcp,
+    "relay-p2ptun-tls": relay_p2ptun_tls,
     "relay-coturn": relay_coturn,
     "relay-coturn-tcp": relay_coturn_tcp,
     "relay-coturn-tls": relay_coturn_tls,
