@@ -27,6 +27,11 @@
 #define NODE_SHUTDOWN_GRACE_MS 1000
 /* Giving back relay allocations at exit: one round trip to each relay. */
 #define NODE_RELEASE_WAIT_MS 1000
+/* Relay credentials last the signaling server's --turn-ttl: renewed when half
+ * of that is gone, so that the tunnels of an agent that runs for days get
+ * working relays; a failed renewal is retried this often. */
+#define NODE_ICE_REFRESH_MIN_S 60
+#define NODE_ICE_REFRESH_RETRY_S 60
 
 typedef struct _Node Node;
 
@@ -75,6 +80,7 @@ struct _Node
   gboolean closing;
   guint pending_sends;
   GSource *timeout;
+  GSource *ice_refresh; /* renews the relay credentials */
 };
 
 void
@@ -600,6 +606,76 @@ on_signal_fatal (Sigclient *client, const GError *error, gpointer data)
   node_quit (node, 1);
 }
 
+/* The earliest expiry (Unix seconds) of the TURN REST usernames
+ * "EXPIRY:PEER-ID" in @servers; 0 when there is none. */
+static gint64
+ice_servers_expiry (const SigmsgIceServers *servers)
+{
+  gint64 earliest = 0;
+
+  for (guint i = 0; i < servers->turn->len; i++)
+    {
+      const SigmsgTurnServer *turn = servers->turn->pdata[i];
+      char *end = NULL;
+      gint64 expiry = g_ascii_strtoll (turn->username, &end, 10);
+
+      if (end != turn->username && *end == ':' && expiry > 0
+          && (earliest == 0 || expiry < earliest))
+        earliest = expiry;
+    }
+  return earliest;
+}
+
+static void node_schedule_ice_refresh (Node *node, gint64 delay_s);
+
+static void
+on_ice_servers_renewed (Sigclient *client, SigmsgIceServers *servers, const GError *error,
+                        gpointer data)
+{
+  Node *node = data;
+
+  if (servers == NULL)
+    {
+      node_say ("warning: cannot renew the relay credentials: %s (again in %d s)",
+                error->message, NODE_ICE_REFRESH_RETRY_S);
+      node_schedule_ice_refresh (node, NODE_ICE_REFRESH_RETRY_S);
+      return;
+    }
+  /* Tunnels took what they needed from the old list when they began. */
+  sigmsg_ice_servers_free (node->ice_servers);
+  node->ice_servers = servers;
+  g_debug ("relay credentials renewed");
+  node_schedule_ice_refresh (node, 0);
+}
+
+static gboolean
+on_ice_refresh (gpointer data)
+{
+  Node *node = data;
+
+  g_clear_pointer (&node->ice_refresh, g_source_unref);
+  sigclient_get_ice_servers (node->sig, on_ice_servers_renewed, node);
+  return G_SOURCE_REMOVE;
+}
+
+/* In @delay_s seconds, or (0) when half the credentials' life is gone. */
+static void
+node_schedule_ice_refresh (Node *node, gint64 delay_s)
+{
+  if (delay_s == 0)
+    {
+      gint64 expiry = ice_servers_expiry (node->ice_servers);
+
+      if (expiry == 0)
+        return; /* no relays: nothing expires */
+      delay_s = MAX ((expiry - g_get_real_time () / G_USEC_PER_SEC) / 2,
+                     (gint64) NODE_ICE_REFRESH_MIN_S);
+    }
+  node->ice_refresh = g_timeout_source_new_seconds ((guint) MIN (delay_s, (gint64) G_MAXUINT));
+  g_source_set_callback (node->ice_refresh, on_ice_refresh, node, NULL);
+  g_source_attach (node->ice_refresh, node->context);
+}
+
 static void
 on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *error,
                 gpointer data)
@@ -621,6 +697,7 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
       return;
     }
   sigclient_start (node->sig, on_message, on_signal_fatal, node);
+  node_schedule_ice_refresh (node, 0);
   if (node->options->pair_peer)
     node_start_pair (node);
   else
@@ -763,6 +840,11 @@ node_run (const NodeOptions *options, const Identity *identity)
     {
       g_source_destroy (node->timeout);
       g_source_unref (node->timeout);
+    }
+  if (node->ice_refresh)
+    {
+      g_source_destroy (node->ice_refresh);
+      g_source_unref (node->ice_refresh);
     }
   g_clear_pointer (&node->stdio, bridge_free);
   g_clear_pointer (&node->forwards, forwards_free);

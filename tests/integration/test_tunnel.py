@@ -359,6 +359,30 @@ def relay_p2ptun_tls(lab):
                    pin=pin)
 
 
+def relay_credentials_renewed(lab):
+    """Relay credentials live --turn-ttl seconds (60 here); a serving agent
+    renews its own, so that a tunnel that begins after the first ones expired
+    still gets relayed candidates (both agents --relay-only: without renewal
+    the serving agent's Allocate is refused and ICE fails)."""
+    secret, secret_file = lab.turn_secret()
+    relay, port = lab.relay_server(secret_file)
+    echo = lab.service("echo")
+    sig, url, pin = lab.signal_server("--relay", "turn:127.0.0.1:%d" % port,
+                                      "--turn-secret-file", secret_file, "--turn-ttl", "60")
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                        "--trust", cid, "--relay-only"], url, pin)
+    server.wait_line("serving as")
+    time.sleep(70)
+    lport = free_port()
+    client = lab.agent("client", cdir, ["pair", sid, "--relay-only", "-L", "%d:echo" % lport],
+                       url, pin)
+    client.wait_line(relayed_re("udp"), timeout=20)
+    data = pattern_bytes(5, 256 * 1024)
+    check(roundtrip(lport, data) == data, "echo through the relay differs")
+
+
 def tls_certificate(lab, name):
     """A self-signed P-256 certificate for 127.0.0.1; returns (cert, key, pin)."""
     cert, key = lab.path(name + ".crt"), lab.path(name + ".key")
@@ -489,6 +513,7 @@ CASES = {
     "relay-p2ptun": relay_p2ptun,
     "relay-p2ptun-tcp": relay_p2ptun_tcp,
     "relay-p2ptun-tls": relay_p2ptun_tls,
+    "relay-credentials-renewed": relay_credentials_renewed,
     "relay-coturn": relay_coturn,
     "relay-coturn-tcp": relay_coturn_tcp,
     "relay-coturn-tls": relay_coturn_tls,
