@@ -19,7 +19,7 @@ stream_is_local (const struct xport_conn *c, uint64_t id)
 struct xport_stream *
 xport_conn_stream_find (const struct xport_conn *c, uint64_t id, size_t *slot)
 {
-  for (size_t i = 0; i < c->n_slots; i++)
+  for (size_t i = 0; i < c->slots_hi; i++)
     if (c->slots[i] != NULL && c->slots[i]->id == id)
       {
         if (slot != NULL)
@@ -88,6 +88,8 @@ xport_conn_stream_create (struct xport_conn *c, uint64_t id, bool local)
     return NULL;
   s->r_window_time = c->now;
   c->slots[i] = s;
+  if (i >= c->slots_hi)
+    c->slots_hi = i + 1;
   if (local)
     c->n_local_live++;
   else
@@ -116,6 +118,8 @@ xport_conn_stream_maybe_free (struct xport_conn *c, struct xport_stream *s)
       c->max_streams_pending = true;
     }
   c->slots[i] = NULL;
+  while (c->slots_hi > 0 && c->slots[c->slots_hi - 1] == NULL)
+    c->slots_hi--;
   xport_stream_free (s);
 }
 

@@ -54,6 +54,9 @@ struct xport_conn
 
   struct xport_stream **slots;
   size_t n_slots;
+  size_t slots_hi; /* slots at and above this index are all empty: the
+                    * per-packet scans stop here (streams take the lowest
+                    * free slot, so this is about the number of streams) */
   bool *slot_queued; /* slot is in the event queue */
   size_t *evq;
   size_t evq_head, evq_n;

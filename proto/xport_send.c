@@ -14,7 +14,7 @@ has_control (const struct xport_conn *c)
 {
   if (c->max_data_pending || c->max_streams_pending || c->ping_pending || c->dg_out.n > 0)
     return true;
-  for (size_t i = 0; i < c->n_slots; i++)
+  for (size_t i = 0; i < c->slots_hi; i++)
     {
       const struct xport_stream *s = c->slots[i];
       if (s != NULL && (s->r_max_pending || s->s_reset_pending || s->r_stop_pending))
@@ -29,7 +29,7 @@ xport_conn_wants_data (const struct xport_conn *c)
   if (has_control (c))
     return true;
   uint64_t credit = c->tx_max_data - c->tx_data;
-  for (size_t i = 0; i < c->n_slots; i++)
+  for (size_t i = 0; i < c->slots_hi; i++)
     if (c->slots[i] != NULL && xport_stream_wants_send (c->slots[i], credit))
       return true;
   return false;
@@ -98,7 +98,7 @@ put_control (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t ca
       c->ping_pending = false;
       p->flags |= XPORT_SENT_PING;
     }
-  for (size_t i = 0; i < c->n_slots && p->n_refs < XPORT_PACKET_REFS; i++)
+  for (size_t i = 0; i < c->slots_hi && p->n_refs < XPORT_PACKET_REFS; i++)
     {
       struct xport_stream *s = c->slots[i];
       if (s == NULL)
@@ -150,7 +150,10 @@ put_streams (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t ca
              size_t off)
 {
   size_t tried = 0;
-  while (tried < c->n_slots && p->n_refs < XPORT_PACKET_REFS)
+  if (c->slots_hi == 0)
+    return off;
+  c->rr %= c->slots_hi;
+  while (tried < c->slots_hi && p->n_refs < XPORT_PACKET_REFS)
     {
       struct xport_stream *s = c->slots[c->rr];
       uint64_t credit = c->tx_max_data - c->tx_data;
@@ -161,7 +164,7 @@ put_streams (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t ca
       if (s == NULL || room == 0
           || !xport_stream_next_chunk (s, credit, room, &so, &len, &fin, &is_new))
         {
-          c->rr = (c->rr + 1) % c->n_slots;
+          c->rr = (c->rr + 1) % c->slots_hi;
           tried++;
           continue;
         }
@@ -187,7 +190,7 @@ put_streams (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t ca
        * packet is full so the next packet starts with the next stream. */
       if (cap - off < XPORT_MIN_CHUNK)
         {
-          c->rr = (c->rr + 1) % c->n_slots;
+          c->rr = (c->rr + 1) % c->slots_hi;
           break;
         }
     }
