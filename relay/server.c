@@ -277,11 +277,17 @@ reply_error (RelayServer *s, gint64 now, const struct relay_tuple *to,
 
 /* Authentication (RFC 8489 section 9.2.4), REST credentials. On success,
  * key holds the long-term key and TRUE is returned; otherwise the error was
- * sent. */
+ * sent.
+ *
+ * A REST username's expiry bounds when it can make an allocation. Requests
+ * on the allocation it made (@a, from the same 5-tuple) are accepted after
+ * that with the same, still verified, credentials: a tunnel that lasts for
+ * days keeps its relay as long as its agent refreshes, and a stolen
+ * credential gains nothing, since only that 5-tuple can use the allocation. */
 static gboolean
 authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
-              const struct stun_msg *m, uint8_t key[static 16], const char **user,
-              size_t *user_len)
+              const struct relay_alloc *a, const struct stun_msg *m, uint8_t key[static 16],
+              const char **user, size_t *user_len)
 {
   const char *realm, *nonce;
   size_t realm_len, nonce_len;
@@ -312,7 +318,10 @@ authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
   char password[29];
   if (realm_len != strlen (s->config.realm)
       || memcmp (realm, s->config.realm, realm_len) != 0
-      || !relay_rest_username_expiry (*user, *user_len, &expiry) || expiry <= now
+      || !relay_rest_username_expiry (*user, *user_len, &expiry)
+      || (expiry <= now
+          && (a == NULL || strlen (a->username) != *user_len
+              || memcmp (a->username, *user, *user_len) != 0))
       || s->secret == NULL
       || !relay_rest_password (s->secret, s->secret_len, *user, *user_len, password)
       || !stun_long_term_key (*user, *user_len, realm, realm_len, password,
@@ -896,7 +905,7 @@ relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *
   uint8_t key[16];
   const char *user;
   size_t user_len;
-  if (!authenticate (s, now, from, &m, key, &user, &user_len))
+  if (!authenticate (s, now, from, a, &m, key, &user, &user_len))
     return;
   /* RFC 8656 section 5: requests on an allocation use its credentials. */
   if (a != NULL

@@ -648,6 +648,44 @@ nonce_for (Fixture *f, const struct stun_addr *from)
   f->nonce[nl] = '\0';
 }
 
+/* Credentials that expire while their allocation lives: the allocation
+ * keeps being refreshed with them, but they make no new allocation. */
+static void
+test_expired_credentials_refresh (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 10);
+  g_autofree char *fresh = fresh_user (NOW + 3600);
+  const struct stun_addr other_client = addr4 (198, 51, 100, 2, 40000);
+  struct stun_msg m;
+
+  allocate (f, &other_client, user, 0);
+  allocate (f, &f->client, user, 0);
+  send_req (f, NOW + 100, &f->client,
+            &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  /* The other client did not refresh: its allocation is gone at NOW + 650,
+   * and the expired credentials make it no new one (the nonce is good: fresh
+   * credentials do). */
+  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 650));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
+  nonce_for (f, &other_client);
+  send_req (f, NOW + 650, &other_client,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = user,
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpuint (error_code (&m), ==, 401);
+  send_req (f, NOW + 650, &other_client,
+            &(struct req){ .method = STUN_METHOD_ALLOCATE,
+                           .user = fresh,
+                           .lifetime = -1,
+                           .transport = TRUE });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+}
+
 static void
 test_even_port (Fixture *f, gconstpointer data)
 {
@@ -928,6 +966,7 @@ main (int argc, char **argv)
   T ("unauthenticated", test_unauthenticated);
   T ("allocate", test_allocate);
   T ("bad-credentials", test_bad_credentials);
+  T ("expired-credentials-refresh", test_expired_credentials_refresh);
   T ("send-and-data", test_send_and_data);
   T ("channel", test_channel);
   T ("quota", test_quota);
