@@ -320,8 +320,9 @@ main (int argc, char **argv)
       "connection closes. The TLS listener closes a connection whose first byte does "
       "not\n"
       "start a TLS handshake. Prints \"listen ADDR:PORT\" (UDP and TCP), \"tls-listen\n"
-      "ADDR:PORT\" and \"ready\" on stdout once listening. By default it refuses to "
-      "relay\n"
+      "ADDR:PORT\" and \"tls-pin sha256//BASE64\" (the certificate's key pin, for\n"
+      "p2ptun-signal --relay-pin) and \"ready\" on stdout once listening. By default it\n"
+      "refuses to relay\n"
       "to loopback, private, link-local, unspecified and multicast addresses;\n"
       "--allow-peer opens ranges for labs. A client that does not read its TCP or TLS\n"
       "connection loses relayed data past a 256 KiB queue. SIGHUP rereads the secret\n"
@@ -493,7 +494,12 @@ main (int argc, char **argv)
       = m->tls_listener != NULL ? socket_address_text (m->tls_listener) : NULL;
   printf ("listen %s\n", where);
   if (tls_where != NULL)
-    printf ("tls-listen %s\n", tls_where);
+    {
+      g_autofree char *pin = relay_tls_pin (m->tls_ctx);
+      printf ("tls-listen %s\n", tls_where);
+      if (pin != NULL)
+        printf ("tls-pin %s\n", pin);
+    }
   printf ("ready\n");
   fflush (stdout);
   g_message ("listening on UDP and TCP %s%s%s, realm %s", where,

@@ -84,6 +84,9 @@ gboolean relay_tcp_start (RelayMain *m, GInetSocketAddress *addr, GError **error
 /* TLS context from m->tls_cert and m->tls_key (also for SIGHUP), and the
  * TLS listener. */
 SSL_CTX *relay_tls_context_new (const char *cert, const char *key, GError **error);
+/* "sha256//BASE64" of the certificate's public key: what agents pin
+ * (p2ptun-signal --relay-pin). */
+char *relay_tls_pin (SSL_CTX *ctx);
 gboolean relay_tls_start (RelayMain *m, GInetSocketAddress *addr, GError **error);
 void relay_conn_io_send (void *user, void *conn, const uint8_t *buf, size_t len);
 /* Closes dead connections and idle ones without an allocation. Once a second. */

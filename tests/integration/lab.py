@@ -215,6 +215,8 @@ class Lab:
                      if l.startswith("tls-listen 127.0.0.1:")]
         check(bool(tls_ports) == bool(tls), "p2ptun-relay's TLS listener: %r" % lines)
         proc.tls_port = tls_ports[0] if tls_ports else None
+        pins = [l.split(" ", 1)[1] for l in lines if l.startswith("tls-pin ")]
+        proc.tls_pin = pins[0] if pins else None
         return proc, ports[0]
 
     def agent_dir(self, name):

@@ -355,6 +355,8 @@ def relay_p2ptun_tls(lab):
     secret, secret_file = lab.turn_secret()
     cert, key, pin = tls_certificate(lab, "relay")
     relay, _ = lab.relay_server(secret_file, tls=(cert, key))
+    check(relay.tls_pin == pin, "p2ptun-relay prints pin %r, openssl says %r"
+          % (relay.tls_pin, pin))
     relay_transfer(lab, "turns:127.0.0.1:%d" % relay.tls_port, "tls", secret_file, 64 * MIB,
                    pin=pin)
 
