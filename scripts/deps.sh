@@ -5,7 +5,7 @@ P2PTUN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libnice-dev li
   libssl-dev libsrtp2-dev libcurl4-openssl-dev libjson-glib-dev libsoup-3.0-dev
   glib-networking python3 openssl curl ca-certificates"
 P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-client
-  openssh-server iperf3"
+  openssh-server iperf3 ethtool"
 
 p2ptun_ensure_packages() {
   local missing=() pkg

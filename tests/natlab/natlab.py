@@ -101,6 +101,26 @@ def nat_ruleset(nat, lan_hosts):
     return "\n".join(rules) + "\n"
 
 
+class Link:
+    """An emulated link (linkem, built next to this file by meson): one-way
+    delay in ms, random loss in percent and rate in bit/s (0: none), each
+    direction; queue in bytes (None: one bandwidth-delay product)."""
+
+    def __init__(self, binary, delay_ms=0, loss=0, rate=0, queue=None, seed=1):
+        self.binary = binary
+        self.delay_ms, self.loss, self.rate, self.queue, self.seed = (delay_ms, loss, rate,
+                                                                      queue, seed)
+
+    def argv(self):
+        a = ["--delay", "%g" % self.delay_ms, "--loss", "%g" % self.loss,
+             "--seed", str(self.seed)]
+        if self.rate:
+            a += ["--rate", str(int(self.rate))]
+        if self.queue:
+            a += ["--queue", str(int(self.queue))]
+        return a
+
+
 def run(argv, timeout=20, check_rc=True):
     out = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, timeout=timeout)
@@ -282,30 +302,73 @@ class Net:
         self.ports = 0
         return self.inet
 
-    def plug(self, ns, ifname, cidr):
-        """Connects ns to the internet bridge through ifname, at cidr."""
+    def plug(self, ns, ifname, cidr, link=None):
+        """Connects ns to the internet bridge through ifname, at cidr; with
+        link (a Link) through an emulated link: a namespace of its own
+        between ifname and the bridge port, where linkem copies the frames."""
         self.ports += 1
         port = "p%d" % self.ports
-        self.link(ns, ifname, self.inet, port)
+        if link is None:
+            self.link(ns, ifname, self.inet, port)
+        else:
+            self.emulated_link(ns, ifname, self.inet, port, link, "e%d" % self.ports)
         run(["ip", "-n", self.inet, "link", "set", port, "master", "br0", "up"])
         self.addr(ns, ifname, cidr)
+        if link is not None:
+            # The kernel reports carrier on (IFF_RUNNING) up to a second
+            # later, and libnice gathers no host candidate before that.
+            self.wait_running(ns, ifname)
+            self.wait_running(self.inet, port)
 
-    def site(self, index, nat, hosts=1, behind_cgn=False):
+    def wait_running(self, ns, ifname, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            out = run(["ip", "-n", ns, "-o", "link", "show", "dev", ifname])
+            if "state UP" in out:
+                return
+            check(time.monotonic() < deadline, "%s in %s is not up: %s" % (ifname, ns, out))
+            time.sleep(0.05)
+
+    def emulated_link(self, ns1, if1, ns2, if2, link, role):
+        """Instead of a veth pair ns1/if1 -- ns2/if2: ns1/if1 -- ifa | ROLE |
+        ifb -- ns2/if2, ROLE a namespace in which linkem copies every frame
+        between ifa and ifb after link's delay, loss and rate. Returns linkem's
+        Process (stopped by close(), which prints its counters)."""
+        if shutil.which("ethtool") is None:
+            raise TestSkip("an emulated link needs ethtool (package ethtool)")
+        check(link.binary and os.access(link.binary, os.X_OK),
+              "no linkem program at %r" % link.binary)
+        e = self.ns(role)
+        self.link(ns1, if1, e, "ifa")
+        self.link(e, "ifb", ns2, if2)
+        # linkem's copies carry no "checksum still to do" mark: the ends
+        # that send into it must finish checksums (and so segmentation)
+        # themselves, and the ends it sends from must not offload either.
+        for n, i in ((ns1, if1), (e, "ifa"), (e, "ifb"), (ns2, if2)):
+            run(["ip", "netns", "exec", n, "ethtool", "-K", i, "tx", "off"])
+        for i in ("ifa", "ifb"):
+            run(["ip", "-n", e, "link", "set", i, "up"])
+        proc = self.start("linkem-" + role, e, [link.binary] + link.argv() + ["ifa", "ifb"])
+        proc.wait_line(r"^linkem: ready", timeout=10)
+        return proc
+
+    def site(self, index, nat, hosts=1, behind_cgn=False, link=None):
         """One site: a host on the internet (nat "none") or a NAT router and
         hosts behind it on 10.INDEX.0.0/24. With behind_cgn the router's wan
         is in 100.64.0.0/10 behind a carrier-grade NAT (port-restricted, as
-        RFC 6888 asks: endpoint-independent mapping). Returns
-        (host namespaces, their addresses)."""
+        RFC 6888 asks: endpoint-independent mapping). With link (a Link) the
+        site's connection to the internet is an emulated link (linkem).
+        Returns (host namespaces, their addresses)."""
         public = "203.0.113.%d" % (10 + index)
         if nat == "none":
             h = self.ns("h%d" % index)
-            self.plug(h, "eth0", public + "/24")
+            self.plug(h, "eth0", public + "/24", link)
             self.route(h, SERVERS_IP)
             return [h], [public]
         r = self.ns("r%d" % index)
         if behind_cgn:
             c = self.ns("c%d" % index)
-            self.plug(c, "wan", public + "/24")
+            self.plug(c, "wan", public + "/24", link)
             self.route(c, SERVERS_IP)
             self.link(c, "lan", r, "wan")
             self.addr(c, "lan", CGN_INSIDE + "/10")
@@ -313,7 +376,7 @@ class Net:
             self.route(r, CGN_INSIDE)
             self.nft(c, nat_ruleset("portrestricted", [CGN_HOME]))
         else:
-            self.plug(r, "wan", public + "/24")
+            self.plug(r, "wan", public + "/24", link)
             self.route(r, SERVERS_IP)
         lan = "10.%d.0" % index
         names, addrs = [], []
