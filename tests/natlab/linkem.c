@@ -9,12 +9,15 @@
  *           -> rate limit (--rate BITS/S): a serializer with a drop-tail
  *              queue bounded in bytes (--queue BYTES, default one
  *              bandwidth-delay product of the round trip 2 x --delay)
- *           -> one-way delay (--delay MS)
+ *           -> one-way delay (--delay MS) plus jitter (--jitter MS: a
+ *              uniform extra delay per frame, never less than the frame
+ *              before it got, so jitter does not reorder)
  *           -> sent out of the other end.
  *
  * Each direction is a FIFO: a frame leaves the serializer after the one
- * before it, and the delay is constant, so departure times never decrease
- * and a ring of preallocated frame slots is the time-ordered queue. Memory
+ * before it, and no frame is due before the one ahead of it, so departure
+ * times never decrease and a ring of preallocated frame slots is the
+ * time-ordered queue. Memory
  * is bounded (--frames slots per direction, allocated once); nothing is
  * allocated per frame. The loop is ppoll() with the time of the next
  * departure as its timeout; SIGTERM and SIGINT end it cleanly, and the
@@ -77,7 +80,9 @@ struct linkem_dir
   struct linkem_slot *ring;
   uint32_t nslots, head, count;
   uint64_t busy_until_ns; /* the serializer is busy with earlier frames */
+  uint64_t last_due_ns;   /* the latest frame's departure: jitter keeps order */
   uint64_t rng;
+  uint64_t jitter_rng;    /* its own stream: a seed's losses do not change */
   /* counters */
   uint64_t received, passed, passed_bytes, lost, queue_drops, ring_drops, too_long,
       send_errors;
@@ -87,6 +92,7 @@ struct linkem_dir
 struct linkem_config
 {
   uint64_t delay_ns;
+  uint64_t jitter_ns;
   uint32_t loss_ppm; /* parts per million */
   uint64_t rate_bps; /* 0: no limit */
   uint64_t queue_bytes;
@@ -331,6 +337,11 @@ linkem_receive (struct linkem_dir *d, const struct linkem_config *cfg)
         {
           s->due_ns = now + cfg->delay_ns;
         }
+      if (cfg->jitter_ns)
+        s->due_ns += linkem_rand (&d->jitter_rng) % (cfg->jitter_ns + 1);
+      if (s->due_ns < d->last_due_ns)
+        s->due_ns = d->last_due_ns;
+      d->last_due_ns = s->due_ns;
       s->len = (uint32_t)n;
       d->count++;
     }
@@ -379,11 +390,13 @@ usage (FILE *f)
 {
   fprintf (
       f,
-      "usage: linkem [--delay MS] [--loss PERCENT] [--rate BITS_PER_S] [--queue BYTES]\n"
-      "              [--seed N] [--frames N] IF_A IF_B\n"
+      "usage: linkem [--delay MS] [--jitter MS] [--loss PERCENT] [--rate BITS_PER_S]\n"
+      "              [--queue BYTES] [--seed N] [--frames N] IF_A IF_B\n"
       "Copies every frame between the interfaces IF_A and IF_B, both ways, after\n"
       "random loss, a rate limit with a drop-tail queue and a one-way delay.\n"
       "  --delay MS        one-way delay, each direction (0..%d, default 0)\n"
+      "  --jitter MS       up to this much more delay per frame, uniform, order kept\n"
+      "                    (0..%d, default 0)\n"
       "  --loss PERCENT    random loss, each direction (0..100, e.g. 0.5; default 0)\n"
       "  --rate R          rate limit in bit/s, suffixes k M G (default: none)\n"
       "  --queue BYTES     drop-tail queue of the rate limit (default: one BDP of\n"
@@ -392,7 +405,7 @@ usage (FILE *f)
       "  --frames N        frame slots per direction (default %d)\n"
       "Prints \"linkem: ready\" on stderr when it runs; on SIGTERM or SIGINT the\n"
       "counters of both directions, and exits 0.\n",
-      LINKEM_MAX_DELAY_MS, LINKEM_DEFAULT_FRAMES);
+      LINKEM_MAX_DELAY_MS, LINKEM_MAX_DELAY_MS, LINKEM_DEFAULT_FRAMES);
 }
 
 int
@@ -448,6 +461,16 @@ main (int argc, char **argv)
               return 2;
             }
           cfg.delay_ns = v * 1000; /* v is in microseconds */
+        }
+      else if (!strcmp (opt, "--jitter"))
+        {
+          if (!linkem_parse_fixed (val, 3, (uint64_t)LINKEM_MAX_DELAY_MS * 1000, &v))
+            {
+              fprintf (stderr, "linkem: bad --jitter %s (milliseconds, 0..%d)\n", val,
+                       LINKEM_MAX_DELAY_MS);
+              return 2;
+            }
+          cfg.jitter_ns = v * 1000;
         }
       else if (!strcmp (opt, "--loss"))
         {
@@ -549,6 +572,7 @@ main (int argc, char **argv)
       d->nslots = cfg.frames;
       /* Independent streams per direction, both from the one seed. */
       d->rng = cfg.seed ^ (i ? 0x5bd1e9955bd1e995ull : 0);
+      d->jitter_rng = cfg.seed ^ (i ? 0x9e3779b97f4a7c15ull : 0x2545f4914f6cdd1dull);
       d->ring = calloc (cfg.frames, sizeof (*d->ring));
       if (!d->ring)
         {
@@ -557,9 +581,10 @@ main (int argc, char **argv)
         }
     }
   fprintf (stderr,
-           "linkem: ready: %s <-> %s delay %" PRIu64 " us loss %u ppm rate %" PRIu64
+           "linkem: ready: %s <-> %s delay %" PRIu64 " us jitter %" PRIu64
+           " us loss %u ppm rate %" PRIu64
            " bit/s queue %" PRIu64 " bytes seed %" PRIu64 " frames %u\n",
-           ifs[0], ifs[1], cfg.delay_ns / 1000, cfg.loss_ppm, cfg.rate_bps,
+           ifs[0], ifs[1], cfg.delay_ns / 1000, cfg.jitter_ns / 1000, cfg.loss_ppm, cfg.rate_bps,
            cfg.queue_bytes, cfg.seed, cfg.frames);
 
   while (!linkem_stop)

@@ -103,17 +103,18 @@ def nat_ruleset(nat, lan_hosts):
 
 class Link:
     """An emulated link (linkem, built next to this file by meson): one-way
-    delay in ms, random loss in percent and rate in bit/s (0: none), each
-    direction; queue in bytes (None: one bandwidth-delay product)."""
+    delay and jitter in ms, random loss in percent and rate in bit/s (0:
+    none), each direction; queue in bytes (None: one bandwidth-delay product)."""
 
-    def __init__(self, binary, delay_ms=0, loss=0, rate=0, queue=None, seed=1):
+    def __init__(self, binary, delay_ms=0, loss=0, rate=0, queue=None, seed=1, jitter_ms=0):
         self.binary = binary
         self.delay_ms, self.loss, self.rate, self.queue, self.seed = (delay_ms, loss, rate,
                                                                       queue, seed)
+        self.jitter_ms = jitter_ms
 
     def argv(self):
-        a = ["--delay", "%g" % self.delay_ms, "--loss", "%g" % self.loss,
-             "--seed", str(self.seed)]
+        a = ["--delay", "%g" % self.delay_ms, "--jitter", "%g" % self.jitter_ms,
+             "--loss", "%g" % self.loss, "--seed", str(self.seed)]
         if self.rate:
             a += ["--rate", str(int(self.rate))]
         if self.queue:

@@ -2,8 +2,9 @@
 """The lab's link element (linkem) works: a public host h2 is plugged into
 the lab's internet through an emulated link, and from inside the namespaces
 
-  1. with 20 ms one-way delay and a 10 Mbit/s rate, the round trip of UDP
-     probes to the internet namespace is at least 40 ms (and not absurd),
+  1. with 20 ms one-way delay, up to 10 ms of jitter and a 10 Mbit/s rate,
+     the round trip of UDP probes to the internet namespace is at least
+     40 ms (and not absurd) and varies (the jitter works),
      2 MiB over TCP arrive intact (checksum offload is handled), and the
      goodput stays below the rate (the rate limit works);
   2. with 100 % loss no probe comes back, and linkem counted the losses.
@@ -30,6 +31,7 @@ from natlab import SERVERS_IP, TestFailure, TestSkip, check
 
 PORT = 9000
 SIZE = 2 * 1024 * 1024
+JITTER_MS = 10
 DELAY_MS = 20
 RATE = 10_000_000
 
@@ -142,7 +144,8 @@ def me(*argv):
 def delay_and_rate(linkem):
     with natlab.Net() as net:
         net.internet()
-        h2 = net.site(2, "none", link=natlab.Link(linkem, delay_ms=DELAY_MS, rate=RATE))[0][0]
+        h2 = net.site(2, "none", link=natlab.Link(linkem, delay_ms=DELAY_MS, rate=RATE,
+                                                       jitter_ms=JITTER_MS))[0][0]
         net.start("echo", net.inet, me("echo", SERVERS_IP, PORT)).wait_line("echo ready")
         rtts = run_json(net, h2, ["probe", SERVERS_IP, str(PORT), "10"], 30)["rtts"]
         sys.stderr.write("round trips (ms): %s\n" % " ".join("%.1f" % r for r in rtts))
@@ -150,6 +153,12 @@ def delay_and_rate(linkem):
         check(min(rtts) >= 2 * DELAY_MS,
               "round trip %.1f ms through a %d ms link" % (min(rtts), DELAY_MS))
         check(min(rtts) < 2 * DELAY_MS + 40, "round trip %.1f ms: far too slow" % min(rtts))
+        # Up to 2 x 10 ms of jitter on each probe: round trips that lie within
+        # 2 ms of each other would mean there is none (the first one waits
+        # for ARP too, so it does not count).
+        spread = max(rtts[1:]) - min(rtts[1:])
+        check(spread >= 2, "round trips within %.1f ms of each other through a link with "
+              "%d ms of jitter" % (spread, JITTER_MS))
 
         net.start("source", net.inet, me("source", SERVERS_IP, PORT, SIZE)).wait_line(
             "source ready")
