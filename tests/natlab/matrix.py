@@ -68,6 +68,9 @@ def table(results):
                  % cell(results.get("same-lan")))
     lines.append("| port-restricted against CGNAT (a home NAT behind a carrier NAT) | %s |"
                  % cell(results.get("portrestricted-cgnat")))
+    lines.append("| two public hosts, direct UDP blocked until the tunnel is up on the relay, "
+                 "then let through with a stream open (path after the move) | %s |"
+                 % cell(results.get("relay-to-direct")))
     return lines
 
 

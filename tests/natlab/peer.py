@@ -4,6 +4,9 @@
   peer.py services SIZE SEED   a source of SIZE pattern bytes and a hashing sink
                                on loopback; prints "ports SOURCE SINK", then
                                serves until SIGTERM
+  peer.py upload-in-two UP SIZE SEED
+                               one upload to 127.0.0.1:UP, paused half-way
+                               until a line arrives on stdin
   peer.py transfer DOWN UP SIZE DOWN_SEED UP_SEED
                                reads SIZE bytes from 127.0.0.1:DOWN while it
                                sends SIZE bytes to 127.0.0.1:UP (both at once);
@@ -81,9 +84,38 @@ def transfer(down, up, size, down_seed, up_seed):
     print(json.dumps(result), flush=True)
 
 
+def upload_in_two(up, size, seed):
+    """One upload through the forwarded port, in two halves: after the first
+    it says "half" and waits for a line on stdin before it sends the rest.
+    Prints the JSON result (the sink's hash of everything and the expected one)."""
+    payload = pattern_bytes(seed, size)
+    result = {"expected": hashlib.sha256(payload).hexdigest(), "answer": None}
+    try:
+        with connect_retry(up) as s:
+            s.sendall(payload[:size // 2])
+            print("half", flush=True)
+            if not sys.stdin.readline():
+                raise OSError("no go-ahead")
+            s.sendall(payload[size // 2:])
+            s.shutdown(socket.SHUT_WR)
+            answer = b""
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    break
+                answer += data
+            result["answer"] = answer.decode(errors="replace")
+    except OSError as e:
+        result["error"] = str(e)
+    print(json.dumps(result), flush=True)
+
+
 def main(argv):
     if len(argv) == 4 and argv[1] == "services":
         services(int(argv[2]), int(argv[3]))
+        return 0
+    if len(argv) == 5 and argv[1] == "upload-in-two":
+        upload_in_two(*[int(a) for a in argv[2:]])
         return 0
     if len(argv) == 7 and argv[1] == "transfer":
         transfer(*[int(a) for a in argv[2:]])

@@ -93,6 +93,11 @@ EXPECTED["same-lan"] = DIRECT
 # row are one, so the server-reflexive address works for every peer and hole
 # punching works as between two port-restricted cones.
 EXPECTED["portrestricted-cgnat"] = DIRECT
+# Two public hosts whose direct UDP is blocked at first (the lab internet
+# drops it): the tunnel comes up on the relay; once the block is lifted, ICE's
+# checks of the direct pair succeed and the tunnel moves to it, and a stream
+# open across the move loses nothing.
+EXPECTED["relay-to-direct"] = DIRECT
 
 LINE_RE = re.compile(r"path (direct|relayed) \((\w+) (\S+) -> (\w+) (\S+), (\w+)\)")
 
@@ -102,6 +107,8 @@ class Case:
         self.name = name
         if name == "same-lan":
             self.nat_a = self.nat_b = "portrestricted"
+        elif name == "relay-to-direct":
+            self.nat_a = self.nat_b = "none"
         else:
             self.nat_a, self.nat_b = name.split("-")
         self.expected = EXPECTED[name]
@@ -209,6 +216,32 @@ class Runner:
         check(re.fullmatch(r"[a-z2-7]{52}", peer_id), "bad peer-id %r" % peer_id)
         return peer_id
 
+    def move_to_direct(self, net, host_b, client, id_a, peer_py, first_line):
+        """relay-to-direct: a stream opened on the relay, the block lifted,
+        the path change awaited, the stream finished and checked."""
+        size = 4 * MIB
+        up = subprocess.Popen(net.exec_argv(host_b, [sys.executable, peer_py, "upload-in-two",
+                                                     str(FWD_UP), str(size), "11"]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            half = up.stdout.readline().decode().strip()
+            check(half == "half", "the upload did not start: %r" % half)
+            run = natlab.run
+            run(net.exec_argv(net.inet, ["nft", "delete", "table", "bridge", "p2ptun_block"]))
+            changed = client.wait_line(r"path changed: peer %s, path direct .*" % id_a,
+                                       timeout=30)
+            up.stdin.write(b"go\n")
+            up.stdin.flush()
+            out, _ = up.communicate(timeout=120)
+            upload = json.loads(out.decode().strip().splitlines()[-1])
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait(10)
+        move_to_direct_check(first_line, upload, changed)
+        sys.stderr.write("moved from the relay to the direct pair with a stream open: %s\n"
+                         % changed.group(0))
+
     def run(self, net, tmp):
         case = self.case
         net.internet()
@@ -219,6 +252,14 @@ class Runner:
             host_a = net.site(1, case.nat_a)[0][0]
             host_b = net.site(2, "portrestricted" if case.nat_b == "cgnat" else case.nat_b,
                               behind_cgn=case.nat_b == "cgnat")[0][0]
+
+        if case.name == "relay-to-direct":
+            # On the lab internet's bridge: UDP between the two hosts only.
+            net.nft(net.inet, "table bridge p2ptun_block {\n chain forward {\n"
+                    "  type filter hook forward priority 0;\n"
+                    "  ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop\n"
+                    "  ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop\n"
+                    " }\n}\n")
 
         secret_file = os.path.join(tmp, "turn-secret")
         with open(secret_file, "w") as f:
@@ -252,6 +293,8 @@ class Runner:
         check(m.group(0).startswith("tunnel up: "), "pair failed: %s" % m.group(0))
         self.result["connect_ms"] = round(connect_ms)
         client.wait_line("forwarding 127.0.0.1:%d -> up" % FWD_UP, timeout=30)
+        if case.name == "relay-to-direct":
+            self.move_to_direct(net, host_b, client, id_a, peer_py, m.group(0))
 
         out = subprocess.run(net.exec_argv(host_b, [sys.executable, peer_py, "transfer",
                                                     str(FWD_DOWN), str(FWD_UP), str(SIZE),
@@ -300,6 +343,15 @@ class Runner:
               "expected %s over %s, got %s over %s (pair: %s; serve: %s)"
               % (case.expected[0], case.expected[1], path, transport, cpath["line"],
                  spath["line"]))
+
+
+def move_to_direct_check(first_line, upload, changed):
+    check(" path relayed " in first_line, "the tunnel did not start on the relay: %s"
+          % first_line)
+    check(changed is not None and " path direct " in changed.group(0),
+          "the tunnel did not move to the direct pair")
+    check(upload.get("answer") == upload["expected"],
+          "the stream open across the move differs: %r" % upload)
 
 
 def main(argv):
