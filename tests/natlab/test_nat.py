@@ -306,7 +306,7 @@ class Runner:
         except (ValueError, IndexError):
             raise TestFailure("transfer printed no result: %r" % out.stdout[-400:])
         # Datagrams the hosts' kernels dropped for full receive buffers: the
-        # usual cause of a slow transfer (pseudo-TCP backs off on loss).
+        # usual cause of a slow transfer (each drop is a retransmission).
         self.result["udp_rcvbuf_errors"] = {
             side: net.udp_counters(ns).get("RcvbufErrors", 0)
             for side, ns in (("a", host_a), ("b", host_b))}
