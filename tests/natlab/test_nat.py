@@ -27,6 +27,7 @@ SIZE = 8 * MIB
 RELAY_PORT = 3478
 SIGNAL_PORT = 8443
 FWD_DOWN, FWD_UP = 10001, 10002
+SETTLE_S = 10
 
 # ---- what each pair of NATs should get ----
 #
@@ -313,9 +314,18 @@ class Runner:
         self.result["transfer_s"] = round(t["elapsed"], 2)
         self.result["mib_per_s"] = round(2 * SIZE / MIB / t["elapsed"], 1)
 
-        # The path in use after the transfer, on both sides.
-        cpath = final_path(client, id_a)
-        spath = final_path(server, id_b)
+        # The path in use after the transfer, on both sides. The tunnel may
+        # start on the relay and move when a direct pair is found later (a
+        # peer-reflexive one, through a symmetric NAT, can take longer than
+        # the transfer): give ICE a few seconds to settle before judging.
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            cpath = final_path(client, id_a)
+            spath = final_path(server, id_b)
+            if (cpath and spath and observed_outcome(cpath, spath) == case.expected
+                    or time.monotonic() >= deadline):
+                break
+            time.sleep(0.1)
         check(cpath is not None, "pair printed no path")
         check(spath is not None, "serve printed no path")
         path, transport = observed_outcome(cpath, spath)
