@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "peerid.h"
 #include "sigmsg.h"
 
 /* libnice opens one TURN connection per local address; a few is plenty. */
@@ -127,24 +128,10 @@ shim_conn_close (ShimConn *conn, const char *why)
 static gboolean
 shim_pin_matches (const TlsShim *shim, SSL *ssl)
 {
-  X509 *cert = SSL_get0_peer_certificate (ssl);
-  unsigned char *der = NULL;
-  guint8 digest[32];
-  gsize digest_len = sizeof digest;
-  g_autoptr (GChecksum) sha256 = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autofree char *b64 = NULL;
-  int len;
+  char pin[PEERID_PIN_SIZE];
 
-  if (cert == NULL)
-    return FALSE;
-  len = i2d_X509_PUBKEY (X509_get_X509_PUBKEY (cert), &der);
-  if (len <= 0)
-    return FALSE;
-  g_checksum_update (sha256, der, len);
-  OPENSSL_free (der);
-  g_checksum_get_digest (sha256, digest, &digest_len);
-  b64 = g_base64_encode (digest, sizeof digest);
-  return strcmp (shim->pin + strlen (SIGMSG_PIN_PREFIX), b64) == 0;
+  return peerid_pin_from_x509 (SSL_get0_peer_certificate (ssl), pin)
+         && strcmp (shim->pin, pin) == 0;
 }
 
 /* Returns FALSE when the connection must close (reason in @why). */

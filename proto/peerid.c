@@ -102,6 +102,29 @@ peerid_from_x509 (X509 *cert, char out[static PEERID_SIZE])
 }
 
 bool
+peerid_pin_from_x509 (X509 *cert, char out[static PEERID_PIN_SIZE])
+{
+  unsigned char *der = NULL;
+  unsigned char hash[SHA256_DIGEST_LENGTH];
+  int der_len;
+
+  memset (out, 0, PEERID_PIN_SIZE);
+  if (cert == NULL || X509_get_X509_PUBKEY (cert) == NULL)
+    return false;
+  der_len = i2d_X509_PUBKEY (X509_get_X509_PUBKEY (cert), &der);
+  if (der == NULL || der_len <= 0)
+    {
+      OPENSSL_free (der);
+      return false;
+    }
+  SHA256 (der, (size_t)der_len, hash);
+  OPENSSL_free (der);
+  memcpy (out, "sha256//", 8);
+  /* 32 bytes are 44 base64 characters; EVP_EncodeBlock adds the NUL. */
+  return EVP_EncodeBlock ((unsigned char *)out + 8, hash, sizeof hash) == 44;
+}
+
+bool
 peerid_from_pkey (EVP_PKEY *pkey, char out[static PEERID_SIZE])
 {
   memset (out, 0, PEERID_SIZE);

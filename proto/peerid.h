@@ -26,6 +26,14 @@ void peerid_from_spki_der (const uint8_t *spki_der, size_t len, char out[static 
 /* The peer-id of @cert's public key. Returns false if the key cannot be encoded. */
 bool peerid_from_x509 (X509 *cert, char out[static PEERID_SIZE]);
 
+/* The key pin of @cert, as curl's CURLOPT_PINNEDPUBLICKEY and the agents
+ * take it: "sha256//" and the base64 of the same SHA-256 over the
+ * certificate's SubjectPublicKeyInfo that the peer-id is made of. Returns
+ * false if the key cannot be encoded. */
+#define PEERID_PIN_LEN (8 + 44)
+#define PEERID_PIN_SIZE (PEERID_PIN_LEN + 1)
+bool peerid_pin_from_x509 (X509 *cert, char out[static PEERID_PIN_SIZE]);
+
 /* The peer-id of @pkey. */
 bool peerid_from_pkey (EVP_PKEY *pkey, char out[static PEERID_SIZE]);
 

@@ -12,6 +12,7 @@
 
 #include <openssl/err.h>
 
+#include "peerid.h"
 #include "shell.h"
 #include "stream.h"
 
@@ -591,21 +592,9 @@ out:
 char *
 relay_tls_pin (SSL_CTX *ctx)
 {
-  X509 *cert = SSL_CTX_get0_certificate (ctx);
-  unsigned char *der = NULL;
-  guint8 digest[32];
-  gsize digest_len = sizeof digest;
-  g_autoptr (GChecksum) sha256 = g_checksum_new (G_CHECKSUM_SHA256);
-  g_autofree char *b64 = NULL;
-  int len;
+  char pin[PEERID_PIN_SIZE];
 
-  if (cert == NULL || (len = i2d_X509_PUBKEY (X509_get_X509_PUBKEY (cert), &der)) <= 0)
-    return NULL;
-  g_checksum_update (sha256, der, len);
-  OPENSSL_free (der);
-  g_checksum_get_digest (sha256, digest, &digest_len);
-  b64 = g_base64_encode (digest, digest_len);
-  return g_strconcat ("sha256//", b64, NULL);
+  return peerid_pin_from_x509 (SSL_CTX_get0_certificate (ctx), pin) ? g_strdup (pin) : NULL;
 }
 
 gboolean

@@ -9,7 +9,6 @@
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -191,21 +190,15 @@ char *
 signal_cert_pin (GTlsCertificate *cert, GError **error)
 {
   g_autoptr (X509) x = cert_to_x509 (cert);
-  unsigned char *spki = NULL;
-  unsigned char hash[SHA256_DIGEST_LENGTH];
-  g_autofree char *b64 = NULL;
-  int len;
+  char pin[PEERID_PIN_SIZE];
 
-  if (x == NULL || (len = i2d_X509_PUBKEY (X509_get_X509_PUBKEY (x), &spki)) <= 0)
+  if (x == NULL || !peerid_pin_from_x509 (x, pin))
     {
       g_set_error_literal (error, SIGNAL_CERT_ERROR, SIGNAL_CERT_ERROR_FAILED,
                            "cannot read the server certificate's public key");
       return NULL;
     }
-  SHA256 (spki, (size_t)len, hash);
-  OPENSSL_free (spki);
-  b64 = g_base64_encode (hash, sizeof hash);
-  return g_strconcat ("sha256//", b64, NULL);
+  return g_strdup (pin);
 }
 
 gboolean

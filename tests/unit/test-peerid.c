@@ -26,6 +26,9 @@ static const char test_cert_pem[]
       "qkbuvf2www==\n"
       "-----END CERTIFICATE-----\n";
 #define TEST_CERT_PEERID "v7hgw73wxjh5x4e2yhbzmzbd3ozvxabnxzgkcsusztm34ucax2ma"
+/* openssl x509 -pubkey -noout | openssl pkey -pubin -outform DER |
+ * openssl dgst -sha256 -binary | base64 */
+#define TEST_CERT_PIN "sha256//r85rf3a6T9vwmsHDlmQj27NbgC2+TKFKkszZvlBAvpg="
 
 /* The certificate's SubjectPublicKeyInfo in DER. */
 static const uint8_t test_spki_der[] = {
@@ -131,8 +134,14 @@ test_from_x509 (void)
   g_assert_true (peerid_from_pkey (pkey, id));
   g_assert_cmpstr (id, ==, TEST_CERT_PEERID);
 
+  char pin[PEERID_PIN_SIZE];
+  g_assert_true (peerid_pin_from_x509 (cert, pin));
+  g_assert_cmpstr (pin, ==, TEST_CERT_PIN);
+
   X509_free (cert);
 
+  g_assert_false (peerid_pin_from_x509 (NULL, pin));
+  g_assert_cmpstr (pin, ==, "");
   g_assert_false (peerid_from_x509 (NULL, id));
   g_assert_cmpstr (id, ==, "");
   g_assert_false (peerid_from_pkey (NULL, id));
