@@ -114,15 +114,7 @@ def run_sink(net, ns, port, seconds):
 
 
 def bench_tunnel(net, runner, h1, h2, tmp, seconds):
-    secret = os.path.join(tmp, "turn-secret")
-    with open(secret, "w") as f:
-        f.write(os.urandom(16).hex() + "\n")
-    os.chmod(secret, 0o600)
-    runner.start_relay(net, secret)
-    url, pin = runner.start_signal(net, secret, os.path.join(tmp, "signal"))
-    env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin)
-    dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
-    id_a, id_b = runner.agent_id(net, h1, dir_a), runner.agent_id(net, h2, dir_b)
+    env, (dir_a, id_a), (dir_b, id_b) = runner.start_services(net, tmp, h1, h2)
     server = net.start("serve", h1, [runner.agent_bin, "serve", "--config", dir_a,
                                      "--expose", "down=127.0.0.1:%d" % SRC_PORT,
                                      "--trust", id_b], env=env)

@@ -243,6 +243,21 @@ class Runner:
         sys.stderr.write("moved from the relay to the direct pair with a stream open: %s\n"
                          % changed.group(0))
 
+    def start_services(self, net, tmp, host_a, host_b):
+        """p2ptun-relay and p2ptun-signal on the lab internet with a fresh TURN
+        secret, and an identity for an agent on each host. Returns (the
+        agents' environment, (config dir, peer-id) of A, the same of B)."""
+        secret_file = os.path.join(tmp, "turn-secret")
+        with open(secret_file, "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
+        os.chmod(secret_file, 0o600)
+        self.start_relay(net, secret_file)
+        url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"))
+        env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin)
+        dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
+        return (env, (dir_a, self.agent_id(net, host_a, dir_a)),
+                (dir_b, self.agent_id(net, host_b, dir_b)))
+
     def run(self, net, tmp):
         case = self.case
         net.internet()
@@ -262,16 +277,7 @@ class Runner:
                     "  ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop\n"
                     " }\n}\n")
 
-        secret_file = os.path.join(tmp, "turn-secret")
-        with open(secret_file, "w") as f:
-            f.write(os.urandom(16).hex() + "\n")
-        os.chmod(secret_file, 0o600)
-        self.start_relay(net, secret_file)
-        url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"))
-        env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin)
-
-        dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
-        id_a, id_b = self.agent_id(net, host_a, dir_a), self.agent_id(net, host_b, dir_b)
+        env, (dir_a, id_a), (dir_b, id_b) = self.start_services(net, tmp, host_a, host_b)
 
         peer_py = os.path.join(natlab.HERE, "peer.py")
         services = net.start("services", host_a,
