@@ -389,7 +389,7 @@ dtls_receive (Dtls *self, const guint8 *buf, gsize len)
 gboolean
 dtls_send (Dtls *self, const guint8 *buf, gsize len)
 {
-  if (!self->connected || self->failed || len == 0 || len > dtls_max_payload (self))
+  if (!self->connected || self->failed || len == 0 || len > dtls_max_payload_probe (self))
     return FALSE;
   return SSL_write (self->ssl, buf, (int) len) == (int) len;
 }
@@ -398,6 +398,17 @@ gsize
 dtls_max_payload (Dtls *self)
 {
   return self->connected ? DTLS_get_data_mtu (self->ssl) : 0;
+}
+
+gsize
+dtls_max_payload_probe (Dtls *self)
+{
+  gsize base = dtls_max_payload (self);
+
+  /* The record's overhead (header, explicit nonce, tag) does not depend on
+   * its length with an AEAD cipher. OpenSSL writes application records
+   * larger than its link MTU (the MTU only splits handshake messages). */
+  return base > 0 ? base + DTLS_LINK_MTU_MAX - DTLS_LINK_MTU : 0;
 }
 
 void

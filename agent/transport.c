@@ -82,7 +82,8 @@ struct _Transport
   struct xport_conn *conn;
   GSource *pump;
   guint8 *packet; /* one packet's buffer */
-  gsize max_packet;
+  gsize packet_cap;  /* its size: the largest packet path MTU discovery tries */
+  guint32 packet_size; /* the size in use, as last logged */
   guint64 ctl_out_id;
   guint64 ctl_in_id;
   GByteArray *ctl_in;
@@ -532,6 +533,21 @@ stream_deliver (Transport *t, TransportStream *s, guint notes)
 }
 
 /* Returns TRUE if anything happened. */
+/* Path MTU discovery moved the packet size: worth a debug line, since it
+ * decides the throughput of a fast path. */
+static void
+log_packet_size (Transport *t)
+{
+  struct xport_stats st;
+
+  xport_conn_stats (t->conn, &st);
+  if (st.packet_size != t->packet_size)
+    {
+      g_debug ("tunnel packets of %u bytes (were %u)", st.packet_size, t->packet_size);
+      t->packet_size = st.packet_size;
+    }
+}
+
 static gboolean
 pump_round (Transport *t, guint64 now)
 {
@@ -563,12 +579,14 @@ pump_round (Transport *t, guint64 now)
     }
   while (t->conn && sent < PUMP_PACKETS_MAX)
     {
-      gsize n = xport_conn_send (t->conn, now, t->packet, t->max_packet);
+      gsize n = xport_conn_send (t->conn, now, t->packet, t->packet_cap);
       if (n == 0)
         break;
       t->cb.send_packet (t->packet, n, t->user_data);
       sent++;
     }
+  if (t->conn)
+    log_packet_size (t);
   return busy || sent > 0;
 }
 
@@ -656,7 +674,7 @@ transport_free (Transport *t)
 }
 
 void
-transport_start (Transport *t, gsize max_packet)
+transport_start (Transport *t, gsize max_packet, gsize max_packet_probe)
 {
   struct ctlmsg hello = { .type = CTLMSG_HELLO, .version = CTLMSG_VERSION };
   struct xport_config cfg = {
@@ -667,12 +685,14 @@ transport_start (Transport *t, gsize max_packet)
     .conn_window_max = CONN_WINDOW_MAX,
     .send_buffer_max = SEND_BUFFER_MAX,
     .max_packet = max_packet,
+    .max_packet_probe = MIN (max_packet_probe, XPORT_MAX_PACKET),
   };
   guint64 id = 0;
 
   g_return_if_fail (t->conn == NULL);
-  t->max_packet = max_packet;
-  t->packet = g_malloc (max_packet);
+  t->packet_cap = MAX (max_packet, cfg.max_packet_probe);
+  t->packet = g_malloc (t->packet_cap);
+  t->packet_size = (guint32) max_packet;
   t->conn = xport_conn_new (&cfg, now_us ());
   g_assert (t->conn != NULL); /* the configuration is ours; memory is there */
   t->pump = g_source_new (&pump_funcs, sizeof (GSource));
@@ -715,11 +735,21 @@ transport_bye (Transport *t, guint8 code, const char *text)
     return;
   xport_conn_close (t->conn, BYE_CODE_BASE + code, text);
   /* Out now: the caller closes DTLS next. */
-  n = xport_conn_send (t->conn, now_us (), t->packet, t->max_packet);
+  n = xport_conn_send (t->conn, now_us (), t->packet, t->packet_cap);
   if (n > 0)
     t->cb.send_packet (t->packet, n, t->user_data);
   t->closed = TRUE;
   t->closed_notified = TRUE; /* we said it; nothing to tell the user */
+}
+
+void
+transport_path_changed (Transport *t)
+{
+  if (t->conn == NULL || t->closed)
+    return;
+  xport_conn_path_changed (t->conn, now_us ());
+  log_packet_size (t);
+  transport_kick (t);
 }
 
 guint

@@ -56,8 +56,11 @@ Transport *transport_new (GMainContext *context, gboolean initiator,
 void transport_free (Transport *transport);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Transport, transport_free)
 
-/* Starts the connection; @max_packet is the largest packet a DTLS record takes. */
-void transport_start (Transport *transport, gsize max_packet);
+/* Starts the connection: packets of @max_packet bytes fit a DTLS record on
+ * every path; path MTU discovery probes for up to @max_packet_probe. */
+void transport_start (Transport *transport, gsize max_packet, gsize max_packet_probe);
+/* ICE moved to another path: its MTU is to be found again. */
+void transport_path_changed (Transport *transport);
 /* One decrypted packet from the peer. */
 void transport_receive_packet (Transport *transport, const guint8 *buf, gsize len);
 /* Sends a PING; the answer arrives through callbacks->rtt. */

@@ -1,6 +1,7 @@
 /* One tunnel: ICE + DTLS + transport; see tunnel.h. */
 #include "tunnel.h"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <nice/agent.h>
@@ -194,7 +195,7 @@ fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *
                sizeof path->transport);
 }
 
-static void tunnel_grow_socket_buffers (Tunnel *self);
+static void tunnel_tune_sockets (Tunnel *self);
 
 /* ---- DTLS ---- */
 
@@ -230,7 +231,8 @@ dtls_on_connected (gpointer data)
 {
   Tunnel *self = data;
 
-  transport_start (self->transport, dtls_max_payload (self->dtls));
+  transport_start (self->transport, dtls_max_payload (self->dtls),
+                   dtls_max_payload_probe (self->dtls));
 }
 
 static void
@@ -379,8 +381,27 @@ ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
  * of 64 busy streams. */
 #define TUNNEL_SOCKET_BUFFER (16 * 1024 * 1024)
 
+/* UDP datagrams leave with Don't Fragment and are never split by this
+ * host: a record larger than the path carries is lost whole, which is what
+ * the transport's MTU probes detect. (Linux's default fragments datagrams
+ * larger than the interface MTU; a probe would then pass in pieces that
+ * many NATs and firewalls drop.) */
 static void
-tunnel_grow_socket_buffers (Tunnel *self)
+tunnel_forbid_fragments (GSocket *socket)
+{
+  int fd = g_socket_get_fd (socket);
+  int v4 = IP_PMTUDISC_DO, v6 = IPV6_PMTUDISC_DO;
+
+  if (g_socket_get_socket_type (socket) != G_SOCKET_TYPE_DATAGRAM)
+    return;
+  if (g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6)
+    (void) setsockopt (fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6);
+  else
+    (void) setsockopt (fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4);
+}
+
+static void
+tunnel_tune_sockets (Tunnel *self)
 {
   g_autoptr (GPtrArray) sockets = nice_agent_get_sockets (self->agent, self->stream_id,
                                                           TUNNEL_COMPONENT);
@@ -396,6 +417,7 @@ tunnel_grow_socket_buffers (Tunnel *self)
         (void) setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
       if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
         (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      tunnel_forbid_fragments (sockets->pdata[i]);
     }
 }
 
@@ -406,7 +428,7 @@ ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
 
   if (stream_id != self->stream_id)
     return;
-  tunnel_grow_socket_buffers (self);
+  tunnel_tune_sockets (self);
   tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
 }
 
@@ -419,8 +441,9 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   if (stream_id != self->stream_id)
     return;
   fill_path (self, &self->path, local, remote);
-  tunnel_grow_socket_buffers (self); /* sockets made since gathering began */
+  tunnel_tune_sockets (self); /* sockets made since gathering began */
   tunnel_flush_held (self);
+  transport_path_changed (self->transport);
   if (self->up && self->cb.path_changed)
     self->cb.path_changed (&self->path, self->user_data);
 }
@@ -850,7 +873,7 @@ tunnel_gather (Tunnel *self)
   if (!nice_agent_gather_candidates (self->agent, self->stream_id))
     tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "cannot gather ICE candidates");
   else
-    tunnel_grow_socket_buffers (self); /* the host sockets exist now */
+    tunnel_tune_sockets (self); /* the host sockets exist now */
 }
 
 void

@@ -145,10 +145,19 @@ xport_conn_update_window (struct xport_conn *c)
 
 /* ---- recovery callbacks ---- */
 
+/* The packet size changed: the controller counts in packets of it. */
+static void
+packet_size_changed (struct xport_conn *c)
+{
+  c->rec.cc.mss = c->pmtu.current;
+}
+
 static void
 on_packet_acked (void *ctx, const struct xport_sent *p)
 {
   struct xport_conn *c = ctx;
+  if ((p->flags & XPORT_SENT_PMTU_PROBE) && xport_pmtu_on_acked (&c->pmtu, p->pn, c->now))
+    packet_size_changed (c);
   for (unsigned i = 0; i < p->n_refs; i++)
     {
       const struct xport_ref *r = &p->refs[i];
@@ -176,6 +185,8 @@ static void
 on_packet_lost (void *ctx, const struct xport_sent *p)
 {
   struct xport_conn *c = ctx;
+  if (p->flags & XPORT_SENT_PMTU_PROBE)
+    xport_pmtu_on_lost (&c->pmtu, p->pn, c->now);
   if (p->flags & XPORT_SENT_MAX_DATA)
     c->max_data_pending = true;
   if (p->flags & XPORT_SENT_MAX_STREAMS)
@@ -248,13 +259,15 @@ xport_conn_new (const struct xport_config *cfg, uint64_t now)
     k->conn_window_max = XPORT_INITIAL_MAX_DATA;
   if (k->send_buffer_max == 0)
     k->send_buffer_max = 16u << 20;
-  if (k->max_packet == 0 || k->max_packet > XPORT_MAX_PACKET)
-    k->max_packet = XPORT_MAX_PACKET;
+  if (k->max_packet == 0)
+    k->max_packet = XPORT_BASE_PACKET;
   if (k->sent_packets == 0)
     k->sent_packets = 8192;
   if (k->datagram_queue == 0)
     k->datagram_queue = 64;
-  if (k->max_packet < 256 || (k->sent_packets & (k->sent_packets - 1)) != 0
+  if (k->max_packet < 256 || k->max_packet > XPORT_MAX_PACKET
+      || k->max_packet_probe > XPORT_MAX_PACKET
+      || (k->sent_packets & (k->sent_packets - 1)) != 0
       || k->datagram_queue > 4096)
     {
       free (c);
@@ -276,6 +289,7 @@ xport_conn_new (const struct xport_config *cfg, uint64_t now)
       xport_conn_free (c);
       return NULL;
     }
+  xport_pmtu_init (&c->pmtu, k->max_packet, k->max_packet_probe, now);
   c->local_max_streams = k->max_streams;
   c->remote_max_streams = XPORT_INITIAL_MAX_STREAMS;
   c->max_streams_pending = k->max_streams != XPORT_INITIAL_MAX_STREAMS;
@@ -630,6 +644,16 @@ xport_conn_timeout (const struct xport_conn *c)
       if (s < t)
         t = s;
     }
+  else if (xport_conn_window_open (c) && xport_conn_pmtu_probe (c, UINT64_MAX) > 0)
+    {
+      /* An idle connection probes too, so that the next transfer starts
+       * at full size. */
+      uint64_t s = xport_pmtu_next_probe (&c->pmtu);
+      if (s < c->next_send_time)
+        s = c->next_send_time;
+      if (s < t)
+        t = s;
+    }
   return t;
 }
 
@@ -648,7 +672,26 @@ xport_conn_on_timeout (struct xport_conn *c, uint64_t now)
   if (now >= c->last_tx_time + c->cfg.keepalive_us)
     c->ping_pending = true;
   if (now >= xport_recovery_timer (&c->rec))
-    c->probes += xport_recovery_on_timer (&c->rec, now);
+    {
+      c->probes += xport_recovery_on_timer (&c->rec, now);
+      /* Two probe timeouts in a row with packets larger than every path
+       * carries: they may be what vanishes (a black hole, RFC 8899 section
+       * 4.3); back to the base size, and search again once ACKs flow. */
+      if (c->rec.pto_count >= 2 && c->pmtu.current > c->pmtu.base)
+        {
+          xport_pmtu_restart (&c->pmtu, now, 0);
+          packet_size_changed (c);
+        }
+    }
+}
+
+void
+xport_conn_path_changed (struct xport_conn *c, uint64_t now)
+{
+  if (now > c->now)
+    c->now = now;
+  if (xport_pmtu_restart (&c->pmtu, c->now, 0))
+    packet_size_changed (c);
 }
 
 bool
@@ -743,6 +786,7 @@ xport_conn_stats (const struct xport_conn *c, struct xport_stats *st)
   st->packets_invalid = c->packets_invalid;
   st->stream_bytes_sent = c->stream_bytes_sent;
   st->stream_bytes_received = c->stream_bytes_received;
+  st->packet_size = (uint32_t)c->pmtu.current;
   for (size_t i = 0; i < c->n_slots; i++)
     if (c->slots[i] != NULL)
       {

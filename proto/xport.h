@@ -1,7 +1,8 @@
 /* The tunnel transport: a small QUIC-style transport (RFC 9000/9002 in
  * spirit, not on the wire) that carries reliable, ordered, flow-controlled
- * streams and unreliable datagrams in packets of at most 1163 bytes, one per
- * DTLS record. Wire format: PROTOCOL.md section 6.
+ * streams and unreliable datagrams in packets, one per DTLS record: 1163
+ * bytes at first, larger once path MTU discovery found that the path
+ * carries more (xport_pmtu.h). Wire format: PROTOCOL.md section 6.
  *
  * Sans-IO: no sockets, no clock, no threads. The caller
  *   - hands every packet that arrives to xport_conn_receive(),
@@ -68,7 +69,9 @@ struct xport_config
   uint64_t stream_window_max; /* [16 MiB] per-stream receive window ceiling */
   uint64_t conn_window_max;   /* [48 MiB] connection receive window ceiling */
   uint64_t send_buffer_max;   /* [16 MiB] per-stream send buffer ceiling */
-  size_t max_packet;          /* [1163] largest packet, at least 256 */
+  size_t max_packet;          /* [1163] packet size every path carries, >= 256 */
+  size_t max_packet_probe;    /* [0: no discovery] the largest packet size to
+                               * probe for, at most XPORT_MAX_PACKET */
   size_t sent_packets;        /* [8192] power of two: packets tracked in flight */
   size_t datagram_queue;      /* [64] datagrams queued each way */
 };
@@ -100,6 +103,7 @@ struct xport_stats
   uint64_t stream_bytes_sent, stream_bytes_received;
   uint64_t memory;  /* bytes allocated for stream buffers, now */
   uint32_t streams; /* streams with state */
+  uint32_t packet_size; /* the largest packet sent now (path MTU discovery) */
 };
 
 struct xport_conn;
@@ -114,7 +118,8 @@ void xport_conn_free (struct xport_conn *c);
  * a peer that breaks the protocol gets the connection closed. */
 int xport_conn_receive (struct xport_conn *c, uint64_t now, const uint8_t *buf,
                         size_t len);
-/* Writes the next packet to send into @buf (at least max_packet bytes) and
+/* Writes the next packet to send into @buf (at least max_packet bytes, and
+ * max_packet_probe when discovery is on) and
  * returns its length, or 0 when nothing is to be sent before the timeout. */
 size_t xport_conn_send (struct xport_conn *c, uint64_t now, uint8_t *buf, size_t cap);
 /* Absolute time at which xport_conn_on_timeout() is due; UINT64_MAX: none. */
@@ -128,6 +133,9 @@ bool xport_conn_is_closed (const struct xport_conn *c);
 /* Sends a PING now; its acknowledgement updates the RTT in the stats. */
 void xport_conn_ping (struct xport_conn *c);
 void xport_conn_stats (const struct xport_conn *c, struct xport_stats *st);
+/* The packets take another path (ICE chose another pair): its MTU is
+ * unknown, so packets go back to max_packet until probes prove more. */
+void xport_conn_path_changed (struct xport_conn *c, uint64_t now);
 
 /* Opens a stream of ours. XPORT_ERR_STREAM_LIMIT until the peer allows more. */
 int xport_stream_open (struct xport_conn *c, uint64_t *id);

@@ -172,8 +172,10 @@ xport_stream_release (struct xport_conn *c, uint64_t id)
 size_t
 xport_datagram_max (const struct xport_conn *c)
 {
-  /* Header (version and an 8-byte packet number), frame type and length. */
-  return c->cfg.max_packet - 1 - 8 - 1 - 2;
+  /* Header (version and an 8-byte packet number), frame type and length. It
+   * grows when path MTU discovery raises the packet size, and shrinks back
+   * when the path changes. */
+  return xport_conn_packet_size (c) - 1 - 8 - 1 - 2;
 }
 
 int

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "xport.h"
+#include "xport_pmtu.h"
 #include "xport_ranges.h"
 #include "xport_recovery.h"
 #include "xport_stream.h"
@@ -51,6 +52,7 @@ struct xport_conn
   uint64_t now;
   enum conn_state state;
   struct xport_recovery rec;
+  struct xport_pmtu pmtu;
 
   struct xport_stream **slots;
   size_t n_slots;
@@ -115,3 +117,11 @@ void xport_conn_update_window (struct xport_conn *c);
 bool xport_conn_window_open (const struct xport_conn *c);
 /* Something ack-eliciting waits to be sent. */
 bool xport_conn_wants_data (const struct xport_conn *c);
+/* The size of the path MTU probe that may go now, or 0. */
+size_t xport_conn_pmtu_probe (const struct xport_conn *c, uint64_t now);
+/* Packets are built up to this size now. */
+static inline size_t
+xport_conn_packet_size (const struct xport_conn *c)
+{
+  return c->pmtu.current;
+}

@@ -154,13 +154,15 @@ detect_lost (struct xport_recovery *r, uint64_t now)
           remove_in_flight (r, p);
           r->packets_lost++;
           r->bytes_lost += p->size;
+          r->cb.lost (r->ctx, p);
+          if (p->flags & XPORT_SENT_PMTU_PROBE)
+            continue; /* too big, not congested */
           lost_bytes += p->size;
           if (p->time_sent > largest_lost_time)
             largest_lost_time = p->time_sent;
           if (first_lost_time == 0)
             first_lost_time = p->time_sent;
           last_lost_time = p->time_sent;
-          r->cb.lost (r->ctx, p);
         }
       else if (r->loss_time == 0 || p->time_sent + delay < r->loss_time)
         r->loss_time = p->time_sent + delay;

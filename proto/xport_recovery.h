@@ -39,6 +39,9 @@ enum
   XPORT_SENT_MAX_DATA = 1 << 0,
   XPORT_SENT_MAX_STREAMS = 1 << 1,
   XPORT_SENT_PING = 1 << 2,
+  /* A path MTU probe: its loss says the size does not pass, not that the
+   * path is congested (RFC 9000 section 14.4). */
+  XPORT_SENT_PMTU_PROBE = 1 << 3,
 };
 
 enum xport_sent_state

@@ -129,14 +129,17 @@ put_control (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t ca
 }
 
 /* Datagrams go first, before an ACK could take the room a full-size one
- * needs (xport_datagram_max()). */
+ * needs (xport_datagram_max()). One queued when packets were larger than
+ * they are now (the path changed) no longer fits any packet: dropped, as
+ * the network would. */
 static size_t
 put_datagrams (struct xport_conn *c, uint8_t *buf, size_t cap, size_t off)
 {
   while (c->dg_out.n > 0)
     {
       struct dgram *d = &c->dg_out.q[c->dg_out.head];
-      if (!xport_frame_put_datagram (buf, cap, &off, d->data, d->len))
+      if (d->len <= xport_datagram_max (c)
+          && !xport_frame_put_datagram (buf, cap, &off, d->data, d->len))
         break;
       c->dg_out.head = (c->dg_out.head + 1) % c->dg_out.cap;
       c->dg_out.n--;
@@ -198,13 +201,40 @@ put_streams (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t ca
 }
 
 size_t
+xport_conn_pmtu_probe (const struct xport_conn *c, uint64_t now)
+{
+  /* Only once the peer is heard from and while ACKs flow: a probe lost to a
+   * peer not yet listening or to a dead path says nothing about its size. */
+  if (c->state != CONN_OPEN || !c->have_rx || c->rec.pto_count > 0)
+    return 0;
+  return xport_pmtu_probe_due (&c->pmtu, now);
+}
+
+/* A PMTU probe: PING, padded to @size (an ACK may ride along). */
+static size_t
+put_pmtu_probe (struct xport_conn *c, struct xport_sent *p, uint8_t *buf, size_t size,
+                size_t off)
+{
+  if (c->ack_needed)
+    off = put_ack (c, buf, size, off);
+  xport_frame_put_simple (buf, size, &off, XPORT_FRAME_PING);
+  memset (buf + off, XPORT_FRAME_PADDING, size - off);
+  p->flags |= XPORT_SENT_PMTU_PROBE;
+  xport_pmtu_probe_sent (&c->pmtu, p->pn, size);
+  return size;
+}
+
+size_t
 xport_conn_send (struct xport_conn *c, uint64_t now, uint8_t *buf, size_t cap)
 {
   size_t off = 0;
   if (now > c->now)
     c->now = now;
-  if (cap > c->cfg.max_packet)
-    cap = c->cfg.max_packet;
+  size_t probe = c->probes == 0 ? xport_conn_pmtu_probe (c, now) : 0;
+  if (probe > cap)
+    probe = 0;
+  if (cap > xport_conn_packet_size (c))
+    cap = xport_conn_packet_size (c);
   if (cap < 64 || !xport_recovery_has_room (&c->rec, 0))
     return 0;
 
@@ -226,21 +256,27 @@ xport_conn_send (struct xport_conn *c, uint64_t now, uint8_t *buf, size_t cap)
   bool want = c->probes > 0 || xport_conn_wants_data (c);
   if (!want && cc_ok)
     xport_recovery_set_app_limited (&c->rec);
-  bool data = want && cc_ok && pace_ok;
+  bool data = (want || probe > 0) && cc_ok && pace_ok;
   if (!data && !ack_due)
     return 0;
 
   struct xport_sent *p = xport_recovery_next (&c->rec);
   xport_packet_put_header (buf, cap, &off, p->pn);
   size_t hdr = off;
-  size_t dg = data ? put_datagrams (c, buf, cap, off) : off;
-  off = dg;
-  /* An ACK goes along only when something ack-eliciting arrived: the
-   * numbers of ACK-only packets ride with the next one that is due. */
-  if (c->ack_needed)
-    off = put_ack (c, buf, cap, off);
-  size_t before = off;
-  if (data)
+  size_t dg = off, before = off;
+  if (data && probe > 0)
+    off = put_pmtu_probe (c, p, buf, probe, off);
+  else
+    {
+      dg = data ? put_datagrams (c, buf, cap, off) : off;
+      off = dg;
+      /* An ACK goes along only when something ack-eliciting arrived: the
+       * numbers of ACK-only packets ride with the next one that is due. */
+      if (c->ack_needed)
+        off = put_ack (c, buf, cap, off);
+      before = off;
+    }
+  if (data && probe == 0)
     {
       off = put_control (c, p, buf, cap, off);
       off = put_streams (c, p, buf, cap, off);
@@ -273,5 +309,6 @@ xport_conn_window_open (const struct xport_conn *c)
   /* The sent-packet ring bounds what is in flight as the window does. */
   if (!xport_recovery_has_room (&c->rec, XPORT_RING_RESERVE))
     return false;
-  return c->probes > 0 || c->rec.bytes_in_flight + c->cfg.max_packet <= c->rec.cc.cwnd;
+  return c->probes > 0
+         || c->rec.bytes_in_flight + xport_conn_packet_size (c) <= c->rec.cc.cwnd;
 }

@@ -17,8 +17,13 @@
 /* The first byte of a transport packet. Tunnel frames of version 1
  * (frame.h) start with 1, so the two never clash. */
 #define XPORT_VERSION 2
-/* DTLS 1.2 with AES-GCM at a 1200-byte ICE MTU carries 1163 bytes. */
-#define XPORT_MAX_PACKET 1163
+/* DTLS 1.2 with AES-GCM at a 1200-byte ICE MTU carries 1163 bytes: the size
+ * every path carries, where packets start. */
+#define XPORT_BASE_PACKET 1163
+/* The largest packet either side may send once path MTU discovery proved
+ * the path carries it (xport_pmtu.h): a 1500-byte IPv6 packet's UDP
+ * payload. Receivers accept up to this. */
+#define XPORT_MAX_PACKET 1452
 /* RFC 9000 section 16: 2^62 - 1. */
 #define XPORT_VARINT_MAX ((UINT64_C (1) << 62) - 1)
 /* A hostile ACK may claim any number of ranges; we read at most this many

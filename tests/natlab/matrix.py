@@ -71,6 +71,11 @@ def table(results):
     lines.append("| two public hosts, direct UDP blocked until the tunnel is up on the relay, "
                  "then let through with a stream open (path after the move) | %s |"
                  % cell(results.get("relay-to-direct")))
+    r = results.get("small-mtu")
+    sizes = (r or {}).get("packet_size") or {}
+    lines.append("| two port-restricted NATs, site A's internet link carries 1400-byte packets "
+                 "(packet size path MTU discovery found: pair / serve) | %s (%s / %s bytes) |"
+                 % (cell(r), sizes.get("client", "-"), sizes.get("server", "-")))
     return lines
 
 
@@ -85,17 +90,18 @@ def main(argv):
     print("NAT matrix (A serves, B pairs; path/transport in use after 8 MiB each way; "
           "time from starting pair to tunnel up)")
     print("\n".join(lines))
-    print("\n%-32s %-8s %-15s %-15s %9s %9s  %s" % ("case", "status", "expected", "observed",
-                                                  "connect", "MiB/s", "pair's path"))
+    print("\n%-32s %-8s %-15s %-15s %9s %9s %9s  %s" % (
+        "case", "status", "expected", "observed", "connect", "MiB/s", "packets", "pair's path"))
     for name in sorted(results):
         r = results[name]
         obs = r.get("observed") or {}
-        print("%-32s %-8s %-15s %-15s %9s %9s  %s" % (
+        size = (r.get("packet_size") or {}).get("client")
+        print("%-32s %-8s %-15s %-15s %9s %9s %9s  %s" % (
             name, r["status"], "%s %s" % (r["expected"]["path"], r["expected"]["transport"]),
             "%s %s" % (obs["path"], obs["transport"]) if obs else "-",
             "%d ms" % r["connect_ms"] if "connect_ms" in r else "-",
             "%.1f" % r["mib_per_s"] if "mib_per_s" in r else "-",
-            obs.get("client", "-")))
+            size if size else "-", obs.get("client", "-")))
     counts = {}
     for r in results.values():
         counts[r["status"]] = counts.get(r["status"], 0) + 1

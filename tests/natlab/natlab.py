@@ -303,16 +303,23 @@ class Net:
         self.ports = 0
         return self.inet
 
-    def plug(self, ns, ifname, cidr, link=None):
+    def plug(self, ns, ifname, cidr, link=None, mtu=None):
         """Connects ns to the internet bridge through ifname, at cidr; with
         link (a Link) through an emulated link: a namespace of its own
-        between ifname and the bridge port, where linkem copies the frames."""
+        between ifname and the bridge port, where linkem copies the frames.
+        With mtu, the connection carries packets of at most mtu bytes: ns
+        answers larger ones it would forward with ICMP "fragmentation
+        needed", the bridge drops larger ones towards ns without a word (a
+        black hole)."""
         self.ports += 1
         port = "p%d" % self.ports
         if link is None:
             self.link(ns, ifname, self.inet, port)
         else:
             self.emulated_link(ns, ifname, self.inet, port, link, "e%d" % self.ports)
+        if mtu is not None:
+            run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(mtu)])
+            run(["ip", "-n", self.inet, "link", "set", "dev", port, "mtu", str(mtu)])
         run(["ip", "-n", self.inet, "link", "set", port, "master", "br0", "up"])
         self.addr(ns, ifname, cidr)
         if link is not None:
@@ -353,23 +360,24 @@ class Net:
         proc.wait_line(r"^linkem: ready", timeout=10)
         return proc
 
-    def site(self, index, nat, hosts=1, behind_cgn=False, link=None):
+    def site(self, index, nat, hosts=1, behind_cgn=False, link=None, mtu=None):
         """One site: a host on the internet (nat "none") or a NAT router and
         hosts behind it on 10.INDEX.0.0/24. With behind_cgn the router's wan
         is in 100.64.0.0/10 behind a carrier-grade NAT (port-restricted, as
         RFC 6888 asks: endpoint-independent mapping). With link (a Link) the
-        site's connection to the internet is an emulated link (linkem).
+        site's connection to the internet is an emulated link (linkem); with
+        mtu it carries packets of at most mtu bytes (see plug).
         Returns (host namespaces, their addresses)."""
         public = "203.0.113.%d" % (10 + index)
         if nat == "none":
             h = self.ns("h%d" % index)
-            self.plug(h, "eth0", public + "/24", link)
+            self.plug(h, "eth0", public + "/24", link, mtu)
             self.route(h, SERVERS_IP)
             return [h], [public]
         r = self.ns("r%d" % index)
         if behind_cgn:
             c = self.ns("c%d" % index)
-            self.plug(c, "wan", public + "/24", link)
+            self.plug(c, "wan", public + "/24", link, mtu)
             self.route(c, SERVERS_IP)
             self.link(c, "lan", r, "wan")
             self.addr(c, "lan", CGN_INSIDE + "/10")
@@ -377,7 +385,7 @@ class Net:
             self.route(r, CGN_INSIDE)
             self.nft(c, nat_ruleset("portrestricted", [CGN_HOME]))
         else:
-            self.plug(r, "wan", public + "/24", link)
+            self.plug(r, "wan", public + "/24", link, mtu)
             self.route(r, SERVERS_IP)
         lan = "10.%d.0" % index
         names, addrs = [], []

@@ -99,6 +99,16 @@ EXPECTED["portrestricted-cgnat"] = DIRECT
 # checks of the direct pair succeed and the tunnel moves to it, and a stream
 # open across the move loses nothing.
 EXPECTED["relay-to-direct"] = DIRECT
+# Two port-restricted cones (direct, as above), where site A's link to the
+# internet carries 1400-byte packets only: A's router answers larger ones
+# with ICMP "fragmentation needed", and larger ones towards A vanish. Path
+# MTU discovery must find the size from both sides and lose nothing.
+EXPECTED["small-mtu"] = DIRECT
+SMALL_MTU = 1400
+# The largest transport packet through it: the IP and UDP headers (28
+# bytes) and the DTLS record's (37 with AES-GCM) come off.
+SMALL_MTU_PACKET = SMALL_MTU - 28 - 37
+PACKET_RE = re.compile(r"tunnel packets of (\d+) bytes")
 
 LINE_RE = re.compile(r"path (direct|relayed) \((\w+) (\S+) -> (\w+) (\S+), (\w+)\)")
 
@@ -106,8 +116,12 @@ LINE_RE = re.compile(r"path (direct|relayed) \((\w+) (\S+) -> (\w+) (\S+), (\w+)
 class Case:
     def __init__(self, name):
         self.name = name
+        self.mtu_a = None
         if name == "same-lan":
             self.nat_a = self.nat_b = "portrestricted"
+        elif name == "small-mtu":
+            self.nat_a = self.nat_b = "portrestricted"
+            self.mtu_a = SMALL_MTU
         elif name == "relay-to-direct":
             self.nat_a = self.nat_b = "none"
         else:
@@ -130,6 +144,13 @@ def final_path(proc, peer):
     return {"path": last.group(1), "local_type": last.group(2), "local": last.group(3),
             "remote_type": last.group(4), "remote": last.group(5),
             "transport": last.group(6), "line": last.group(0)}
+
+
+def packet_size(proc):
+    """The transport's packet size that an agent logged last (its debug line
+    when path MTU discovery changes it), or None."""
+    sizes = PACKET_RE.findall(proc.text())
+    return int(sizes[-1]) if sizes else None
 
 
 def observed_outcome(client, server):
@@ -253,7 +274,9 @@ class Runner:
         os.chmod(secret_file, 0o600)
         self.start_relay(net, secret_file)
         url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"))
-        env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin)
+        # The agents' debug lines say what path MTU discovery found.
+        env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin,
+                   G_MESSAGES_DEBUG="p2ptun-agent")
         dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
         return (env, (dir_a, self.agent_id(net, host_a, dir_a)),
                 (dir_b, self.agent_id(net, host_b, dir_b)))
@@ -265,7 +288,7 @@ class Runner:
             hosts, _ = net.site(1, "portrestricted", hosts=2)
             host_a, host_b = hosts
         else:
-            host_a = net.site(1, case.nat_a)[0][0]
+            host_a = net.site(1, case.nat_a, mtu=case.mtu_a)[0][0]
             host_b = net.site(2, "portrestricted" if case.nat_b == "cgnat" else case.nat_b,
                               behind_cgn=case.nat_b == "cgnat")[0][0]
 
@@ -339,6 +362,8 @@ class Runner:
                                    "client": cpath["line"], "server": spath["line"]}
         self.result["path_changes"] = sum("path changed:" in l
                                           for l in client.text().splitlines())
+        self.result["packet_size"] = {"client": packet_size(client),
+                                      "server": packet_size(server)}
 
         check(t["down_done"] and t["down_bytes"] == SIZE and t["down_sha256"] == t["down_expected"],
               "download differs: %d of %d bytes%s" % (t["down_bytes"], SIZE,
@@ -355,6 +380,11 @@ class Runner:
             proc.signal(signal.SIGTERM)
             code = proc.wait_exit(30)
             check(code == 0, "%s exited %d on SIGTERM" % (proc.name, code))
+        if case.mtu_a is not None:
+            for side, size in self.result["packet_size"].items():
+                check(size is not None and SMALL_MTU_PACKET - 8 < size <= SMALL_MTU_PACKET,
+                      "%s sends packets of %s bytes through a %d-byte MTU (expected %d - 8 "
+                      "to %d)" % (side, size, SMALL_MTU, SMALL_MTU_PACKET, SMALL_MTU_PACKET))
         check((path, transport) == case.expected,
               "expected %s over %s, got %s over %s (pair: %s; serve: %s)"
               % (case.expected[0], case.expected[1], path, transport, cpath["line"],

@@ -174,7 +174,7 @@ ptcp_write (PseudoTcpSocket *sock, const gchar *buf, guint32 len, gpointer data)
 {
   struct ptcp_ep *e = data;
   uint8_t pkt[2048];
-  if (len + PTCP_FRAME_OVERHEAD > XPORT_MAX_PACKET)
+  if (len + PTCP_FRAME_OVERHEAD > XPORT_BASE_PACKET)
     return WR_TOO_LARGE;
   memset (pkt, 0, PTCP_FRAME_OVERHEAD);
   memcpy (pkt + PTCP_FRAME_OVERHEAD, buf, len);
@@ -266,7 +266,7 @@ run_ptcp (uint64_t rtt, const struct prof *pr, uint64_t seed)
                     TRUE, "ack-delay", 0, NULL);
       /* As the agent does: segments fill a 1163-byte frame. */
       pseudo_tcp_socket_notify_mtu (e[i].sock,
-                                    XPORT_MAX_PACKET - PTCP_FRAME_OVERHEAD + 92);
+                                    XPORT_BASE_PACKET - PTCP_FRAME_OVERHEAD + 92);
       n[i]
           = sim_node_new_custom (sim, &ptcp_ops, &e[i], i == 0 ? ab : ba, ptcp_app, NULL);
       e[i].node = n[i];

@@ -11,6 +11,7 @@
 
 #include "sim.h"
 #include "xport.h"
+#include "xport_pmtu.h"
 #include "xport_wire.h"
 
 #define MS 1000ull
@@ -117,6 +118,16 @@ pair_make (struct pair *pr, uint64_t seed, const struct sim_link_params *fwd,
   sim_connect (pr->a, pr->b);
 }
 
+/* A pair carrying @f from a to b, the same link both ways. */
+static void
+flow_pair (struct pair *pr, uint64_t seed, const struct sim_link_params *p,
+           const struct xport_config *cfg, struct sim_flow *f)
+{
+  pair_make (pr, seed, p, p, cfg, sim_flow_app, f);
+  f->tx = pr->a;
+  f->rx = pr->b;
+}
+
 /* ---- integrity under each impairment ---- */
 
 static int
@@ -129,13 +140,14 @@ test_integrity (const char *name)
       printf ("unknown profile %s\n", name);
       return 2;
     }
+  /* Path MTU discovery on, on a path that carries 1400-byte packets. */
+  cfg.max_packet_probe = XPORT_MAX_PACKET;
+  p.mtu = 1400;
   struct sim_flow f;
   struct pair pr;
   sim_flow_init (&f, 3, 2 * MIB, 7);
   f.datagram_interval_us = 2 * MS;
-  pair_make (&pr, 42, &p, &p, &cfg, sim_flow_app, &f);
-  f.tx = pr.a;
-  f.rx = pr.b;
+  flow_pair (&pr, 42, &p, &cfg, &f);
   sim_node_kick (pr.a);
   uint64_t end = sim_run (pr.sim, 60 * SEC, sim_flow_done, &f);
 
@@ -145,11 +157,17 @@ test_integrity (const char *name)
   xport_conn_stats (sim_node_conn (pr.a), &st);
   double secs = (double)(f.done_time - f.start_time) / 1e6;
   printf ("%s: %s in %.3f s simulated, %.1f Mbit/s, longest stall %.3f s, "
-          "%llu packets sent, %llu lost, srtt %.1f ms, datagrams %llu/%llu\n",
+          "%llu packets sent, %llu lost, srtt %.1f ms, datagrams %llu/%llu, "
+          "packets of %u bytes\n",
           name, ok ? "6 MiB intact" : why, secs, ok ? 6.0 * MIB * 8 / secs / 1e6 : 0.0,
           (double)f.max_stall / 1e6, (unsigned long long)st.packets_sent,
           (unsigned long long)st.packets_lost, st.srtt_us / 1000.0,
-          (unsigned long long)f.dgram_received, (unsigned long long)f.dgram_sent);
+          (unsigned long long)f.dgram_received, (unsigned long long)f.dgram_sent,
+          st.packet_size);
+  /* The search may still run when 6 MiB are through; sim-pmtu checks
+   * where it ends. */
+  CHECK (st.packet_size <= 1400 && st.packet_size > XPORT_BASE_PACKET,
+         "packets of %u bytes on a path of 1400", st.packet_size);
   CHECK (ok, "%s", why);
   CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
   CHECK (f.max_stall <= SEC, "stall of %.3f s", (double)f.max_stall / 1e6);
@@ -219,9 +237,7 @@ run_streams (unsigned n, bool stall_first, uint64_t *max_tx, uint64_t *max_rx,
   sim_flow_init (&f, n, 16 * MIB, 11);
   if (stall_first)
     f.s[0].paused = true;
-  pair_make (&pr, 5, &p, &p, &cfg, sim_flow_app, &f);
-  f.tx = pr.a;
-  f.rx = pr.b;
+  flow_pair (&pr, 5, &p, &cfg, &f);
   struct mem_watch w = { &f, pr.a, pr.b, 0, 0, active_done };
   sim_node_kick (pr.a);
   sim_run (pr.sim, 60 * SEC, mem_watch_done, &w);
@@ -340,9 +356,7 @@ test_blackout (void)
   struct sim_flow f;
   struct pair pr;
   sim_flow_init (&f, 2, 8 * MIB, 3);
-  pair_make (&pr, 8, &p, &p, &cfg, sim_flow_app, &f);
-  f.tx = pr.a;
-  f.rx = pr.b;
+  flow_pair (&pr, 8, &p, &cfg, &f);
   sim_node_kick (pr.a);
   sim_run (pr.sim, 21 * SEC, sim_flow_done, &f);
   uint64_t during = f.bytes_read;
@@ -361,6 +375,88 @@ test_blackout (void)
   /* 16 MiB at 20 Mbit/s is 6.7 s of transfer; 20 s of blackout on top. */
   CHECK (f.done_time != 0 && f.done_time < 32 * SEC, "done at %.2f s",
          (double)f.done_time / 1e6);
+  sim_flow_clear (&f);
+  sim_free (pr.sim);
+  return failures ? 1 : 0;
+}
+
+/* ---- path MTU discovery: search, black hole, path change ---- */
+
+static void
+set_mtu (struct pair *pr, struct sim_link_params *p, size_t mtu)
+{
+  p->mtu = mtu;
+  sim_link_set (pr->ab, p);
+  sim_link_set (pr->ba, p);
+}
+
+static uint32_t
+packet_size (struct sim_node *n)
+{
+  struct xport_stats st;
+  xport_conn_stats (sim_node_conn (n), &st);
+  return st.packet_size;
+}
+
+static int
+test_pmtu (void)
+{
+  struct sim_link_params p = base_link (20000000, 40 * MS);
+  p.loss = 0.01;
+  struct xport_config cfg = { 0 };
+  cfg.max_packet_probe = XPORT_MAX_PACKET;
+  struct sim_flow f;
+  struct pair pr;
+  sim_flow_init (&f, 2, 16 * MIB, 5);
+  f.datagram_interval_us = 5 * MS;
+  flow_pair (&pr, 11, &p, &cfg, &f);
+  set_mtu (&pr, &p, 1300);
+  CHECK (packet_size (pr.a) == XPORT_BASE_PACKET, "starts at %u", packet_size (pr.a));
+  sim_node_kick (pr.a);
+
+  /* The search finds the path's size from both ends (the receiver probes
+   * while it only acknowledges). */
+  sim_run (pr.sim, 3 * SEC, sim_flow_done, &f);
+  uint32_t found_a = packet_size (pr.a), found_b = packet_size (pr.b);
+  CHECK (found_a <= 1300 && found_a > 1300 - XPORT_PMTU_STEP, "sender found %u of 1300",
+         found_a);
+  CHECK (found_b <= 1300 && found_b > 1300 - XPORT_PMTU_STEP, "receiver found %u of 1300",
+         found_b);
+
+  /* A black hole: from 3 s the path carries only 1200 bytes. */
+  set_mtu (&pr, &p, 1200);
+  uint64_t before = f.bytes_read;
+  sim_run (pr.sim, 5 * SEC, sim_flow_done, &f);
+  uint64_t during = f.bytes_read;
+  sim_run (pr.sim, 8 * SEC, sim_flow_done, &f);
+  uint32_t hole = packet_size (pr.a);
+  CHECK (hole <= 1200 && hole > 1200 - XPORT_PMTU_STEP, "after the black hole: %u of 1200",
+         hole);
+  CHECK (during > before, "no progress within 2 s of the black hole");
+
+  /* ICE moves to another path, which carries anything: back to the base
+   * size at once, then the ceiling. */
+  set_mtu (&pr, &p, 0);
+  xport_conn_path_changed (sim_node_conn (pr.a), sim_now (pr.sim));
+  uint32_t moved = packet_size (pr.a);
+  CHECK (moved == XPORT_BASE_PACKET, "after the path changed: %u", moved);
+  sim_run (pr.sim, 10 * SEC, sim_flow_done, &f);
+  uint32_t regrown = packet_size (pr.a);
+  CHECK (regrown == XPORT_MAX_PACKET, "on the new path: %u", regrown);
+
+  sim_run (pr.sim, 60 * SEC, sim_flow_done, &f);
+  char why[200];
+  bool ok = sim_flow_verify (&f, why, sizeof why);
+  printf ("pmtu: found %u / %u on a 1300 path; %u after it shrank to 1200 "
+          "(+%.2f MiB in the 2 s after); %u after a path change, %u 2 s later; "
+          "32 MiB %s at %.2f s, longest stall %.3f s, datagrams %llu/%llu\n",
+          found_a, found_b, hole, (double)(during - before) / MIB, moved, regrown,
+          ok ? "intact" : why, (double)f.done_time / 1e6, (double)f.max_stall / 1e6,
+          (unsigned long long)f.dgram_received, (unsigned long long)f.dgram_sent);
+  CHECK (ok, "%s", why);
+  CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
+  CHECK (f.max_stall <= 2 * SEC, "stall of %.3f s", (double)f.max_stall / 1e6);
+  CHECK (f.dgram_bad == 0, "%llu corrupted datagrams", (unsigned long long)f.dgram_bad);
   sim_flow_clear (&f);
   sim_free (pr.sim);
   return failures ? 1 : 0;
@@ -644,7 +740,7 @@ main (int argc, char **argv)
     {
       fprintf (stderr,
                "usage: %s integrity PROFILE | stalled-reader | fairness | blackout | "
-               "idle-close | reset | wire\n",
+               "idle-close | reset | wire | pmtu\n",
                argv[0]);
       return 2;
     }
@@ -663,6 +759,8 @@ main (int argc, char **argv)
     return test_reset ();
   if (strcmp (t, "wire") == 0)
     return test_wire ();
+  if (strcmp (t, "pmtu") == 0)
+    return test_pmtu ();
   fprintf (stderr, "%s: unknown test %s\n", argv[0], t);
   return 2;
 }

@@ -223,7 +223,7 @@ link_send (struct sim_link *l, struct sim_node *to, const uint8_t *buf, size_t l
   const struct sim_link_params *p = &l->p;
   uint64_t now = sim->now;
 
-  if (now >= p->blackout_start && now < p->blackout_end)
+  if ((now >= p->blackout_start && now < p->blackout_end) || (p->mtu && len > p->mtu))
     {
       l->dropped++;
       return;

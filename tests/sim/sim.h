@@ -27,6 +27,7 @@ struct sim_link_params
   uint64_t rate_bps;                     /* 0: no bottleneck */
   size_t queue_bytes;                    /* drop-tail limit of the bottleneck queue */
   uint64_t blackout_start, blackout_end; /* [start, end): every packet lost */
+  size_t mtu; /* larger packets are lost (0: no limit) */
 };
 
 struct sim;
