@@ -59,6 +59,12 @@ struct xport_cc_bbr
   uint64_t round_min_rtt;
   uint64_t round_delivered;
   uint64_t guard_cwnd;
+  /* Random loss (see xport_bbr.c): packets sent in [sample_start,
+   * sample_end) are the sample; what of them was acknowledged and lost, the
+   * least RTT they saw, and the smoothed fraction lost. */
+  uint64_t sample_start, sample_end;
+  uint64_t sample_acked, sample_lost, sample_min_rtt;
+  double random_loss;
 };
 
 struct xport_cc_reno

@@ -118,11 +118,14 @@ pair_make (struct pair *pr, uint64_t seed, const struct sim_link_params *fwd,
   sim_connect (pr->a, pr->b);
 }
 
-/* A pair carrying @f from a to b, the same link both ways. */
+/* A pair carrying @f (@n streams of @bytes, data from @flow_seed) from a to
+ * b, the same link both ways. */
 static void
 flow_pair (struct pair *pr, uint64_t seed, const struct sim_link_params *p,
-           const struct xport_config *cfg, struct sim_flow *f)
+           const struct xport_config *cfg, struct sim_flow *f, unsigned n, uint64_t bytes,
+           uint64_t flow_seed)
 {
+  sim_flow_init (f, n, bytes, flow_seed);
   pair_make (pr, seed, p, p, cfg, sim_flow_app, f);
   f->tx = pr->a;
   f->rx = pr->b;
@@ -145,9 +148,8 @@ test_integrity (const char *name)
   p.mtu = 1400;
   struct sim_flow f;
   struct pair pr;
-  sim_flow_init (&f, 3, 2 * MIB, 7);
+  flow_pair (&pr, 42, &p, &cfg, &f, 3, 2 * MIB, 7);
   f.datagram_interval_us = 2 * MS;
-  flow_pair (&pr, 42, &p, &cfg, &f);
   sim_node_kick (pr.a);
   uint64_t end = sim_run (pr.sim, 60 * SEC, sim_flow_done, &f);
 
@@ -234,10 +236,9 @@ run_streams (unsigned n, bool stall_first, uint64_t *max_tx, uint64_t *max_rx,
   cfg.send_buffer_max = 2 * MIB;
   struct sim_flow f;
   struct pair pr;
-  sim_flow_init (&f, n, 16 * MIB, 11);
+  flow_pair (&pr, 5, &p, &cfg, &f, n, 16 * MIB, 11);
   if (stall_first)
     f.s[0].paused = true;
-  flow_pair (&pr, 5, &p, &cfg, &f);
   struct mem_watch w = { &f, pr.a, pr.b, 0, 0, active_done };
   sim_node_kick (pr.a);
   sim_run (pr.sim, 60 * SEC, mem_watch_done, &w);
@@ -355,8 +356,7 @@ test_blackout (void)
   struct xport_config cfg = { 0 };
   struct sim_flow f;
   struct pair pr;
-  sim_flow_init (&f, 2, 8 * MIB, 3);
-  flow_pair (&pr, 8, &p, &cfg, &f);
+  flow_pair (&pr, 8, &p, &cfg, &f, 2, 8 * MIB, 3);
   sim_node_kick (pr.a);
   sim_run (pr.sim, 21 * SEC, sim_flow_done, &f);
   uint64_t during = f.bytes_read;
@@ -407,9 +407,8 @@ test_pmtu (void)
   cfg.max_packet_probe = XPORT_MAX_PACKET;
   struct sim_flow f;
   struct pair pr;
-  sim_flow_init (&f, 2, 16 * MIB, 5);
+  flow_pair (&pr, 11, &p, &cfg, &f, 2, 16 * MIB, 5);
   f.datagram_interval_us = 5 * MS;
-  flow_pair (&pr, 11, &p, &cfg, &f);
   set_mtu (&pr, &p, 1300);
   CHECK (packet_size (pr.a) == XPORT_BASE_PACKET, "starts at %u", packet_size (pr.a));
   sim_node_kick (pr.a);
@@ -457,6 +456,46 @@ test_pmtu (void)
   CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
   CHECK (f.max_stall <= 2 * SEC, "stall of %.3f s", (double)f.max_stall / 1e6);
   CHECK (f.dgram_bad == 0, "%llu corrupted datagrams", (unsigned long long)f.dgram_bad);
+  sim_flow_clear (&f);
+  sim_free (pr.sim);
+  return failures ? 1 : 0;
+}
+
+/* ---- a policer: loss that comes from sending too fast ---- */
+
+static bool
+never_done (void *ctx)
+{
+  (void)ctx;
+  return false;
+}
+
+static int
+test_policer (void)
+{
+  /* A rate limit that drops what exceeds it instead of queueing it (a
+   * policer: a queue of two packets), no random loss. Making up for loss
+   * here would only raise the loss: the sender must stay near the rate. */
+  struct sim_link_params p = base_link (20000000, 40 * MS);
+  p.queue_bytes = 2 * 1500;
+  struct xport_config cfg = { 0 };
+  struct sim_flow f;
+  struct pair pr;
+  flow_pair (&pr, 13, &p, &cfg, &f, 1, 1024 * MIB, 9);
+  sim_node_kick (pr.a);
+  sim_run (pr.sim, 10 * SEC, never_done, NULL);
+  struct xport_stats s0, s1;
+  xport_conn_stats (sim_node_conn (pr.a), &s0);
+  uint64_t read0 = f.bytes_read;
+  sim_run (pr.sim, 30 * SEC, never_done, NULL);
+  xport_conn_stats (sim_node_conn (pr.a), &s1);
+  double lost = (double)(s1.packets_lost - s0.packets_lost)
+                / (double)(s1.packets_sent - s0.packets_sent);
+  double mbps = (double)(f.bytes_read - read0) * 8 / 20e6;
+  printf ("policer at 20 Mbit/s: %.1f Mbit/s from 10 to 30 s, %.2f %% of packets lost\n",
+          mbps, 100 * lost);
+  CHECK (mbps >= 16, "only %.1f Mbit/s", mbps);
+  CHECK (lost < 0.05, "%.2f %% of packets lost", 100 * lost);
   sim_flow_clear (&f);
   sim_free (pr.sim);
   return failures ? 1 : 0;
@@ -740,7 +779,7 @@ main (int argc, char **argv)
     {
       fprintf (stderr,
                "usage: %s integrity PROFILE | stalled-reader | fairness | blackout | "
-               "idle-close | reset | wire | pmtu\n",
+               "idle-close | reset | wire | pmtu | policer\n",
                argv[0]);
       return 2;
     }
@@ -761,6 +800,8 @@ main (int argc, char **argv)
     return test_wire ();
   if (strcmp (t, "pmtu") == 0)
     return test_pmtu ();
+  if (strcmp (t, "policer") == 0)
+    return test_policer ();
   fprintf (stderr, "%s: unknown test %s\n", argv[0], t);
   return 2;
 }
