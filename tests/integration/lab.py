@@ -4,6 +4,7 @@ removed at the end, also on failure. Python standard library only."""
 
 import hashlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -28,18 +29,41 @@ def check(cond, what):
         raise TestFailure(what)
 
 
+def _port_range():
+    """Ports outside the kernel's ephemeral range (which bind(0) draws
+    from, also in the programs under test that listen on port 0): a port
+    chosen there and released could be handed to one of them before the
+    program it was chosen for binds it, as happened once."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 10000 >= 2000:
+        return 10000, low
+    return high + 1, 65536
+
+
+_ports_given = set()
+
+
 def free_port():
-    """A TCP and UDP port that nothing on loopback uses right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+    """A TCP and UDP port that nothing on loopback uses right now, outside
+    the ephemeral range, and not handed out before by this process."""
+    lo, hi = _port_range()
+    for _ in range(200):
+        port = random.randrange(lo, hi)
+        if port in _ports_given:
+            continue
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                t.bind(("127.0.0.1", port))
                 u.bind(("127.0.0.1", port))
-            return port
         except OSError:
             continue
+        _ports_given.add(port)
+        return port
     raise TestFailure("no free port")
 
 
