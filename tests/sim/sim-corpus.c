@@ -69,9 +69,11 @@ write_file (const char *dir, const char *name, const struct capture *c)
     }
 }
 
+/* With @probe, path MTU discovery is on (the capture then holds probes and
+ * packets larger than 1163 bytes). */
 static void
 captured_run (const char *dir, const char *name, double loss, size_t max_packets,
-              uint64_t bytes)
+              uint64_t bytes, bool probe)
 {
   struct capture c = { .max_packets = max_packets };
   struct sim *sim = sim_new (17);
@@ -79,7 +81,9 @@ captured_run (const char *dir, const char *name, double loss, size_t max_packets
     .delay_us = 10 * MS, .loss = loss, .rate_bps = 20000000, .queue_bytes = 100000
   };
   struct sim_link *ab = sim_link_new (sim, &p), *ba = sim_link_new (sim, &p);
-  struct xport_config ca = { .is_client = true }, cb = { .is_client = false };
+  size_t ceiling = probe ? XPORT_MAX_PACKET : 0;
+  struct xport_config ca = { .is_client = true, .max_packet_probe = ceiling },
+                      cb = { .is_client = false, .max_packet_probe = ceiling };
   struct sim_flow f;
   sim_flow_init (&f, 2, bytes, 1);
   f.datagram_interval_us = 5 * MS;
@@ -114,9 +118,10 @@ main (int argc, char **argv)
       return 2;
     }
   const char *dir = argv[1];
-  captured_run (dir, "transfer-start", 0, 40, 100000);
-  captured_run (dir, "transfer-lossy", 0.05, 60, 30000);
-  captured_run (dir, "transfer-whole", 0, 400, 20000);
+  captured_run (dir, "transfer-start", 0, 40, 100000, false);
+  captured_run (dir, "transfer-lossy", 0.05, 60, 30000, false);
+  captured_run (dir, "transfer-whole", 0, 400, 20000, false);
+  captured_run (dir, "transfer-pmtu", 0, 200, 200000, true);
 
   uint8_t b[XPORT_MAX_PACKET];
   size_t o;
