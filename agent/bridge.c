@@ -247,9 +247,12 @@ stream_refused (TransportStream *stream, guint8 code, const char *text, gpointer
 {
   Bridge *self = data;
 
+  /* No such TCP service there (none by that name, or a UDP one): this
+   * forward can never work. */
+  gboolean never = code == CTLMSG_REFUSE_NOT_EXPOSED || code == CTLMSG_REFUSE_WRONG_KIND;
+
   bridge_finish (self, g_error_new (BRIDGE_ERROR,
-                                    code == CTLMSG_REFUSE_NOT_EXPOSED ? BRIDGE_ERROR_NOT_EXPOSED
-                                                                      : BRIDGE_ERROR_REFUSED,
+                                    never ? BRIDGE_ERROR_NOT_EXPOSED : BRIDGE_ERROR_REFUSED,
                                     "%s", text[0] ? text : "refused by the peer"));
 }
 

@@ -13,7 +13,7 @@ GQuark bridge_error_quark (void);
 typedef enum
 {
   BRIDGE_ERROR_REFUSED, /* the peer refused the stream; message has its reason */
-  BRIDGE_ERROR_NOT_EXPOSED, /* the peer does not expose the service */
+  BRIDGE_ERROR_NOT_EXPOSED, /* the peer exposes no TCP service by that name */
   BRIDGE_ERROR_IO,      /* the local side failed */
   BRIDGE_ERROR_RESET,   /* the stream was reset */
 } BridgeError;

@@ -28,10 +28,7 @@ struct _Forwards
   GPtrArray *listeners; /* Listener* */
   GPtrArray *bridges;   /* Bridge* */
   Transport *transport;
-  ForwardsFatalFunc fatal;
-  gpointer user_data;
-  GSource *fatal_idle;
-  GError *fatal_error;
+  ForwardFatal fatal;
 };
 
 static gboolean
@@ -46,8 +43,8 @@ parse_port (const char *s, guint16 *port)
 }
 
 gboolean
-forward_spec_parse (const char *spec, char **bind, guint16 *port, char **service,
-                    GError **error)
+forward_spec_parse (const char *option, const char *spec, char **bind, guint16 *port,
+                    char **service, GError **error)
 {
   const char *last = strrchr (spec, ':');
   g_autofree char *head = NULL;
@@ -86,9 +83,84 @@ forward_spec_parse (const char *spec, char **bind, guint16 *port, char **service
 
 bad:
   g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-               "-L %s: expected [BIND:]PORT:SERVICE, for example 8000:music or "
-               "127.0.0.1:8000:music", spec);
+               "%s %s: expected [BIND:]PORT:SERVICE, for example 8000:music or "
+               "127.0.0.1:8000:music", option, spec);
   return FALSE;
+}
+
+GSocket *
+forward_bind (const char *option, const char *spec, GSocketType type, char **service,
+              char **display, GError **error)
+{
+  g_autofree char *bind = NULL;
+  g_autoptr (GInetAddress) inet = NULL;
+  g_autoptr (GSocketAddress) addr = NULL;
+  g_autoptr (GSocket) socket = NULL;
+  g_autoptr (GError) local_error = NULL;
+  guint16 port;
+
+  if (!forward_spec_parse (option, spec, &bind, &port, service, error))
+    return NULL;
+  *display = g_strdup_printf (strchr (bind, ':') ? "[%s]:%u" : "%s:%u", bind, port);
+  inet = g_inet_address_new_from_string (bind);
+  addr = g_inet_socket_address_new (inet, port);
+  socket = g_socket_new (g_inet_address_get_family (inet), type,
+                         type == G_SOCKET_TYPE_STREAM ? G_SOCKET_PROTOCOL_TCP
+                                                      : G_SOCKET_PROTOCOL_UDP,
+                         &local_error);
+  /* TCP listeners reuse the address (a restart finds it in TIME_WAIT). */
+  if (socket == NULL || !g_socket_bind (socket, addr, type == G_SOCKET_TYPE_STREAM, &local_error))
+    {
+      g_set_error (error, G_IO_ERROR, local_error->code, "cannot listen on %s%s: %s",
+                   type == G_SOCKET_TYPE_STREAM ? "" : "udp ", *display, local_error->message);
+      return NULL;
+    }
+  g_socket_set_blocking (socket, FALSE);
+  return g_steal_pointer (&socket);
+}
+
+static gboolean
+fatal_dispatch (gpointer data)
+{
+  ForwardFatal *f = data;
+
+  g_clear_pointer (&f->idle, g_source_unref);
+  f->func (f->error, f->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+forward_fatal_init (ForwardFatal *f, GMainContext *context, ForwardsFatalFunc func,
+                    gpointer user_data)
+{
+  f->context = context;
+  f->func = func;
+  f->user_data = user_data;
+}
+
+void
+forward_fatal_raise (ForwardFatal *f, GError *error)
+{
+  if (f->error != NULL)
+    {
+      g_error_free (error);
+      return;
+    }
+  f->error = error;
+  f->idle = g_idle_source_new ();
+  g_source_set_callback (f->idle, fatal_dispatch, f, NULL);
+  g_source_attach (f->idle, f->context);
+}
+
+void
+forward_fatal_clear (ForwardFatal *f)
+{
+  if (f->idle)
+    {
+      g_source_destroy (f->idle);
+      g_clear_pointer (&f->idle, g_source_unref);
+    }
+  g_clear_error (&f->error);
 }
 
 static void
@@ -105,30 +177,14 @@ listener_free (Listener *l)
   g_free (l);
 }
 
-static gboolean
-fatal_dispatch (gpointer data)
-{
-  Forwards *self = data;
-
-  g_clear_pointer (&self->fatal_idle, g_source_unref);
-  self->fatal (self->fatal_error, self->user_data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 on_bridge_done (Bridge *bridge, const GError *error, gpointer data)
 {
   Forwards *self = data;
 
-  if (g_error_matches (error, BRIDGE_ERROR, BRIDGE_ERROR_NOT_EXPOSED) && !self->fatal_error)
-    {
-      /* A forward to a service the peer does not have can never work. */
-      self->fatal_error = g_error_copy (error);
-      self->fatal_idle = g_idle_source_new ();
-  g_source_set_priority (self->fatal_idle, G_PRIORITY_DEFAULT);
-      g_source_set_callback (self->fatal_idle, fatal_dispatch, self, NULL);
-      g_source_attach (self->fatal_idle, self->context);
-    }
+  /* A forward to a service the peer does not have can never work. */
+  if (g_error_matches (error, BRIDGE_ERROR, BRIDGE_ERROR_NOT_EXPOSED))
+    forward_fatal_raise (&self->fatal, g_error_copy (error));
   else if (error)
     node_say ("forwarded connection failed: %s", error->message);
   g_ptr_array_remove_fast (self->bridges, bridge);
@@ -178,43 +234,29 @@ forwards_new (GMainContext *context, const char *const *specs, ForwardsFatalFunc
   g_autoptr (Forwards) self = g_new0 (Forwards, 1);
 
   self->context = g_main_context_ref (context);
-  self->fatal = fatal;
-  self->user_data = user_data;
+  forward_fatal_init (&self->fatal, self->context, fatal, user_data);
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   self->bridges = g_ptr_array_new_with_free_func ((GDestroyNotify) bridge_free);
   for (guint i = 0; specs[i]; i++)
     {
-      g_autofree char *bind = NULL;
-      g_autofree char *service = NULL;
-      g_autoptr (GInetAddress) inet = NULL;
-      g_autoptr (GSocketAddress) addr = NULL;
       g_autoptr (GError) local_error = NULL;
-      guint16 port;
-      Listener *l;
+      Listener *l = g_new0 (Listener, 1);
 
-      if (!forward_spec_parse (specs[i], &bind, &port, &service, error))
-        return NULL;
-      inet = g_inet_address_new_from_string (bind);
-      addr = g_inet_socket_address_new (inet, port);
-      l = g_new0 (Listener, 1);
       l->owner = self;
-      l->service = g_steal_pointer (&service);
-      l->display = g_strdup_printf (strchr (bind, ':') ? "[%s]:%u" : "%s:%u", bind, port);
       g_ptr_array_add (self->listeners, l);
-      l->socket = g_socket_new (g_inet_address_get_family (inet), G_SOCKET_TYPE_STREAM,
-                                G_SOCKET_PROTOCOL_TCP, &local_error);
+      l->socket = forward_bind ("-L", specs[i], G_SOCKET_TYPE_STREAM, &l->service, &l->display,
+                                error);
+      if (l->socket == NULL)
+        return NULL;
       /* GLib's default backlog (10) overflows when an application opens
        * many connections at once, and the kernel then drops or resets them. */
-      if (l->socket != NULL)
-        g_socket_set_listen_backlog (l->socket, FORWARD_LISTEN_BACKLOG);
-      if (l->socket == NULL || !g_socket_bind (l->socket, addr, TRUE, &local_error)
-          || !g_socket_listen (l->socket, &local_error))
+      g_socket_set_listen_backlog (l->socket, FORWARD_LISTEN_BACKLOG);
+      if (!g_socket_listen (l->socket, &local_error))
         {
           g_set_error (error, G_IO_ERROR, local_error->code, "cannot listen on %s: %s",
                        l->display, local_error->message);
           return NULL;
         }
-      g_socket_set_blocking (l->socket, FALSE);
     }
   return g_steal_pointer (&self);
 }
@@ -241,12 +283,7 @@ forwards_free (Forwards *self)
 {
   if (self == NULL)
     return;
-  if (self->fatal_idle)
-    {
-      g_source_destroy (self->fatal_idle);
-      g_source_unref (self->fatal_idle);
-    }
-  g_clear_error (&self->fatal_error);
+  forward_fatal_clear (&self->fatal);
   g_ptr_array_unref (self->bridges);
   g_ptr_array_unref (self->listeners);
   g_main_context_unref (self->context);

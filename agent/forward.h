@@ -21,7 +21,29 @@ void forwards_start (Forwards *forwards, Transport *transport);
 void forwards_free (Forwards *forwards);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Forwards, forwards_free)
 
-/* Strict parse of "[BIND:]PORT:SERVICE"; BIND defaults to 127.0.0.1 and may
- * be an IPv6 address in brackets. */
-gboolean forward_spec_parse (const char *spec, char **bind, guint16 *port, char **service,
-                             GError **error);
+/* Strict parse of "[BIND:]PORT:SERVICE" given to @option (-L, -U); BIND
+ * defaults to 127.0.0.1 and may be an IPv6 address in brackets. */
+gboolean forward_spec_parse (const char *option, const char *spec, char **bind,
+                             guint16 *port, char **service, GError **error);
+/* Parses @spec (given to @option) and binds a socket of @type to it (TCP:
+ * not yet listening). Sets the peer's *@service and *@display ("127.0.0.1:
+ * 8000" or "[::1]:8000"), also on a bind error, for the message. */
+GSocket *forward_bind (const char *option, const char *spec, GSocketType type,
+                       char **service, char **display, GError **error);
+
+/* A forward's fatal error, told once and from the main loop (the forward
+ * may be inside a callback of the stream that failed). */
+typedef struct
+{
+  GMainContext *context;
+  ForwardsFatalFunc func;
+  gpointer user_data;
+  GSource *idle;
+  GError *error;
+} ForwardFatal;
+
+void forward_fatal_init (ForwardFatal *fatal, GMainContext *context, ForwardsFatalFunc func,
+                         gpointer user_data);
+/* Takes @error; only the first one is told. */
+void forward_fatal_raise (ForwardFatal *fatal, GError *error);
+void forward_fatal_clear (ForwardFatal *fatal);

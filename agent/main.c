@@ -32,11 +32,17 @@ typedef struct
   char **expose;
   char **trust;
   char **forward;
+  char **udp_forward;
+  int udp_timeout_s;
   char *stdio_service;
   char **local_addresses;
   gboolean relay_only;
   int timeout_s;
 } Options;
+
+/* A UDP flow's default idle time, and the longest allowed. */
+#define UDP_TIMEOUT_DEFAULT_S 60
+#define UDP_TIMEOUT_MAX_S 86400
 
 static void
 options_clear (Options *o)
@@ -47,6 +53,7 @@ options_clear (Options *o)
   g_strfreev (o->expose);
   g_strfreev (o->trust);
   g_strfreev (o->forward);
+  g_strfreev (o->udp_forward);
   g_free (o->stdio_service);
   g_strfreev (o->local_addresses);
 }
@@ -162,13 +169,19 @@ options_check (Options *o, GError **error)
                    "--timeout must be 0 (wait forever) or more seconds");
       return FALSE;
     }
+  if (o->udp_timeout_s < 1 || o->udp_timeout_s > UDP_TIMEOUT_MAX_S)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--udp-timeout must be 1 to %d seconds", UDP_TIMEOUT_MAX_S);
+      return FALSE;
+    }
   return TRUE;
 }
 
 static int
 run (int argc, char **argv, const char *command)
 {
-  Options o = { 0 };
+  Options o = { .udp_timeout_s = UDP_TIMEOUT_DEFAULT_S };
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) ctx = NULL;
   g_autoptr (Identity) identity = NULL;
@@ -188,8 +201,8 @@ run (int argc, char **argv, const char *command)
       "The signaling server's public key pin, sha256//BASE64 (printed by p2ptun-signal); "
       "without it the server's certificate must be trusted by the system", "PIN" },
     { "expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &o.expose,
-      "Let trusted peers open SERVICE, which is HOST:PORT here (repeatable)",
-      "NAME=HOST:PORT" },
+      "Let trusted peers open SERVICE NAME, which is the TCP service HOST:PORT here, or "
+      "with /udp the UDP service HOST:PORT (repeatable)", "NAME=HOST:PORT[/udp]" },
     { "trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &o.trust,
       "Accept tunnels from this peer (repeatable)", "PEER-ID" },
     { "local-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.local_addresses,
@@ -204,6 +217,13 @@ run (int argc, char **argv, const char *command)
     { "local", 'L', 0, G_OPTION_ARG_STRING_ARRAY, &o.forward,
       "Listen on [BIND:]PORT (BIND defaults to 127.0.0.1) and forward each connection to "
       "the peer's SERVICE (repeatable)", "[BIND:]PORT:SERVICE" },
+    { "udp", 'U', 0, G_OPTION_ARG_STRING_ARRAY, &o.udp_forward,
+      "Receive UDP on [BIND:]PORT (BIND defaults to 127.0.0.1) and forward the datagrams of "
+      "each client to the peer's UDP SERVICE, answers back to the client (repeatable)",
+      "[BIND:]PORT:SERVICE" },
+    { "udp-timeout", 0, 0, G_OPTION_ARG_INT, &o.udp_timeout_s,
+      "A UDP client's flow ends after this many seconds without a datagram either way "
+      "(default " G_STRINGIFY (UDP_TIMEOUT_DEFAULT_S) ")", "SECONDS" },
     { "stdio", 0, 0, G_OPTION_ARG_STRING, &o.stdio_service,
       "Carry standard input and output to the peer's SERVICE, then exit (like ssh -W; "
       "works as an ssh ProxyCommand)", "SERVICE" },
@@ -228,7 +248,9 @@ run (int argc, char **argv, const char *command)
         ctx, "Prints 'tunnel up' with the path and round-trip time, then forwards until "
              "Ctrl-C.\nThe peer must trust this agent (its 'serve --trust', or its own "
              "'pair' with our peer-id).\n\nExample:\n  p2ptun-agent pair PEER-ID --signal "
-             "https://signal.example.org:8443 --signal-pin sha256//... -L 8000:music");
+             "https://signal.example.org:8443 --signal-pin sha256//... -L 8000:music\n"
+             "  (and on the peer: p2ptun-agent serve --expose music=127.0.0.1:8000 ...;\n"
+             "  UDP: -U 5004:rtp here, --expose rtp=127.0.0.1:5004/udp there)");
 
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     {
@@ -255,10 +277,12 @@ run (int argc, char **argv, const char *command)
       options_clear (&o);
       return code;
     }
-  if (is_pair && o.forward == NULL && o.stdio_service == NULL && o.expose == NULL)
+  if (is_pair && o.forward == NULL && o.udp_forward == NULL && o.stdio_service == NULL
+      && o.expose == NULL)
     {
       options_clear (&o);
-      return fail ("pair needs something to do: -L PORT:SERVICE, --stdio SERVICE or --expose");
+      return fail ("pair needs something to do: -L PORT:SERVICE, -U PORT:SERVICE, "
+                   "--stdio SERVICE or --expose");
     }
 
   identity = identity_load_or_create (o.config_dir, &error);
@@ -284,6 +308,8 @@ run (int argc, char **argv, const char *command)
   node.expose = o.expose;
   node.trust = o.trust;
   node.forward = o.forward;
+  node.udp_forward = o.udp_forward;
+  node.udp_timeout_s = o.udp_timeout_s;
   node.stdio_service = o.stdio_service;
   node.local_addresses = o.local_addresses;
   node.relay_only = o.relay_only;

@@ -15,6 +15,8 @@
 #include "peerid.h"
 #include "sigclient.h"
 #include "tunnel.h"
+#include "udpforward.h"
+#include "udpservice.h"
 
 /* Remote parties can grow these. */
 #define NODE_MAX_TUNNELS 64
@@ -44,6 +46,7 @@ typedef struct
   gboolean announced;  /* "tunnel up" printed */
   GPtrArray *bridges;  /* Bridge* */
   GPtrArray *connects; /* ServiceConnect* in flight */
+  GPtrArray *udp_services; /* UdpService*: the peer's UDP flows */
   GSource *reoffer;
   gboolean told_offline;
 } Link;
@@ -71,10 +74,12 @@ struct _Node
   Sigclient *sig;
   SigmsgIceServers *ice_servers;
   GHashTable *exposed;  /* name -> "host:port" */
+  GHashTable *exposed_udp; /* names of the exposed services that are UDP */
   GHashTable *links;    /* session -> Link* */
   GPtrArray *orphans;   /* Orphan*: messages before their offer */
   Link *pair;           /* pair mode: our tunnel */
   Forwards *forwards;
+  UdpForwards *udp_forwards;
   Bridge *stdio;
   int exit_code;
   gboolean closing;
@@ -243,11 +248,23 @@ on_service_connected (GObject *source, GAsyncResult *result, gpointer data)
 }
 
 static void
+udp_service_done (UdpService *service, const GError *error, gpointer data)
+{
+  Link *link = data;
+
+  if (error)
+    g_debug ("udp flow with %s ended: %s", link->peer, error->message);
+  g_ptr_array_remove_fast (link->udp_services, service);
+}
+
+static void
 tunnel_on_open_request (TransportStream *stream, const char *service, gpointer data)
 {
   Link *link = data;
   Node *node = link->node;
   const char *target = g_hash_table_lookup (node->exposed, service);
+  gboolean udp = g_hash_table_contains (node->exposed_udp, service);
+  gboolean wants_udp = transport_stream_is_datagram (stream);
   g_autoptr (GSocketClient) client = NULL;
   ServiceConnect *c;
 
@@ -259,6 +276,22 @@ tunnel_on_open_request (TransportStream *stream, const char *service, gpointer d
                                                service);
       node_say ("refused a stream from %s: service '%s' is not exposed", link->peer, service);
       transport_stream_refuse (stream, CTLMSG_REFUSE_NOT_EXPOSED, text);
+      return;
+    }
+  if (udp != wants_udp)
+    {
+      g_autofree char *text = g_strdup_printf (
+          "service '%s' is a %s service (forward it with %s)", service, udp ? "UDP" : "TCP",
+          udp ? "-U" : "-L");
+      node_say ("refused a %s from %s: %s", wants_udp ? "udp flow" : "stream", link->peer, text);
+      transport_stream_refuse (stream, CTLMSG_REFUSE_WRONG_KIND, text);
+      return;
+    }
+  if (udp)
+    {
+      g_ptr_array_add (link->udp_services,
+                       udp_service_open (node->context, stream, service, target,
+                                         udp_service_done, link));
       return;
     }
   c = g_new0 (ServiceConnect, 1);
@@ -299,6 +332,8 @@ link_start_forwarding (Link *link)
 
   if (node->forwards)
     forwards_start (node->forwards, transport);
+  if (node->udp_forwards)
+    udp_forwards_start (node->udp_forwards, transport);
   if (node->options->stdio_service && node->stdio == NULL)
     {
       g_autoptr (GError) error = NULL;
@@ -401,6 +436,7 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
   g_strlcpy (link->peer, peer, sizeof link->peer);
   link->bridges = g_ptr_array_new_with_free_func ((GDestroyNotify) bridge_free);
   link->connects = g_ptr_array_new_with_free_func ((GDestroyNotify) service_connect_free);
+  link->udp_services = g_ptr_array_new_with_free_func ((GDestroyNotify) udp_service_free);
   link->tunnel = tunnel_new (node->context, &config, &link_callbacks, link, error);
   if (link->tunnel == NULL)
     {
@@ -426,6 +462,7 @@ link_free (Link *link)
   /* Streams before the transport that carries them. */
   g_ptr_array_unref (link->connects);
   g_ptr_array_unref (link->bridges);
+  g_ptr_array_unref (link->udp_services);
   tunnel_free (link->tunnel);
   g_free (link);
 }
@@ -727,6 +764,7 @@ node_quit (Node *node, int code)
   node->exit_code = code;
   g_clear_pointer (&node->stdio, bridge_free);
   g_clear_pointer (&node->forwards, forwards_free);
+  g_clear_pointer (&node->udp_forwards, udp_forwards_free);
   g_hash_table_iter_init (&it, node->links);
   while (g_hash_table_iter_next (&it, NULL, &value))
     {
@@ -775,20 +813,31 @@ node_parse_exposes (Node *node, GError **error)
       const char *spec = node->options->expose[i];
       const char *eq = strchr (spec, '=');
       g_autofree char *name = NULL;
+      g_autofree char *target = NULL;
       g_autofree char *host = NULL;
       guint16 port;
+      gboolean udp = g_str_has_suffix (spec, "/udp");
 
       if (eq == NULL)
         goto bad;
       name = g_strndup (spec, (gsize) (eq - spec));
-      if (!ctlmsg_name_is_valid (name) || !sigmsg_split_host_port (eq + 1, &host, &port))
+      target = g_strndup (eq + 1, strlen (eq + 1) - (udp ? 4 : 0));
+      if (!ctlmsg_name_is_valid (name) || !sigmsg_split_host_port (target, &host, &port))
         goto bad;
-      g_hash_table_insert (node->exposed, g_steal_pointer (&name), g_strdup (eq + 1));
+      if (g_hash_table_contains (node->exposed, name))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--expose %s: service '%s' is exposed twice", spec, name);
+          return FALSE;
+        }
+      if (udp)
+        g_hash_table_add (node->exposed_udp, g_strdup (name));
+      g_hash_table_insert (node->exposed, g_steal_pointer (&name), g_steal_pointer (&target));
       continue;
     bad:
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--expose %s: expected NAME=HOST:PORT, NAME of letters, digits, '.', '_' "
-                   "or '-' (at most %d)", spec, CTLMSG_NAME_MAX);
+                   "--expose %s: expected NAME=HOST:PORT (TCP) or NAME=HOST:PORT/udp, NAME of "
+                   "letters, digits, '.', '_' or '-' (at most %d)", spec, CTLMSG_NAME_MAX);
       return FALSE;
     }
   return TRUE;
@@ -807,6 +856,7 @@ node_run (const NodeOptions *options, const Identity *identity)
   node->context = g_main_context_default ();
   node->loop = g_main_loop_new (node->context, FALSE);
   node->exposed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  node->exposed_udp = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   node->links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) link_free);
   node->orphans = g_ptr_array_new_with_free_func (orphan_free);
@@ -818,6 +868,15 @@ node_run (const NodeOptions *options, const Identity *identity)
       node->forwards = forwards_new (node->context, (const char *const *) options->forward,
                                      on_forward_fatal, node, &error);
       if (node->forwards == NULL)
+        goto fail;
+    }
+  if (options->udp_forward && options->udp_forward[0])
+    {
+      node->udp_forwards = udp_forwards_new (node->context,
+                                             (const char *const *) options->udp_forward,
+                                             (guint) options->udp_timeout_s, on_forward_fatal,
+                                             node, &error);
+      if (node->udp_forwards == NULL)
         goto fail;
     }
   node->sig = sigclient_new (node->context, options->signal_url, options->signal_pin, identity,
@@ -848,6 +907,7 @@ node_run (const NodeOptions *options, const Identity *identity)
     }
   g_clear_pointer (&node->stdio, bridge_free);
   g_clear_pointer (&node->forwards, forwards_free);
+  g_clear_pointer (&node->udp_forwards, udp_forwards_free);
   g_hash_table_unref (node->links);
   /* A second SIGTERM while the relays are told goodbye changes nothing. */
   tunnel_wait_released (node->context, NODE_RELEASE_WAIT_MS);
@@ -857,15 +917,18 @@ node_run (const NodeOptions *options, const Identity *identity)
   g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   g_ptr_array_unref (node->orphans);
   g_hash_table_unref (node->exposed);
+  g_hash_table_unref (node->exposed_udp);
   g_main_loop_unref (node->loop);
   return node->exit_code;
 
 fail:
   node_say ("error: %s", error->message);
   g_clear_pointer (&node->forwards, forwards_free);
+  g_clear_pointer (&node->udp_forwards, udp_forwards_free);
   g_hash_table_unref (node->links);
   g_ptr_array_unref (node->orphans);
   g_hash_table_unref (node->exposed);
+  g_hash_table_unref (node->exposed_udp);
   g_main_loop_unref (node->loop);
   return 1;
 }

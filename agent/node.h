@@ -11,9 +11,11 @@ typedef struct
 {
   char *signal_url;
   char *signal_pin;            /* NULL: verify with the system CAs */
-  char **expose;               /* NAME=HOST:PORT */
+  char **expose;               /* NAME=HOST:PORT, NAME=HOST:PORT/udp */
   char **trust;                /* peer-ids allowed to open our services */
   char **forward;              /* [BIND:]PORT:SERVICE (pair) */
+  char **udp_forward;          /* [BIND:]PORT:SERVICE (pair), UDP */
+  int udp_timeout_s;           /* a UDP flow idle this long ends */
   char *stdio_service;         /* pair --stdio */
   char **local_addresses;      /* ICE host candidates only on these */
   gboolean relay_only;         /* only relayed candidate pairs (ICE force-relay) */

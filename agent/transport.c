@@ -16,6 +16,7 @@
 
 #include <errno.h>
 
+#include "dgram.h"
 #include "xport.h"
 
 /* Bound on control bytes queued behind a full control stream, and on the
@@ -70,6 +71,7 @@ struct _TransportStream
   guint8 refuse_code;
   char *refuse_text;
   gboolean released; /* xport_stream_release done */
+  gboolean datagram; /* a UDP flow (OPEN_DGRAM): its datagrams carry its id */
   guint8 header[CTLMSG_MAX_LEN]; /* STREAM_HEADER: the OPEN message so far */
   gsize header_len;
 };
@@ -97,6 +99,8 @@ struct _Transport
   gboolean closed_notified; /* closed() delivered */
   guint8 close_code;
   char *close_text;
+  guint8 *dgram;          /* one received datagram */
+  guint64 dgrams_dropped; /* for no open flow, or malformed */
 };
 
 static void transport_fail (Transport *t, guint8 code, const char *text);
@@ -299,7 +303,8 @@ stream_read_header (Transport *t, TransportStream *s)
           continue;
         }
       if (ctlmsg_parse (s->header, s->header_len, &msg, &used) != CTLMSG_OK
-          || msg.type != CTLMSG_OPEN || msg.stream_id != s->id)
+          || (msg.type != CTLMSG_OPEN && msg.type != CTLMSG_OPEN_DGRAM)
+          || msg.stream_id != s->id)
         {
           struct ctlmsg refuse = { .type = CTLMSG_REFUSE, .stream_id = s->id,
                                    .code = CTLMSG_REFUSE_BAD_STREAM };
@@ -309,6 +314,7 @@ stream_read_header (Transport *t, TransportStream *s)
           return;
         }
       s->state = STREAM_PENDING;
+      s->datagram = msg.type == CTLMSG_OPEN_DGRAM;
       /* Last: the user may accept, refuse (and so free) it from there. */
       t->cb.open_request (s, msg.name, t->user_data);
       return;
@@ -432,6 +438,32 @@ transport_fail (Transport *t, guint8 code, const char *text)
   transport_kick (t);
 }
 
+/* Datagrams of UDP flows (PROTOCOL.md section 3), straight to the flow's
+ * user: they are not ordered with anything, and a late one is worth less. */
+static void
+deliver_datagrams (Transport *t)
+{
+  gssize n;
+
+  while (!t->closed && (n = xport_datagram_recv (t->conn, t->dgram, XPORT_MAX_PACKET)) >= 0)
+    {
+      const guint8 *payload;
+      gsize len;
+      guint64 flow;
+      TransportStream *s;
+
+      if (!dgram_parse (t->dgram, (gsize) n, &flow, &payload, &len)
+          || (s = stream_lookup (t, flow)) == NULL || !s->datagram
+          || s->state != STREAM_OPEN || s->cb.datagram == NULL)
+        {
+          t->dgrams_dropped++;
+          continue;
+        }
+      /* The user may free the stream, or send, from here. */
+      s->cb.datagram (s, payload, len, s->user_data);
+    }
+}
+
 static void
 handle_event (Transport *t, const struct xport_event *ev)
 {
@@ -483,7 +515,7 @@ handle_event (Transport *t, const struct xport_event *ev)
         stream_from_peer (t, ev->stream_id);
       break;
     case XPORT_EVENT_DATAGRAM:
-      /* Not used yet: UDP forwarding will. */
+      deliver_datagrams (t);
       break;
     }
 }
@@ -533,7 +565,6 @@ stream_deliver (Transport *t, TransportStream *s, guint notes)
     s->cb.writable (s, s->user_data);
 }
 
-/* Returns TRUE if anything happened. */
 /* Path MTU discovery moved the packet size: worth a debug line, since it
  * decides the throughput of a fast path. */
 static void
@@ -549,6 +580,7 @@ log_packet_size (Transport *t)
     }
 }
 
+/* Returns TRUE if anything happened. */
 static gboolean
 pump_round (Transport *t, guint64 now)
 {
@@ -638,6 +670,7 @@ transport_new (GMainContext *context, gboolean initiator, const TransportCallbac
   t->cb = *callbacks;
   t->user_data = user_data;
   t->ctl_out_id = initiator ? 1 : 0;
+  t->dgram = g_malloc (XPORT_MAX_PACKET);
   t->ctl_in_id = initiator ? 0 : 1;
   t->streams = g_hash_table_new (NULL, NULL);
   t->noted = g_array_new (FALSE, FALSE, sizeof (guint32));
@@ -666,6 +699,7 @@ transport_free (Transport *t)
   if (t->conn != NULL)
     xport_conn_free (t->conn);
   g_free (t->packet);
+  g_free (t->dgram);
   g_array_unref (t->noted);
   g_byte_array_unref (t->ctl_in);
   g_byte_array_unref (t->ctl_out);
@@ -759,11 +793,11 @@ transport_n_streams (Transport *t)
   return g_hash_table_size (t->streams);
 }
 
-TransportStream *
-transport_open (Transport *t, const char *service, const TransportStreamCallbacks *callbacks,
-                gpointer user_data, GError **error)
+static TransportStream *
+stream_open (Transport *t, guint8 type, const char *service,
+             const TransportStreamCallbacks *callbacks, gpointer user_data, GError **error)
 {
-  struct ctlmsg open = { .type = CTLMSG_OPEN };
+  struct ctlmsg open = { .type = type };
   guint8 header[CTLMSG_MAX_LEN];
   TransportStream *s;
   guint64 id;
@@ -803,7 +837,79 @@ transport_open (Transport *t, const char *service, const TransportStreamCallback
   s = stream_new (t, (guint32) id, STREAM_OPENING);
   s->cb = *callbacks;
   s->user_data = user_data;
+  s->datagram = type == CTLMSG_OPEN_DGRAM;
   return s;
+}
+
+TransportStream *
+transport_open (Transport *t, const char *service, const TransportStreamCallbacks *callbacks,
+                gpointer user_data, GError **error)
+{
+  return stream_open (t, CTLMSG_OPEN, service, callbacks, user_data, error);
+}
+
+TransportStream *
+transport_open_datagram (Transport *t, const char *service,
+                         const TransportStreamCallbacks *callbacks, gpointer user_data,
+                         GError **error)
+{
+  return stream_open (t, CTLMSG_OPEN_DGRAM, service, callbacks, user_data, error);
+}
+
+gboolean
+transport_stream_is_datagram (TransportStream *s)
+{
+  return s->datagram;
+}
+
+gsize
+transport_stream_datagram_max (TransportStream *s)
+{
+  Transport *t = s->transport;
+  gsize max;
+
+  if (t == NULL || t->conn == NULL || t->closed)
+    return 0;
+  max = xport_datagram_max (t->conn);
+  return max > DGRAM_HEADER_MAX ? max - DGRAM_HEADER_MAX : 0;
+}
+
+gboolean
+transport_stream_drain (TransportStream *s)
+{
+  guint8 buf[256];
+  gssize n;
+
+  while ((n = transport_stream_read (s, buf, sizeof buf)) > 0)
+    ;
+  return n == 0 || errno != EAGAIN;
+}
+
+TransportDatagramResult
+transport_stream_send_datagram (TransportStream *s, const guint8 *buf, gsize len)
+{
+  Transport *t = s->transport;
+  guint8 packet[XPORT_MAX_PACKET];
+  gsize n;
+
+  if (t == NULL || t->closed || t->conn == NULL || !s->datagram || s->state != STREAM_OPEN)
+    return TRANSPORT_DATAGRAM_CLOSED;
+  if (len > transport_stream_datagram_max (s))
+    return TRANSPORT_DATAGRAM_TOO_BIG;
+  n = dgram_put_header (packet, DGRAM_HEADER_MAX, s->id);
+  memcpy (packet + n, buf, len);
+  switch (xport_datagram_send (t->conn, packet, n + len))
+    {
+    case XPORT_OK:
+      transport_kick (t);
+      return TRANSPORT_DATAGRAM_OK;
+    case XPORT_ERR_AGAIN:
+      return TRANSPORT_DATAGRAM_QUEUE_FULL;
+    case XPORT_ERR_TOO_BIG:
+      return TRANSPORT_DATAGRAM_TOO_BIG;
+    default:
+      return TRANSPORT_DATAGRAM_CLOSED;
+    }
 }
 
 void

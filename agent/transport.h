@@ -48,7 +48,18 @@ typedef struct
   /* The stream is finished (both directions ended, or reset: @error set).
    * Free it with transport_stream_free(). */
   void (*closed) (TransportStream *stream, const GError *error, gpointer user_data);
+  /* A UDP flow's datagram (transport_open_datagram, or a peer's flow). */
+  void (*datagram) (TransportStream *stream, const guint8 *buf, gsize len,
+                    gpointer user_data);
 } TransportStreamCallbacks;
+
+typedef enum
+{
+  TRANSPORT_DATAGRAM_OK,
+  TRANSPORT_DATAGRAM_TOO_BIG,    /* over transport_stream_datagram_max() */
+  TRANSPORT_DATAGRAM_QUEUE_FULL, /* dropped, as a full link would */
+  TRANSPORT_DATAGRAM_CLOSED,     /* the flow is not open (yet, or any more) */
+} TransportDatagramResult;
 
 Transport *transport_new (GMainContext *context, gboolean initiator,
                           const TransportCallbacks *callbacks, gpointer user_data);
@@ -75,6 +86,25 @@ guint transport_n_streams (Transport *transport);
 TransportStream *transport_open (Transport *transport, const char *service,
                                  const TransportStreamCallbacks *callbacks,
                                  gpointer user_data, GError **error);
+
+/* Asks the peer to open a UDP flow to @service (a service it exposes as
+ * UDP): a stream that carries no bytes, whose datagrams go with
+ * transport_stream_send_datagram() and arrive through callbacks->datagram.
+ * The flow ends as a stream does. */
+TransportStream *transport_open_datagram (Transport *transport, const char *service,
+                                          const TransportStreamCallbacks *callbacks,
+                                          gpointer user_data, GError **error);
+/* For a stream from open_request: TRUE if the peer opened a UDP flow. */
+gboolean transport_stream_is_datagram (TransportStream *stream);
+/* The largest datagram the flow carries now: it changes with the path's
+ * MTU (0 when the tunnel is down). */
+gsize transport_stream_datagram_max (TransportStream *stream);
+/* For a flow's stream, which carries no bytes: drops what arrived and
+ * returns TRUE once the stream ended (the peer's end or reset). */
+gboolean transport_stream_drain (TransportStream *stream);
+/* Sends one datagram of an open flow (unreliable: it may be lost). */
+TransportDatagramResult transport_stream_send_datagram (TransportStream *stream,
+                                                        const guint8 *buf, gsize len);
 
 /* For a stream from open_request: set its callbacks and accept it. */
 void transport_stream_accept (TransportStream *stream, const TransportStreamCallbacks *callbacks,

@@ -19,7 +19,7 @@
 static int
 ctlmsg_type_is_known (uint8_t type)
 {
-  return type >= CTLMSG_HELLO && type <= CTLMSG_FIN;
+  return type >= CTLMSG_HELLO && type <= CTLMSG_OPEN_DGRAM;
 }
 
 static int
@@ -136,6 +136,7 @@ ctlmsg_parse_body (uint8_t type, const uint8_t *b, size_t body_len, struct ctlms
       break;
 
     case CTLMSG_OPEN:
+    case CTLMSG_OPEN_DGRAM:
       if (body_len < CTLMSG_OPEN_FIXED_LEN)
         return CTLMSG_INVALID;
       out->stream_id = ctlmsg_get_u32 (b);
@@ -274,6 +275,7 @@ ctlmsg_build (uint8_t *buf, size_t cap, const struct ctlmsg *msg)
       break;
 
     case CTLMSG_OPEN:
+    case CTLMSG_OPEN_DGRAM:
       n = ctlmsg_string_len (msg->name, sizeof msg->name, ctlmsg_name_char_ok);
       if (msg->stream_id == CTLMSG_CONTROL_STREAM || n == 0 || n > CTLMSG_NAME_MAX)
         return 0;

@@ -31,6 +31,7 @@ enum ctlmsg_type
   CTLMSG_PONG = 7,   /* token */
   CTLMSG_BYE = 8,    /* code, text: the peer is going away */
   CTLMSG_FIN = 9,    /* stream_id, token = final size: no more bytes after that */
+  CTLMSG_OPEN_DGRAM = 10, /* stream_id, name: open a UDP flow to service NAME */
 };
 
 enum ctlmsg_refuse_code
@@ -40,6 +41,7 @@ enum ctlmsg_refuse_code
   CTLMSG_REFUSE_LIMIT = 3,          /* too many streams */
   CTLMSG_REFUSE_NOT_TRUSTED = 4,    /* the peer is not trusted */
   CTLMSG_REFUSE_BAD_STREAM = 5,     /* stream id in use or of the wrong parity */
+  CTLMSG_REFUSE_WRONG_KIND = 6,     /* a TCP service asked for UDP, or the reverse */
 };
 
 enum ctlmsg_status
@@ -54,9 +56,9 @@ struct ctlmsg
   uint8_t type;
   uint8_t version;    /* HELLO */
   uint8_t code;       /* REFUSE, BYE */
-  uint32_t stream_id; /* OPEN, ACCEPT, REFUSE, CLOSE */
+  uint32_t stream_id; /* OPEN, OPEN_DGRAM, ACCEPT, REFUSE, CLOSE */
   uint64_t token;     /* PING, PONG; FIN: the stream's final size in bytes */
-  char name[CTLMSG_NAME_MAX + 1]; /* OPEN */
+  char name[CTLMSG_NAME_MAX + 1]; /* OPEN, OPEN_DGRAM */
   char text[CTLMSG_TEXT_MAX + 1]; /* REFUSE, BYE; printable ASCII */
 };
 

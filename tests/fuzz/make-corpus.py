@@ -43,11 +43,25 @@ def ctlmsgs():
     write("ctlmsg", "ping-pong", ping + pong)
     write("ctlmsg", "bye", bye)
     write("ctlmsg", "conversation", hello + open_ + accept + ping + pong + close + bye)
+    open_dgram = ctl(10, struct.pack(">IB", 7, 3) + b"rtp")
+    write("ctlmsg", "open-dgram", open_dgram)
+    write("ctlmsg", "refuse-wrong-kind",
+          ctl(4, struct.pack(">IBB", 7, 6, 20) + b"not a UDP service!!!"))
     write("ctlmsg", "open-max-name", ctl(2, struct.pack(">IB", 9, 63) + b"n" * 63))
     write("ctlmsg", "refuse-max-text", ctl(4, struct.pack(">IBB", 9, 3, 255) + b"~" * 255))
     write("ctlmsg", "truncated", open_[:-1])
     write("ctlmsg", "too-long", struct.pack(">BH", 6, 513) + bytes(513))
     write("ctlmsg", "trailing", ctl(3, struct.pack(">I", 5) + b"\x00"))
+
+
+def dgrams():
+    # flow 7 (1-byte varint) with a payload; flow 300 (2-byte); flow 2^30
+    # (8-byte); a truncated prefix; a flow with an empty payload.
+    write("dgram", "flow-7", b"\x07hello")
+    write("dgram", "flow-300", b"\x41\x2c" + bytes(range(32)))
+    write("dgram", "flow-8-byte", b"\xc0\x00\x00\x00\x40\x00\x00\x00rtp")
+    write("dgram", "truncated", b"\x80\x00")
+    write("dgram", "empty-payload", b"\x05")
 
 
 def msg(**kw):
@@ -96,4 +110,5 @@ def sigmsgs():
 
 if __name__ == "__main__":
     ctlmsgs()
+    dgrams()
     sigmsgs()

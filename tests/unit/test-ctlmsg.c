@@ -30,11 +30,15 @@ static const Vector valid[] = {
   V ("bye", 8, 0, 5, 0, 3, 'b', 'y', 'e'),
   V ("bye-no-text", 8, 0, 2, 9, 0),
   V ("fin", 9, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0, 2),
+  V ("open-dgram", 10, 0, 8, 0, 0, 0, 7, 3, 'r', 't', 'p'),
+  V ("refuse-wrong-kind", 4, 0, 8, 0, 0, 0, 7, 6, 2, 'n', 'o'),
 };
 
 static const Vector invalid[] = {
   V ("type-0", 0, 0, 0),
-  V ("type-10", 10, 0, 0),
+  V ("type-11", 11, 0, 0),
+  V ("open-dgram-empty-name", 10, 0, 5, 0, 0, 0, 7, 0),
+  V ("open-dgram-stream-0", 10, 0, 8, 0, 0, 0, 0, 3, 'r', 't', 'p'),
   V ("fin-short", 9, 0, 11, 0, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0),
   V ("fin-stream-0", 9, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2),
   V ("type-255", 255, 0, 0),
@@ -244,7 +248,7 @@ test_build_refuses (void)
 
   memset (&m, 0, sizeof m);
   g_assert_cmpuint (ctlmsg_build (buf, sizeof buf, &m), ==, 0); /* type 0 */
-  m.type = 10;
+  m.type = 11;
   g_assert_cmpuint (ctlmsg_build (buf, sizeof buf, &m), ==, 0);
 
   memset (&m, 0, sizeof m);

@@ -1,0 +1,373 @@
+/* UDP port forwards; see udpforward.h. */
+#include "udpforward.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "ctlmsg.h"
+#include "node.h"
+
+/* Datagrams read from one socket in one dispatch, before others run. */
+#define UDP_READ_BURST 64
+/* The largest UDP payload (IPv4: 65535 - 20 - 8). */
+#define UDP_PAYLOAD_MAX 65507
+/* Drops are reported at most this often per forward. */
+#define UDP_DROP_REPORT_US (10 * G_USEC_PER_SEC)
+
+typedef struct _UdpListener UdpListener;
+
+typedef struct
+{
+  UdpListener *l;
+  struct sockaddr_storage addr; /* the local client */
+  socklen_t addr_len;
+  GBytes *key;
+  TransportStream *stream;
+  gboolean open; /* the peer accepted */
+  GQueue pending; /* GBytes* until then */
+  gsize pending_bytes;
+  gint64 last_active;
+} UdpFlow;
+
+struct _UdpListener
+{
+  UdpForwards *owner;
+  GSocket *socket;
+  GSource *source;
+  char *service;
+  char *display;
+  GHashTable *flows; /* GBytes (sockaddr) -> UdpFlow* */
+  guint64 dropped;    /* since the last report */
+  char drop_why[128]; /* the latest drop's reason */
+  gint64 last_report;
+};
+
+struct _UdpForwards
+{
+  GMainContext *context;
+  GPtrArray *listeners; /* UdpListener* */
+  Transport *transport;
+  guint idle_timeout_s;
+  GSource *idle_check;
+  ForwardFatal fatal;
+  guint8 *buf; /* one datagram */
+};
+
+static void
+report_drop (UdpListener *l, const char *why)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  l->dropped++;
+  g_strlcpy (l->drop_why, why, sizeof l->drop_why);
+  if (l->last_report != 0 && now - l->last_report < UDP_DROP_REPORT_US)
+    return;
+  node_say ("udp %s -> %s: dropped %" G_GUINT64_FORMAT " datagram%s: %s", l->display,
+            l->service, l->dropped, l->dropped == 1 ? "" : "s", l->drop_why);
+  l->dropped = 0;
+  l->last_report = now;
+}
+
+static void
+flow_free (UdpFlow *f)
+{
+  g_queue_clear_full (&f->pending, (GDestroyNotify) g_bytes_unref);
+  if (f->stream)
+    transport_stream_free (f->stream);
+  g_bytes_unref (f->key);
+  g_free (f);
+}
+
+/* Ends a flow: its stream is reset, so the peer's end goes too. */
+static void
+flow_end (UdpFlow *f)
+{
+  g_hash_table_remove (f->l->flows, f->key);
+}
+
+static void
+flow_send (UdpFlow *f, const guint8 *buf, gsize len)
+{
+  gsize max = transport_stream_datagram_max (f->stream);
+  char why[96];
+
+  switch (transport_stream_send_datagram (f->stream, buf, len))
+    {
+    case TRANSPORT_DATAGRAM_OK:
+      return;
+    case TRANSPORT_DATAGRAM_TOO_BIG:
+      g_snprintf (why, sizeof why, "%" G_GSIZE_FORMAT " bytes; the tunnel carries at most %"
+                  G_GSIZE_FORMAT " now", len, max);
+      report_drop (f->l, why);
+      return;
+    case TRANSPORT_DATAGRAM_QUEUE_FULL:
+      report_drop (f->l, "the tunnel's datagram queue is full");
+      return;
+    case TRANSPORT_DATAGRAM_CLOSED:
+      report_drop (f->l, "the flow is closed");
+      return;
+    }
+}
+
+static void
+flow_opened (TransportStream *stream, gpointer data)
+{
+  UdpFlow *f = data;
+  GBytes *b;
+
+  f->open = TRUE;
+  while ((b = g_queue_pop_head (&f->pending)) != NULL)
+    {
+      gsize len;
+      const guint8 *p = g_bytes_get_data (b, &len);
+
+      flow_send (f, p, len);
+      g_bytes_unref (b);
+    }
+  f->pending_bytes = 0;
+}
+
+static void
+flow_refused (TransportStream *stream, guint8 code, const char *text, gpointer data)
+{
+  UdpFlow *f = data;
+  UdpForwards *self = f->l->owner;
+
+  /* A forward to a service the peer does not have can never work. */
+  if (code == CTLMSG_REFUSE_NOT_EXPOSED || code == CTLMSG_REFUSE_WRONG_KIND)
+    forward_fatal_raise (&self->fatal, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                                                    "-U %s:%s: %s", f->l->display,
+                                                    f->l->service, text));
+  else
+    node_say ("udp %s -> %s: the peer refused a flow: %s", f->l->display, f->l->service, text);
+  flow_end (f);
+}
+
+static void
+flow_readable (TransportStream *stream, gpointer data)
+{
+  if (transport_stream_drain (stream))
+    flow_end (data);
+}
+
+static void
+flow_closed (TransportStream *stream, const GError *error, gpointer data)
+{
+  UdpFlow *f = data;
+
+  if (error)
+    g_debug ("udp %s -> %s: flow ended: %s", f->l->display, f->l->service, error->message);
+  flow_end (f);
+}
+
+static void
+flow_datagram (TransportStream *stream, const guint8 *buf, gsize len, gpointer data)
+{
+  UdpFlow *f = data;
+
+  f->last_active = g_get_monotonic_time ();
+  /* Back to the client; a full socket buffer drops it, as UDP does. */
+  if (sendto (g_socket_get_fd (f->l->socket), buf, len, MSG_DONTWAIT,
+              (const struct sockaddr *) &f->addr, f->addr_len) < 0
+      && errno != EAGAIN && errno != EWOULDBLOCK)
+    g_debug ("udp %s: cannot answer a client: %s", f->l->display, g_strerror (errno));
+}
+
+static const TransportStreamCallbacks flow_callbacks = {
+  .opened = flow_opened,
+  .refused = flow_refused,
+  .readable = flow_readable,
+  .closed = flow_closed,
+  .datagram = flow_datagram,
+};
+
+static UdpFlow *
+flow_new (UdpListener *l, const struct sockaddr_storage *addr, socklen_t addr_len,
+          GBytes *key)
+{
+  UdpForwards *self = l->owner;
+  g_autoptr (GError) error = NULL;
+  UdpFlow *f;
+
+  if (g_hash_table_size (l->flows) >= UDP_FORWARD_MAX_FLOWS)
+    {
+      report_drop (l, "too many clients at once (" G_STRINGIFY (UDP_FORWARD_MAX_FLOWS) ")");
+      return NULL;
+    }
+  f = g_new0 (UdpFlow, 1);
+  f->l = l;
+  f->addr = *addr;
+  f->addr_len = addr_len;
+  f->key = g_bytes_ref (key);
+  f->last_active = g_get_monotonic_time ();
+  g_queue_init (&f->pending);
+  f->stream = transport_open_datagram (self->transport, l->service, &flow_callbacks, f,
+                                       &error);
+  if (f->stream == NULL)
+    {
+      g_autofree char *why = g_strdup_printf ("cannot open a flow: %s", error->message);
+      report_drop (l, why);
+      flow_free (f);
+      return NULL;
+    }
+  g_hash_table_insert (l->flows, g_bytes_ref (key), f);
+  return f;
+}
+
+static void
+flow_hold (UdpFlow *f, const guint8 *buf, gsize len)
+{
+  if (g_queue_get_length (&f->pending) >= UDP_FLOW_PENDING_MAX
+      || f->pending_bytes + len > UDP_FLOW_PENDING_BYTES)
+    {
+      report_drop (f->l, "the peer has not answered the flow yet");
+      return;
+    }
+  g_queue_push_tail (&f->pending, g_bytes_new (buf, len));
+  f->pending_bytes += len;
+}
+
+static gboolean
+on_readable (GSocket *socket, GIOCondition cond, gpointer data)
+{
+  UdpListener *l = data;
+  UdpForwards *self = l->owner;
+
+  for (int i = 0; i < UDP_READ_BURST; i++)
+    {
+      struct sockaddr_storage addr;
+      socklen_t addr_len = sizeof addr;
+      g_autoptr (GBytes) key = NULL;
+      UdpFlow *f;
+      gssize n = recvfrom (g_socket_get_fd (socket), self->buf, UDP_PAYLOAD_MAX, MSG_DONTWAIT,
+                           (struct sockaddr *) &addr, &addr_len);
+
+      if (n < 0)
+        {
+          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            node_say ("udp %s: receive failed: %s", l->display, g_strerror (errno));
+          break;
+        }
+      key = g_bytes_new (&addr, addr_len);
+      f = g_hash_table_lookup (l->flows, key);
+      if (f == NULL && (f = flow_new (l, &addr, addr_len, key)) == NULL)
+        continue;
+      f->last_active = g_get_monotonic_time ();
+      if (f->open)
+        flow_send (f, self->buf, (gsize) n);
+      else
+        flow_hold (f, self->buf, (gsize) n);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_idle_check (gpointer data)
+{
+  UdpForwards *self = data;
+  gint64 limit = g_get_monotonic_time () - (gint64) self->idle_timeout_s * G_USEC_PER_SEC;
+
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      UdpListener *l = self->listeners->pdata[i];
+      GHashTableIter it;
+      gpointer value;
+
+      g_hash_table_iter_init (&it, l->flows);
+      while (g_hash_table_iter_next (&it, NULL, &value))
+        {
+          UdpFlow *f = value;
+
+          if (f->last_active <= limit)
+            {
+              g_debug ("udp %s -> %s: a flow was idle for %u s; ended", l->display, l->service,
+                       self->idle_timeout_s);
+              g_hash_table_iter_remove (&it);
+            }
+        }
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+listener_free (UdpListener *l)
+{
+  if (l->source)
+    {
+      g_source_destroy (l->source);
+      g_source_unref (l->source);
+    }
+  g_hash_table_unref (l->flows);
+  g_clear_object (&l->socket);
+  g_free (l->service);
+  g_free (l->display);
+  g_free (l);
+}
+
+UdpForwards *
+udp_forwards_new (GMainContext *context, const char *const *specs, guint idle_timeout_s,
+                  ForwardsFatalFunc fatal, gpointer user_data, GError **error)
+{
+  g_autoptr (UdpForwards) self = g_new0 (UdpForwards, 1);
+
+  self->context = g_main_context_ref (context);
+  self->idle_timeout_s = idle_timeout_s;
+  forward_fatal_init (&self->fatal, self->context, fatal, user_data);
+  self->buf = g_malloc (UDP_PAYLOAD_MAX);
+  self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  for (guint i = 0; specs[i]; i++)
+    {
+      UdpListener *l = g_new0 (UdpListener, 1);
+
+      l->owner = self;
+      l->flows = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
+                                        (GDestroyNotify) g_bytes_unref,
+                                        (GDestroyNotify) flow_free);
+      g_ptr_array_add (self->listeners, l);
+      l->socket = forward_bind ("-U", specs[i], G_SOCKET_TYPE_DATAGRAM, &l->service,
+                                &l->display, error);
+      if (l->socket == NULL)
+        return NULL;
+    }
+  return g_steal_pointer (&self);
+}
+
+void
+udp_forwards_start (UdpForwards *self, Transport *transport)
+{
+  self->transport = transport;
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      UdpListener *l = self->listeners->pdata[i];
+
+      if (l->source)
+        continue;
+      l->source = g_socket_create_source (l->socket, G_IO_IN, NULL);
+      g_source_set_callback (l->source, (GSourceFunc) (void (*) (void)) on_readable, l, NULL);
+      g_source_attach (l->source, self->context);
+      node_say ("forwarding udp %s -> %s", l->display, l->service);
+    }
+  if (self->idle_check == NULL)
+    {
+      self->idle_check = g_timeout_source_new_seconds (1);
+      g_source_set_callback (self->idle_check, on_idle_check, self, NULL);
+      g_source_attach (self->idle_check, self->context);
+    }
+}
+
+void
+udp_forwards_free (UdpForwards *self)
+{
+  if (self == NULL)
+    return;
+  if (self->idle_check)
+    {
+      g_source_destroy (self->idle_check);
+      g_source_unref (self->idle_check);
+    }
+  forward_fatal_clear (&self->fatal);
+  g_ptr_array_unref (self->listeners);
+  g_main_context_unref (self->context);
+  g_free (self->buf);
+  g_free (self);
+}
