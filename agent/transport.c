@@ -16,7 +16,7 @@
 
 #include <errno.h>
 
-#include "dgram.h"
+#include "transport_private.h"
 #include "xport.h"
 
 /* Bound on control bytes queued behind a full control stream, and on the
@@ -38,70 +38,6 @@
 /* xport counts application close codes from here (PROTOCOL.md). */
 #define BYE_CODE_BASE XPORT_CLOSE_APP
 
-typedef enum
-{
-  STREAM_HEADER,  /* the peer's new stream: reading its OPEN message */
-  STREAM_OPENING, /* we sent OPEN, waiting for ACCEPT or REFUSE */
-  STREAM_PENDING, /* the peer sent OPEN, the user has not answered */
-  STREAM_OPEN,
-  STREAM_DONE,
-} StreamState;
-
-/* What a stream's user is to hear from the next pump. */
-enum
-{
-  NOTE_OPENED = 1 << 0,
-  NOTE_READABLE = 1 << 1,
-  NOTE_WRITABLE = 1 << 2,
-  NOTE_ENDED = 1 << 3, /* closed or refused, per the stream's state */
-};
-
-struct _TransportStream
-{
-  Transport *transport;
-  guint32 id;
-  StreamState state;
-  TransportStreamCallbacks cb;
-  gpointer user_data;
-  guint notes;
-  gboolean fin_sent;
-  gboolean eof_read;
-  gboolean reset;
-  gboolean refused;
-  guint8 refuse_code;
-  char *refuse_text;
-  gboolean released; /* xport_stream_release done */
-  gboolean datagram; /* a UDP flow (OPEN_DGRAM): its datagrams carry its id */
-  guint8 header[CTLMSG_MAX_LEN]; /* STREAM_HEADER: the OPEN message so far */
-  gsize header_len;
-};
-
-struct _Transport
-{
-  GMainContext *context;
-  gboolean initiator;
-  TransportCallbacks cb;
-  gpointer user_data;
-  struct xport_conn *conn;
-  GSource *pump;
-  guint8 *packet; /* one packet's buffer */
-  gsize packet_cap;  /* its size: the largest packet path MTU discovery tries */
-  guint32 packet_size; /* the size in use, as last logged */
-  guint64 ctl_out_id;
-  guint64 ctl_in_id;
-  GByteArray *ctl_in;
-  GByteArray *ctl_out;
-  GHashTable *streams; /* id -> TransportStream (data streams) */
-  GArray *noted;       /* guint32 ids with notes pending, in order */
-  gboolean hello_received;
-  gboolean ready;
-  gboolean closed;          /* no more traffic; closed() is (to be) delivered */
-  gboolean closed_notified; /* closed() delivered */
-  guint8 close_code;
-  char *close_text;
-  guint8 *dgram;          /* one received datagram */
-  guint64 dgrams_dropped; /* for no open flow, or malformed */
-};
 
 static void transport_fail (Transport *t, guint8 code, const char *text);
 static void transport_handle_control (Transport *t, const struct ctlmsg *msg);
@@ -112,7 +48,7 @@ now_us (void)
   return (guint64) g_get_monotonic_time ();
 }
 
-static void
+void
 transport_kick (Transport *t)
 {
   if (t->pump != NULL)
@@ -130,8 +66,8 @@ stream_note (TransportStream *s, guint note)
   transport_kick (s->transport);
 }
 
-static TransportStream *
-stream_lookup (Transport *t, guint64 id)
+TransportStream *
+transport_stream_lookup (Transport *t, guint64 id)
 {
   if (id > G_MAXUINT32)
     return NULL;
@@ -343,7 +279,7 @@ stream_from_peer (Transport *t, guint64 id)
 static void
 transport_handle_control (Transport *t, const struct ctlmsg *msg)
 {
-  TransportStream *s = stream_lookup (t, msg->stream_id);
+  TransportStream *s = transport_stream_lookup (t, msg->stream_id);
 
   if (!t->hello_received && msg->type != CTLMSG_HELLO)
     {
@@ -438,32 +374,6 @@ transport_fail (Transport *t, guint8 code, const char *text)
   transport_kick (t);
 }
 
-/* Datagrams of UDP flows (PROTOCOL.md section 3), straight to the flow's
- * user: they are not ordered with anything, and a late one is worth less. */
-static void
-deliver_datagrams (Transport *t)
-{
-  gssize n;
-
-  while (!t->closed && (n = xport_datagram_recv (t->conn, t->dgram, XPORT_MAX_PACKET)) >= 0)
-    {
-      const guint8 *payload;
-      gsize len;
-      guint64 flow;
-      TransportStream *s;
-
-      if (!dgram_parse (t->dgram, (gsize) n, &flow, &payload, &len)
-          || (s = stream_lookup (t, flow)) == NULL || !s->datagram
-          || s->state != STREAM_OPEN || s->cb.datagram == NULL)
-        {
-          t->dgrams_dropped++;
-          continue;
-        }
-      /* The user may free the stream, or send, from here. */
-      s->cb.datagram (s, payload, len, s->user_data);
-    }
-}
-
 static void
 handle_event (Transport *t, const struct xport_event *ev)
 {
@@ -477,7 +387,7 @@ handle_event (Transport *t, const struct xport_event *ev)
           control_on_readable (t);
           break;
         }
-      s = stream_lookup (t, ev->stream_id);
+      s = transport_stream_lookup (t, ev->stream_id);
       if (s == NULL)
         stream_from_peer (t, ev->stream_id);
       else if (s->state == STREAM_HEADER)
@@ -491,7 +401,7 @@ handle_event (Transport *t, const struct xport_event *ev)
           control_flush (t);
           break;
         }
-      s = stream_lookup (t, ev->stream_id);
+      s = transport_stream_lookup (t, ev->stream_id);
       if (s && s->state == STREAM_OPEN)
         stream_note (s, NOTE_WRITABLE);
       break;
@@ -511,11 +421,11 @@ handle_event (Transport *t, const struct xport_event *ev)
         }
       break;
     case XPORT_EVENT_STREAM_OPENED:
-      if (ev->stream_id != t->ctl_in_id && stream_lookup (t, ev->stream_id) == NULL)
+      if (ev->stream_id != t->ctl_in_id && transport_stream_lookup (t, ev->stream_id) == NULL)
         stream_from_peer (t, ev->stream_id);
       break;
     case XPORT_EVENT_DATAGRAM:
-      deliver_datagrams (t);
+      transport_deliver_datagrams (t);
       break;
     }
 }
@@ -552,13 +462,13 @@ stream_deliver (Transport *t, TransportStream *s, guint notes)
     {
       s->cb.opened (s, s->user_data);
       /* The callback may have freed it. */
-      if (stream_lookup (t, s->id) != s)
+      if (transport_stream_lookup (t, s->id) != s)
         return;
     }
   if ((notes & NOTE_READABLE) && s->cb.readable)
     {
       s->cb.readable (s, s->user_data);
-      if (stream_lookup (t, s->id) != s || s->state != STREAM_OPEN)
+      if (transport_stream_lookup (t, s->id) != s || s->state != STREAM_OPEN)
         return;
     }
   if ((notes & NOTE_WRITABLE) && s->cb.writable)
@@ -602,7 +512,7 @@ pump_round (Transport *t, guint64 now)
       guint notes;
 
       g_array_remove_index (t->noted, 0);
-      s = stream_lookup (t, id);
+      s = transport_stream_lookup (t, id);
       if (s == NULL || s->notes == 0)
         continue;
       notes = s->notes;
@@ -698,6 +608,9 @@ transport_free (Transport *t)
     }
   if (t->conn != NULL)
     xport_conn_free (t->conn);
+  if (t->dgrams_dropped > 0)
+    g_debug ("%" G_GUINT64_FORMAT " datagrams for no open UDP flow were dropped",
+             t->dgrams_dropped);
   g_free (t->packet);
   g_free (t->dgram);
   g_array_unref (t->noted);
@@ -793,8 +706,8 @@ transport_n_streams (Transport *t)
   return g_hash_table_size (t->streams);
 }
 
-static TransportStream *
-stream_open (Transport *t, guint8 type, const char *service,
+TransportStream *
+transport_stream_open_typed (Transport *t, guint8 type, const char *service,
              const TransportStreamCallbacks *callbacks, gpointer user_data, GError **error)
 {
   struct ctlmsg open = { .type = type };
@@ -845,71 +758,7 @@ TransportStream *
 transport_open (Transport *t, const char *service, const TransportStreamCallbacks *callbacks,
                 gpointer user_data, GError **error)
 {
-  return stream_open (t, CTLMSG_OPEN, service, callbacks, user_data, error);
-}
-
-TransportStream *
-transport_open_datagram (Transport *t, const char *service,
-                         const TransportStreamCallbacks *callbacks, gpointer user_data,
-                         GError **error)
-{
-  return stream_open (t, CTLMSG_OPEN_DGRAM, service, callbacks, user_data, error);
-}
-
-gboolean
-transport_stream_is_datagram (TransportStream *s)
-{
-  return s->datagram;
-}
-
-gsize
-transport_stream_datagram_max (TransportStream *s)
-{
-  Transport *t = s->transport;
-  gsize max;
-
-  if (t == NULL || t->conn == NULL || t->closed)
-    return 0;
-  max = xport_datagram_max (t->conn);
-  return max > DGRAM_HEADER_MAX ? max - DGRAM_HEADER_MAX : 0;
-}
-
-gboolean
-transport_stream_drain (TransportStream *s)
-{
-  guint8 buf[256];
-  gssize n;
-
-  while ((n = transport_stream_read (s, buf, sizeof buf)) > 0)
-    ;
-  return n == 0 || errno != EAGAIN;
-}
-
-TransportDatagramResult
-transport_stream_send_datagram (TransportStream *s, const guint8 *buf, gsize len)
-{
-  Transport *t = s->transport;
-  guint8 packet[XPORT_MAX_PACKET];
-  gsize n;
-
-  if (t == NULL || t->closed || t->conn == NULL || !s->datagram || s->state != STREAM_OPEN)
-    return TRANSPORT_DATAGRAM_CLOSED;
-  if (len > transport_stream_datagram_max (s))
-    return TRANSPORT_DATAGRAM_TOO_BIG;
-  n = dgram_put_header (packet, DGRAM_HEADER_MAX, s->id);
-  memcpy (packet + n, buf, len);
-  switch (xport_datagram_send (t->conn, packet, n + len))
-    {
-    case XPORT_OK:
-      transport_kick (t);
-      return TRANSPORT_DATAGRAM_OK;
-    case XPORT_ERR_AGAIN:
-      return TRANSPORT_DATAGRAM_QUEUE_FULL;
-    case XPORT_ERR_TOO_BIG:
-      return TRANSPORT_DATAGRAM_TOO_BIG;
-    default:
-      return TRANSPORT_DATAGRAM_CLOSED;
-    }
+  return transport_stream_open_typed (t, CTLMSG_OPEN, service, callbacks, user_data, error);
 }
 
 void

@@ -1,12 +1,12 @@
 /* One tunnel: ICE + DTLS + transport; see tunnel.h. */
 #include "tunnel.h"
 
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <nice/agent.h>
 
 #include "dtls.h"
+#include "nicesock.h"
 #include "peerid.h"
 #include "tlsshim.h"
 
@@ -195,7 +195,6 @@ fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *
                sizeof path->transport);
 }
 
-static void tunnel_tune_sockets (Tunnel *self);
 
 /* ---- DTLS ---- */
 
@@ -375,51 +374,6 @@ ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
   tunnel_send_signal (self, msg);
 }
 
-/* A tunnel sends bursts of a window's worth of datagrams per stream: the
- * default socket buffers (208 KiB) overflow on a fast path, and every drop
- * costs the reliable layer a retransmission timeout. 16 MiB holds the windows
- * of 64 busy streams. */
-#define TUNNEL_SOCKET_BUFFER (16 * 1024 * 1024)
-
-/* UDP datagrams leave with Don't Fragment and are never split by this
- * host: a record larger than the path carries is lost whole, which is what
- * the transport's MTU probes detect. (Linux's default fragments datagrams
- * larger than the interface MTU; a probe would then pass in pieces that
- * many NATs and firewalls drop.) */
-static void
-tunnel_forbid_fragments (GSocket *socket)
-{
-  int fd = g_socket_get_fd (socket);
-  int v4 = IP_PMTUDISC_DO, v6 = IPV6_PMTUDISC_DO;
-
-  if (g_socket_get_socket_type (socket) != G_SOCKET_TYPE_DATAGRAM)
-    return;
-  if (g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6)
-    (void) setsockopt (fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6);
-  else
-    (void) setsockopt (fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4);
-}
-
-static void
-tunnel_tune_sockets (Tunnel *self)
-{
-  g_autoptr (GPtrArray) sockets = nice_agent_get_sockets (self->agent, self->stream_id,
-                                                          TUNNEL_COMPONENT);
-
-  for (guint i = 0; sockets && i < sockets->len; i++)
-    {
-      int fd = g_socket_get_fd (sockets->pdata[i]);
-      int size = TUNNEL_SOCKET_BUFFER;
-
-      /* Past net.core.rmem_max only with CAP_NET_ADMIN; otherwise the
-       * kernel's maximum. */
-      if (setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
-        (void) setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-      if (setsockopt (fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
-        (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-      tunnel_forbid_fragments (sockets->pdata[i]);
-    }
-}
 
 static void
 ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
@@ -428,7 +382,7 @@ ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
 
   if (stream_id != self->stream_id)
     return;
-  tunnel_tune_sockets (self);
+  nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
   tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
 }
 
@@ -441,7 +395,8 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   if (stream_id != self->stream_id)
     return;
   fill_path (self, &self->path, local, remote);
-  tunnel_tune_sockets (self); /* sockets made since gathering began */
+  /* Sockets made since gathering began. */
+  nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
   tunnel_flush_held (self);
   transport_path_changed (self->transport);
   if (self->up && self->cb.path_changed)
@@ -873,7 +828,7 @@ tunnel_gather (Tunnel *self)
   if (!nice_agent_gather_candidates (self->agent, self->stream_id))
     tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "cannot gather ICE candidates");
   else
-    tunnel_tune_sockets (self); /* the host sockets exist now */
+    nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT); /* host sockets now */
 }
 
 void
