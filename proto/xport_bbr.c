@@ -222,7 +222,12 @@ xport_bbr_on_ack (struct xport_cc *cc, const struct xport_cc_ack *a)
       b->next_round_delivered = a->delivered;
       b->round++;
       round_start = true;
-      b->bw_rounds[b->round % BBR_BW_ROUNDS] = 0;
+      /* The bandwidth window moves on only with rounds that had data to
+       * send: otherwise an idle minute of keepalives would leave the rate
+       * of the keepalives (measured: 20 Mbit/s to 1 kbit/s after 120 s),
+       * and the next request would crawl. */
+      if (!a->rs_app_limited)
+        b->bw_rounds[b->round % BBR_BW_ROUNDS] = 0;
       bbr_guard_round (cc, a);
     }
 

@@ -398,6 +398,13 @@ packet_size (struct sim_node *n)
   return st.packet_size;
 }
 
+static bool
+never_done (void *ctx)
+{
+  (void)ctx;
+  return false;
+}
+
 static int
 test_pmtu (void)
 {
@@ -456,19 +463,63 @@ test_pmtu (void)
   CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
   CHECK (f.max_stall <= 2 * SEC, "stall of %.3f s", (double)f.max_stall / 1e6);
   CHECK (f.dgram_bad == 0, "%llu corrupted datagrams", (unsigned long long)f.dgram_bad);
+
+  /* Idle from here (keepalives only): a path of 1300 again, found without
+   * traffic; then the path carries anything, which the search looks for
+   * again only after XPORT_PMTU_RAISE_US. */
+  uint64_t t = sim_now (pr.sim);
+  set_mtu (&pr, &p, 1300);
+  xport_conn_path_changed (sim_node_conn (pr.a), t);
+  sim_run (pr.sim, t + 5 * SEC, never_done, NULL);
+  uint32_t idle_found = packet_size (pr.a);
+  set_mtu (&pr, &p, 0);
+  sim_run (pr.sim, t + XPORT_PMTU_RAISE_US - SEC, never_done, NULL);
+  uint32_t not_yet = packet_size (pr.a);
+  sim_run (pr.sim, t + XPORT_PMTU_RAISE_US + 10 * SEC, never_done, NULL);
+  uint32_t raised = packet_size (pr.a);
+  printf ("pmtu, idle: found %u on a 1300 path; after it grew: %u until the raise timer, "
+          "%u after it\n", idle_found, not_yet, raised);
+  CHECK (idle_found <= 1300 && idle_found > 1300 - XPORT_PMTU_STEP, "idle: found %u of 1300",
+         idle_found);
+  CHECK (not_yet == idle_found, "the search ran again before its time (%u)", not_yet);
+  CHECK (raised == XPORT_MAX_PACKET, "the raise timer found %u, not %u", raised,
+         XPORT_MAX_PACKET);
+  CHECK (!f.closed, "the idle connection closed (code %llu)", (unsigned long long)f.close_code);
+  sim_flow_clear (&f);
+  sim_free (pr.sim);
+  return failures ? 1 : 0;
+}
+
+/* ---- after an idle time, the next transfer starts at the path's rate ---- */
+
+static int
+test_idle_restart (void)
+{
+  /* 8 MiB at 20 Mbit/s, then two minutes with keepalives only: the rate
+   * model must still say 20 Mbit/s, not the rate of the keepalives. */
+  struct sim_link_params p = base_link (20000000, 40 * MS);
+  struct xport_config cfg = { 0 };
+  struct sim_flow f;
+  struct pair pr;
+  flow_pair (&pr, 17, &p, &cfg, &f, 1, 8 * MIB, 4);
+  sim_node_kick (pr.a);
+  sim_run (pr.sim, 30 * SEC, sim_flow_done, &f);
+  struct xport_stats busy, idle;
+  xport_conn_stats (sim_node_conn (pr.a), &busy);
+  sim_run (pr.sim, sim_now (pr.sim) + 120 * SEC, never_done, NULL);
+  xport_conn_stats (sim_node_conn (pr.a), &idle);
+  printf ("pacing rate after 8 MiB: %.1f Mbit/s; after 120 s idle: %.1f Mbit/s\n",
+          busy.pacing_rate * 8 / 1e6, idle.pacing_rate * 8 / 1e6);
+  CHECK (f.done_time != 0, "8 MiB not through");
+  CHECK (idle.pacing_rate * 8 >= 10000000, "idle pacing rate %.3f Mbit/s",
+         idle.pacing_rate * 8 / 1e6);
+  CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
   sim_flow_clear (&f);
   sim_free (pr.sim);
   return failures ? 1 : 0;
 }
 
 /* ---- a policer: loss that comes from sending too fast ---- */
-
-static bool
-never_done (void *ctx)
-{
-  (void)ctx;
-  return false;
-}
 
 static int
 test_policer (void)
@@ -779,7 +830,7 @@ main (int argc, char **argv)
     {
       fprintf (stderr,
                "usage: %s integrity PROFILE | stalled-reader | fairness | blackout | "
-               "idle-close | reset | wire | pmtu | policer\n",
+               "idle-close | reset | wire | pmtu | policer | idle-restart\n",
                argv[0]);
       return 2;
     }
@@ -802,6 +853,8 @@ main (int argc, char **argv)
     return test_pmtu ();
   if (strcmp (t, "policer") == 0)
     return test_policer ();
+  if (strcmp (t, "idle-restart") == 0)
+    return test_idle_restart ();
   fprintf (stderr, "%s: unknown test %s\n", argv[0], t);
   return 2;
 }

@@ -45,11 +45,16 @@ struct sim
   void *tap_ctx;
 };
 
+/* Idle packet times after which a Gilbert-Elliott chain is as good as
+ * stationary (its memory decays like (1 - p - r)^n). */
+#define SIM_GE_MIX_STEPS 64
+
 struct sim_link
 {
   struct sim *sim;
   struct sim_link_params p;
   bool ge_bad;
+  uint64_t ge_time;      /* the Gilbert-Elliott chain's last step */
   uint64_t busy_until;   /* the bottleneck transmits until then */
   uint64_t last_arrival; /* jitter keeps order */
   uint64_t dropped;
@@ -228,9 +233,21 @@ link_send (struct sim_link *l, struct sim_node *to, const uint8_t *buf, size_t l
       l->dropped++;
       return;
     }
-  /* Gilbert-Elliott: the state moves once per packet. */
+  /* Gilbert-Elliott: the state moves once per packet, and once per packet
+   * time the link stayed idle: a burst is a stretch of the link's time, so
+   * a sender that goes quiet (a probe timeout) does not stay inside one
+   * until it sends again. After many idle steps the chain has forgotten
+   * where it was: its state is drawn from the stationary distribution. */
   if (p->ge_p > 0)
     {
+      uint64_t slot = p->rate_bps > 0 ? (uint64_t)len * 8 * 1000000 / p->rate_bps : 100;
+      uint64_t idle = (now - l->ge_time) / (slot > 0 ? slot : 1);
+      l->ge_time = now;
+      if (idle > SIM_GE_MIX_STEPS)
+        l->ge_bad = sim_uniform (sim) < p->ge_p / (p->ge_p + p->ge_r);
+      else
+        for (uint64_t i = 0; i < idle; i++)
+          l->ge_bad = l->ge_bad ? sim_uniform (sim) >= p->ge_r : sim_uniform (sim) < p->ge_p;
       if (l->ge_bad)
         l->ge_bad = sim_uniform (sim) >= p->ge_r;
       else

@@ -18,8 +18,8 @@ struct sim_link_params
   uint64_t delay_us;  /* one way */
   uint64_t jitter_us; /* uniform extra delay in [0, jitter), order kept */
   double loss;        /* independent random loss */
-  /* Gilbert-Elliott: P(good -> bad) and P(bad -> good) per packet, and the
-   * loss probability in each state. */
+  /* Gilbert-Elliott: P(good -> bad) and P(bad -> good) per packet (and per
+   * packet time the link is idle), and the loss probability in each state. */
   double ge_p, ge_r, ge_loss_bad, ge_loss_good;
   double reorder; /* a packet is held reorder_us longer (overtaken) */
   uint64_t reorder_us;
