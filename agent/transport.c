@@ -22,16 +22,6 @@
 /* Bound on control bytes queued behind a full control stream, and on the
  * peer's control bytes that do not yet make a whole message. */
 #define CONTROL_QUEUE_MAX (256 * 1024)
-/* Windows and send buffers: with loss, a receiver holds what arrived
- * behind a hole and a sender every byte until it is acknowledged, for a few
- * round trips each. In the simulator at 100 Mbit/s (sim-bench with these
- * values, after 5 s), 4 MiB per stream and 12 MiB per connection gave
- * 94.7 Mbit/s at 50 ms with 3 % loss, and 66.0 / 61.2 at 100 ms with 1 / 3 %;
- * these give 98.1, and 97.1 / 92.8. Memory grows with them only as a fast
- * path needs it. */
-#define STREAM_WINDOW_MAX (8 * 1024 * 1024)
-#define CONN_WINDOW_MAX (16 * 1024 * 1024)
-#define SEND_BUFFER_MAX (8 * 1024 * 1024)
 /* Packets sent in one pump dispatch before the loop gets to others. */
 #define PUMP_PACKETS_MAX 64
 #define PUMP_ROUNDS_MAX 8
@@ -629,9 +619,9 @@ transport_start (Transport *t, gsize max_packet, gsize max_packet_probe)
     .is_client = t->initiator,
     .cc = XPORT_CC_BBR,
     .max_streams = TRANSPORT_MAX_STREAMS + 1,
-    .stream_window_max = STREAM_WINDOW_MAX,
-    .conn_window_max = CONN_WINDOW_MAX,
-    .send_buffer_max = SEND_BUFFER_MAX,
+    .stream_window_max = XPORT_TUNNEL_STREAM_WINDOW,
+    .conn_window_max = XPORT_TUNNEL_CONN_WINDOW,
+    .send_buffer_max = XPORT_TUNNEL_SEND_BUFFER,
     .max_packet = max_packet,
     .max_packet_probe = MIN (max_packet_probe, XPORT_MAX_PACKET),
   };
