@@ -19,6 +19,11 @@ In one run it measures and prints:
     agent is stopped, and the largest VmRSS sampled every 10 ms, for fresh agents
     that carry a MEM-SIZE transfer each way (default 64 MiB), and for comparison
     for the agents that carried the SIZE transfers each way.
+ 4. relayed throughput (--only relay): p2ptun-relay against coturn, UDP and TCP.
+ 5. UDP forwarding (--only udp): -U to an echo service exposed /udp; round trip
+    of 172-byte datagrams (an RTP packet) in lockstep, through the tunnel and
+    straight to the echo; and the share of paced 1200-byte datagrams that come
+    back at 10, 100 and 300 Mbit/s offered.
 
 Targets printed next to the figures (not asserted): median time to first byte
 <= 100 ms, peak agent memory <= 32 MiB.  Exit status is 0 unless the benchmark
@@ -44,7 +49,7 @@ import threading
 import time
 
 MiB = 1 << 20
-PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay")
+PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay", "udp")
 CHUNK = MiB
 SEED = 0x9E3779B9
 TTFB_TARGET_MS = 100.0
@@ -349,6 +354,100 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+UDP_RTT_SIZE = 172       # an RTP packet of 20 ms of G.711 audio
+UDP_RTT_COUNT = 1000
+UDP_PACED_SIZE = 1200
+UDP_PACED_S = 3
+UDP_RATES_MBIT = (10, 100, 300)
+
+
+class UdpEcho:
+    """A UDP echo service on loopback, in a thread."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            self.sock.sendto(data, addr)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def udp_rtts(port, count):
+    """count datagrams of UDP_RTT_SIZE bytes to port, one at a time (a lost
+    one is sent again after 1 s); median and 99th percentile in us."""
+    rtts = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        for i in range(count):
+            payload = struct.pack(">I", i) + b"r" * (UDP_RTT_SIZE - 4)
+            for _ in range(5):
+                t0 = now()
+                s.sendto(payload, ("127.0.0.1", port))
+                try:
+                    while s.recv(65535) != payload:
+                        pass
+                    rtts.append((now() - t0) * 1e6)
+                    break
+                except socket.timeout:
+                    continue
+            else:
+                raise RuntimeError("no echo through 127.0.0.1:%d after 5 tries" % port)
+    rtts.sort()
+    return {"median": statistics.median(rtts), "p99": rtts[int(len(rtts) * 0.99) - 1]}
+
+
+def udp_paced(port, mbit, seconds):
+    """UDP_PACED_SIZE-byte datagrams at mbit Mbit/s for seconds; how many came
+    back (within 1 s after the last was sent)."""
+    interval = UDP_PACED_SIZE * 8 / (mbit * 1e6)
+    got = [0]
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        s.settimeout(0.1)
+
+        def receive():
+            while not stop.is_set():
+                try:
+                    s.recv(65535)
+                    got[0] += 1
+                except socket.timeout:
+                    continue
+        t = threading.Thread(target=receive, daemon=True)
+        t.start()
+        payload = b"p" * UDP_PACED_SIZE
+        sent = 0
+        t0 = now()
+        while now() - t0 < seconds:
+            due = int((now() - t0) / interval) + 1
+            while sent < due:
+                s.sendto(payload, ("127.0.0.1", port))
+                sent += 1
+            time.sleep(min(0.001, interval))
+        time.sleep(1.0)
+        stop.set()
+        t.join(5)
+    return {"offered_mbit": mbit, "sent": sent, "echoed": got[0],
+            "echoed_percent": 100.0 * got[0] / sent if sent else 0.0,
+            "echoed_mbit": got[0] * UDP_PACED_SIZE * 8 / seconds / 1e6}
 
 
 def stun_answers(port, timeout=0.5):
@@ -1075,6 +1174,40 @@ class Bench:
             "first_connect_median_ms": round(statistics.median(cn), 1) if cn else None,
         }
 
+    # ---------------------------------------------------------------- udp
+    def bench_udp(self):
+        """UDP forwarding (-U to a service exposed /udp): round-trip time of
+        small datagrams in lockstep through the tunnel and straight to the
+        echo service, and how many paced 1200-byte datagrams come back."""
+        self.say("== UDP forward (-U), echo service on loopback")
+        echo = UdpEcho()
+        serve = pair = None
+        res = self.res["udp"] = {}
+        try:
+            serve = self.start_serve("serve-udp", extra=(
+                "--expose", "echo=127.0.0.1:%d/udp" % echo.port))
+            uport = free_port()
+            pair = Proc(self, "pair-udp", self.pair_argv(free_port(), "data", extra=(
+                "-U", "%d:echo" % uport)))
+            pair.wait_for(r"forwarding udp 127\.0\.0\.1:%d -> echo" % uport, 20)
+            res["rtt_tunnel_us"] = udp_rtts(uport, UDP_RTT_COUNT)
+            res["rtt_direct_us"] = udp_rtts(echo.port, UDP_RTT_COUNT)
+            for k in ("rtt_tunnel_us", "rtt_direct_us"):
+                self.say("  %s: median %.0f us, p99 %.0f us" % (k, res[k]["median"], res[k]["p99"]))
+            res["paced"] = []
+            for mbit in UDP_RATES_MBIT:
+                r = udp_paced(uport, mbit, UDP_PACED_S)
+                res["paced"].append(r)
+                self.say("  %d Mbit/s offered: %.1f %% echoed" % (mbit, r["echoed_percent"]))
+        except (RuntimeError, OSError) as e:
+            self.problem("udp: %s" % e)
+            res["error"] = str(e)
+        finally:
+            for p in (pair, serve):
+                if p:
+                    self.stop_agent(p)
+            echo.close()
+
     # ---------------------------------------------------------------- all
     def run(self):
         a = self.args
@@ -1089,7 +1222,7 @@ class Bench:
         if "ssh" in only:
             self.bench_ssh()
         self.setup_agents()
-        if only & {"memory", "tunnel", "ttfb"}:
+        if only & {"memory", "tunnel", "ttfb", "udp"}:
             self.sig, self.url, self.pin = self.start_signal()
         if "memory" in only:
             self.say("== p2ptun -L, %d MiB each way (memory, fresh agents)" % a.mem_size)
@@ -1102,6 +1235,8 @@ class Bench:
             self.bench_ttfb()
         if "relay" in only:
             self.bench_relay()
+        if "udp" in only:
+            self.bench_udp()
         self.report()
 
     def report(self):
@@ -1161,6 +1296,24 @@ class Bench:
                     lines.append(row("relayed " + key, rel.get(key, {})))
                 lines.append(ratio_row("ratio p2ptun-relay/coturn " + transport,
                                        "p2ptun-relay/coturn " + transport + " %s"))
+            lines.append("-" * RULE)
+
+        if "udp" in only:
+            u = r.get("udp", {})
+            if "paced" in u:
+                lines.append("UDP forward (-U), loopback: round trip of %d-byte datagrams, %d in "
+                             "lockstep:" % (UDP_RTT_SIZE, UDP_RTT_COUNT))
+                for k, name in (("rtt_tunnel_us", "through the tunnel"),
+                                ("rtt_direct_us", "straight to the echo")):
+                    lines.append("  %-22s median %6.0f us   p99 %6.0f us"
+                                 % (name, u[k]["median"], u[k]["p99"]))
+                lines.append("  paced %d-byte datagrams for %d s, echoed back through the tunnel:"
+                             % (UDP_PACED_SIZE, UDP_PACED_S))
+                for x in u["paced"]:
+                    lines.append("  %4d Mbit/s offered: %6.1f %% back (%.1f Mbit/s)"
+                                 % (x["offered_mbit"], x["echoed_percent"], x["echoed_mbit"]))
+            else:
+                lines.append("UDP forward: error: %s" % u.get("error", "not run")[:60])
             lines.append("-" * RULE)
 
         if "ttfb" in only:
