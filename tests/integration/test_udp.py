@@ -172,6 +172,34 @@ def idle(lab):
         echo.close()
 
 
+def limit(lab):
+    """260 clients at once: 256 get a flow, the others are dropped with one
+    line saying why; once the flows time out (--udp-timeout 2), a new client
+    gets one again."""
+    echo = UdpEcho()
+    socks = []
+    try:
+        port = free_port()
+        _, client = start(lab, ["echo=127.0.0.1:%d/udp" % echo.port], {port: "echo"},
+                          pair_extra=["--udp-timeout", "2"])
+        for i in range(260):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            s.sendto(b"client %d" % i, ("127.0.0.1", port))
+        client.wait_line(r"udp 127\.0\.0\.1:%d -> echo: dropped 1 datagram: too many clients "
+                         r"at once \(256\)" % port, timeout=10)
+        # The flows end after 2 s of silence; a new client is served again.
+        time.sleep(4)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            ask(s, port, b"after the others left")
+    finally:
+        for s in socks:
+            s.close()
+        echo.close()
+
+
 def wrong_kind(lab):
     """-U to a TCP service and -L to a UDP one: refused by the serving agent,
     and the pairing agent exits 1 saying what is wrong."""
@@ -212,6 +240,7 @@ def wrong_kind(lab):
 CASES = {
     "flows": flows,
     "idle": idle,
+    "limit": limit,
     "wrong-kind": wrong_kind,
 }
 
