@@ -53,19 +53,28 @@ struct _UdpForwards
   guint8 *buf; /* one datagram */
 };
 
+/* Drops are told at once, then at most every UDP_DROP_REPORT_US with their
+ * count; the idle check tells what is left when they stop. */
+static void
+report_flush (UdpListener *l, gint64 now)
+{
+  if (l->dropped == 0 || (l->last_report != 0 && now - l->last_report < UDP_DROP_REPORT_US))
+    return;
+  if (l->dropped == 1)
+    node_say ("udp %s -> %s: dropped 1 datagram: %s", l->display, l->service, l->drop_why);
+  else
+    node_say ("udp %s -> %s: dropped %" G_GUINT64_FORMAT " datagrams (the last: %s)",
+              l->display, l->service, l->dropped, l->drop_why);
+  l->dropped = 0;
+  l->last_report = now;
+}
+
 static void
 report_drop (UdpListener *l, const char *why)
 {
-  gint64 now = g_get_monotonic_time ();
-
   l->dropped++;
   g_strlcpy (l->drop_why, why, sizeof l->drop_why);
-  if (l->last_report != 0 && now - l->last_report < UDP_DROP_REPORT_US)
-    return;
-  node_say ("udp %s -> %s: dropped %" G_GUINT64_FORMAT " datagram%s: %s", l->display,
-            l->service, l->dropped, l->dropped == 1 ? "" : "s", l->drop_why);
-  l->dropped = 0;
-  l->last_report = now;
+  report_flush (l, g_get_monotonic_time ());
 }
 
 static void
@@ -273,6 +282,7 @@ on_idle_check (gpointer data)
       GHashTableIter it;
       gpointer value;
 
+      report_flush (l, g_get_monotonic_time ());
       g_hash_table_iter_init (&it, l->flows);
       while (g_hash_table_iter_next (&it, NULL, &value))
         {
