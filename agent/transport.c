@@ -652,6 +652,9 @@ transport_receive_packet (Transport *t, const guint8 *buf, gsize len)
   if (t->conn == NULL || t->closed)
     return;
   xport_conn_receive (t->conn, now_us (), buf, len);
+  /* Datagrams at once: the transport's queue of received ones is short, and
+   * a burst of packets could overflow it before the pump runs. */
+  transport_deliver_datagrams (t);
   transport_kick (t);
 }
 

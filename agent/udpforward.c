@@ -11,10 +11,43 @@
 #define UDP_READ_BURST 64
 /* The largest UDP payload (IPv4: 65535 - 20 - 8). */
 #define UDP_PAYLOAD_MAX 65507
+/* Datagrams that find the tunnel's datagram queue full wait in their flow
+ * and try again this often, so many times: a burst (the first datagrams of
+ * many flows accepted at once, or many clients sending at once) is more
+ * than the queue holds, and it empties with the next packets. A queue full
+ * for longer is a tunnel slower than the clients: then datagrams are
+ * dropped, as the network would, until one gets through again. */
+#define UDP_QUEUE_RETRY_MS 1
+#define UDP_QUEUE_TRIES 10
+/* The listening socket's receive buffer: many clients that start at once,
+ * while the agent is busy for a moment, overflow Linux's default 208 KiB,
+ * which holds 256 small datagrams. The kernel caps it at
+ * net.core.rmem_max. */
+#define UDP_LISTEN_BUFFER (1024 * 1024)
 /* Drops are reported at most this often per forward. */
 #define UDP_DROP_REPORT_US (10 * G_USEC_PER_SEC)
 
 typedef struct _UdpListener UdpListener;
+
+/* Why datagrams were dropped: each reason is told on its own, so that one
+ * reason's flood does not hide another (a full queue, a client too many). */
+typedef enum
+{
+  DROP_TOO_BIG,      /* over what the tunnel carries now */
+  DROP_QUEUE_FULL,   /* the tunnel's datagram queue */
+  DROP_CLOSED,       /* the flow ended meanwhile */
+  DROP_TOO_MANY,     /* UDP_FORWARD_MAX_FLOWS */
+  DROP_NO_FLOW,      /* no stream for a new flow (the tunnel's stream limit) */
+  DROP_NOT_ANSWERED, /* more than a flow holds until the peer accepts it */
+  DROP_KINDS,
+} DropKind;
+
+typedef struct
+{
+  guint64 count; /* since the last report */
+  char why[128]; /* the latest drop's reason */
+  gint64 last_report;
+} DropReport;
 
 typedef struct
 {
@@ -24,8 +57,10 @@ typedef struct
   GBytes *key;
   TransportStream *stream;
   gboolean open; /* the peer accepted */
-  GQueue pending; /* GBytes* until then */
+  GQueue pending; /* GBytes*: until then, or while the tunnel's queue is full */
   gsize pending_bytes;
+  guint queue_tries;      /* flow_flush() found the tunnel's queue full */
+  gboolean queue_gave_up; /* and gave up: drop until a datagram goes */
   gint64 last_active;
 } UdpFlow;
 
@@ -37,9 +72,7 @@ struct _UdpListener
   char *service;
   char *display;
   GHashTable *flows; /* GBytes (sockaddr) -> UdpFlow* */
-  guint64 dropped;    /* since the last report */
-  char drop_why[128]; /* the latest drop's reason */
-  gint64 last_report;
+  DropReport drops[DROP_KINDS];
 };
 
 struct _UdpForwards
@@ -49,32 +82,35 @@ struct _UdpForwards
   Transport *transport;
   guint idle_timeout_s;
   GSource *idle_check;
+  GSource *flush_retry; /* flow_flush(): held datagrams wait for the queue */
   ForwardFatal fatal;
   guint8 *buf; /* one datagram */
 };
 
-/* Drops are told at once, then at most every UDP_DROP_REPORT_US with their
- * count; the idle check tells what is left when they stop. */
+/* Drops are told at once, then at most every UDP_DROP_REPORT_US per reason
+ * with their count; the idle check tells what is left when they stop. */
 static void
-report_flush (UdpListener *l, gint64 now)
+report_flush (UdpListener *l, DropReport *d, gint64 now)
 {
-  if (l->dropped == 0 || (l->last_report != 0 && now - l->last_report < UDP_DROP_REPORT_US))
+  if (d->count == 0 || (d->last_report != 0 && now - d->last_report < UDP_DROP_REPORT_US))
     return;
-  if (l->dropped == 1)
-    node_say ("udp %s -> %s: dropped 1 datagram: %s", l->display, l->service, l->drop_why);
+  if (d->count == 1)
+    node_say ("udp %s -> %s: dropped 1 datagram: %s", l->display, l->service, d->why);
   else
     node_say ("udp %s -> %s: dropped %" G_GUINT64_FORMAT " datagrams (the last: %s)",
-              l->display, l->service, l->dropped, l->drop_why);
-  l->dropped = 0;
-  l->last_report = now;
+              l->display, l->service, d->count, d->why);
+  d->count = 0;
+  d->last_report = now;
 }
 
 static void
-report_drop (UdpListener *l, const char *why)
+report_drop (UdpListener *l, DropKind kind, const char *why)
 {
-  l->dropped++;
-  g_strlcpy (l->drop_why, why, sizeof l->drop_why);
-  report_flush (l, g_get_monotonic_time ());
+  DropReport *d = &l->drops[kind];
+
+  d->count++;
+  g_strlcpy (d->why, why, sizeof d->why);
+  report_flush (l, d, g_get_monotonic_time ());
 }
 
 static void
@@ -94,8 +130,10 @@ flow_end (UdpFlow *f)
   g_hash_table_remove (f->l->flows, f->key);
 }
 
-static void
-flow_send (UdpFlow *f, const guint8 *buf, gsize len)
+/* Sends one datagram; FALSE when the tunnel's datagram queue is full (not
+ * reported here). */
+static gboolean
+flow_try_send (UdpFlow *f, const guint8 *buf, gsize len)
 {
   gsize max = transport_stream_datagram_max (f->stream);
   char why[96];
@@ -103,37 +141,141 @@ flow_send (UdpFlow *f, const guint8 *buf, gsize len)
   switch (transport_stream_send_datagram (f->stream, buf, len))
     {
     case TRANSPORT_DATAGRAM_OK:
-      return;
+      break;
     case TRANSPORT_DATAGRAM_TOO_BIG:
       g_snprintf (why, sizeof why, "%" G_GSIZE_FORMAT " bytes; the tunnel carries at most %"
                   G_GSIZE_FORMAT " now", len, max);
-      report_drop (f->l, why);
-      return;
+      report_drop (f->l, DROP_TOO_BIG, why);
+      break;
     case TRANSPORT_DATAGRAM_QUEUE_FULL:
-      report_drop (f->l, "the tunnel's datagram queue is full");
-      return;
+      return FALSE;
     case TRANSPORT_DATAGRAM_CLOSED:
-      report_drop (f->l, "the flow is closed");
+      report_drop (f->l, DROP_CLOSED, "the flow is closed");
+      break;
+    }
+  return TRUE;
+}
+
+static gboolean on_flush_retry (gpointer data);
+
+static void
+flow_wait (UdpFlow *f)
+{
+  UdpForwards *self = f->l->owner;
+
+  if (self->flush_retry != NULL)
+    return;
+  self->flush_retry = g_timeout_source_new (UDP_QUEUE_RETRY_MS);
+  g_source_set_callback (self->flush_retry, on_flush_retry, self, NULL);
+  g_source_attach (self->flush_retry, self->context);
+}
+
+/* Sends what the flow holds, in order: what it held until the peer
+ * accepted it (many flows accepted at once overflow the tunnel's datagram
+ * queue with their first datagrams, which are the ones holding is for), or
+ * what found the queue full. What does not fit waits for the retry timer. */
+static void
+flow_flush (UdpFlow *f)
+{
+  GBytes *b;
+
+  while ((b = g_queue_peek_head (&f->pending)) != NULL)
+    {
+      gsize len;
+      const guint8 *p = g_bytes_get_data (b, &len);
+
+      if (!flow_try_send (f, p, len))
+        {
+          if (++f->queue_tries >= UDP_QUEUE_TRIES)
+            {
+              for (guint i = f->pending.length; i > 0; i--)
+                report_drop (f->l, DROP_QUEUE_FULL, "the tunnel's datagram queue is full");
+              g_queue_clear_full (&f->pending, (GDestroyNotify) g_bytes_unref);
+              f->pending_bytes = 0;
+              f->queue_tries = 0;
+              f->queue_gave_up = TRUE;
+              return;
+            }
+          flow_wait (f);
+          return;
+        }
+      g_queue_pop_head (&f->pending);
+      f->pending_bytes -= len;
+      g_bytes_unref (b);
+      f->queue_tries = 0;
+      f->queue_gave_up = FALSE;
+    }
+}
+
+static gboolean
+on_flush_retry (gpointer data)
+{
+  UdpForwards *self = data;
+
+  g_clear_pointer (&self->flush_retry, g_source_unref);
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      UdpListener *l = self->listeners->pdata[i];
+      GHashTableIter it;
+      gpointer value;
+
+      g_hash_table_iter_init (&it, l->flows);
+      while (g_hash_table_iter_next (&it, NULL, &value))
+        {
+          UdpFlow *f = value;
+
+          if (f->open && f->pending.length > 0)
+            flow_flush (f);
+        }
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+flow_hold (UdpFlow *f, const guint8 *buf, gsize len)
+{
+  if (g_queue_get_length (&f->pending) >= UDP_FLOW_PENDING_MAX
+      || f->pending_bytes + len > UDP_FLOW_PENDING_BYTES)
+    {
+      if (f->open)
+        report_drop (f->l, DROP_QUEUE_FULL, "the tunnel's datagram queue is full");
+      else
+        report_drop (f->l, DROP_NOT_ANSWERED, "the peer has not answered the flow yet");
       return;
     }
+  g_queue_push_tail (&f->pending, g_bytes_new (buf, len));
+  f->pending_bytes += len;
+}
+
+/* A client's datagram on an open flow: sent; or held behind what the flow
+ * holds already, or while the tunnel's queue is full for a moment. */
+static void
+flow_send (UdpFlow *f, const guint8 *buf, gsize len)
+{
+  if (f->pending.length == 0)
+    {
+      if (flow_try_send (f, buf, len))
+        {
+          f->queue_gave_up = FALSE;
+          return;
+        }
+      if (f->queue_gave_up)
+        {
+          report_drop (f->l, DROP_QUEUE_FULL, "the tunnel's datagram queue is full");
+          return;
+        }
+    }
+  flow_hold (f, buf, len);
+  flow_wait (f);
 }
 
 static void
 flow_opened (TransportStream *stream, gpointer data)
 {
   UdpFlow *f = data;
-  GBytes *b;
 
   f->open = TRUE;
-  while ((b = g_queue_pop_head (&f->pending)) != NULL)
-    {
-      gsize len;
-      const guint8 *p = g_bytes_get_data (b, &len);
-
-      flow_send (f, p, len);
-      g_bytes_unref (b);
-    }
-  f->pending_bytes = 0;
+  flow_flush (f);
 }
 
 static void
@@ -200,7 +342,8 @@ flow_new (UdpListener *l, const struct sockaddr_storage *addr, socklen_t addr_le
 
   if (g_hash_table_size (l->flows) >= UDP_FORWARD_MAX_FLOWS)
     {
-      report_drop (l, "too many clients at once (" G_STRINGIFY (UDP_FORWARD_MAX_FLOWS) ")");
+      report_drop (l, DROP_TOO_MANY,
+                   "too many clients at once (" G_STRINGIFY (UDP_FORWARD_MAX_FLOWS) ")");
       return NULL;
     }
   f = g_new0 (UdpFlow, 1);
@@ -215,25 +358,12 @@ flow_new (UdpListener *l, const struct sockaddr_storage *addr, socklen_t addr_le
   if (f->stream == NULL)
     {
       g_autofree char *why = g_strdup_printf ("cannot open a flow: %s", error->message);
-      report_drop (l, why);
+      report_drop (l, DROP_NO_FLOW, why);
       flow_free (f);
       return NULL;
     }
   g_hash_table_insert (l->flows, g_bytes_ref (key), f);
   return f;
-}
-
-static void
-flow_hold (UdpFlow *f, const guint8 *buf, gsize len)
-{
-  if (g_queue_get_length (&f->pending) >= UDP_FLOW_PENDING_MAX
-      || f->pending_bytes + len > UDP_FLOW_PENDING_BYTES)
-    {
-      report_drop (f->l, "the peer has not answered the flow yet");
-      return;
-    }
-  g_queue_push_tail (&f->pending, g_bytes_new (buf, len));
-  f->pending_bytes += len;
 }
 
 static gboolean
@@ -274,7 +404,8 @@ static gboolean
 on_idle_check (gpointer data)
 {
   UdpForwards *self = data;
-  gint64 limit = g_get_monotonic_time () - (gint64) self->idle_timeout_s * G_USEC_PER_SEC;
+  gint64 now = g_get_monotonic_time ();
+  gint64 limit = now - (gint64) self->idle_timeout_s * G_USEC_PER_SEC;
 
   for (guint i = 0; i < self->listeners->len; i++)
     {
@@ -282,7 +413,8 @@ on_idle_check (gpointer data)
       GHashTableIter it;
       gpointer value;
 
-      report_flush (l, g_get_monotonic_time ());
+      for (int k = 0; k < DROP_KINDS; k++)
+        report_flush (l, &l->drops[k], now);
       g_hash_table_iter_init (&it, l->flows);
       while (g_hash_table_iter_next (&it, NULL, &value))
         {
@@ -338,6 +470,8 @@ udp_forwards_new (GMainContext *context, const char *const *specs, guint idle_ti
                                 &l->display, error);
       if (l->socket == NULL)
         return NULL;
+      (void) setsockopt (g_socket_get_fd (l->socket), SOL_SOCKET, SO_RCVBUF,
+                         &(int) { UDP_LISTEN_BUFFER }, sizeof (int));
     }
   return g_steal_pointer (&self);
 }
@@ -374,6 +508,11 @@ udp_forwards_free (UdpForwards *self)
     {
       g_source_destroy (self->idle_check);
       g_source_unref (self->idle_check);
+    }
+  if (self->flush_retry)
+    {
+      g_source_destroy (self->flush_retry);
+      g_source_unref (self->flush_retry);
     }
   forward_fatal_clear (&self->fatal);
   g_ptr_array_unref (self->listeners);

@@ -10,6 +10,15 @@
 /* Datagrams read from the service in one dispatch, before others run. */
 #define UDP_READ_BURST 64
 #define UDP_PAYLOAD_MAX 65507
+/* A service's answer that finds the tunnel's datagram queue full waits in
+ * its socket and tries again this often, so many times: answers to a burst
+ * of clients come together, more than the queue holds, and it empties with
+ * the next packets. A queue full for longer is a tunnel slower than the
+ * service: then answers are dropped, as the network would, until one gets
+ * through again. (Counted in tries, not time: an agent that is short of
+ * CPU sends its packets between two tries all the same.) */
+#define UDP_QUEUE_RETRY_MS 1
+#define UDP_QUEUE_TRIES 10
 
 struct _UdpService
 {
@@ -17,7 +26,10 @@ struct _UdpService
   TransportStream *stream;
   char *name;
   GSocket *socket;
-  GSource *source;
+  GSource *source; /* the socket is readable; none while waiting (retry) */
+  GSource *retry;
+  guint queue_tries;      /* the tunnel's datagram queue was full */
+  gboolean queue_gave_up; /* and stayed full: drop until an answer goes */
   GCancellable *cancellable;
   GSocketAddressEnumerator *resolver;
   UdpServiceDoneFunc done;
@@ -57,6 +69,11 @@ service_finish (UdpService *self, GError *error)
       g_source_destroy (self->source);
       g_clear_pointer (&self->source, g_source_unref);
     }
+  if (self->retry)
+    {
+      g_source_destroy (self->retry);
+      g_clear_pointer (&self->retry, g_source_unref);
+    }
   self->done_idle = g_idle_source_new ();
   g_source_set_callback (self->done_idle, done_dispatch, self, NULL);
   g_source_attach (self->done_idle, self->context);
@@ -91,20 +108,66 @@ static const TransportStreamCallbacks flow_callbacks = {
   .datagram = flow_datagram,
 };
 
+static gboolean on_service_readable (GSocket *socket, GIOCondition cond, gpointer data);
+
+static void
+service_watch (UdpService *self)
+{
+  self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
+  g_source_set_callback (self->source, (GSourceFunc) (void (*) (void)) on_service_readable,
+                         self, NULL);
+  g_source_attach (self->source, self->context);
+}
+
+static gboolean
+on_retry (gpointer data)
+{
+  UdpService *self = data;
+
+  g_clear_pointer (&self->retry, g_source_unref);
+  service_watch (self);
+  return G_SOURCE_REMOVE;
+}
+
 static gboolean
 on_service_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   UdpService *self = data;
+  int fd = g_socket_get_fd (socket);
 
   for (int i = 0; i < UDP_READ_BURST; i++)
     {
-      gssize n = recv (g_socket_get_fd (socket), service_buf, sizeof service_buf, MSG_DONTWAIT);
+      /* Peeked: one that has to wait stays in the socket. */
+      gssize n = recv (fd, service_buf, sizeof service_buf, MSG_DONTWAIT | MSG_PEEK);
 
       if (n < 0)
         break; /* EAGAIN; or an ICMP error of an earlier send: nothing to do */
-      if (transport_stream_send_datagram (self->stream, service_buf, (gsize) n)
-          != TRANSPORT_DATAGRAM_OK)
-        self->dropped++;
+      switch (transport_stream_send_datagram (self->stream, service_buf, (gsize) n))
+        {
+        case TRANSPORT_DATAGRAM_OK:
+          self->queue_tries = 0;
+          self->queue_gave_up = FALSE;
+          break;
+        case TRANSPORT_DATAGRAM_QUEUE_FULL:
+          if (!self->queue_gave_up && self->queue_tries++ < UDP_QUEUE_TRIES)
+            {
+              g_source_destroy (self->source);
+              g_clear_pointer (&self->source, g_source_unref);
+              self->retry = g_timeout_source_new (UDP_QUEUE_RETRY_MS);
+              g_source_set_callback (self->retry, on_retry, self, NULL);
+              g_source_attach (self->retry, self->context);
+              return G_SOURCE_REMOVE;
+            }
+          self->queue_tries = 0;
+          self->queue_gave_up = TRUE;
+          self->dropped++;
+          break;
+        default:
+          self->dropped++;
+          break;
+        }
+      /* Taken: a zero-length read of a datagram socket discards the datagram. */
+      (void) recv (fd, NULL, 0, MSG_DONTWAIT);
     }
   return G_SOURCE_CONTINUE;
 }
@@ -147,10 +210,7 @@ on_resolved (GObject *source, GAsyncResult *result, gpointer data)
       return;
     }
   g_socket_set_blocking (self->socket, FALSE);
-  self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
-  g_source_set_callback (self->source, (GSourceFunc) (void (*) (void)) on_service_readable,
-                         self, NULL);
-  g_source_attach (self->source, self->context);
+  service_watch (self);
   transport_stream_accept (self->stream, &flow_callbacks, self);
 }
 
@@ -196,6 +256,11 @@ udp_service_free (UdpService *self)
     {
       g_source_destroy (self->source);
       g_source_unref (self->source);
+    }
+  if (self->retry)
+    {
+      g_source_destroy (self->retry);
+      g_source_unref (self->retry);
     }
   if (self->dropped > 0)
     g_debug ("udp flow to %s: %" G_GUINT64_FORMAT " datagrams dropped", self->name,
