@@ -7,6 +7,7 @@
 
 #include "dtls.h"
 #include "nicesock.h"
+#include "pathprobe.h"
 #include "peerid.h"
 #include "tlsshim.h"
 
@@ -52,6 +53,7 @@ struct _Tunnel
   guint n_remote_candidates;
   GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
   GPtrArray *relays;           /* TunnelRelay* */
+  PathProbe *probe;            /* NULL with --relay-only */
   guint local_types;           /* bit per NiceCandidateType gathered */
   guint remote_types;
   GSource *ice_deadline;
@@ -395,6 +397,8 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   if (stream_id != self->stream_id)
     return;
   fill_path (self, &self->path, local, remote);
+  if (self->probe)
+    pathprobe_set_relayed (self->probe, self->path.relayed);
   /* Sockets made since gathering began. */
   nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
   tunnel_flush_held (self);
@@ -678,6 +682,8 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
                    "--relay-only, but no usable relay");
       return NULL;
     }
+  if (!config->relay_only)
+    self->probe = pathprobe_new (context, self->agent, self->stream_id, TUNNEL_COMPONENT);
   /* A receive callback must be attached before gathering, or STUN replies
    * are never read (DESIGN.md). */
   nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, context, ice_on_recv,
@@ -782,6 +788,7 @@ tunnel_free (Tunnel *self)
       g_source_unref (self->ping);
     }
   tunnel_stop_ice_deadline (self);
+  pathprobe_free (self->probe);
   if (self->down_idle)
     {
       g_source_destroy (self->down_idle);
@@ -849,6 +856,8 @@ tunnel_set_remote (Tunnel *self, const Sigmsg *msg)
   g_source_set_callback (self->ice_deadline, on_ice_deadline, self, NULL);
   g_source_attach (self->ice_deadline, self->context);
   nice_agent_set_remote_credentials (self->agent, self->stream_id, msg->ufrag, msg->pwd);
+  if (self->probe)
+    pathprobe_set_remote_credentials (self->probe, msg->ufrag, msg->pwd);
   for (guint i = 0; i < self->early_candidates->len; i++)
     add_remote_candidate (self, self->early_candidates->pdata[i]);
   g_ptr_array_set_size (self->early_candidates, 0);

@@ -71,6 +71,10 @@ def table(results):
     lines.append("| two public hosts, direct UDP blocked until the tunnel is up on the relay, "
                  "then let through with a stream open (path after the move) | %s |"
                  % cell(results.get("relay-to-direct")))
+    r = results.get("one-way-block")
+    lines.append("| two public hosts, UDP from A to B dropped until ICE's checks are over, "
+                 "then let through (path after the move; seconds to it) | %s (%s s) |"
+                 % (cell(r), (r or {}).get("direct_after_s", "-")))
     r = results.get("small-mtu")
     sizes = (r or {}).get("packet_size") or {}
     lines.append("| two port-restricted NATs, site A's internet link carries 1400-byte packets "

@@ -99,6 +99,13 @@ EXPECTED["portrestricted-cgnat"] = DIRECT
 # checks of the direct pair succeed and the tunnel moves to it, and a stream
 # open across the move loses nothing.
 EXPECTED["relay-to-direct"] = DIRECT
+# Two public hosts where UDP from A to B is dropped for longer than ICE's
+# checks last (every direct check fails: B's checks get no answer, A's own
+# checks never arrive), so the tunnel comes up on the relay; then the drop is
+# lifted. No check of the direct pairs is in flight any more: the agents'
+# path probes must find the direct pair again, whatever the machine's speed.
+EXPECTED["one-way-block"] = DIRECT
+ONE_WAY_BLOCK_S = 12
 # Two port-restricted cones (direct, as above), where site A's link to the
 # internet carries 1400-byte packets only: A's router answers larger ones
 # with ICMP "fragmentation needed", and larger ones towards A vanish. Path
@@ -122,7 +129,7 @@ class Case:
         elif name == "small-mtu":
             self.nat_a = self.nat_b = "portrestricted"
             self.mtu_a = SMALL_MTU
-        elif name == "relay-to-direct":
+        elif name in ("relay-to-direct", "one-way-block"):
             self.nat_a = self.nat_b = "none"
         else:
             self.nat_a, self.nat_b = name.split("-")
@@ -264,6 +271,21 @@ class Runner:
         sys.stderr.write("moved from the relay to the direct pair with a stream open: %s\n"
                          % changed.group(0))
 
+    def direct_after_block(self, net, client, server, id_a, id_b, first_line):
+        """one-way-block: the tunnel is up on the relay; the block stays
+        until ICE's own checks of the direct pairs are long over, then goes,
+        and both agents must move to a direct pair by themselves."""
+        check(" path relayed " in first_line, "the tunnel did not start on the relay: %s"
+              % first_line)
+        time.sleep(ONE_WAY_BLOCK_S)
+        natlab.run(net.exec_argv(net.inet, ["nft", "delete", "table", "bridge", "p2ptun_block"]))
+        t0 = time.monotonic()
+        client.wait_line(r"path changed: peer %s, path direct .*" % id_a, timeout=60)
+        server.wait_line(r"path changed: peer %s, path direct .*" % id_b, timeout=60)
+        self.result["direct_after_s"] = round(time.monotonic() - t0, 1)
+        sys.stderr.write("direct %.1f s after the block was lifted\n"
+                         % self.result["direct_after_s"])
+
     def start_services(self, net, tmp, host_a, host_b):
         """p2ptun-relay and p2ptun-signal on the lab internet with a fresh TURN
         secret, and an identity for an agent on each host. Returns (the
@@ -275,8 +297,10 @@ class Runner:
         self.start_relay(net, secret_file)
         url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"))
         # The agents' debug lines say what path MTU discovery found.
+        # P2PTUN_NATLAB_DEBUG (e.g. "all", with NICE_DEBUG=all) widens that
+        # when a case is run by hand to see why it chose its path.
         env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin,
-                   G_MESSAGES_DEBUG="p2ptun-agent")
+                   G_MESSAGES_DEBUG=os.environ.get("P2PTUN_NATLAB_DEBUG", "p2ptun-agent"))
         dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
         return (env, (dir_a, self.agent_id(net, host_a, dir_a)),
                 (dir_b, self.agent_id(net, host_b, dir_b)))
@@ -292,13 +316,15 @@ class Runner:
             host_b = net.site(2, "portrestricted" if case.nat_b == "cgnat" else case.nat_b,
                               behind_cgn=case.nat_b == "cgnat")[0][0]
 
-        if case.name == "relay-to-direct":
-            # On the lab internet's bridge: UDP between the two hosts only.
+        if case.name in ("relay-to-direct", "one-way-block"):
+            # On the lab internet's bridge: UDP between the two hosts only,
+            # both ways or from A to B only.
+            rules = ["ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop"]
+            if case.name == "relay-to-direct":
+                rules.append("ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop")
             net.nft(net.inet, "table bridge p2ptun_block {\n chain forward {\n"
-                    "  type filter hook forward priority 0;\n"
-                    "  ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop\n"
-                    "  ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop\n"
-                    " }\n}\n")
+                    "  type filter hook forward priority 0;\n%s }\n}\n"
+                    % "".join("  %s\n" % r for r in rules))
 
         env, (dir_a, id_a), (dir_b, id_b) = self.start_services(net, tmp, host_a, host_b)
 
@@ -325,6 +351,8 @@ class Runner:
         client.wait_line("forwarding 127.0.0.1:%d -> up" % FWD_UP, timeout=30)
         if case.name == "relay-to-direct":
             self.move_to_direct(net, host_b, client, id_a, peer_py, m.group(0))
+        elif case.name == "one-way-block":
+            self.direct_after_block(net, client, server, id_a, id_b, m.group(0))
 
         out = subprocess.run(net.exec_argv(host_b, [sys.executable, peer_py, "transfer",
                                                     str(FWD_DOWN), str(FWD_UP), str(SIZE),
