@@ -82,6 +82,11 @@ out_method_init (gpointer unused)
   return NULL;
 }
 
+/* Every SSL_* call below starts with ERR_clear_error(): SSL_get_error()
+ * reads the thread's error queue, which this session shares with libcurl's
+ * TLS and the relay shims. A stale entry left there by another connection
+ * (the signaling server's, killed mid-request) made a plain WANT_READ look
+ * like a broken session and ended healthy tunnels. */
 static char *
 ssl_error_text (void)
 {
@@ -288,7 +293,10 @@ dtls_free (Dtls *self)
 static void
 dtls_handshake (Dtls *self)
 {
-  int ret = SSL_do_handshake (self->ssl);
+  int ret;
+
+  ERR_clear_error ();
+  ret = SSL_do_handshake (self->ssl);
 
   if (ret == 1)
     {
@@ -357,7 +365,10 @@ dtls_receive (Dtls *self, const guint8 *buf, gsize len)
   /* The data callback may close us (a peer's BYE): stop at once if so. */
   while (!self->failed)
     {
-      int n = SSL_read (self->ssl, plain, sizeof plain);
+      int n;
+
+      ERR_clear_error ();
+      n = SSL_read (self->ssl, plain, sizeof plain);
 
       if (n > 0)
         {
@@ -391,6 +402,7 @@ dtls_send (Dtls *self, const guint8 *buf, gsize len)
 {
   if (!self->connected || self->failed || len == 0 || len > dtls_max_payload_probe (self))
     return FALSE;
+  ERR_clear_error ();
   return SSL_write (self->ssl, buf, (int) len) == (int) len;
 }
 
@@ -415,5 +427,8 @@ void
 dtls_close (Dtls *self)
 {
   if (self->connected && !self->failed)
-    (void) SSL_shutdown (self->ssl);
+    {
+      ERR_clear_error ();
+      (void) SSL_shutdown (self->ssl);
+    }
 }

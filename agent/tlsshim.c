@@ -138,8 +138,13 @@ shim_pin_matches (const TlsShim *shim, SSL *ssl)
 static gboolean
 shim_conn_handshake (ShimConn *conn, const char **why, char *buf, gsize size)
 {
-  int r = SSL_do_handshake (conn->ssl);
+  int r;
 
+  /* Each SSL_* call starts from an empty error queue: SSL_get_error() reads
+   * the thread's queue, shared with DTLS and libcurl, and a stale entry
+   * would make a WANT_READ look fatal. */
+  ERR_clear_error ();
+  r = SSL_do_handshake (conn->ssl);
   if (r == 1)
     {
       if (conn->shim->pin != NULL && !shim_pin_matches (conn->shim, conn->ssl))
@@ -221,6 +226,7 @@ shim_conn_pump (ShimConn *conn, const char **why, char *buf, gsize size)
         }
       if (conn->handshaken && conn->up.len > 0)
         {
+          ERR_clear_error ();
           r = SSL_write (conn->ssl, conn->up.data + conn->up.start, (int) conn->up.len);
           r = shim_ssl_result (conn, r, &conn->write_wants);
           if (r < 0)
@@ -233,6 +239,7 @@ shim_conn_pump (ShimConn *conn, const char **why, char *buf, gsize size)
         }
       if (conn->handshaken && !conn->remote_eof && buffer_space (&conn->down) > 0)
         {
+          ERR_clear_error ();
           r = SSL_read (conn->ssl, buffer_tail (&conn->down), (int) buffer_space (&conn->down));
           r = shim_ssl_result (conn, r, &conn->read_wants);
           if (r < 0)
@@ -390,7 +397,10 @@ shim_conn_free (ShimConn *conn)
   if (conn->ssl != NULL)
     {
       if (conn->handshaken)
-        SSL_shutdown (conn->ssl); /* best effort close_notify; we do not wait */
+        {
+          ERR_clear_error ();
+          SSL_shutdown (conn->ssl); /* best effort close_notify; we do not wait */
+        }
       SSL_free (conn->ssl);
     }
   if (conn->remote != NULL)
