@@ -331,11 +331,32 @@ bridge_accept (GMainContext *context, TransportStream *stream, int in_fd, int ou
   return self;
 }
 
+/* Closes a local fd; @abortive resets a TCP connection (SO_LINGER 0 sends
+ * RST) instead of ending it with a FIN. A pipe or terminal is just closed. */
+static void
+bridge_close_fd (int fd, gboolean abortive)
+{
+  if (abortive)
+    {
+      struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+      (void) setsockopt (fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
+  close (fd);
+}
+
 void
 bridge_free (Bridge *self)
 {
+  /* A stream that did not end in order on both sides (the tunnel broke, the
+   * peer or its service reset it, the agent stops) is reset locally: a
+   * client that reads to the end must not take a cut download for a whole
+   * one, nor a service a cut upload. */
+  gboolean abortive;
+
   if (self == NULL)
     return;
+  abortive = !self->finished || self->error != NULL;
   if (self->source)
     {
       g_source_destroy (self->source);
@@ -346,12 +367,12 @@ bridge_free (Bridge *self)
       g_source_destroy (self->done_idle);
       g_source_unref (self->done_idle);
     }
-  g_clear_error (&self->error);
   transport_stream_free (self->stream);
   if (self->out_fd >= 0 && self->out_fd != self->in_fd)
-    close (self->out_fd);
+    bridge_close_fd (self->out_fd, abortive);
   if (self->in_fd >= 0)
-    close (self->in_fd);
+    bridge_close_fd (self->in_fd, abortive);
+  g_clear_error (&self->error);
   g_main_context_unref (self->context);
   g_free (self);
 }

@@ -283,7 +283,9 @@ class Service:
     """A TCP service on loopback, run in threads:
     echo:   sends back what it receives, then closes after the client's EOF;
     source: sends `size` pattern bytes and closes;
-    sink:   reads until EOF, then answers the SHA-256 hex of what it read."""
+    sink:   reads until EOF, then answers the SHA-256 hex of what it read.
+    endings lists how each connection ended from the service's side, in
+    order: "eof" (the other side closed in order) or "reset"."""
 
     def __init__(self, kind, size=0, seed=1):
         self.kind, self.size, self.seed = kind, size, seed
@@ -294,6 +296,8 @@ class Service:
         self.port = self.sock.getsockname()[1]
         self.closed = False
         self.connections = 0
+        self.endings = []
+        self.cond = threading.Condition()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -307,6 +311,7 @@ class Service:
 
     def _serve(self, conn):
         conn.settimeout(120)
+        ending = "eof"
         try:
             if self.kind == "echo":
                 while True:
@@ -332,14 +337,46 @@ class Service:
                     h.update(data)
                 conn.sendall(h.hexdigest().encode())
                 conn.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        except (ConnectionResetError, BrokenPipeError):
+            ending = "reset"
+        except OSError as e:
+            ending = "error: %s" % e
         finally:
             conn.close()
+            with self.cond:
+                self.endings.append(ending)
+                self.cond.notify_all()
+
+    def wait_endings(self, n, timeout=10.0):
+        """The endings once n connections have ended; fails after timeout."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(self.endings) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TestFailure("%d of %d connections to the %s service ended within "
+                                      "%.0f s" % (len(self.endings), n, self.kind, timeout))
+                self.cond.wait(left)
+            return list(self.endings)
 
     def close(self):
         self.closed = True
         self.sock.close()
+
+
+def read_until_end(sock, limit):
+    """Reads until the connection ends; returns (bytes read, how it ended:
+    "eof" or "reset"). Fails if more than limit bytes arrive."""
+    n = 0
+    while True:
+        try:
+            data = sock.recv(1 << 16)
+        except ConnectionResetError:
+            return n, "reset"
+        if not data:
+            return n, "eof"
+        n += len(data)
+        check(n <= limit, "more than %d bytes arrived" % limit)
 
 
 def connect_retry(port, timeout=10.0):

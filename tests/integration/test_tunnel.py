@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 
-from lab import (TestFailure, TestSkip, check, connect_retry, free_port, pattern_bytes, roundtrip,
-                 run_cases, stun_answers)
+from lab import (TestFailure, TestSkip, check, connect_retry, free_port, pattern_bytes,
+                 read_until_end, roundtrip, run_cases, stun_answers)
 
 MIB = 1024 * 1024
 UP_RE = r"tunnel up: peer [a-z2-7]{52}, path direct \(host 127\.0\.0\.1:\d+ -> host 127\.0\.0\.1:\d+, udp\), rtt [\d.]+ ms"
@@ -42,8 +42,9 @@ def setup_pair(lab, services, forwards, trust=True, serve_extra=(), pair_extra=(
     return server, client, (sid, cid, url, pin)
 
 
-def transfer(lab, size=64 * MIB, up_re=UP_RE, **setup):
-    """64 MiB through a forwarded port in each direction, hashes equal."""
+def transfer(lab, size=64 * MIB, up_re=UP_RE, during=None, **setup):
+    """64 MiB through a forwarded port in each direction, hashes equal.
+    during(server, client), if given, runs once the first MiB came down."""
     source = lab.service("source", size=size, seed=7)
     sink = lab.service("sink")
     pdown, pup = free_port(), free_port()
@@ -54,6 +55,7 @@ def transfer(lab, size=64 * MIB, up_re=UP_RE, **setup):
 
     expected = hashlib.sha256(pattern_bytes(7, size)).hexdigest()
     result = {}
+    under_way = threading.Event()
 
     def download():
         h = hashlib.sha256()
@@ -65,8 +67,16 @@ def transfer(lab, size=64 * MIB, up_re=UP_RE, **setup):
                     break
                 h.update(data)
                 n += len(data)
+                if n >= MIB:
+                    under_way.set()
         result["down"] = (n, h.hexdigest())
 
+    if during:
+        def hook():
+            if under_way.wait(120):
+                during(server, client)
+        hook_thread = threading.Thread(target=hook, daemon=True)
+        hook_thread.start()
     t = threading.Thread(target=download)
     t0 = time.monotonic()
     t.start()
@@ -88,6 +98,9 @@ def transfer(lab, size=64 * MIB, up_re=UP_RE, **setup):
     check(answer.decode() == hashlib.sha256(payload).hexdigest(),
           "upload hash differs: %r" % answer[:80])
     check(result["down"] == (size, expected), "download differs: %d bytes" % result["down"][0])
+    if during:
+        hook_thread.join(10)
+        check(not hook_thread.is_alive(), "the hook did not finish")
     sys.stderr.write("%d MiB (%d each way, concurrently) in %.1f s\n"
                      % (2 * size // MIB, size // MIB, elapsed))
     return server, client
@@ -196,7 +209,8 @@ def not_exposed(lab):
     client.wait_line("forwarding 127.0.0.1:%d -> nosuch" % port)
     with connect_retry(port) as s:
         s.settimeout(10)
-        check(s.recv(10) == b"", "a refused stream must be closed")
+        _, ending = read_until_end(s, 0)
+        check(ending == "reset", "a refused stream must be reset, not closed in order")
     client.wait_line(r"error: service 'nosuch' is not exposed by this agent")
     check(client.wait_exit(10) == 1, "pair should exit 1")
     server.wait_line(r"refused a stream from [a-z2-7]{52}: service 'nosuch' is not exposed")
@@ -256,12 +270,56 @@ def sigterm(lab):
     client.signal(signal.SIGTERM)
     check(client.wait_exit(10) == 0, "pair should exit 0 on SIGTERM")
     server.wait_line("peer %s: the peer ended the tunnel" % cid, timeout=10)
+    # The stream was cut, not ended by the service: a reset on both ends.
     s.settimeout(5)
-    try:
-        check(s.recv(1) == b"", "the forwarded connection must be closed")
-    except ConnectionResetError:
-        pass
+    _, ending = read_until_end(s, 0)
     s.close()
+    check(ending == "reset", "the forwarded connection must be reset, it ended with %s" % ending)
+    check(echo.wait_endings(1) == ["reset"], "the service's connection must be reset: %r"
+          % echo.endings)
+
+
+def peer_sigterm(lab):
+    """The serving agent stops in the middle of a download: the client sees
+    a reset after a prefix, never a clean end, and pair says why and exits 1;
+    the service's connection is reset too."""
+    size = 256 * MIB
+    source = lab.service("source", size=size, seed=7)
+    port = free_port()
+    server, client, (sid, cid, _, _) = setup_pair(lab, {"down": source.port}, {port: "down"})
+    client.wait_line(UP_RE, timeout=20)
+    with connect_retry(port) as s:
+        s.settimeout(30)
+        got = 0
+        while got < MIB:
+            data = s.recv(1 << 16)
+            check(data, "the download ended after %d bytes" % got)
+            got += len(data)
+        server.signal(signal.SIGTERM)
+        n, ending = read_until_end(s, size)
+    check(ending == "reset", "a download cut after %d of %d bytes ended with %s, not a reset"
+          % (got + n, size, ending))
+    check(got + n < size, "the whole download arrived before the stop; cannot judge")
+    client.wait_line(r"error: the peer ended the tunnel", timeout=10)
+    check(client.wait_exit(10) == 1, "pair should exit 1")
+    check(source.wait_endings(1) == ["reset"], "the service's connection must be reset: %r"
+          % source.endings)
+    sys.stderr.write("download cut after %d of %d bytes: reset\n" % (got + n, size))
+
+
+def signal_killed(lab):
+    """The signaling server is killed (SIGKILL) in the middle of a transfer:
+    the tunnel does not need it, and the transfer completes intact. (A
+    stale OpenSSL error of the signaling connection once ended the DTLS
+    session here.)"""
+    def kill_signal(server, client):
+        signal_server = next(p for p in lab.procs if p.name == "signal")
+        signal_server.proc.kill()
+        sys.stderr.write("killed p2ptun-signal with SIGKILL mid-transfer\n")
+
+    server, client = transfer(lab, during=kill_signal)
+    check(client.proc.poll() is None and server.proc.poll() is None,
+          "the agents must keep running without their signaling server")
 
 
 def signal_errors(lab):
@@ -532,6 +590,8 @@ CASES = {
     "offline": offline,
     "mutual": mutual,
     "sigterm": sigterm,
+    "peer-sigterm": peer_sigterm,
+    "signal-killed": signal_killed,
     "signal-errors": signal_errors,
 }
 
