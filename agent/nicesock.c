@@ -2,6 +2,8 @@
 #include "nicesock.h"
 
 #include <netinet/in.h>
+
+#include <nice/interfaces.h>
 #include <sys/socket.h>
 
 /* A tunnel sends bursts of a window's worth of datagrams per stream: the
@@ -47,4 +49,43 @@ nicesock_tune (NiceAgent *agent, guint stream_id, guint component_id)
         (void) setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
       forbid_fragments (sockets->pdata[i]);
     }
+}
+
+static gboolean
+add_local_address (NiceAgent *agent, const char *text)
+{
+  NiceAddress addr;
+
+  nice_address_init (&addr);
+  if (!nice_address_set_from_string (&addr, text))
+    return FALSE;
+  nice_agent_add_local_address (agent, &addr);
+  return TRUE;
+}
+
+gboolean
+nicesock_set_local_addresses (NiceAgent *agent, const char *const *given,
+                              gboolean loopback_needed, GError **error)
+{
+  GList *all;
+
+  if (given && given[0])
+    {
+      for (guint i = 0; given[i]; i++)
+        if (!add_local_address (agent, given[i]))
+          {
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                         "not an IP address: %s", given[i]);
+            return FALSE;
+          }
+      return TRUE;
+    }
+  if (!loopback_needed)
+    return TRUE;
+  all = nice_interfaces_get_local_ips (TRUE);
+  for (GList *l = all; l; l = l->next)
+    if (!add_local_address (agent, l->data))
+      g_debug ("skipping local address %s", (const char *) l->data);
+  g_list_free_full (all, g_free);
+  return TRUE;
 }

@@ -13,6 +13,7 @@
 #include "ctlmsg.h"
 #include "forward.h"
 #include "peerid.h"
+#include "relays.h"
 #include "sigclient.h"
 #include "tunnel.h"
 #include "udpforward.h"
@@ -391,6 +392,19 @@ tunnel_on_path_changed (const TunnelPath *path, gpointer data)
 }
 
 static void
+tunnel_on_silence (gint64 gap_us, gboolean over, gpointer data)
+{
+  Link *link = data;
+
+  if (over)
+    node_say ("peer %s: answering again after %.1f s of silence", link->peer,
+              gap_us / (double) G_USEC_PER_SEC);
+  else
+    node_say ("peer %s: no answer for %d s; streams wait, the tunnel ends after %d s of "
+              "silence", link->peer, (int) (gap_us / G_USEC_PER_SEC), TUNNEL_DEAD_AFTER_S);
+}
+
+static void
 tunnel_on_down (const GError *error, gpointer data)
 {
   Link *link = data;
@@ -414,6 +428,7 @@ static const TunnelCallbacks link_callbacks = {
   .path_changed = tunnel_on_path_changed,
   .open_request = tunnel_on_open_request,
   .rtt = tunnel_on_rtt,
+  .silence = tunnel_on_silence,
   .down = tunnel_on_down,
 };
 
@@ -726,7 +741,7 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
       return;
     }
   node->ice_servers = servers;
-  if (node->options->relay_only && tunnel_usable_relays (servers) == 0)
+  if (node->options->relay_only && relays_usable (servers) == 0)
     {
       node_say ("error: --relay-only, but the signaling server hands out no usable relay "
                 "(TURN over UDP or TCP at an IP address, or over TLS)");
@@ -910,7 +925,7 @@ node_run (const NodeOptions *options, const Identity *identity)
   g_clear_pointer (&node->udp_forwards, udp_forwards_free);
   g_hash_table_unref (node->links);
   /* A second SIGTERM while the relays are told goodbye changes nothing. */
-  tunnel_wait_released (node->context, NODE_RELEASE_WAIT_MS);
+  relays_wait_released (node->context, NODE_RELEASE_WAIT_MS);
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_clear_pointer (&node->sig, sigclient_free);

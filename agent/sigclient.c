@@ -14,6 +14,9 @@
 #include "sigclient.h"
 
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 #include <json-glib/json-glib.h>
@@ -23,6 +26,14 @@
 #define SIGCLIENT_POLL_WAIT_S 25 /* API.md: 0..30 */
 #define SIGCLIENT_POLL_TIMEOUT_MS 40000L
 #define SIGCLIENT_REQUEST_TIMEOUT_MS 15000L
+/* A dead connection to the server (a NAT that dropped its mapping, a server
+ * gone without a word) is noticed within about 10 s, not when the 40 s poll
+ * times out: TCP keepalive probes after 4 s of silence, every 2 s, and 3
+ * unanswered end it; data unacknowledged for 10 s ends it too. */
+#define SIGCLIENT_KEEPIDLE_S 4L
+#define SIGCLIENT_KEEPINTVL_S 2L
+#define SIGCLIENT_KEEPCNT 3
+#define SIGCLIENT_USER_TIMEOUT_MS 10000u
 #define SIGCLIENT_BACKOFF_MIN_MS 250u
 #define SIGCLIENT_BACKOFF_MAX_MS 5000u
 #define SIGCLIENT_POLL_MIN_EMPTY_MS 1000 /* an empty answer sooner is suspicious */
@@ -299,6 +310,22 @@ sigreq_error (SigReq *r, CURLcode rc, long *status_out)
                       c->base_url, status, shown);
 }
 
+/* curl 7.88 sets the keepalive idle time and interval but not the count. */
+static int
+sigreq_sockopt (void *data, curl_socket_t fd, curlsocktype purpose)
+{
+  int count = SIGCLIENT_KEEPCNT;
+  unsigned int user_timeout = SIGCLIENT_USER_TIMEOUT_MS;
+
+  if (purpose == CURLSOCKTYPE_IPCXN)
+    {
+      (void) setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+      (void) setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                         sizeof user_timeout);
+    }
+  return CURL_SOCKOPT_OK;
+}
+
 /* A request whose answer goes to @r's callbacks. @path starts with '/'. */
 static SigReq *
 sigreq_new (Sigclient *c, ReqKind kind, const char *path, char *post_body, gsize post_len)
@@ -329,6 +356,9 @@ sigreq_new (Sigclient *c, ReqKind kind, const char *path, char *post_body, gsize
   SETOPT (CURLOPT_FOLLOWLOCATION, 0L);
   SETOPT (CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   SETOPT (CURLOPT_TCP_KEEPALIVE, 1L);
+  SETOPT (CURLOPT_TCP_KEEPIDLE, SIGCLIENT_KEEPIDLE_S);
+  SETOPT (CURLOPT_TCP_KEEPINTVL, SIGCLIENT_KEEPINTVL_S);
+  SETOPT (CURLOPT_SOCKOPTFUNCTION, sigreq_sockopt);
   SETOPT (CURLOPT_CONNECTTIMEOUT_MS, SIGCLIENT_CONNECT_TIMEOUT_MS);
   SETOPT (CURLOPT_TIMEOUT_MS,
           kind == REQ_POLL ? SIGCLIENT_POLL_TIMEOUT_MS : SIGCLIENT_REQUEST_TIMEOUT_MS);

@@ -8,8 +8,8 @@
 #include "dtls.h"
 #include "nicesock.h"
 #include "pathprobe.h"
+#include "relays.h"
 #include "peerid.h"
-#include "tlsshim.h"
 
 #define TUNNEL_COMPONENT 1
 /* Buffered remote candidates that arrive before the offer or answer. */
@@ -17,8 +17,10 @@
 /* Candidates we accept from a peer in all (a remote party can grow this). */
 #define TUNNEL_MAX_REMOTE_CANDIDATES 128
 #define TUNNEL_PING_INTERVAL_S 5
-/* No answer to pings for this long: the peer is gone. */
-#define TUNNEL_DEAD_AFTER_US (30 * G_USEC_PER_SEC)
+/* Nothing heard from the peer for this long is worth a word: both sides
+ * ping every 5 s, so a live idle tunnel is never quiet for more than that. */
+#define TUNNEL_SILENT_AFTER_US (8 * G_USEC_PER_SEC)
+#define TUNNEL_DEAD_AFTER_US (TUNNEL_DEAD_AFTER_S * G_USEC_PER_SEC)
 /* libnice does not fail a component that has no candidate pair at all (for
  * instance IPv4 candidates on one side, IPv6 on the other): give up on our
  * own after this long without a working pair. Checks on any real path take
@@ -26,13 +28,6 @@
 #define TUNNEL_ICE_TIMEOUT_S 10
 /* Handshake records that found no selected pair yet, resent when one exists. */
 #define TUNNEL_MAX_HELD_RECORDS 8
-
-/* A relay handed to libnice, in the order of nice_agent_set_relay_info(). */
-typedef struct
-{
-  const char *transport; /* how we reach it: "udp", "tcp", "tls" (through shim) */
-  TlsShim *shim;
-} TunnelRelay;
 
 struct _Tunnel
 {
@@ -52,8 +47,9 @@ struct _Tunnel
   GPtrArray *early_candidates; /* char* SDP lines before credentials */
   guint n_remote_candidates;
   GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
-  GPtrArray *relays;           /* TunnelRelay* */
+  GPtrArray *relays;           /* Relay*, see relays.h */
   PathProbe *probe;            /* NULL with --relay-only */
+  gboolean gathered;
   guint local_types;           /* bit per NiceCandidateType gathered */
   guint remote_types;
   GSource *ice_deadline;
@@ -65,7 +61,10 @@ struct _Tunnel
   gboolean up;
   TunnelPath path;
   gint64 last_pong;
-  GSource *ping;
+  gint64 last_heard;           /* a DTLS record from the peer */
+  gboolean silent;             /* said so through cb.silence */
+  guint ticks;
+  GSource *ping;               /* a tick a second: silence, pings, death */
 
   gboolean down;
   GError *down_error;
@@ -155,22 +154,6 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
     sigmsg_free (msg);
 }
 
-/* How our packets leave this host when @local (a relayed candidate of ours)
- * is in use: the transport to its relay. libnice hands out copies of its
- * candidates, on which nice_candidate_relay_address() crashes (DESIGN.md),
- * but a relayed candidate's priority carries the index of its TURN server in
- * the order they were added (bits 6-8 of the local preference, libnice's
- * guarantee of unique priorities; the relay tests check it). */
-static const char *
-relay_transport (Tunnel *self, NiceCandidate *local)
-{
-  guint index = (local->priority >> (8 + 6)) & 7;
-
-  if (index < self->relays->len)
-    return ((TunnelRelay *) self->relays->pdata[index])->transport;
-  return "udp";
-}
-
 static void
 fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
 {
@@ -190,7 +173,11 @@ fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *
               strchr (addr, ':') ? "[" : "", addr, strchr (addr, ':') ? "]" : "",
               nice_address_get_port (&remote->addr));
   if (local->type == NICE_CANDIDATE_TYPE_RELAYED)
-    g_strlcpy (path->transport, relay_transport (self, local), sizeof path->transport);
+    {
+      Relay *relay = relays_of_candidate (self->relays, local);
+
+      g_strlcpy (path->transport, relay ? relay->transport : "udp", sizeof path->transport);
+    }
   else
     g_strlcpy (path->transport,
                local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp",
@@ -276,17 +263,25 @@ transport_on_send_packet (const guint8 *buf, gsize len, gpointer data)
 }
 
 static gboolean
-on_ping (gpointer data)
+on_tick (gpointer data)
 {
   Tunnel *self = data;
+  gint64 now = g_get_monotonic_time ();
 
-  if (g_get_monotonic_time () - self->last_pong > TUNNEL_DEAD_AFTER_US)
+  if (now - self->last_pong > TUNNEL_DEAD_AFTER_US)
     {
       tunnel_fail (self, TUNNEL_ERROR_TIMEOUT, "the peer stopped answering (no reply for %d s)",
-                   (int) (TUNNEL_DEAD_AFTER_US / G_USEC_PER_SEC));
+                   TUNNEL_DEAD_AFTER_S);
       return G_SOURCE_CONTINUE;
     }
-  transport_ping (self->transport);
+  if (!self->silent && now - self->last_heard > TUNNEL_SILENT_AFTER_US)
+    {
+      self->silent = TRUE;
+      if (self->cb.silence)
+        self->cb.silence (now - self->last_heard, FALSE, self->user_data);
+    }
+  if (++self->ticks % TUNNEL_PING_INTERVAL_S == 0)
+    transport_ping (self->transport);
   return G_SOURCE_CONTINUE;
 }
 
@@ -296,10 +291,10 @@ transport_on_ready (gpointer data)
   Tunnel *self = data;
 
   self->up = TRUE;
-  self->last_pong = g_get_monotonic_time ();
+  self->last_pong = self->last_heard = g_get_monotonic_time ();
   transport_ping (self->transport);
-  self->ping = g_timeout_source_new_seconds (TUNNEL_PING_INTERVAL_S);
-  g_source_set_callback (self->ping, on_ping, self, NULL);
+  self->ping = g_timeout_source_new_seconds (1);
+  g_source_set_callback (self->ping, on_tick, self, NULL);
   g_source_attach (self->ping, self->context);
   self->cb.up (&self->path, self->user_data);
 }
@@ -354,8 +349,18 @@ ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, g
     return;
   /* RFC 7983: 20..63 is DTLS. STUN (0..3) never reaches here. */
   first = (guint8) buf[0];
-  if (first >= 20 && first <= 63)
-    dtls_receive (self->dtls, (const guint8 *) buf, len);
+  if (first < 20 || first > 63)
+    return;
+  if (self->up)
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      if (self->silent && self->cb.silence)
+        self->cb.silence (now - self->last_heard, TRUE, self->user_data);
+      self->silent = FALSE;
+      self->last_heard = now;
+    }
+  dtls_receive (self->dtls, (const guint8 *) buf, len);
 }
 
 static void
@@ -377,6 +382,14 @@ ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
 }
 
 
+/* Gathering ended with relays to ask and no relayed candidate. */
+static gboolean
+tunnel_relays_silent (Tunnel *self)
+{
+  return self->gathered && self->relays && self->relays->len > 0
+         && !(self->local_types & (1u << NICE_CANDIDATE_TYPE_RELAYED));
+}
+
 static void
 ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
 {
@@ -385,6 +398,12 @@ ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
   if (stream_id != self->stream_id)
     return;
   nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
+  self->gathered = TRUE;
+  if (tunnel_relays_silent (self))
+    {
+      g_autofree char *silent = relays_silent_string (self->relays);
+      g_message ("%s", silent);
+    }
   tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
 }
 
@@ -422,10 +441,13 @@ tunnel_fail_ice (Tunnel *self, const char *why)
 {
   g_autofree char *local = candidate_types_string (self->local_types);
   g_autofree char *remote = candidate_types_string (self->remote_types);
+  g_autofree char *silent = tunnel_relays_silent (self) ? relays_silent_string (self->relays)
+                                                        : NULL;
 
   tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED,
                "ICE failed: no working path to the peer%s (local candidates: %s; "
-               "remote candidates: %s)", why, local, remote);
+               "remote candidates: %s%s%s)", why, local, remote, silent ? "; " : "",
+               silent ? silent : "");
 }
 
 static gboolean
@@ -512,107 +534,12 @@ set_stun_server (Tunnel *self, const SigmsgIceServers *servers)
   return FALSE;
 }
 
-/* Host and port of @turn when the tunnel can use it: TURN over UDP at an IP
- * address (libnice takes no names). */
-static gboolean
-usable_relay (const SigmsgTurnServer *turn, char **host, guint16 *port,
-              SigmsgTurnTransport *transport)
-{
-  g_autofree char *h = NULL;
-
-  if (!sigmsg_turn_uri_split (turn->uri, &h, port, transport))
-    return FALSE;
-  /* libnice takes relays by address; our TLS shim resolves names itself. */
-  if (*transport != SIGMSG_TURN_TLS && !g_hostname_is_ip_address (h))
-    {
-      g_message ("relay %s: TURN over UDP or TCP must be given by IP address, skipping",
-                 turn->uri);
-      return FALSE;
-    }
-  if (host != NULL)
-    *host = g_steal_pointer (&h);
-  return TRUE;
-}
-
-guint
-tunnel_usable_relays (const SigmsgIceServers *servers)
-{
-  guint n = 0;
-
-  for (guint i = 0; servers && i < servers->turn->len; i++)
-    {
-      guint16 port;
-      SigmsgTurnTransport transport;
-
-      if (usable_relay (servers->turn->pdata[i], NULL, &port, &transport))
-        n++;
-    }
-  return n;
-}
-
-static void
-tunnel_relay_free (TunnelRelay *relay)
-{
-  tls_shim_free (relay->shim);
-  g_free (relay);
-}
-
-/* Adds every usable TURN server; returns how many. */
-static guint
-set_relays (Tunnel *self, const SigmsgIceServers *servers)
-{
-  static const char *const names[] = {
-    [SIGMSG_TURN_UDP] = "udp", [SIGMSG_TURN_TCP] = "tcp", [SIGMSG_TURN_TLS] = "tls"
-  };
-  guint n = 0;
-
-  for (guint i = 0; servers && i < servers->turn->len; i++)
-    {
-      const SigmsgTurnServer *turn = servers->turn->pdata[i];
-      g_autofree char *host = NULL;
-      g_autoptr (GError) error = NULL;
-      guint16 port = 0;
-      SigmsgTurnTransport transport;
-      TunnelRelay *relay;
-
-      if (!usable_relay (turn, &host, &port, &transport))
-        continue;
-      relay = g_new0 (TunnelRelay, 1);
-      relay->transport = names[transport];
-      if (transport == SIGMSG_TURN_TLS)
-        {
-          relay->shim = tls_shim_new (self->context, host, port, turn->pin, &error);
-          if (relay->shim == NULL)
-            {
-              g_message ("relay %s: %s, skipping", turn->uri, error->message);
-              tunnel_relay_free (relay);
-              continue;
-            }
-          g_free (host);
-          host = g_strdup ("127.0.0.1");
-          port = tls_shim_port (relay->shim);
-        }
-      if (!nice_agent_set_relay_info (self->agent, self->stream_id, TUNNEL_COMPONENT, host,
-                                         port, turn->username, turn->password,
-                                         transport == SIGMSG_TURN_UDP
-                                             ? NICE_RELAY_TYPE_TURN_UDP
-                                             : NICE_RELAY_TYPE_TURN_TCP))
-        {
-          g_message ("relay %s: libnice refused it, skipping", turn->uri);
-          tunnel_relay_free (relay);
-          continue;
-        }
-      g_ptr_array_add (self->relays, relay);
-      n++;
-    }
-  return n;
-}
-
 Tunnel *
 tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallbacks *callbacks,
             gpointer user_data, GError **error)
 {
   g_autoptr (Tunnel) self = g_new0 (Tunnel, 1);
+  g_autoptr (GError) local_error = NULL;
 
   g_return_val_if_fail (peerid_is_valid (config->peer_id), NULL);
   self->context = g_main_context_ref (context);
@@ -625,7 +552,6 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   self->early_candidates = g_ptr_array_new_with_free_func (g_free);
   self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
-  self->relays = g_ptr_array_new_with_free_func ((GDestroyNotify) tunnel_relay_free);
 
   self->dtls = dtls_new (context, config->identity, config->controlling, config->peer_id,
                          &dtls_callbacks, self, error);
@@ -650,18 +576,11 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
       g_object_set (self->agent, "force-relay", TRUE, NULL);
     }
   set_stun_server (self, config->ice_servers);
-  for (guint i = 0; config->local_addresses && config->local_addresses[i]; i++)
+  if (!nicesock_set_local_addresses (self->agent, config->local_addresses,
+                                     relays_need_loopback (config->ice_servers), &local_error))
     {
-      NiceAddress addr;
-
-      nice_address_init (&addr);
-      if (!nice_address_set_from_string (&addr, config->local_addresses[i]))
-        {
-          g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
-                       "not an IP address: %s", config->local_addresses[i]);
-          return NULL;
-        }
-      nice_agent_add_local_address (self->agent, &addr);
+      g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "%s", local_error->message);
+      return NULL;
     }
   g_signal_connect (self->agent, "new-candidate-full", G_CALLBACK (ice_on_new_candidate), self);
   g_signal_connect (self->agent, "candidate-gathering-done", G_CALLBACK (ice_on_gathering_done),
@@ -676,7 +595,9 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
       g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "cannot create an ICE stream");
       return NULL;
     }
-  if (set_relays (self, config->ice_servers) == 0 && config->relay_only)
+  self->relays = relays_add (context, self->agent, self->stream_id, TUNNEL_COMPONENT,
+                             config->ice_servers);
+  if (self->relays->len == 0 && config->relay_only)
     {
       g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
                    "--relay-only, but no usable relay");
@@ -689,92 +610,6 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, context, ice_on_recv,
                           self);
   return g_steal_pointer (&self);
-}
-
-/* ---- giving back relay allocations ---- */
-
-/* An agent whose TURN allocations are being released (libnice sends each
- * relay a Refresh with lifetime 0), with the relays, whose TLS shims carry
- * those last messages. Listed so that the process can wait for them. */
-typedef struct
-{
-  NiceAgent *agent;
-  guint stream_id;
-  GPtrArray *relays;
-} TunnelRelease;
-
-static GPtrArray *releases; /* TunnelRelease*, in the main thread only */
-
-static void
-tunnel_release_free (TunnelRelease *release)
-{
-  nice_agent_remove_stream (release->agent, release->stream_id);
-  g_object_unref (release->agent);
-  g_ptr_array_unref (release->relays); /* after the agent: it may still write to a shim */
-  g_free (release);
-}
-
-static void
-on_released (GObject *agent, GAsyncResult *result, gpointer data)
-{
-  g_debug ("relay allocations given back");
-  g_ptr_array_remove_fast (releases, data);
-}
-
-/* What arrives while the allocations are given back goes nowhere (a
- * function, not NULL: detaching with NULL can spin, DESIGN.md). */
-static void
-on_recv_discard (NiceAgent *agent, guint stream_id, guint component_id, guint len, gchar *buf,
-                 gpointer data)
-{
-}
-
-static void
-tunnel_release (Tunnel *self)
-{
-  TunnelRelease *release = g_new0 (TunnelRelease, 1);
-
-  nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, self->context,
-                          on_recv_discard, NULL);
-
-  release->agent = g_steal_pointer (&self->agent);
-  release->stream_id = self->stream_id;
-  release->relays = g_steal_pointer (&self->relays);
-  if (releases == NULL)
-    releases = g_ptr_array_new_with_free_func ((GDestroyNotify) tunnel_release_free);
-  g_ptr_array_add (releases, release);
-  g_debug ("giving back the relay allocations of session %.8s", self->session);
-  g_main_context_push_thread_default (self->context);
-  nice_agent_close_async (release->agent, on_released, release);
-  g_main_context_pop_thread_default (self->context);
-}
-
-static gboolean
-on_release_deadline (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-void
-tunnel_wait_released (GMainContext *context, guint timeout_ms)
-{
-  gboolean expired = FALSE;
-  GSource *deadline;
-
-  if (releases == NULL)
-    return;
-  deadline = g_timeout_source_new (timeout_ms);
-  g_source_set_callback (deadline, on_release_deadline, &expired, NULL);
-  g_source_attach (deadline, context);
-  while (releases->len > 0 && !expired)
-    g_main_context_iteration (context, TRUE);
-  g_source_destroy (deadline);
-  g_source_unref (deadline);
-  if (releases->len > 0)
-    g_message ("%u relay allocations not released in time; the relay expires them", releases->len);
-  else
-    g_clear_pointer (&releases, g_ptr_array_unref);
 }
 
 void
@@ -800,8 +635,12 @@ tunnel_free (Tunnel *self)
   if (self->agent)
     {
       g_signal_handlers_disconnect_by_data (self->agent, self);
-      if (self->stream_id && self->relays->len > 0)
-        tunnel_release (self); /* takes the agent and the relays */
+      if (self->stream_id && self->relays && self->relays->len > 0)
+        {
+          g_debug ("giving back the relay allocations of session %.8s", self->session);
+          relays_release (self->context, g_steal_pointer (&self->agent), self->stream_id,
+                          TUNNEL_COMPONENT, g_steal_pointer (&self->relays));
+        }
       else
         {
           if (self->stream_id)

@@ -38,6 +38,9 @@ typedef struct
 /* "direct (host 192.0.2.1:5000 -> srflx 198.51.100.2:6000, udp)" */
 char *tunnel_path_to_string (const TunnelPath *path);
 
+/* No answer to pings for this long: the peer is gone. */
+#define TUNNEL_DEAD_AFTER_S 30
+
 typedef struct
 {
   /* A signaling message for the peer. */
@@ -50,6 +53,9 @@ typedef struct
   void (*open_request) (TransportStream *stream, const char *service, gpointer user_data);
   /* A new round-trip time measurement. */
   void (*rtt) (gint64 rtt_us, gpointer user_data);
+  /* The peer has said nothing for @gap_us (@over FALSE), or speaks again
+   * after a silence of @gap_us (@over TRUE). Optional. */
+  void (*silence) (gint64 gap_us, gboolean over, gpointer user_data);
   /* The tunnel is over; free it (not from inside this callback's caller:
    * this is always called from its own main-loop dispatch). */
   void (*down) (const GError *error, gpointer user_data);
@@ -66,18 +72,11 @@ typedef struct
   gboolean relay_only;                /* relayed candidates only (needs a usable relay) */
 } TunnelConfig;
 
-/* How many TURN servers of @servers the tunnel can use: over UDP or TCP at an
- * IP address, or over TLS (turns:) at any host. */
-guint tunnel_usable_relays (const SigmsgIceServers *servers);
-
 Tunnel *tunnel_new (GMainContext *context, const TunnelConfig *config,
                     const TunnelCallbacks *callbacks, gpointer user_data, GError **error);
 /* Frees @tunnel; its relay allocations are given back in the background (see
- * tunnel_wait_released). */
+ * relays_wait_released). */
 void tunnel_free (Tunnel *tunnel);
-/* Runs @context until every freed tunnel gave back its relay allocations, for
- * at most @timeout_ms: call before the process exits. */
-void tunnel_wait_released (GMainContext *context, guint timeout_ms);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tunnel, tunnel_free)
 
 /* The offerer: gathers candidates and sends the offer. */

@@ -75,6 +75,12 @@ def table(results):
     lines.append("| two public hosts, UDP from A to B dropped until ICE's checks are over, "
                  "then let through (path after the move; seconds to it) | %s (%s s) |"
                  % (cell(r), (r or {}).get("direct_after_s", "-")))
+    r = results.get("signal-killed")
+    lines.append("| two port-restricted NATs, the signaling server killed (SIGKILL) in the middle "
+                 "of a 64 MiB transfer | %s |" % cell(r))
+    lines.append("| relay and signaling server on loopback, both agents on that machine "
+                 "(which has another interface too) forced through the relay, no "
+                 "--local-address | %s |" % cell(results.get("loopback-relay")))
     r = results.get("small-mtu")
     sizes = (r or {}).get("packet_size") or {}
     lines.append("| two port-restricted NATs, site A's internet link carries 1400-byte packets "

@@ -105,6 +105,33 @@ EXPECTED["relay-to-direct"] = DIRECT
 # lifted. No check of the direct pairs is in flight any more: the agents'
 # path probes must find the direct pair again, whatever the machine's speed.
 EXPECTED["one-way-block"] = DIRECT
+# Two port-restricted cones (direct): the signaling server is killed with
+# SIGKILL in the middle of the transfer (64 MiB each way, so that it is).
+# The tunnel does not need it; its TLS connection dying must not touch the
+# tunnel's DTLS (a stale OpenSSL error once ended healthy tunnels here).
+EXPECTED["signal-killed"] = DIRECT
+SIGNAL_KILLED_SIZE = 64 * MIB
+SIGNAL_KILLED_AFTER_S = 0.5
+# Two public hosts (direct): all UDP between them dropped for 12 s once the
+# tunnel is up. The agents say when the peer went quiet and when it spoke
+# again, and the tunnel rides it out.
+EXPECTED["outage"] = DIRECT
+OUTAGE_S = 12
+# Two port-restricted cones (direct): the pairing site's TCP to the
+# signaling server dropped silently (as a NAT that forgot the mapping does)
+# once the tunnel is up. The pairing agent gives up its dead connections
+# (its long-poll, and idle kept-alive ones) within SIGNAL_CUT_NOTICE_S: TCP
+# keepalive and user timeout end them 10 to 14 s after the cut. Before,
+# the long-poll ended with its 40 s timeout (15 to 40 s after the cut) and
+# idle connections lived for minutes. The tunnel does not care.
+EXPECTED["signal-cut"] = DIRECT
+SIGNAL_CUT_NOTICE_S = 20
+# A relay and signaling server on loopback, both agents on the same machine
+# (the lab internet's namespace, whose br0 has an address too) forced
+# through the relay, with no --local-address: the agents must reach the
+# relay from a loopback socket (libnice binds host sockets to their
+# interface), and one that cannot must say that the relay did not answer.
+EXPECTED["loopback-relay"] = RELAY_UDP
 ONE_WAY_BLOCK_S = 12
 # Two port-restricted cones (direct, as above), where site A's link to the
 # internet carries 1400-byte packets only: A's router answers larger ones
@@ -126,6 +153,12 @@ class Case:
         self.mtu_a = None
         if name == "same-lan":
             self.nat_a = self.nat_b = "portrestricted"
+        elif name == "signal-killed":
+            self.nat_a = self.nat_b = "portrestricted"
+        elif name in ("loopback-relay", "outage"):
+            self.nat_a = self.nat_b = "none"
+        elif name == "signal-cut":
+            self.nat_a = self.nat_b = "portrestricted"
         elif name == "small-mtu":
             self.nat_a = self.nat_b = "portrestricted"
             self.mtu_a = SMALL_MTU
@@ -134,6 +167,8 @@ class Case:
         else:
             self.nat_a, self.nat_b = name.split("-")
         self.expected = EXPECTED[name]
+        self.size = SIGNAL_KILLED_SIZE if name == "signal-killed" else SIZE
+        self.servers_ip = "127.0.0.1" if name == "loopback-relay" else SERVERS_IP
 
 
 def final_path(proc, peer):
@@ -195,8 +230,10 @@ class Runner:
         os.replace(tmp, path)
 
     def start_relay(self, net, secret_file):
-        argv = [self.relay_bin, "--listen", "%s:%d" % (SERVERS_IP, RELAY_PORT),
+        argv = [self.relay_bin, "--listen", "%s:%d" % (self.case.servers_ip, RELAY_PORT),
                 "--secret-file", secret_file, "--realm", "natlab.test"]
+        if self.case.name == "loopback-relay":
+            argv += ["--allow-peer", "127.0.0.1/32"]
         proc = net.start("relay", net.inet, argv, capture_stdout=True)
         self.relay_proc = proc
         lines, done = [], threading.Event()
@@ -214,11 +251,15 @@ class Runner:
         sys.stderr.write("[relay] %s\n" % " | ".join(lines))
 
     def start_signal(self, net, secret_file, state):
-        turn = "turn:%s:%d" % (SERVERS_IP, RELAY_PORT)
-        argv = [self.signal_bin, "--listen", "%s:%d" % (SERVERS_IP, SIGNAL_PORT),
-                "--state-dir", state, "--stun", "%s:%d" % (SERVERS_IP, RELAY_PORT),
-                "--relay", turn, "--relay", turn + "?transport=tcp",
-                "--turn-secret-file", secret_file]
+        ip = self.case.servers_ip
+        turn = "turn:%s:%d" % (ip, RELAY_PORT)
+        argv = [self.signal_bin, "--listen", "%s:%d" % (ip, SIGNAL_PORT),
+                "--state-dir", state, "--stun", "%s:%d" % (ip, RELAY_PORT),
+                "--relay", turn, "--turn-secret-file", secret_file]
+        # TURN over TCP too, but not on loopback, where the UDP relay alone
+        # is under test.
+        if self.case.name != "loopback-relay":
+            argv += ["--relay", turn + "?transport=tcp"]
         proc = net.start("signal", net.inet, argv, capture_stdout=True)
         self.signal_proc = proc
         info, done = {}, threading.Event()
@@ -255,8 +296,7 @@ class Runner:
         try:
             half = up.stdout.readline().decode().strip()
             check(half == "half", "the upload did not start: %r" % half)
-            run = natlab.run
-            run(net.exec_argv(net.inet, ["nft", "delete", "table", "bridge", "p2ptun_block"]))
+            self.unblock()
             changed = client.wait_line(r"path changed: peer %s, path direct .*" % id_a,
                                        timeout=30)
             up.stdin.write(b"go\n")
@@ -278,13 +318,83 @@ class Runner:
         check(" path relayed " in first_line, "the tunnel did not start on the relay: %s"
               % first_line)
         time.sleep(ONE_WAY_BLOCK_S)
-        natlab.run(net.exec_argv(net.inet, ["nft", "delete", "table", "bridge", "p2ptun_block"]))
+        self.unblock()
         t0 = time.monotonic()
         client.wait_line(r"path changed: peer %s, path direct .*" % id_a, timeout=60)
         server.wait_line(r"path changed: peer %s, path direct .*" % id_b, timeout=60)
         self.result["direct_after_s"] = round(time.monotonic() - t0, 1)
         sys.stderr.write("direct %.1f s after the block was lifted\n"
                          % self.result["direct_after_s"])
+
+    def block(self, rules, hooks=("forward",)):
+        """Drops what rules match on the lab internet's bridge: traffic
+        between sites at the forward hook; to and from the servers on the
+        bridge's own address at input and output."""
+        net_rules = "".join("  %s\n" % r for r in rules)
+        chains = "".join(" chain %s {\n  type filter hook %s priority 0;\n%s }\n"
+                         % (hook, hook, net_rules) for hook in hooks)
+        self.net.nft(self.net.inet, "table bridge p2ptun_block {\n%s}\n" % chains)
+
+    def unblock(self):
+        natlab.run(self.net.exec_argv(self.net.inet,
+                                      ["nft", "delete", "table", "bridge", "p2ptun_block"]))
+
+    def ride_out_outage(self, net, client, id_a):
+        """outage: no UDP between the hosts for OUTAGE_S seconds; pair says
+        so, and says when the peer answers again and after how long."""
+        self.block(["ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop",
+                    "ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop"])
+        client.wait_line(r"peer %s: no answer for \d+ s; streams wait" % id_a,
+                         timeout=OUTAGE_S)
+        time.sleep(OUTAGE_S - 8)
+        self.unblock()
+        m = client.wait_line(r"peer %s: answering again after ([\d.]+) s of silence" % id_a,
+                             timeout=30)
+        gap = float(m.group(1))
+        self.result["outage_gap_s"] = gap
+        check(OUTAGE_S - 2 <= gap <= OUTAGE_S + 10, "a gap of %.1f s reported for a %d s outage"
+              % (gap, OUTAGE_S))
+
+    def signal_connections(self, net, ns):
+        """Local ports of ns's established TCP connections to the
+        signaling server."""
+        out = natlab.run(net.exec_argv(ns, ["ss", "-Htn", "state", "established", "dst",
+                                            "%s:%d" % (SERVERS_IP, SIGNAL_PORT)]))
+        return {line.split()[2].rsplit(":", 1)[1] for line in out.splitlines() if line.strip()}
+
+    def notice_signal_cut(self, net, host_b):
+        """signal-cut: the pairing site's TCP to the signaling server
+        dropped; the agent must give up its dead connections (and so start
+        new ones) soon, not when the poll times out."""
+        before = self.signal_connections(net, host_b)
+        check(before, "no connection to the signaling server to cut")
+        self.block(["ip saddr 203.0.113.12 tcp dport %d drop" % SIGNAL_PORT,
+                    "ip daddr 203.0.113.12 tcp sport %d drop" % SIGNAL_PORT],
+                   hooks=("input", "output"))
+        t0 = time.monotonic()
+        while before & self.signal_connections(net, host_b):
+            check(time.monotonic() - t0 < 60, "dead signaling connections still open after "
+                  "60 s: %s" % sorted(before & self.signal_connections(net, host_b)))
+            time.sleep(0.25)
+        noticed = time.monotonic() - t0
+        self.result["signal_cut_noticed_s"] = round(noticed, 1)
+        sys.stderr.write("dead signaling connections given up after %.1f s\n" % noticed)
+        check(noticed <= SIGNAL_CUT_NOTICE_S, "the dead signaling connections were given up "
+              "after %.1f s (bound %d s)" % (noticed, SIGNAL_CUT_NOTICE_S))
+        self.unblock()
+
+    def relay_unreachable(self, net, ns, config, id_a, env):
+        """loopback-relay: a pairing agent whose only host socket is on br0
+        cannot reach the loopback relay, and says so."""
+        lonely = net.start("pair-br0", ns,
+                           [self.agent_bin, "pair", id_a, "--config", config, "--relay-only",
+                            "--local-address", SERVERS_IP, "-L", "%d:down" % FWD_DOWN],
+                           env=env)
+        relay = r"relay turn:127\.0\.0\.1:%d did not answer" % RELAY_PORT
+        lonely.wait_line(relay, timeout=30)
+        lonely.wait_line(r"error: ICE failed: no working path to the peer .*; %s\)" % relay,
+                         timeout=30)
+        check(lonely.wait_exit(10) == 1, "pair should exit 1")
 
     def start_services(self, net, tmp, host_a, host_b):
         """p2ptun-relay and p2ptun-signal on the lab internet with a fresh TURN
@@ -307,8 +417,11 @@ class Runner:
 
     def run(self, net, tmp):
         case = self.case
+        self.net = net
         net.internet()
-        if case.name == "same-lan":
+        if case.name == "loopback-relay":
+            host_a = host_b = net.inet
+        elif case.name == "same-lan":
             hosts, _ = net.site(1, "portrestricted", hosts=2)
             host_a, host_b = hosts
         else:
@@ -322,28 +435,31 @@ class Runner:
             rules = ["ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop"]
             if case.name == "relay-to-direct":
                 rules.append("ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop")
-            net.nft(net.inet, "table bridge p2ptun_block {\n chain forward {\n"
-                    "  type filter hook forward priority 0;\n%s }\n}\n"
-                    % "".join("  %s\n" % r for r in rules))
+            self.block(rules)
 
         env, (dir_a, id_a), (dir_b, id_b) = self.start_services(net, tmp, host_a, host_b)
 
         peer_py = os.path.join(natlab.HERE, "peer.py")
         services = net.start("services", host_a,
-                             [sys.executable, peer_py, "services", str(SIZE), "7"],
+                             [sys.executable, peer_py, "services", str(case.size), "7"],
                              capture_stdout=True)
         ports = services.proc.stdout.readline().decode().split()
         check(len(ports) == 3 and ports[0] == "ports", "services did not start: %r" % ports)
+        extra = ["--relay-only"] if case.name == "loopback-relay" else []
         server = net.start("serve", host_a,
                            [self.agent_bin, "serve", "--config", dir_a,
                             "--expose", "down=127.0.0.1:%s" % ports[1],
-                            "--expose", "up=127.0.0.1:%s" % ports[2], "--trust", id_b], env=env)
+                            "--expose", "up=127.0.0.1:%s" % ports[2], "--trust", id_b] + extra,
+                           env=env)
         server.wait_line("serving as " + id_a, timeout=30)
+        if case.name == "loopback-relay":
+            self.relay_unreachable(net, host_b, dir_b, id_a, env)
 
         t0 = time.monotonic()
         client = net.start("pair", host_b,
                            [self.agent_bin, "pair", id_a, "--config", dir_b,
-                            "-L", "%d:down" % FWD_DOWN, "-L", "%d:up" % FWD_UP], env=env)
+                            "-L", "%d:down" % FWD_DOWN, "-L", "%d:up" % FWD_UP] + extra,
+                           env=env)
         m = client.wait_line(r"tunnel up: .*|^p2ptun-agent: error: .*", timeout=60)
         connect_ms = (time.monotonic() - t0) * 1000
         check(m.group(0).startswith("tunnel up: "), "pair failed: %s" % m.group(0))
@@ -353,11 +469,28 @@ class Runner:
             self.move_to_direct(net, host_b, client, id_a, peer_py, m.group(0))
         elif case.name == "one-way-block":
             self.direct_after_block(net, client, server, id_a, id_b, m.group(0))
+        elif case.name == "outage":
+            self.ride_out_outage(net, client, id_a)
+        elif case.name == "signal-cut":
+            self.notice_signal_cut(net, host_b)
 
-        out = subprocess.run(net.exec_argv(host_b, [sys.executable, peer_py, "transfer",
-                                                    str(FWD_DOWN), str(FWD_UP), str(SIZE),
-                                                    "7", "9"]),
-                             capture_output=True, timeout=900)
+        transfer = subprocess.Popen(net.exec_argv(host_b, [sys.executable, peer_py, "transfer",
+                                                           str(FWD_DOWN), str(FWD_UP),
+                                                           str(case.size), "7", "9"]),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            if case.name == "signal-killed":
+                time.sleep(SIGNAL_KILLED_AFTER_S)
+                self.signal_proc.proc.kill()
+                self.result["signal_killed_mid_transfer"] = transfer.poll() is None
+                sys.stderr.write("p2ptun-signal killed (SIGKILL) %s the transfer\n"
+                                 % ("during" if transfer.poll() is None else "after"))
+            stdout, stderr = transfer.communicate(timeout=900)
+        finally:
+            if transfer.poll() is None:
+                transfer.kill()
+                transfer.wait(10)
+        out = subprocess.CompletedProcess(transfer.args, transfer.returncode, stdout, stderr)
         sys.stderr.write(out.stderr.decode(errors="replace"))
         try:
             t = json.loads(out.stdout.decode().strip().splitlines()[-1])
@@ -369,7 +502,7 @@ class Runner:
             side: net.udp_counters(ns).get("RcvbufErrors", 0)
             for side, ns in (("a", host_a), ("b", host_b))}
         self.result["transfer_s"] = round(t["elapsed"], 2)
-        self.result["mib_per_s"] = round(2 * SIZE / MIB / t["elapsed"], 1)
+        self.result["mib_per_s"] = round(2 * case.size / MIB / t["elapsed"], 1)
 
         # The path in use after the transfer, on both sides. The tunnel may
         # start on the relay and move when a direct pair is found later (a
@@ -393,18 +526,21 @@ class Runner:
         self.result["packet_size"] = {"client": packet_size(client),
                                       "server": packet_size(server)}
 
-        check(t["down_done"] and t["down_bytes"] == SIZE and t["down_sha256"] == t["down_expected"],
-              "download differs: %d of %d bytes%s" % (t["down_bytes"], SIZE,
+        check(t["down_done"] and t["down_bytes"] == case.size
+              and t["down_sha256"] == t["down_expected"],
+              "download differs: %d of %d bytes%s" % (t["down_bytes"], case.size,
                                                        " (%s)" % t["down_error"]
                                                        if "down_error" in t else ""))
         check(t["up_answer"] == t["up_expected"],
               "upload hash differs: %r%s" % ((t["up_answer"] or "")[:80],
                                              " (%s)" % t["up_error"] if "up_error" in t else ""))
         sys.stderr.write("%d MiB each way in %.2f s; client: %s; server: %s\n"
-                         % (SIZE // MIB, t["elapsed"], cpath["line"], spath["line"]))
+                         % (case.size // MIB, t["elapsed"], cpath["line"], spath["line"]))
         # Each program ends cleanly on SIGTERM: exit code 0, which under the
         # sanitizers also means no leak or error report at exit.
         for proc in (client, server, self.signal_proc, self.relay_proc):
+            if proc is self.signal_proc and case.name == "signal-killed":
+                continue
             proc.signal(signal.SIGTERM)
             code = proc.wait_exit(30)
             check(code == 0, "%s exited %d on SIGTERM" % (proc.name, code))
