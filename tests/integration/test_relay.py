@@ -285,7 +285,10 @@ def main():
         relay_p, port, tls_port = start_relay(
             procs, relay, tmp, "relay",
             ["--allow-peer", "127.0.0.1/32", "--tls-listen", "127.0.0.1:0",
-             "--tls-cert", cert, "--tls-key", key], want_tls=True)
+             "--tls-cert", cert, "--tls-key", key,
+             # Every uclient run uses the NAME "interop", and its UDP
+             # allocations outlive it: no per-NAME quota here.
+             "--max-allocations-per-user", "1000"], want_tls=True)
         time.sleep(0.2)  # let turnutils_peer bind
 
         def case(name, fn):
