@@ -40,8 +40,8 @@ struct RelayServer
   GHashTable *by_handle; /* handle -> struct relay_alloc * */
   GHashTable *by_conn;   /* stream connection -> struct relay_alloc * */
   struct relay_quota quota;
-  RelayReach *reach; /* the relayed addresses of the allocations in by_handle */
-  GArray *reservations;  /* struct relay_reservation */
+  RelayReach *reach;    /* the relayed addresses of the allocations in by_handle */
+  GArray *reservations; /* struct relay_reservation */
   uint8_t out[STUN_MAX_MESSAGE_LEN];
 };
 
