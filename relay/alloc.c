@@ -16,6 +16,15 @@ relay_addr_equal (const struct stun_addr *a, const struct stun_addr *b)
   return relay_addr_equal_ip (a, b) && a->port == b->port;
 }
 
+guint
+relay_addr_hash (const struct stun_addr *a)
+{
+  guint h = a->family * 31u + a->port;
+  for (size_t i = 0; i < (a->family == 6 ? 16u : 4u); i++)
+    h = h * 31u + a->ip[i];
+  return h;
+}
+
 char *
 relay_addr_to_string (const struct stun_addr *a, char *buf, size_t cap)
 {

@@ -62,6 +62,8 @@ gboolean relay_alloc_bw_take (struct relay_alloc *a, guint64 max_bps, gint64 now
 
 gboolean relay_addr_equal_ip (const struct stun_addr *a, const struct stun_addr *b);
 gboolean relay_addr_equal (const struct stun_addr *a, const struct stun_addr *b);
+/* A hash of the address and port (relay_addr_equal's match). */
+guint relay_addr_hash (const struct stun_addr *a);
 /* "A.B.C.D:PORT" or "[V6]:PORT" into buf; returns buf. */
 char *relay_addr_to_string (const struct stun_addr *a, char *buf, size_t cap);
 

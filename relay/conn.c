@@ -15,6 +15,7 @@
 #include "peerid.h"
 #include "shell.h"
 #include "stream.h"
+#include "tlsio.h"
 
 /* Connections accepted per wakeup of a listener. */
 #define RELAY_ACCEPT_BATCH 64
@@ -22,6 +23,8 @@
 #define RELAY_CONN_READ_ROUNDS 16
 /* RFC 8446 section 5.1: ContentType handshake(22) starts a TLS connection. */
 #define RELAY_TLS_HANDSHAKE_RECORD 0x16
+/* The deadline in log lines. */
+#define RELAY_FIRST_REQUEST_TEXT G_STRINGIFY (RELAY_FIRST_REQUEST_TIMEOUT) " s"
 /* Refusals of connections (limits) are logged at most once per this many
  * seconds, with their count, so that a flood does not flood the log. */
 #define RELAY_REFUSAL_LOG_INTERVAL 10
@@ -40,6 +43,8 @@ struct relay_conn
   char *addr_key; /* the IP as text: key of main->per_addr */
   SSL *ssl;       /* TLS only */
   gboolean tls_started;
+  gboolean served;           /* a whole message came in */
+  gint64 accepted;           /* monotonic seconds */
   gboolean dead;             /* a write failed: closed on the next chance */
   gboolean want_write;       /* TLS asked to wait until the socket is writable */
   gboolean again;            /* TLS holds decrypted bytes not read yet */
@@ -145,24 +150,27 @@ conn_flush (struct relay_conn *c)
         {
           if (!SSL_is_init_finished (c->ssl))
             break; /* the queue goes out after the handshake */
-          int w = SSL_write (c->ssl, c->out + c->out_start, (int)MIN (n, (size_t)16384));
-          if (w > 0)
+          size_t w;
+          char detail[RELAY_TLS_DETAIL_LEN];
+          switch (relay_tls_write (c->ssl, c->out + c->out_start, MIN (n, (size_t)16384),
+                                   &w, detail))
             {
-              c->out_start += (size_t)w;
+            case RELAY_TLS_OK:
+              c->out_start += w;
               continue;
-            }
-          int err = SSL_get_error (c->ssl, w);
-          if (err == SSL_ERROR_WANT_WRITE)
-            break;
-          if (err == SSL_ERROR_WANT_READ)
-            {
+            case RELAY_TLS_WANT_WRITE:
+              break;
+            case RELAY_TLS_WANT_READ:
               /* Only input moves it on: no write interest meanwhile, or a
                * writable socket would wake the loop without end. */
               c->write_needs_read = TRUE;
               break;
+            case RELAY_TLS_CLOSED:
+            case RELAY_TLS_FAILED:
+            default:
+              return FALSE;
             }
-          ERR_clear_error ();
-          return FALSE;
+          break;
         }
       ssize_t w = send (c->fd, c->out + c->out_start, n, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (w > 0)
@@ -243,7 +251,10 @@ conn_process_input (struct relay_conn *c)
   enum relay_frame_status r;
   gint64 now_us = g_get_real_time ();
   while ((r = relay_stream_next (&c->in, &msg, &len)) == RELAY_FRAME_OK)
-    relay_server_process (m->server, now_us, &source, &c->client, msg, len);
+    {
+      c->served = TRUE;
+      relay_server_process (m->server, now_us, &source, &c->client, msg, len);
+    }
   switch (r)
     {
     case RELAY_FRAME_INVALID:
@@ -280,33 +291,33 @@ conn_read (struct relay_conn *c, const char **why)
         }
       if (c->ssl != NULL)
         {
-          int r = SSL_read (c->ssl, space, (int)avail);
-          if (r <= 0)
+          size_t got;
+          char detail[RELAY_TLS_DETAIL_LEN];
+          switch (relay_tls_read (c->ssl, space, avail, &got, detail))
             {
-              int err = SSL_get_error (c->ssl, r);
-              if (err == SSL_ERROR_WANT_READ)
-                return TRUE;
-              if (err == SSL_ERROR_WANT_WRITE)
-                {
-                  c->want_write = TRUE;
-                  return TRUE;
-                }
-              if (err == SSL_ERROR_ZERO_RETURN)
-                *why = "closed by the client (TLS close_notify)";
-              else if (!SSL_is_init_finished (c->ssl))
-                *why = "TLS handshake failed";
-              else
+            case RELAY_TLS_OK:
+              break;
+            case RELAY_TLS_WANT_READ:
+              return TRUE;
+            case RELAY_TLS_WANT_WRITE:
+              c->want_write = TRUE;
+              return TRUE;
+            case RELAY_TLS_CLOSED:
+              *why = "closed by the client (TLS close_notify)";
+              return FALSE;
+            case RELAY_TLS_FAILED:
+            default:
+              if (SSL_is_init_finished (c->ssl))
                 *why = "TLS error";
-              if (err == SSL_ERROR_SSL && !SSL_is_init_finished (c->ssl))
+              else
                 {
-                  char buf[256];
-                  ERR_error_string_n (ERR_peek_last_error (), buf, sizeof buf);
-                  g_info ("connection %s: %s", c->name, buf);
+                  *why = "TLS handshake failed";
+                  if (detail[0] != '\0')
+                    g_info ("connection %s: %s", c->name, detail);
                 }
-              ERR_clear_error ();
               return FALSE;
             }
-          n = r;
+          n = (ssize_t)got;
         }
       else
         {
@@ -471,7 +482,7 @@ accept_one (RelayMain *m, GSocket *listener, enum relay_transport transport)
   g_strlcpy (c->name, who, sizeof c->name);
   c->addr_key = g_strdup (ip);
   g_hash_table_insert (m->per_addr, g_strdup (ip), GUINT_TO_POINTER (n_addr + 1));
-  c->last_active = now_s ();
+  c->last_active = c->accepted = now_s ();
   c->out = g_malloc (RELAY_CONN_OUT_QUEUE);
   relay_stream_init (&c->in);
   g_hash_table_add (m->conns, c);
@@ -553,6 +564,7 @@ relay_tcp_start (RelayMain *m, GInetSocketAddress *addr, GError **error)
 SSL_CTX *
 relay_tls_context_new (const char *cert, const char *key, GError **error)
 {
+  ERR_clear_error (); /* the reasons below must be this call's */
   SSL_CTX *ctx = SSL_CTX_new (TLS_server_method ());
   char buf[256] = "";
   if (ctx == NULL)
@@ -605,6 +617,24 @@ relay_tls_start (RelayMain *m, GInetSocketAddress *addr, GError **error)
   return m->tls_listener != NULL;
 }
 
+/* Why c is to be closed now, or NULL. */
+static const char *
+conn_expired (RelayMain *m, struct relay_conn *c, gint64 now)
+{
+  if (c->dead)
+    return "write failed";
+  /* Slowloris: a client that never finishes its TLS handshake or its first
+   * message holds a connection (of --max-connections) for nothing. */
+  if (!c->served && now - c->accepted >= RELAY_FIRST_REQUEST_TIMEOUT)
+    return c->ssl != NULL && !SSL_is_init_finished (c->ssl)
+               ? "no TLS handshake within " RELAY_FIRST_REQUEST_TEXT
+               : "no whole request within " RELAY_FIRST_REQUEST_TEXT;
+  if (now - c->last_active >= (gint64)m->idle_timeout
+      && !relay_server_conn_has_allocation (m->server, c))
+    return "idle without an allocation (--idle-timeout)";
+  return NULL;
+}
+
 void
 relay_conns_tick (RelayMain *m)
 {
@@ -616,22 +646,16 @@ relay_conns_tick (RelayMain *m)
   GPtrArray *close = NULL;
   g_hash_table_iter_init (&it, m->conns);
   while (g_hash_table_iter_next (&it, &k, NULL))
-    {
-      struct relay_conn *c = k;
-      if (c->dead
-          || (now - c->last_active >= (gint64)m->idle_timeout
-              && !relay_server_conn_has_allocation (m->server, c)))
-        {
-          if (close == NULL)
-            close = g_ptr_array_new ();
-          g_ptr_array_add (close, c);
-        }
-    }
+    if (conn_expired (m, k, now) != NULL)
+      {
+        if (close == NULL)
+          close = g_ptr_array_new ();
+        g_ptr_array_add (close, k);
+      }
   for (guint i = 0; close != NULL && i < close->len; i++)
     {
       struct relay_conn *c = close->pdata[i];
-      conn_close (c, c->dead ? "write failed"
-                             : "idle without an allocation (--idle-timeout)");
+      conn_close (c, conn_expired (m, c, now));
     }
   if (close != NULL)
     g_ptr_array_unref (close);

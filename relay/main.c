@@ -196,17 +196,38 @@ fail (const char *what)
   return 2;
 }
 
-/* Two file descriptors per TCP or TLS client (its connection and its
- * relayed socket): the soft limit (often 1024) is raised to the hard one. */
-static void
-raise_fd_limit (void)
+/* Descriptors besides relayed sockets and connections: stdio, the UDP, TCP
+ * and TLS listeners, GLib's wakeup and signal descriptors, a secret or
+ * certificate file being reread, the sockets tried for an even port. */
+#define RELAY_FD_RESERVE 32
+
+/* Raises the soft limit of descriptors to the hard one, and checks that it
+ * covers the worst case the limits allow: one UDP socket per allocation and
+ * per reserved port (EVEN-PORT, up to --max-allocations of each), one per
+ * TCP or TLS connection. Without this check, a flood of allocations would
+ * make accept() and socket() fail for everyone. NULL when it does, else the
+ * one-line reason (to free). */
+static char *
+check_fd_limit (guint max_allocations, guint max_conns)
 {
   struct rlimit rl;
-  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+  if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+    return g_strdup_printf ("getrlimit: %s", g_strerror (errno));
+  if (rl.rlim_cur < rl.rlim_max)
     {
       rl.rlim_cur = rl.rlim_max;
       (void)setrlimit (RLIMIT_NOFILE, &rl);
+      (void)getrlimit (RLIMIT_NOFILE, &rl);
     }
+  guint64 need = 2 * (guint64)max_allocations + max_conns + RELAY_FD_RESERVE;
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+    return NULL;
+  return g_strdup_printf (
+      "too few file descriptors: --max-allocations %u (and as many reserved ports), "
+      "--max-connections %u and %u more need %" G_GUINT64_FORMAT
+      ", but RLIMIT_NOFILE is %" G_GUINT64_FORMAT
+      "; raise it (ulimit -n, systemd's LimitNOFILE=) or lower those options",
+      max_allocations, max_conns, (guint)RELAY_FD_RESERVE, need, (guint64)rl.rlim_cur);
 }
 
 /* "listen ADDR:PORT" style line for stdout and the log. */
@@ -255,6 +276,7 @@ main (int argc, char **argv)
   g_autofree char *listen = NULL, *secret_file = NULL, *realm = NULL,
                   *relay_address = NULL;
   g_autofree char *max_alloc = NULL, *max_user = NULL, *max_perm = NULL, *max_chan = NULL;
+  g_autofree char *max_addr = NULL;
   g_autofree char *max_life = NULL, *default_life = NULL, *max_bps = NULL;
   g_autofree char *tls_listen = NULL, *tls_cert = NULL, *tls_key = NULL;
   g_autofree char *max_conns = NULL, *max_conns_addr = NULL, *idle = NULL;
@@ -286,7 +308,14 @@ main (int argc, char **argv)
     { "max-allocations", 0, 0, G_OPTION_ARG_STRING, &max_alloc,
       "Allocations in all (default 1000)", "N" },
     { "max-allocations-per-user", 0, 0, G_OPTION_ARG_STRING, &max_user,
-      "Allocations per username (default 10)", "N" },
+      "Allocations per user: per NAME of the REST username EXPIRY:NAME, whatever its "
+      "EXPIRY (default 30: UDP, TCP and TLS allocations for 10 tunnels)",
+      "N" },
+    { "max-allocations-per-address", 0, 0, G_OPTION_ARG_STRING, &max_addr,
+      "Allocations from one client IP address, over UDP, TCP and TLS together (default "
+      "100: a carrier-grade NAT puts many phones behind one address, so this is a tenth "
+      "of the default --max-allocations, not a handful)",
+      "N" },
     { "max-permissions", 0, 0, G_OPTION_ARG_STRING, &max_perm,
       "Permissions per allocation (default 32)", "N" },
     { "max-channels", 0, 0, G_OPTION_ARG_STRING, &max_chan,
@@ -324,7 +353,12 @@ main (int argc, char **argv)
       "p2ptun-signal --relay-pin) and \"ready\" on stdout once listening. By default it\n"
       "refuses to relay\n"
       "to loopback, private, link-local, unspecified and multicast addresses;\n"
-      "--allow-peer opens ranges for labs. A client that does not read its TCP or TLS\n"
+      "--allow-peer opens ranges for labs. At its own relayed address it relays only to\n"
+      "the exact address and port of a live allocation (relay to relay), checked for\n"
+      "every datagram, unless --allow-peer covers that address. A TCP or TLS connection\n"
+      "that has not finished its TLS handshake and first request within 5 s is closed.\n"
+      "It refuses to start when RLIMIT_NOFILE cannot hold the sockets its limits allow.\n"
+      "A client that does not read its TCP or TLS\n"
       "connection loses relayed data past a 256 KiB queue. SIGHUP rereads the secret\n"
       "file and the TLS certificate and key; SIGINT and SIGTERM exit.");
   g_option_context_add_main_entries (octx, entries, NULL);
@@ -354,6 +388,9 @@ main (int argc, char **argv)
       || (max_user
           && !parse_uint ("max-allocations-per-user", max_user, 1, 1000000,
                           &config.max_per_user, &error))
+      || (max_addr
+          && !parse_uint ("max-allocations-per-address", max_addr, 1, 1000000,
+                          &config.max_per_address, &error))
       || (max_perm
           && !parse_uint ("max-permissions", max_perm, 1, 10000, &config.max_permissions,
                           &error))
@@ -383,6 +420,12 @@ main (int argc, char **argv)
       return fail ("--max-bps: not a number from 0 to 1000000000000");
     }
   config.max_bps = bps;
+  g_autofree char *fd_problem = check_fd_limit (config.max_allocations, n_conns);
+  if (fd_problem != NULL)
+    {
+      relay_config_clear (&config);
+      return fail (fd_problem);
+    }
   if (config.default_lifetime > config.max_lifetime)
     {
       relay_config_clear (&config);
@@ -457,7 +500,6 @@ main (int argc, char **argv)
 
   /* Writes to a connection the client closed must fail, not kill. */
   signal (SIGPIPE, SIG_IGN);
-  raise_fd_limit ();
   g_log_writer_default_set_use_stderr (TRUE);
   m->context = g_main_context_new ();
   m->loop = g_main_loop_new (m->context, FALSE);

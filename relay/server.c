@@ -3,6 +3,8 @@
 
 #include "alloc.h"
 #include "auth.h"
+#include "quota.h"
+#include "reach.h"
 
 #include <arpa/inet.h>
 #include <string.h>
@@ -37,8 +39,9 @@ struct RelayServer
       *by_tuple; /* struct relay_tuple * (in alloc) -> struct relay_alloc * (owned) */
   GHashTable *by_handle; /* handle -> struct relay_alloc * */
   GHashTable *by_conn;   /* stream connection -> struct relay_alloc * */
-  GHashTable *per_user;  /* username (owned) -> count */
-  GArray *reservations;  /* struct relay_reservation */
+  struct relay_quota quota;
+  RelayReach *reach;    /* the relayed addresses of the allocations in by_handle */
+  GArray *reservations; /* struct relay_reservation */
   uint8_t out[STUN_MAX_MESSAGE_LEN];
 };
 
@@ -48,11 +51,8 @@ static guint
 tuple_hash (gconstpointer p)
 {
   const struct relay_tuple *t = p;
-  guint h = (guint)t->transport * 31u + t->client.family + g_direct_hash (t->conn);
-  h = h * 31u + t->client.port;
-  for (size_t i = 0; i < (t->client.family == 6 ? 16u : 4u); i++)
-    h = h * 31u + t->client.ip[i];
-  return h;
+  return ((guint)t->transport * 31u + g_direct_hash (t->conn)) * 31u
+         + relay_addr_hash (&t->client);
 }
 
 static gboolean
@@ -78,37 +78,6 @@ transport_name (enum relay_transport t)
     }
 }
 
-/* Another allocation's relayed address on this relay. Two clients that both
- * need the relay (both behind UDP-blocking firewalls) meet relay to relay,
- * as coturn allows; anything else at the relay's own address (its listening
- * ports, other services on the host) stays refused. A linear scan: it runs
- * for CreatePermission and ChannelBind only. */
-static gboolean
-is_relayed_address (RelayServer *s, const struct stun_addr *peer)
-{
-  GHashTableIter it;
-  gpointer v;
-
-  g_hash_table_iter_init (&it, s->by_handle);
-  while (g_hash_table_iter_next (&it, NULL, &v))
-    if (relay_addr_equal (&((const struct relay_alloc *) v)->relayed, peer))
-      return TRUE;
-  return FALSE;
-}
-
-static gboolean
-peer_allowed (RelayServer *s, const struct relay_alloc *a, const struct stun_addr *peer)
-{
-  if (s->config.allow_peers != NULL)
-    for (guint i = 0; i < s->config.allow_peers->len; i++)
-      if (relay_cidr_contains (
-              &g_array_index (s->config.allow_peers, struct relay_cidr, i), peer))
-        return TRUE;
-  if (relay_addr_equal_ip (peer, &a->relayed))
-    return is_relayed_address (s, peer); /* its own address */
-  return !relay_addr_is_restricted (peer);
-}
-
 /* Config */
 
 void
@@ -116,7 +85,8 @@ relay_config_init (struct relay_config *c)
 {
   memset (c, 0, sizeof *c);
   c->max_allocations = 1000;
-  c->max_per_user = 10;
+  c->max_per_user = RELAY_DEFAULT_MAX_PER_NAME;
+  c->max_per_address = RELAY_DEFAULT_MAX_PER_ADDRESS;
   c->max_permissions = 32;
   c->max_channels = 32;
   c->default_lifetime = RELAY_DEFAULT_LIFETIME;
@@ -138,11 +108,8 @@ alloc_remove (RelayServer *s, struct relay_alloc *a, const char *why)
   char buf[80];
   g_info ("allocation of %s from %s removed: %s", a->username,
           relay_addr_to_string (&a->tuple.client, buf, sizeof buf), why);
-  guint n = GPOINTER_TO_UINT (g_hash_table_lookup (s->per_user, a->username));
-  if (n <= 1)
-    g_hash_table_remove (s->per_user, a->username);
-  else
-    g_hash_table_insert (s->per_user, g_strdup (a->username), GUINT_TO_POINTER (n - 1));
+  relay_quota_remove (&s->quota, a->username, &a->tuple.client);
+  relay_reach_remove (s->reach, &a->relayed);
   g_hash_table_remove (s->by_handle, a->handle);
   if (a->tuple.conn != NULL)
     g_hash_table_remove (s->by_conn, a->tuple.conn);
@@ -168,7 +135,8 @@ relay_server_new (struct relay_config *config, const struct relay_io *io,
   s->by_tuple = g_hash_table_new_full (tuple_hash, tuple_equal, NULL, relay_alloc_free);
   s->by_handle = g_hash_table_new (g_direct_hash, g_direct_equal);
   s->by_conn = g_hash_table_new (g_direct_hash, g_direct_equal);
-  s->per_user = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  relay_quota_init (&s->quota);
+  s->reach = relay_reach_new (s->config.allow_peers);
   s->reservations = g_array_new (FALSE, TRUE, sizeof (struct relay_reservation));
   return s;
 }
@@ -202,7 +170,8 @@ relay_server_free (RelayServer *s)
   g_clear_pointer (&s->by_tuple, g_hash_table_unref);
   g_clear_pointer (&s->by_handle, g_hash_table_unref);
   g_clear_pointer (&s->by_conn, g_hash_table_unref);
-  g_clear_pointer (&s->per_user, g_hash_table_unref);
+  relay_quota_clear (&s->quota);
+  g_clear_pointer (&s->reach, relay_reach_free);
   relay_server_set_secret (s, NULL, 0);
   OPENSSL_cleanse (s->nonce_key, sizeof s->nonce_key);
   relay_config_clear (&s->config);
@@ -556,14 +525,24 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
       reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
       return;
     }
-  guint n_user = GPOINTER_TO_UINT (g_hash_table_lookup (s->per_user, username));
-  if (n_user >= s->config.max_per_user)
+  switch (relay_quota_check (&s->quota, username, &from->client, s->config.max_per_user,
+                             s->config.max_per_address))
     {
-      g_message ("allocation refused for %s: %u allocations for user %s (limit)",
+    case RELAY_QUOTA_NAME:
+      g_message ("allocation refused for %s: %u allocations for name %s (limit)",
                  relay_addr_to_string (&from->client, buf, sizeof buf),
-                 s->config.max_per_user, username);
+                 s->config.max_per_user, relay_quota_name (username));
       reply_error (s, now, from, m, 486, "Allocation Quota Reached", key);
       return;
+    case RELAY_QUOTA_ADDRESS:
+      g_message ("allocation refused for %s: %u allocations from this address (limit)",
+                 relay_addr_to_string (&from->client, buf, sizeof buf),
+                 s->config.max_per_address);
+      reply_error (s, now, from, m, 486, "Allocation Quota Reached", key);
+      return;
+    case RELAY_QUOTA_OK:
+    default:
+      break;
     }
   struct stun_addr relayed;
   uint8_t new_token[RELAY_TOKEN_LEN];
@@ -608,8 +587,8 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   g_hash_table_insert (s->by_handle, handle, a);
   if (a->tuple.conn != NULL)
     g_hash_table_insert (s->by_conn, a->tuple.conn, a);
-  g_hash_table_insert (s->per_user, g_strdup (a->username),
-                       GUINT_TO_POINTER (n_user + 1));
+  relay_quota_add (&s->quota, a->username, &a->tuple.client);
+  relay_reach_add (s->reach, &a->relayed);
   char rbuf[80];
   g_info ("allocation for %s from %s%s relayed at %s", a->username,
           relay_addr_to_string (&from->client, buf, sizeof buf),
@@ -637,7 +616,7 @@ peer_acceptable (RelayServer *s, gint64 now, struct relay_alloc *a,
       reply_error (s, now, from, m, 443, "Peer Address Family Mismatch", key);
       return FALSE;
     }
-  if (!peer_allowed (s, a, peer))
+  if (!relay_reach_peer_allowed (s->reach, &a->relayed, peer))
     {
       g_message ("%s refused for %s: peer %s not allowed", what,
                  relay_addr_to_string (&from->client, buf, sizeof buf),
@@ -770,6 +749,7 @@ handle_send_indication (RelayServer *s, gint64 now_us, struct relay_alloc *a,
   if (a == NULL || !stun_msg_get_xor_addr (m, STUN_ATTR_XOR_PEER_ADDRESS, &peer)
       || !stun_msg_get_data (m, &data, &len)
       || relay_alloc_perm_find (a, &peer, now) == NULL
+      || !relay_reach_datagram_allowed (s->reach, &a->relayed, &peer)
       || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
     return;
   s->io.send (s->io.user, a->handle, &peer, data, len);
@@ -791,6 +771,7 @@ handle_channel_data (RelayServer *s, gint64 now_us, struct relay_alloc *a,
     return;
   struct relay_chan *c = relay_alloc_chan_by_number (a, number, now);
   if (c == NULL || relay_alloc_perm_find (a, &c->peer, now) == NULL
+      || !relay_reach_datagram_allowed (s->reach, &a->relayed, &c->peer)
       || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, dlen))
     return;
   s->io.send (s->io.user, a->handle, &c->peer, buf + RELAY_CHANNEL_HEADER_LEN, dlen);
@@ -802,7 +783,8 @@ process_peer (RelayServer *s, gint64 now_us, void *handle, const struct stun_add
 {
   gint64 now = now_us / G_USEC_PER_SEC;
   struct relay_alloc *a = g_hash_table_lookup (s->by_handle, handle);
-  if (a == NULL || a->expiry <= now || relay_alloc_perm_find (a, from, now) == NULL)
+  if (a == NULL || a->expiry <= now || relay_alloc_perm_find (a, from, now) == NULL
+      || !relay_reach_datagram_allowed (s->reach, &a->relayed, from))
     return;
   struct relay_chan *c = relay_alloc_chan_by_peer (a, from, now);
   if (c != NULL)

@@ -54,7 +54,8 @@ struct relay_config
 {
   char *realm;
   guint max_allocations;
-  guint max_per_user;
+  guint max_per_user;     /* per NAME of "EXPIRY:NAME" (quota.h) */
+  guint max_per_address; /* per client IP address, any transport */
   guint max_permissions;
   guint max_channels;
   guint default_lifetime;

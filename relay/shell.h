@@ -24,6 +24,10 @@
 #define RELAY_DEFAULT_MAX_CONNS 1000
 #define RELAY_DEFAULT_MAX_CONNS_PER_ADDR 100
 #define RELAY_DEFAULT_IDLE_TIMEOUT 30
+/* Seconds a new TCP or TLS connection has for its TLS handshake and its
+ * first whole message (slowloris: idle connections must not hold the
+ * connection limits). Agents send their Allocate at once. */
+#define RELAY_FIRST_REQUEST_TIMEOUT 5
 /* Bytes queued for a client that does not read fast enough; past this,
  * whole messages for it are dropped (relayed data is datagrams: loss is
  * what UDP would do) instead of memory growing. */

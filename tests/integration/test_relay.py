@@ -91,11 +91,13 @@ class Procs:
                 pass
 
 
-def start_relay(procs, relay, tmp, name, extra, want_tls=False):
+def start_relay(procs, relay, tmp, name, extra, want_tls=False, prefix=()):
+    """Starts the relay (after the command prefix, e.g. prlimit) and returns
+    (process, port) or, with want_tls, (process, port, tls_port)."""
     secret_file = os.path.join(tmp, "secret")
     err = open(os.path.join(tmp, name + ".stderr"), "wb")
-    p = procs.start([relay, "--listen", "127.0.0.1:0", "--secret-file", secret_file,
-                     "--realm", REALM] + extra,
+    p = procs.start(list(prefix) + [relay, "--listen", "127.0.0.1:0", "--secret-file",
+                                    secret_file, "--realm", REALM] + extra,
                     stdout=subprocess.PIPE, stderr=err)
     err.close()
     port = None
@@ -183,29 +185,39 @@ def recv_msg(sock):
     return head + exactly(16 + n)
 
 
+def turn_key(secret, user):
+    """The long-term key (RFC 8489 9.2.2) of a TURN REST username (bytes)."""
+    pw = base64.b64encode(hmac.new(secret.encode(), user, hashlib.sha1).digest())
+    return hashlib.md5(user + b":" + REALM.encode() + b":" + pw).digest()
+
+
+def turn_request(method, attrs, txid, user, key, nonce):
+    """A request with attrs, and once a nonce is known, the credentials."""
+    body = attrs
+    if nonce is not None:
+        body += (stun_attr(0x0006, user) + stun_attr(0x0014, REALM.encode())
+                 + stun_attr(0x0015, nonce))
+        # RFC 8489 section 14.5: the header's length covers the
+        # MESSAGE-INTEGRITY attribute (24 bytes) being computed.
+        head = stun_msg(method, body + bytes(24), txid)[:20]
+        body += stun_attr(0x0008, hmac.new(key, head + body, hashlib.sha1).digest())
+    return stun_msg(method, body, txid)
+
+
 class TurnTcp:
     """Authenticated TURN requests over one TCP connection."""
 
     def __init__(self, port, secret, user):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.user = user.encode()
-        pw = base64.b64encode(hmac.new(secret.encode(), self.user, hashlib.sha1).digest())
-        self.key = hashlib.md5(self.user + b":" + REALM.encode() + b":" + pw).digest()
+        self.key = turn_key(secret, self.user)
         self.nonce = None
 
     def request(self, method, attrs):
         """Sends method with attrs (and credentials); returns (class, attrs)."""
         for _ in range(2):
-            body, txid = attrs, os.urandom(12)
-            if self.nonce is not None:
-                body += (stun_attr(0x0006, self.user) + stun_attr(0x0014, REALM.encode())
-                         + stun_attr(0x0015, self.nonce))
-                # RFC 8489 section 14.5: the header's length covers the
-                # MESSAGE-INTEGRITY attribute (24 bytes) being computed.
-                head = stun_msg(method, body + bytes(24), txid)[:20]
-                mac = hmac.new(self.key, head + body, hashlib.sha1).digest()
-                body += stun_attr(0x0008, mac)
-            self.sock.sendall(stun_msg(method, body, txid))
+            txid = os.urandom(12)
+            self.sock.sendall(turn_request(method, attrs, txid, self.user, self.key, self.nonce))
             reply = recv_msg(self.sock)
             check(reply, "connection closed instead of a reply")
             a = stun_attrs(reply)
@@ -285,7 +297,10 @@ def main():
         relay_p, port, tls_port = start_relay(
             procs, relay, tmp, "relay",
             ["--allow-peer", "127.0.0.1/32", "--tls-listen", "127.0.0.1:0",
-             "--tls-cert", cert, "--tls-key", key], want_tls=True)
+             "--tls-cert", cert, "--tls-key", key,
+             # Every uclient run uses the NAME "interop", and its UDP
+             # allocations outlive it: no per-NAME quota here.
+             "--max-allocations-per-user", "1000"], want_tls=True)
         time.sleep(0.2)  # let turnutils_peer bind
 
         def case(name, fn):
