@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""p2ptun-signal under abuse, on loopback (issue 13, item 6).
+
+Usage: test_signal_abuse.py PATH-TO-p2ptun-signal CASE
+
+CASE is one of:
+  fd-leak        2,000 short connections in a row leave the server's
+                 descriptor count where it started
+  idle-flood     500 idle TCP connections from 127.0.0.2 (no ClientHello)
+                 while a client on 127.0.0.1 gets its answers
+
+The attacker always comes from 127.0.0.2, so that limits per client address
+do not also hit the legitimate clients on 127.0.0.1. Prints TAP; every wait
+is bounded; the server is killed and the files removed also on failure.
+"""
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import ssl
+import sys
+import tempfile
+import time
+import traceback
+import http.client
+import json
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_signal import (Failure, Identity, Server, check,  # noqa: E402
+                         messages_path, offer, request)
+
+ATTACKER = "127.0.0.2"
+HTTP_TIMEOUT = 10.0
+
+
+def request_from(server, ident, method, path, body=None, source=ATTACKER):
+    """request() from the source address @source."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if ident is not None:
+        ctx.load_cert_chain(ident.cert, ident.key)
+    conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx,
+                                       timeout=HTTP_TIMEOUT, source_address=(source, 0))
+    try:
+        conn.request(method, path, body=body,
+                     headers={"Content-Type": "application/json"} if body else {})
+        resp = conn.getresponse()
+        data = resp.read()
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = None
+        return resp.status, parsed
+    finally:
+        conn.close()
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def timed(fn):
+    t0 = time.monotonic()
+    fn()
+    return time.monotonic() - t0
+
+
+def case_fd_leak(exe, tmp, out):
+    # A descriptor limit that cannot hold --max-connections: no start.
+    p = subprocess.run([exe, "--listen", "127.0.0.1:0", "--state-dir",
+                        os.path.join(tmp, "state"), "--max-connections", "1000"],
+                       capture_output=True, timeout=30,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE,
+                                                             (256, 256)))
+    err = p.stderr.decode(errors="replace")
+    check(p.returncode == 1 and "file descriptors" in err and p.stdout == b"",
+          "with 256 descriptors: exit %d, %r" % (p.returncode, err))
+    srv = Server(exe, tmp, "fd", os.path.join(tmp, "state"), "--rate", "1000000",
+                 "--burst", "1000000")
+    out.append(srv)
+    a = Identity(tmp, "a")
+    # Load everything that is loaded once (TLS backend, worker threads).
+    for ident in (None, a):
+        check(request(srv, ident, "GET", "/healthz")[0] == 200, "warm-up")
+    time.sleep(1.0)
+    before = fd_count(srv.proc.pid)
+    t0 = time.monotonic()
+    for i in range(2000):
+        status, body = request(srv, a if i % 2 else None, "GET", "/healthz",
+                               timeout=HTTP_TIMEOUT)
+        check(status == 200, "connection %d: %d %r" % (i, status, body))
+    took = time.monotonic() - t0
+    deadline = time.monotonic() + 20.0
+    after = fd_count(srv.proc.pid)
+    while after > before and time.monotonic() < deadline:
+        time.sleep(0.25)
+        after = fd_count(srv.proc.pid)
+    print("# descriptors: %d before, %d after 2000 connections (made in %.1f s)"
+          % (before, after, took))
+    check(after <= before, "descriptors %d before, %d after" % (before, after))
+
+
+def exchange(srv, a, b, count=5, source="127.0.0.1"):
+    """A sends @count messages to B and B @count to A; each reads its own
+    mailbox until it has them all (messages of strangers are skipped)."""
+    for sender, receiver in ((a, b), (b, a)):
+        for i in range(count):
+            result = request_from(srv, sender, "POST", messages_path(receiver.peer_id),
+                                  offer(), source=source)
+            check(result[0] == 202, "post %d to a trusted peer: %r" % (i, result))
+        got = 0
+        for _ in range(200):
+            status, body = request_from(srv, receiver, "GET",
+                                        messages_path(receiver.peer_id, 0), source=source)
+            check(status == 200, "receive: %d %r" % (status, body))
+            got += sum(1 for m in body["messages"] if m["from"] == sender.peer_id)
+            if got >= count:
+                break
+        check(got == count, "received %d of %d messages" % (got, count))
+
+
+def case_idle_flood(exe, tmp, out):
+    srv = Server(exe, tmp, "idle", os.path.join(tmp, "state"))
+    out.append(srv)
+    a, b = Identity(tmp, "a"), Identity(tmp, "b")
+    exchange(srv, a, b)  # claims both mailboxes, loads TLS
+    normal = timed(lambda: exchange(srv, a, b))
+    idle = []
+    try:
+        for i in range(500):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            idle.append(s)
+            s.settimeout(5.0)
+            s.bind((ATTACKER, 0))
+            s.connect(("127.0.0.1", srv.port))
+        time.sleep(0.5)
+        latencies = []
+        for _ in range(10):
+            latencies.append(timed(lambda: check(
+                request(srv, a, "GET", "/v1/ice-servers", timeout=HTTP_TIMEOUT)[0] == 200,
+                "ice-servers")))
+        flooded = timed(lambda: exchange(srv, a, b))
+    finally:
+        for s in idle:
+            s.close()
+    worst = max(latencies)
+    print("# 500 idle connections from %s: worst request %.3f s; exchange %.3f s, "
+          "%.3f s without them" % (ATTACKER, worst, flooded, normal))
+    check(worst < 1.0, "a request took %.2f s" % worst)
+    check(flooded < max(5 * normal, 2.0),
+          "exchange took %.2f s, %.2f s without the flood" % (flooded, normal))
+
+
+CASES = {
+    "fd-leak": case_fd_leak,
+    "idle-flood": case_idle_flood,
+}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        print("usage: test_signal_abuse.py PATH-TO-p2ptun-signal %s" % "|".join(CASES),
+              file=sys.stderr)
+        return 2
+    exe, name = os.path.abspath(sys.argv[1]), sys.argv[2]
+    tmp = tempfile.mkdtemp(prefix="p2ptun-signal-abuse-")
+    servers = []
+    ok, detail = True, None
+    try:
+        CASES[name](exe, tmp, servers)
+    except Exception as e:
+        ok = False
+        detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
+    finally:
+        for s in servers:
+            try:
+                if s.proc.poll() is None:
+                    s.proc.kill()
+                    s.proc.wait(5)
+                s.stop()
+            except Exception:
+                pass
+            if not ok:
+                for line in s.read_stderr().splitlines()[-20:]:
+                    print("# server: " + line)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("%s 1 - %s" % ("ok" if ok else "not ok", name))
+    for line in (detail or "").rstrip().splitlines():
+        print("# " + line)
+    print("1..1")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    sys.exit(main())
