@@ -157,6 +157,15 @@ accept_on_handshake (GObject *source, GAsyncResult *result, gpointer data)
       accept_conn_free (c);
       return;
     }
+  /* RFC 8996: nothing older than TLS 1.2. main() already tells GnuTLS so;
+   * this holds with any other TLS backend of GIO too. */
+  if (g_tls_connection_get_protocol_version (G_TLS_CONNECTION (c->tls))
+      < G_TLS_PROTOCOL_VERSION_TLS_1_2)
+    {
+      g_debug ("TLS with %s: version below 1.2 refused", c->address);
+      accept_conn_free (c);
+      return;
+    }
   c->state = ACCEPT_WAIT_REQUEST;
   g_object_set_data (G_OBJECT (c->remote), ACCEPT_ID_KEY, GSIZE_TO_POINTER (c->id));
   self->func (c->tls, c->local, c->remote, self->data);

@@ -18,6 +18,11 @@
 /* Descriptors besides the clients' connections: stdio, the listening socket,
  * GLib's wakeups, GnuTLS's random device, the loaded modules. */
 #define SIGNAL_FDS_RESERVED 64
+/* RFC 8996: TLS 1.0 and 1.1 are deprecated. GIO has no call for a minimum
+ * version; its GnuTLS backend takes this priority string from the
+ * environment when it loads. */
+#define SIGNAL_GNUTLS_PRIORITY "NORMAL:%COMPAT"
+#define SIGNAL_GNUTLS_NO_OLD_TLS ":-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
 
 static const char summary[]
     = "A small HTTPS mailbox through which p2ptun agents reach each other by\n"
@@ -183,6 +188,20 @@ read_secret (const char *path)
   return g_steal_pointer (&contents);
 }
 
+/* Before anything loads GIO's TLS backend: a priority string set by the
+ * user is kept, with the old versions taken out of it. */
+static void
+refuse_old_tls (void)
+{
+  const char *user = g_getenv ("G_TLS_GNUTLS_PRIORITY");
+  g_autofree char *priority = g_strconcat (user != NULL && user[0] != '\0'
+                                               ? user
+                                               : SIGNAL_GNUTLS_PRIORITY,
+                                           SIGNAL_GNUTLS_NO_OLD_TLS, NULL);
+
+  g_setenv ("G_TLS_GNUTLS_PRIORITY", priority, TRUE);
+}
+
 /* Every connection costs a descriptor: the soft limit (often 1024) is raised
  * to the hard one, and a server that could not hold --max-connections does
  * not start. */
@@ -292,6 +311,7 @@ main (int argc, char **argv)
   SignalServerConfig config = { 0 };
   guint16 port = 0, bound_port = 0;
 
+  refuse_old_tls ();
   /* stdout carries the url/pin/ready lines that scripts read; logs go to stderr. */
   g_log_writer_default_set_use_stderr (TRUE);
 

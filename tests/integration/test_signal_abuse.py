@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""p2ptun-signal under abuse, on loopback (issue 13, item 6).
+"""p2ptun-signal under abuse, on loopback (issue 13, items 6 and 7).
 
 Usage: test_signal_abuse.py PATH-TO-p2ptun-signal CASE
 
@@ -8,6 +8,7 @@ CASE is one of:
                  descriptor count where it started
   idle-flood     500 idle TCP connections from 127.0.0.2 (no ClientHello)
                  while a client on 127.0.0.1 gets its answers
+  old-tls        TLS 1.0 and 1.1 are refused, TLS 1.2 is spoken
 
 The attacker always comes from 127.0.0.2, so that limits per client address
 do not also hit the legitimate clients on 127.0.0.1. Prints TAP; every wait
@@ -19,8 +20,8 @@ import resource
 import shutil
 import signal
 import socket
-import subprocess
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -155,9 +156,38 @@ def case_idle_flood(exe, tmp, out):
           "exchange took %.2f s, %.2f s without the flood" % (flooded, normal))
 
 
+def case_old_tls(exe, tmp, out):
+    # Also with a priority string of the user's that asks for the old versions.
+    for user in (None, "NORMAL:%COMPAT:+VERS-TLS1.0:+VERS-TLS1.1"):
+        if user is not None:
+            os.environ["G_TLS_GNUTLS_PRIORITY"] = user
+        try:
+            srv = Server(exe, tmp, "tls-user" if user else "tls", os.path.join(tmp, "state"))
+        finally:
+            os.environ.pop("G_TLS_GNUTLS_PRIORITY", None)
+        out.append(srv)
+        for flag, ok in (("-tls1", False), ("-tls1_1", False), ("-tls1_2", True),
+                         ("-tls1_3", True)):
+            p = subprocess.run(["openssl", "s_client", "-connect",
+                                "127.0.0.1:%d" % srv.port, flag, "-cipher",
+                                "DEFAULT@SECLEVEL=0"],
+                               input=b"", capture_output=True, timeout=30)
+            text = (p.stdout + p.stderr).decode(errors="replace")
+            version = {"-tls1": "TLSv1", "-tls1_1": "TLSv1.1", "-tls1_2": "TLSv1.2",
+                       "-tls1_3": "TLSv1.3"}[flag]
+            spoke = p.returncode == 0 and ("Protocol  : %s\n" % version in text
+                                           or "New, %s," % version in text)
+            print("# G_TLS_GNUTLS_PRIORITY=%s: openssl s_client %s: exit %d, %s" % (
+                user or "(unset)", flag, p.returncode,
+                "handshake done" if spoke else "refused"))
+            check(spoke == ok, "%s: exit %d; %s" % (flag, p.returncode, text[-400:]))
+        srv.stop()
+
+
 CASES = {
     "fd-leak": case_fd_leak,
     "idle-flood": case_idle_flood,
+    "old-tls": case_old_tls,
 }
 
 
