@@ -131,8 +131,8 @@ accept_conn_free (AcceptConn *c)
  * peer-id), checked per request, so every certificate is accepted. The
  * handshake itself proves that the client holds the private key. */
 static gboolean
-accept_on_certificate (GTlsConnection *tls, GTlsCertificate *cert, GTlsCertificateFlags errors,
-                       gpointer data)
+accept_on_certificate (GTlsConnection *tls, GTlsCertificate *cert,
+                       GTlsCertificateFlags errors, gpointer data)
 {
   return TRUE;
 }
@@ -143,7 +143,8 @@ accept_on_handshake (GObject *source, GAsyncResult *result, gpointer data)
   AcceptConn *c = data;
   SignalAccept *self = c->self;
   g_autoptr (GError) error = NULL;
-  gboolean ok = g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error);
+  gboolean ok
+      = g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error);
 
   if (self == NULL)
     {
@@ -187,25 +188,26 @@ accept_conn_start_handshake (AcceptConn *c)
     }
   /* No CA database: client certificates are self-signed, and loading the
    * system's CAs for each connection would cost milliseconds. */
-  c->tls = g_initable_new (g_tls_backend_get_server_connection_type (g_tls_backend_get_default ()),
-                           NULL, &error, "base-io-stream", c->tcp, "certificate", self->cert,
-                           "database", NULL, "authentication-mode",
-                           G_TLS_AUTHENTICATION_REQUESTED, "require-close-notify", FALSE,
-                           "advertised-protocols", protocols, NULL);
+  c->tls = g_initable_new (
+      g_tls_backend_get_server_connection_type (g_tls_backend_get_default ()), NULL,
+      &error, "base-io-stream", c->tcp, "certificate", self->cert, "database", NULL,
+      "authentication-mode", G_TLS_AUTHENTICATION_REQUESTED, "require-close-notify",
+      FALSE, "advertised-protocols", protocols, NULL);
   if (c->tls == NULL)
     {
       g_warning ("cannot start TLS: %s", error->message);
       accept_conn_free (c);
       return;
     }
-  g_signal_connect (c->tls, "accept-certificate", G_CALLBACK (accept_on_certificate), NULL);
+  g_signal_connect (c->tls, "accept-certificate", G_CALLBACK (accept_on_certificate),
+                    NULL);
   c->cancel = g_cancellable_new ();
   c->state = ACCEPT_HANDSHAKE;
   a->handshakes++;
   /* The handshake reports to the thread-default context. */
   g_main_context_push_thread_default (self->ctx);
-  g_tls_connection_handshake_async (G_TLS_CONNECTION (c->tls), G_PRIORITY_DEFAULT, c->cancel,
-                                    accept_on_handshake, c);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (c->tls), G_PRIORITY_DEFAULT,
+                                    c->cancel, accept_on_handshake, c);
   g_main_context_pop_thread_default (self->ctx);
 }
 
@@ -272,7 +274,8 @@ accept_conn_hello_wait (AcceptConn *c)
 {
   c->hello_source = g_socket_create_source (g_socket_connection_get_socket (c->tcp),
                                             G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
-  g_source_set_callback (c->hello_source, G_SOURCE_FUNC (accept_on_hello_readable), c, NULL);
+  g_source_set_callback (c->hello_source, G_SOURCE_FUNC (accept_on_hello_readable), c,
+                         NULL);
   g_source_attach (c->hello_source, c->self->ctx);
 }
 
@@ -393,8 +396,8 @@ accept_on_sweep (gpointer data)
 }
 
 SignalAccept *
-signal_accept_new (GMainContext *ctx, GTlsCertificate *cert, const SignalAcceptLimits *limits,
-                   SignalAcceptFunc func, gpointer data)
+signal_accept_new (GMainContext *ctx, GTlsCertificate *cert,
+                   const SignalAcceptLimits *limits, SignalAcceptFunc func, gpointer data)
 {
   SignalAccept *self;
 
@@ -444,8 +447,8 @@ signal_accept_listen (SignalAccept *self, GSocketAddress *address, guint16 *boun
   if (listener == NULL || !g_socket_bind (listener, address, TRUE, &local_error)
       || !g_socket_listen (listener, &local_error))
     {
-      g_set_error (error, SIGNAL_ACCEPT_ERROR, SIGNAL_ACCEPT_ERROR_LISTEN, "cannot listen: %s",
-                   local_error->message);
+      g_set_error (error, SIGNAL_ACCEPT_ERROR, SIGNAL_ACCEPT_ERROR_LISTEN,
+                   "cannot listen: %s", local_error->message);
       return FALSE;
     }
   local = g_socket_get_local_address (listener, &local_error);
@@ -458,7 +461,8 @@ signal_accept_listen (SignalAccept *self, GSocketAddress *address, guint16 *boun
   *bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
   self->listener = g_steal_pointer (&listener);
   self->listen_source = g_socket_create_source (self->listener, G_IO_IN, NULL);
-  g_source_set_callback (self->listen_source, G_SOURCE_FUNC (accept_on_listener), self, NULL);
+  g_source_set_callback (self->listen_source, G_SOURCE_FUNC (accept_on_listener), self,
+                         NULL);
   g_source_attach (self->listen_source, self->ctx);
   return TRUE;
 }
@@ -466,7 +470,8 @@ signal_accept_listen (SignalAccept *self, GSocketAddress *address, guint16 *boun
 static AcceptConn *
 accept_conn_of (SignalAccept *self, GSocketAddress *remote)
 {
-  gpointer id = remote != NULL ? g_object_get_data (G_OBJECT (remote), ACCEPT_ID_KEY) : NULL;
+  gpointer id
+      = remote != NULL ? g_object_get_data (G_OBJECT (remote), ACCEPT_ID_KEY) : NULL;
 
   return id != NULL ? g_hash_table_lookup (self->conns, id) : NULL;
 }

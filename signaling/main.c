@@ -194,10 +194,9 @@ static void
 refuse_old_tls (void)
 {
   const char *user = g_getenv ("G_TLS_GNUTLS_PRIORITY");
-  g_autofree char *priority = g_strconcat (user != NULL && user[0] != '\0'
-                                               ? user
-                                               : SIGNAL_GNUTLS_PRIORITY,
-                                           SIGNAL_GNUTLS_NO_OLD_TLS, NULL);
+  g_autofree char *priority
+      = g_strconcat (user != NULL && user[0] != '\0' ? user : SIGNAL_GNUTLS_PRIORITY,
+                     SIGNAL_GNUTLS_NO_OLD_TLS, NULL);
 
   g_setenv ("G_TLS_GNUTLS_PRIORITY", priority, TRUE);
 }
