@@ -180,7 +180,7 @@ reply_messages (SignalServer *self, SoupServerMessage *msg, const char *peer,
   char *json;
 
   if (deliver)
-    items = mailbox_store_take (self->mailboxes, peer, now);
+    items = mailbox_store_take (self->mailboxes, peer, SIGMSG_MAX_BATCH, now);
   else
     items = g_ptr_array_new ();
   json = sigmsg_batch_to_json ((Sigmsg *const *)items->pdata, items->len, &len);
@@ -210,8 +210,8 @@ static void
 waiter_start (SignalServer *self, SoupServerMessage *msg, const char *peer, guint wait_s)
 {
   Waiter *w = g_new0 (Waiter, 1);
-  GSocket *socket
-      = signal_accept_socket_of (self->accept, soup_server_message_get_remote_address (msg));
+  GSocket *socket = signal_accept_socket_of (
+      self->accept, soup_server_message_get_remote_address (msg));
 
   w->self = self;
   w->msg = g_object_ref (msg);
@@ -237,7 +237,7 @@ waiter_start (SignalServer *self, SoupServerMessage *msg, const char *peer, guin
 
 static void
 handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
-             const char *to, gint64 now)
+             const char *address, const char *to, gint64 now)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   g_autoptr (GBytes) bytes = NULL;
@@ -269,13 +269,24 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
   /* The sender is who the TLS handshake proved, never what it claims. */
   g_strlcpy (m->from, caller, sizeof m->from);
 
-  switch (mailbox_store_post (self->mailboxes, to, g_steal_pointer (&m), now))
+  switch (mailbox_store_post (self->mailboxes, to, caller, address, g_steal_pointer (&m),
+                              now))
     {
     case MAILBOX_OK:
       break;
     case MAILBOX_FULL:
       reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
-                   "the recipient already has 64 queued messages");
+                   "the recipient already has 1024 queued messages");
+      return;
+    case MAILBOX_SHARE_FULL:
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
+                   "you (64) or your address (256) already have that many messages "
+                   "queued for the recipient");
+      return;
+    case MAILBOX_OVER_BUDGET:
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "over-budget",
+                   "you or your address already queued messages for too many peers "
+                   "that are not connected, or too many messages in all");
       return;
     case MAILBOX_TOO_MANY_PEERS:
     default:
@@ -293,6 +304,11 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
                         : "{\"queued\":true,\"online\":false}");
   g_debug ("message from %.8s… to %.8s… queued", caller, to);
 }
+
+/* The texts of handle_post's errors say these limits. */
+G_STATIC_ASSERT (MAILBOX_DEFAULT_QUEUE_MAX == 1024);
+G_STATIC_ASSERT (MAILBOX_DEFAULT_SENDER_MAX == 64);
+G_STATIC_ASSERT (MAILBOX_DEFAULT_ADDRESS_MAX == 256);
 
 /* "wait=N", N a decimal integer 0..30; absent means the default. */
 static gboolean
@@ -503,7 +519,7 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
       return;
     }
   if (method == SOUP_METHOD_POST)
-    handle_post (self, msg, caller, peer, now);
+    handle_post (self, msg, caller, remote != NULL ? remote : "", peer, now);
   else
     handle_get (self, msg, query, caller, peer, now);
 }
@@ -563,10 +579,12 @@ on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 /* A connection whose TLS handshake is done: its client's peer-id, if it
  * showed a certificate, goes with it to libsoup. */
 static void
-on_accepted (GIOStream *stream, GSocketAddress *local, GSocketAddress *remote, gpointer data)
+on_accepted (GIOStream *stream, GSocketAddress *local, GSocketAddress *remote,
+             gpointer data)
 {
   SignalServer *self = data;
-  GTlsCertificate *cert = g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (stream));
+  GTlsCertificate *cert
+      = g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (stream));
   char peer[PEERID_SIZE];
 
   if (cert != NULL && signal_cert_peer_id (cert, peer))
@@ -598,7 +616,12 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   SignalServer *self;
   MailboxLimits limits = {
     .queue_max = MAILBOX_DEFAULT_QUEUE_MAX,
+    .sender_max = MAILBOX_DEFAULT_SENDER_MAX,
+    .address_max = MAILBOX_DEFAULT_ADDRESS_MAX,
     .peers_max = config->max_peers,
+    .unclaimed_per_sender = MAILBOX_DEFAULT_UNCLAIMED_PER_SENDER,
+    .unclaimed_per_address = MAILBOX_DEFAULT_UNCLAIMED_PER_ADDRESS,
+    .queued_per_address = MAILBOX_DEFAULT_QUEUED_PER_ADDRESS,
     .max_age_us = MAILBOX_DEFAULT_MAX_AGE_US,
     .online_us = MAILBOX_DEFAULT_ONLINE_US,
   };
@@ -628,7 +651,8 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->prune_timer = g_timeout_source_new_seconds (SIGNAL_PRUNE_INTERVAL_S);
   g_source_set_callback (self->prune_timer, on_prune, self, NULL);
   g_source_attach (self->prune_timer, self->ctx);
-  self->accept = signal_accept_new (self->ctx, cert, &config->connections, on_accepted, self);
+  self->accept
+      = signal_accept_new (self->ctx, cert, &config->connections, on_accepted, self);
   return self;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""p2ptun-signal under abuse, on loopback (issue 13, items 6 and 7).
+"""p2ptun-signal under abuse, on loopback (issue 13, items 5, 6 and 7).
 
 Usage: test_signal_abuse.py PATH-TO-p2ptun-signal CASE
 
@@ -9,6 +9,9 @@ CASE is one of:
   idle-flood     500 idle TCP connections from 127.0.0.2 (no ClientHello)
                  while a client on 127.0.0.1 gets its answers
   old-tls        TLS 1.0 and 1.1 are refused, TLS 1.2 is spoken
+  mailbox-flood  64 certificates on 127.0.0.2 flood a trusted peer's mailbox
+                 and random peer-ids while a trusted pair exchanges messages
+  owner-evicts   mailboxes made by a flood give way to a peer that connects
 
 The attacker always comes from 127.0.0.2, so that limits per client address
 do not also hit the legitimate clients on 127.0.0.1. Prints TAP; every wait
@@ -24,14 +27,15 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import http.client
 import json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_signal import (Failure, Identity, Server, check,  # noqa: E402
-                         messages_path, offer, request)
+from test_signal import (Failure, Identity, Server, check, check_error,  # noqa: E402
+                         messages_path, offer, random_peer_id, request)
 
 ATTACKER = "127.0.0.2"
 HTTP_TIMEOUT = 10.0
@@ -162,7 +166,8 @@ def case_old_tls(exe, tmp, out):
         if user is not None:
             os.environ["G_TLS_GNUTLS_PRIORITY"] = user
         try:
-            srv = Server(exe, tmp, "tls-user" if user else "tls", os.path.join(tmp, "state"))
+            srv = Server(exe, tmp, "tls-user" if user else "tls",
+                         os.path.join(tmp, "state"))
         finally:
             os.environ.pop("G_TLS_GNUTLS_PRIORITY", None)
         out.append(srv)
@@ -184,10 +189,117 @@ def case_old_tls(exe, tmp, out):
         srv.stop()
 
 
+class Flood:
+    """Threads that post from the attacker's certificates until stopped (or
+    for at most @limit requests each), counting the answers."""
+
+    def __init__(self, srv, attackers, target=None, threads=2, limit=3000):
+        self.srv, self.attackers, self.target, self.limit = srv, attackers, target, limit
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.seen = {}
+        self.errors = []
+        self.threads = [threading.Thread(target=self._run, args=(i, threads), daemon=True)
+                        for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, first, step):
+        deadline = time.monotonic() + 120.0
+        n = 0
+        while not self.stop.is_set() and n < self.limit and time.monotonic() < deadline:
+            ident = self.attackers[(first + n * step) % len(self.attackers)]
+            to = self.target.peer_id if self.target is not None else random_peer_id()
+            try:
+                status, body = request_from(self.srv, ident, "POST", messages_path(to),
+                                            offer())
+                key = "%d %s" % (status, body.get("error", "") if body else "")
+            except (OSError, http.client.HTTPException) as e:
+                key = "error " + type(e).__name__
+            with self.lock:
+                self.seen[key] = self.seen.get(key, 0) + 1
+            n += 1
+
+    def count(self, key):
+        with self.lock:
+            return self.seen.get(key, 0)
+
+    def wait_for(self, key, timeout=90.0):
+        deadline = time.monotonic() + timeout
+        while self.count(key) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        check(self.count(key) > 0, "the flood never got %r: %r" % (key, self.seen))
+
+    def end(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        return dict(self.seen)
+
+
+def attackers_for(tmp, count=64):
+    return [Identity(tmp, "evil%d" % i) for i in range(count)]
+
+
+def case_mailbox_flood(exe, tmp, out):
+    srv = Server(exe, tmp, "flood", os.path.join(tmp, "state"), "--max-peers", "300")
+    out.append(srv)
+    a, b, d = Identity(tmp, "a"), Identity(tmp, "b"), Identity(tmp, "d")
+    attackers = attackers_for(tmp)
+    exchange(srv, a, b)
+    normal = timed(lambda: exchange(srv, a, b))
+    targeted = Flood(srv, attackers, target=b)
+    widespread = Flood(srv, attackers)
+    try:
+        targeted.wait_for("429 mailbox-full")
+        widespread.wait_for("429 over-budget")
+        flooded = timed(lambda: exchange(srv, a, b))
+        # A peer that never connected can still be written to...
+        result = request(srv, a, "POST", messages_path(random_peer_id()), offer())
+        check(result[0] == 202, "post to an offline peer: %r" % (result,))
+        # ...and a peer that connects gets its own mailbox.
+        result = request(srv, d, "GET", messages_path(d.peer_id, 0))
+        check(result == (200, {"messages": []}), "a new peer's receive: %r" % (result,))
+    finally:
+        seen_targeted = targeted.end()
+        seen_widespread = widespread.end()
+    print("# trusted pair: %.3f s alone, %.3f s during both floods" % (normal, flooded))
+    print("# flood on B's mailbox: %r" % seen_targeted)
+    print("# flood on random peer-ids: %r" % seen_widespread)
+    check(flooded < max(5 * normal, 3.0),
+          "exchange took %.2f s, %.2f s without the floods" % (flooded, normal))
+    # API.md: an address makes at most 128 mailboxes for peers that are not
+    # connected (they last 60 s, longer than the flood runs).
+    check(seen_widespread.get("202 ", 0) <= 128, "the flood made %r" % seen_widespread)
+
+
+def case_owner_evicts(exe, tmp, out):
+    srv = Server(exe, tmp, "evict", os.path.join(tmp, "state"), "--max-peers", "50")
+    out.append(srv)
+    a, b, d = Identity(tmp, "a"), Identity(tmp, "b"), Identity(tmp, "d")
+    attackers = attackers_for(tmp)
+    exchange(srv, a, b)
+    widespread = Flood(srv, attackers)
+    try:
+        widespread.wait_for("503 too-many-peers")
+        result = request(srv, d, "GET", messages_path(d.peer_id, 0))
+        check(result == (200, {"messages": []}), "a new peer's receive: %r" % (result,))
+        exchange(srv, a, b)
+        exchange(srv, a, d)
+        check_error(request_from(srv, attackers[0], "POST",
+                                 messages_path(random_peer_id()), offer()),
+                    503, "too-many-peers")
+    finally:
+        seen = widespread.end()
+    print("# flood on random peer-ids with --max-peers 50: %r" % seen)
+
+
 CASES = {
     "fd-leak": case_fd_leak,
     "idle-flood": case_idle_flood,
     "old-tls": case_old_tls,
+    "mailbox-flood": case_mailbox_flood,
+    "owner-evicts": case_owner_evicts,
 }
 
 
