@@ -8,6 +8,8 @@ CASE is one of:
                  descriptor count where it started
   idle-flood     500 idle TCP connections from 127.0.0.2 (no ClientHello)
                  while a client on 127.0.0.1 gets its answers
+  deadlines      a connection without a ClientHello, and one without a
+                 request after its TLS handshake, are closed by the server
   old-tls        TLS 1.0 and 1.1 are refused, TLS 1.2 is spoken
   mailbox-flood  64 certificates on 127.0.0.2 flood a trusted peer's mailbox
                  and random peer-ids while a trusted pair exchanges messages
@@ -23,6 +25,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -133,6 +136,30 @@ def case_idle_flood(exe, tmp, out):
     check(worst < 1.0, "a request took %.2f s" % worst)
     check(flooded < max(5 * normal, 2.0),
           "exchange took %.2f s, %.2f s without the flood" % (flooded, normal))
+
+
+def case_deadlines(exe, tmp, out):
+    srv = Server(exe, tmp, "deadlines", os.path.join(tmp, "state"))
+    out.append(srv)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    bound = 30.0  # generous: API.md promises 5 s and 10 s
+    for kind in ("no ClientHello", "no request"):
+        conn = socket.create_connection(("127.0.0.1", srv.port), timeout=bound)
+        try:
+            if kind == "no request":
+                conn = ctx.wrap_socket(conn)
+            t0 = time.monotonic()
+            try:
+                data = conn.recv(100)
+            except OSError as e:  # a reset, or the client's timeout
+                data = e
+            took = time.monotonic() - t0
+        finally:
+            conn.close()
+        print("# %s: the server closed after %.1f s (%r)" % (kind, took, data))
+        check(data == b"" and took < bound, "%s: %r after %.1f s" % (kind, data, took))
 
 
 def case_old_tls(exe, tmp, out):
@@ -271,6 +298,7 @@ def case_owner_evicts(exe, tmp, out):
 CASES = {
     "fd-leak": case_fd_leak,
     "idle-flood": case_idle_flood,
+    "deadlines": case_deadlines,
     "old-tls": case_old_tls,
     "mailbox-flood": case_mailbox_flood,
     "owner-evicts": case_owner_evicts,
