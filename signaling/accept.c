@@ -4,18 +4,13 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "tlshello.h"
+
 GQuark
 signal_accept_error_quark (void)
 {
   return g_quark_from_static_string ("p2ptun-signal-accept-error-quark");
 }
-
-/* RFC 8446 section 5.1 (RFC 5246 section 6.2.1 alike): a record is a 5-byte
- * header (content type, version, 16-bit length) and at most 2^14 bytes of
- * plaintext; a ClientHello is plaintext of content type handshake (22). */
-#define ACCEPT_TLS_HEADER_LEN 5
-#define ACCEPT_TLS_PLAINTEXT_MAX 16384
-#define ACCEPT_TLS_TYPE_HANDSHAKE 22
 
 #define ACCEPT_LISTEN_BACKLOG 128
 /* Connections taken per wakeup of the listening socket, so that a burst of
@@ -217,10 +212,9 @@ accept_conn_start_handshake (AcceptConn *c)
 static void
 accept_conn_peek_hello (AcceptConn *c)
 {
-  guint8 buf[ACCEPT_TLS_HEADER_LEN + ACCEPT_TLS_PLAINTEXT_MAX];
+  uint8_t buf[TLSHELLO_BUFFER_MAX];
   int fd = g_socket_get_fd (g_socket_connection_get_socket (c->tcp));
   ssize_t n = recv (fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
-  size_t record_len;
 
   accept_source_clear (&c->hello_source);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -233,21 +227,17 @@ accept_conn_peek_hello (AcceptConn *c)
       accept_conn_free (c); /* closed or failed before its ClientHello */
       return;
     }
-  if ((size_t)n >= ACCEPT_TLS_HEADER_LEN)
+  switch (tlshello_check (buf, (size_t)n))
     {
-      record_len = ((size_t)buf[3] << 8) | buf[4];
-      if (buf[0] != ACCEPT_TLS_TYPE_HANDSHAKE || record_len == 0
-          || record_len > ACCEPT_TLS_PLAINTEXT_MAX)
-        {
-          g_debug ("%s: not a TLS ClientHello; connection closed", c->address);
-          accept_conn_free (c);
-          return;
-        }
-      if ((size_t)n >= ACCEPT_TLS_HEADER_LEN + record_len)
-        {
-          accept_conn_start_handshake (c);
-          return;
-        }
+    case TLSHELLO_COMPLETE:
+      accept_conn_start_handshake (c);
+      return;
+    case TLSHELLO_INVALID:
+      g_debug ("%s: not a TLS ClientHello; connection closed", c->address);
+      accept_conn_free (c);
+      return;
+    case TLSHELLO_INCOMPLETE:
+      break;
     }
   /* Part of a record: look again a little later. */
   c->hello_source = g_timeout_source_new (ACCEPT_HELLO_RETRY_MS);
