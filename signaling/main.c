@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
 #include <gio/gio.h>
 #include <glib-unix.h>
 
@@ -13,6 +15,14 @@
 
 #define SIGNAL_RATE_DEFAULT 50
 #define SIGNAL_BURST_DEFAULT 100
+/* Descriptors besides the clients' connections: stdio, the listening socket,
+ * GLib's wakeups, GnuTLS's random device, the loaded modules. */
+#define SIGNAL_FDS_RESERVED 64
+/* RFC 8996: TLS 1.0 and 1.1 are deprecated. GIO has no call for a minimum
+ * version; its GnuTLS backend takes this priority string from the
+ * environment when it loads. */
+#define SIGNAL_GNUTLS_PRIORITY "NORMAL:%COMPAT"
+#define SIGNAL_GNUTLS_NO_OLD_TLS ":-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
 
 static const char summary[]
     = "A small HTTPS mailbox through which p2ptun agents reach each other by\n"
@@ -57,6 +67,8 @@ typedef struct
   char *max_peers;
   char *rate;
   char *burst;
+  char *max_connections;
+  char *max_connections_per_address;
 } Options;
 
 static void
@@ -74,6 +86,8 @@ options_clear (Options *o)
   g_free (o->max_peers);
   g_free (o->rate);
   g_free (o->burst);
+  g_free (o->max_connections);
+  g_free (o->max_connections_per_address);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
@@ -174,6 +188,47 @@ read_secret (const char *path)
   return g_steal_pointer (&contents);
 }
 
+/* Before anything loads GIO's TLS backend: a priority string set by the
+ * user is kept, with the old versions taken out of it. */
+static void
+refuse_old_tls (void)
+{
+  const char *user = g_getenv ("G_TLS_GNUTLS_PRIORITY");
+  g_autofree char *priority
+      = g_strconcat (user != NULL && user[0] != '\0' ? user : SIGNAL_GNUTLS_PRIORITY,
+                     SIGNAL_GNUTLS_NO_OLD_TLS, NULL);
+
+  g_setenv ("G_TLS_GNUTLS_PRIORITY", priority, TRUE);
+}
+
+/* Every connection costs a descriptor: the soft limit (often 1024) is raised
+ * to the hard one, and a server that could not hold --max-connections does
+ * not start. */
+static gboolean
+fd_limit_covers (guint connections)
+{
+  struct rlimit rl;
+  rlim_t need = (rlim_t)connections + SIGNAL_FDS_RESERVED;
+
+  if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+    return TRUE; /* nothing known: accept() failing is reported then */
+  if (rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      (void)setrlimit (RLIMIT_NOFILE, &rl);
+      (void)getrlimit (RLIMIT_NOFILE, &rl);
+    }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+    {
+      g_printerr ("p2ptun-signal: --max-connections %u needs %lu file descriptors, the "
+                  "limit is %lu (raise it, e.g. LimitNOFILE= or ulimit -n, or lower "
+                  "--max-connections)\n",
+                  connections, (unsigned long)need, (unsigned long)rl.rlim_cur);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 on_quit_signal (gpointer data)
 {
@@ -231,6 +286,11 @@ main (int argc, char **argv)
       "Requests per second per client (default 50)", "N" },
     { "burst", 0, 0, G_OPTION_ARG_STRING, &o.burst,
       "Requests at once per client (default 100)", "N" },
+    { "max-connections", 0, 0, G_OPTION_ARG_STRING, &o.max_connections,
+      "Connections held at most (default 1000)", "N" },
+    { "max-connections-per-address", 0, 0, G_OPTION_ARG_STRING,
+      &o.max_connections_per_address,
+      "Connections held at most per client address (default 100)", "N" },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) octx = g_option_context_new ("- p2ptun signaling server");
@@ -250,6 +310,7 @@ main (int argc, char **argv)
   SignalServerConfig config = { 0 };
   guint16 port = 0, bound_port = 0;
 
+  refuse_old_tls ();
   /* stdout carries the url/pin/ready lines that scripts read; logs go to stderr. */
   g_log_writer_default_set_use_stderr (TRUE);
 
@@ -317,6 +378,18 @@ main (int argc, char **argv)
   config.rate = parse_count ("--rate", o.rate, SIGNAL_RATE_DEFAULT, 1, 1000000);
   config.burst = parse_count ("--burst", o.burst, SIGNAL_BURST_DEFAULT, 1, 1000000);
   config.stun = (const char *const *)o.stun;
+  config.connections = (SignalAcceptLimits){
+    .max_total = parse_count ("--max-connections", o.max_connections,
+                              SIGNAL_ACCEPT_DEFAULT_MAX_TOTAL, 1, 1000000),
+    .max_per_address
+    = parse_count ("--max-connections-per-address", o.max_connections_per_address,
+                   SIGNAL_ACCEPT_DEFAULT_MAX_PER_ADDRESS, 1, 1000000),
+    .handshakes_per_address = SIGNAL_ACCEPT_DEFAULT_HANDSHAKES_PER_ADDRESS,
+    .handshake_ms = SIGNAL_ACCEPT_DEFAULT_HANDSHAKE_MS,
+    .request_ms = SIGNAL_ACCEPT_DEFAULT_REQUEST_MS,
+  };
+  if (!fd_limit_covers (config.connections.max_total))
+    return 1;
 
   host_text = g_inet_address_to_string (listen_addr);
   if (o.cert != NULL)

@@ -6,17 +6,12 @@
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
 
+#include "accept.h"
 #include "cert.h"
 #include "mailbox.h"
 #include "peerid.h"
 #include "ratelimit.h"
 #include "sigmsg.h"
-
-GQuark
-signal_server_error_quark (void)
-{
-  return g_quark_from_static_string ("p2ptun-signal-server-error-quark");
-}
 
 /* API.md: bodies over 16 KiB are refused; receives wait 0..30 s, 25 by default. */
 #define SIGNAL_BODY_MAX SIGMSG_MAX_JSON
@@ -52,6 +47,7 @@ typedef struct
 struct _SignalServer
 {
   GMainContext *ctx;
+  SignalAccept *accept; /* the listening socket and TLS handshakes */
   SoupServer *soup;
   MailboxStore *mailboxes;
   RateLimiter *peer_limits; /* by the caller's peer-id */
@@ -71,6 +67,8 @@ reply_json (SoupServerMessage *msg, guint status, char *json, gsize len)
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
 
   soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  /* Each connection serves one request (accept.h says why). */
+  soup_message_headers_replace (headers, "Connection", "close");
   soup_server_message_set_status (
       msg, status,
       status == SIGNAL_STATUS_TOO_MANY_REQUESTS ? "Too Many Requests" : NULL);
@@ -182,7 +180,7 @@ reply_messages (SignalServer *self, SoupServerMessage *msg, const char *peer,
   char *json;
 
   if (deliver)
-    items = mailbox_store_take (self->mailboxes, peer, now);
+    items = mailbox_store_take (self->mailboxes, peer, SIGMSG_MAX_BATCH, now);
   else
     items = g_ptr_array_new ();
   json = sigmsg_batch_to_json ((Sigmsg *const *)items->pdata, items->len, &len);
@@ -212,7 +210,8 @@ static void
 waiter_start (SignalServer *self, SoupServerMessage *msg, const char *peer, guint wait_s)
 {
   Waiter *w = g_new0 (Waiter, 1);
-  GSocket *socket = soup_server_message_get_socket (msg);
+  GSocket *socket = signal_accept_socket_of (
+      self->accept, soup_server_message_get_remote_address (msg));
 
   w->self = self;
   w->msg = g_object_ref (msg);
@@ -238,7 +237,7 @@ waiter_start (SignalServer *self, SoupServerMessage *msg, const char *peer, guin
 
 static void
 handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
-             const char *to, gint64 now)
+             const char *address, const char *to, gint64 now)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
   g_autoptr (GBytes) bytes = NULL;
@@ -270,13 +269,24 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
   /* The sender is who the TLS handshake proved, never what it claims. */
   g_strlcpy (m->from, caller, sizeof m->from);
 
-  switch (mailbox_store_post (self->mailboxes, to, g_steal_pointer (&m), now))
+  switch (mailbox_store_post (self->mailboxes, to, caller, address, g_steal_pointer (&m),
+                              now))
     {
     case MAILBOX_OK:
       break;
     case MAILBOX_FULL:
       reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
-                   "the recipient already has 64 queued messages");
+                   "the recipient already has 1024 queued messages");
+      return;
+    case MAILBOX_SHARE_FULL:
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
+                   "you (64) or your address (256) already have that many messages "
+                   "queued for the recipient");
+      return;
+    case MAILBOX_OVER_BUDGET:
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "over-budget",
+                   "you or your address already queued messages for too many peers "
+                   "that are not connected, or too many messages in all");
       return;
     case MAILBOX_TOO_MANY_PEERS:
     default:
@@ -294,6 +304,11 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
                         : "{\"queued\":true,\"online\":false}");
   g_debug ("message from %.8s… to %.8s… queued", caller, to);
 }
+
+/* The texts of handle_post's errors say these limits. */
+G_STATIC_ASSERT (MAILBOX_DEFAULT_QUEUE_MAX == 1024);
+G_STATIC_ASSERT (MAILBOX_DEFAULT_SENDER_MAX == 64);
+G_STATIC_ASSERT (MAILBOX_DEFAULT_ADDRESS_MAX == 256);
 
 /* "wait=N", N a decimal integer 0..30; absent means the default. */
 static gboolean
@@ -369,27 +384,17 @@ route_peer_messages (const char *path)
   return g_strndup (id, (gsize)(slash - id));
 }
 
-/* libsoup 3.2 gives the client certificate only to the first request on a
- * connection; later requests on the same kept-alive connection see NULL. The
- * connection is one TLS session with one client, so its peer-id is kept on
- * the connection's socket. */
+/* The peer-id of a connection's client certificate, taken once after its
+ * TLS handshake (on_accepted), is kept on the remote address that libsoup
+ * hands back with each of its messages. */
 #define PEER_ID_KEY "p2ptun-peer-id"
 
 static gboolean
-signal_request_peer_id (SoupServerMessage *msg, GTlsCertificate *cert,
-                        char caller[static PEERID_SIZE])
+signal_request_peer_id (SoupServerMessage *msg, char caller[static PEERID_SIZE])
 {
-  GSocket *socket = soup_server_message_get_socket (msg);
-  const char *known = socket ? g_object_get_data (G_OBJECT (socket), PEER_ID_KEY) : NULL;
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  const char *known = remote ? g_object_get_data (G_OBJECT (remote), PEER_ID_KEY) : NULL;
 
-  if (cert != NULL)
-    {
-      if (!signal_cert_peer_id (cert, caller))
-        return FALSE;
-      if (socket != NULL && known == NULL)
-        g_object_set_data_full (G_OBJECT (socket), PEER_ID_KEY, g_strdup (caller), g_free);
-      return TRUE;
-    }
   if (known == NULL)
     return FALSE;
   g_strlcpy (caller, known, PEERID_SIZE);
@@ -438,7 +443,6 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
             gpointer data)
 {
   SignalServer *self = data;
-  GTlsCertificate *cert = soup_server_message_get_tls_peer_certificate (msg);
   const char *method = soup_server_message_get_method (msg);
   const char *remote = soup_server_message_get_remote_host (msg);
   gint64 now = g_get_monotonic_time ();
@@ -447,7 +451,8 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   g_autofree char *peer = NULL;
   gboolean allowed;
 
-  authenticated = signal_request_peer_id (msg, cert, caller);
+  signal_accept_request_read (self->accept, soup_server_message_get_remote_address (msg));
+  authenticated = signal_request_peer_id (msg, caller);
   if (authenticated)
     allowed = ratelimit_allow (self->peer_limits, caller, now);
   else
@@ -514,7 +519,7 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
       return;
     }
   if (method == SOUP_METHOD_POST)
-    handle_post (self, msg, caller, peer, now);
+    handle_post (self, msg, caller, remote != NULL ? remote : "", peer, now);
   else
     handle_get (self, msg, query, caller, peer, now);
 }
@@ -536,6 +541,7 @@ on_early_request (SoupServer *soup, SoupServerMessage *msg, const char *path,
 static void
 on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
 {
+  SignalServer *self = data;
   gsize total = GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (msg), BODY_SIZE_KEY));
 
   total += MIN (g_bytes_get_size (chunk), G_MAXSIZE - total);
@@ -544,7 +550,8 @@ on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
     reply_too_large (msg);
   if (total > SIGNAL_BODY_DISCARD_MAX)
     {
-      GSocket *socket = soup_server_message_get_socket (msg);
+      GSocket *socket = signal_accept_socket_of (
+          self->accept, soup_server_message_get_remote_address (msg));
 
       /* Closing with unread data makes the kernel reset the connection, so
        * the client stops sending at once (RFC 2525 section 2.17); a mere
@@ -554,21 +561,38 @@ on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
     }
 }
 
-/* Client certificates are self-signed: who they are is their public key
- * (the peer-id), checked per request, so every certificate is accepted. The
- * TLS handshake has already proven that the client holds its private key. */
-static gboolean
-on_accept_certificate (SoupServerMessage *msg, GTlsCertificate *cert,
-                       GTlsCertificateFlags errors, gpointer data)
+static void
+on_disconnected (SoupServerMessage *msg, gpointer data)
 {
-  return TRUE;
+  SignalServer *self = data;
+
+  signal_accept_closed (self->accept, soup_server_message_get_remote_address (msg));
 }
 
 static void
 on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 {
-  g_signal_connect (msg, "accept-certificate", G_CALLBACK (on_accept_certificate), NULL);
-  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), NULL);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), data);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (on_disconnected), data);
+}
+
+/* A connection whose TLS handshake is done: its client's peer-id, if it
+ * showed a certificate, goes with it to libsoup. */
+static void
+on_accepted (GIOStream *stream, GSocketAddress *local, GSocketAddress *remote,
+             gpointer data)
+{
+  SignalServer *self = data;
+  GTlsCertificate *cert
+      = g_tls_connection_get_peer_certificate (G_TLS_CONNECTION (stream));
+  char peer[PEERID_SIZE];
+
+  if (cert != NULL && signal_cert_peer_id (cert, peer))
+    g_object_set_data_full (G_OBJECT (remote), PEER_ID_KEY, g_strdup (peer), g_free);
+  /* libsoup attaches the connection's sources to the thread-default context. */
+  g_main_context_push_thread_default (self->ctx);
+  soup_server_accept_iostream (self->soup, stream, local, remote, NULL);
+  g_main_context_pop_thread_default (self->ctx);
 }
 
 static gboolean
@@ -592,7 +616,12 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   SignalServer *self;
   MailboxLimits limits = {
     .queue_max = MAILBOX_DEFAULT_QUEUE_MAX,
+    .sender_max = MAILBOX_DEFAULT_SENDER_MAX,
+    .address_max = MAILBOX_DEFAULT_ADDRESS_MAX,
     .peers_max = config->max_peers,
+    .unclaimed_per_sender = MAILBOX_DEFAULT_UNCLAIMED_PER_SENDER,
+    .unclaimed_per_address = MAILBOX_DEFAULT_UNCLAIMED_PER_ADDRESS,
+    .queued_per_address = MAILBOX_DEFAULT_QUEUED_PER_ADDRESS,
     .max_age_us = MAILBOX_DEFAULT_MAX_AGE_US,
     .online_us = MAILBOX_DEFAULT_ONLINE_US,
   };
@@ -613,8 +642,8 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->turn_pin = g_strdup (config->turn_pin);
   self->waiters = g_hash_table_new (g_str_hash, g_str_equal);
 
-  self->soup = soup_server_new ("tls-certificate", cert, NULL);
-  soup_server_set_tls_auth_mode (self->soup, G_TLS_AUTHENTICATION_REQUESTED);
+  /* libsoup does HTTP only: accept.c owns the socket and the TLS. */
+  self->soup = soup_server_new (NULL, NULL);
   g_signal_connect (self->soup, "request-started", G_CALLBACK (on_request_started), self);
   soup_server_add_early_handler (self->soup, NULL, on_early_request, self, NULL);
   soup_server_add_handler (self->soup, NULL, on_request, self, NULL);
@@ -622,6 +651,8 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->prune_timer = g_timeout_source_new_seconds (SIGNAL_PRUNE_INTERVAL_S);
   g_source_set_callback (self->prune_timer, on_prune, self, NULL);
   g_source_attach (self->prune_timer, self->ctx);
+  self->accept
+      = signal_accept_new (self->ctx, cert, &config->connections, on_accepted, self);
   return self;
 }
 
@@ -629,38 +660,7 @@ gboolean
 signal_server_listen (SignalServer *self, GSocketAddress *address, guint16 *bound_port,
                       GError **error)
 {
-  g_autoptr (GError) local_error = NULL;
-  GSList *listeners;
-  gboolean ok;
-
-  /* SoupServer attaches its sockets to the thread-default context. */
-  g_main_context_push_thread_default (self->ctx);
-  ok = soup_server_listen (self->soup, address, SOUP_SERVER_LISTEN_HTTPS, &local_error);
-  g_main_context_pop_thread_default (self->ctx);
-  if (!ok)
-    {
-      g_set_error (error, SIGNAL_SERVER_ERROR, SIGNAL_SERVER_ERROR_LISTEN,
-                   "cannot listen: %s", local_error->message);
-      return FALSE;
-    }
-
-  *bound_port = 0;
-  listeners = soup_server_get_listeners (self->soup);
-  for (GSList *l = listeners; l != NULL && *bound_port == 0; l = l->next)
-    {
-      g_autoptr (GSocketAddress) local = g_socket_get_local_address (l->data, NULL);
-
-      if (G_IS_INET_SOCKET_ADDRESS (local))
-        *bound_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (local));
-    }
-  g_slist_free (listeners);
-  if (*bound_port == 0)
-    {
-      g_set_error_literal (error, SIGNAL_SERVER_ERROR, SIGNAL_SERVER_ERROR_LISTEN,
-                           "cannot find the bound port");
-      return FALSE;
-    }
-  return TRUE;
+  return signal_accept_listen (self->accept, address, bound_port, error);
 }
 
 void
@@ -681,6 +681,7 @@ signal_server_free (SignalServer *self)
         }
       g_hash_table_destroy (self->waiters);
     }
+  signal_accept_free (self->accept);
   if (self->soup != NULL)
     {
       soup_server_disconnect (self->soup);

@@ -4,12 +4,7 @@
 
 #include <gio/gio.h>
 
-#define SIGNAL_SERVER_ERROR (signal_server_error_quark ())
-GQuark signal_server_error_quark (void);
-typedef enum
-{
-  SIGNAL_SERVER_ERROR_LISTEN, /* the address cannot be bound */
-} SignalServerError;
+#include "accept.h"
 
 typedef struct
 {
@@ -22,6 +17,7 @@ typedef struct
   const char *turn_secret; /* the TURN REST shared secret; required with @turn */
   guint turn_ttl;          /* seconds the handed-out TURN credentials are valid */
   const char *turn_pin;    /* NULL, or the key pin handed out with turns: relays */
+  SignalAcceptLimits connections; /* caps and deadlines of connections */
 } SignalServerConfig;
 
 typedef struct _SignalServer SignalServer;
@@ -34,6 +30,6 @@ void signal_server_free (SignalServer *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SignalServer, signal_server_free)
 
 /* Listens on @address (port 0: a free port). Returns the bound port in
- * @bound_port. */
+ * @bound_port; a SIGNAL_ACCEPT_ERROR on failure. */
 gboolean signal_server_listen (SignalServer *self, GSocketAddress *address,
                                guint16 *bound_port, GError **error);

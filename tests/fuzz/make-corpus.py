@@ -108,7 +108,23 @@ def sigmsgs():
     write("sigmsg", "5-turns-uri", "\x05turns:[::1]:5349")
 
 
+def tlshellos():
+    """First bytes of connections to the signaling server (RFC 8446 5.1)."""
+    hello = b"\x01\x00\x00\x2c\x03\x03" + bytes(32) + b"\x00\x00\x02\x13\x01\x01\x00"
+    record = struct.pack(">BHH", 22, 0x0301, len(hello)) + hello
+    write("tlshello", "client-hello", record)
+    write("tlshello", "client-hello-and-more", record + b"\x14\x03\x03\x00\x01\x01")
+    write("tlshello", "header-only", record[:5])
+    write("tlshello", "partial", record[:20])
+    write("tlshello", "one-byte", b"\x16")
+    write("tlshello", "http", b"GET / HTTP/1.1\r\n\r\n")
+    write("tlshello", "zero-length", struct.pack(">BHH", 22, 0x0303, 0))
+    write("tlshello", "too-long", struct.pack(">BHH", 22, 0x0303, 16385) + bytes(16))
+    write("tlshello", "largest", struct.pack(">BHH", 22, 0x0303, 16384) + bytes(16384))
+
+
 if __name__ == "__main__":
     ctlmsgs()
     dgrams()
     sigmsgs()
+    tlshellos()

@@ -139,15 +139,17 @@ class Server:
 
 
 def request(server, ident, method, path, body=None, timeout=HTTP_TIMEOUT,
-            chunked=False):
-    """One request on a new connection; returns (status, parsed JSON or None)."""
+            chunked=False, source=None):
+    """One request on a new connection (from the address @source, if given);
+    returns (status, parsed JSON or None)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # the pin is checked separately
     if ident is not None:
         ctx.load_cert_chain(ident.cert, ident.key)
     conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx,
-                                       timeout=timeout)
+                                       timeout=timeout,
+                                       source_address=(source, 0) if source else None)
     try:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if chunked:
