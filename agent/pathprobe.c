@@ -28,6 +28,7 @@ struct _PathProbe
   char *remote_ufrag;
   char *remote_pwd;
   gboolean relayed;
+  gboolean local_relayed;
   guint interval_s;
   GSource *timer;
   StunAgent stun;
@@ -54,11 +55,13 @@ pathprobe_set_remote_credentials (PathProbe *self, const char *ufrag, const char
   self->remote_pwd = g_strdup (pwd);
 }
 
+/* A candidate of the peer that a check from one of our sockets could make
+ * a better pair with than the selected one. */
 static gboolean
-is_direct_udp (const NiceCandidate *cand)
+is_target (PathProbe *self, const NiceCandidate *cand)
 {
   return cand->transport == NICE_CANDIDATE_TRANSPORT_UDP
-         && cand->type != NICE_CANDIDATE_TYPE_RELAYED;
+         && (cand->type != NICE_CANDIDATE_TYPE_RELAYED || self->local_relayed);
 }
 
 static gint
@@ -124,7 +127,7 @@ probe_round (PathProbe *self)
 
   remotes = nice_agent_get_remote_candidates (self->agent, self->stream_id, self->component_id);
   for (GSList *l = remotes; l; l = l->next)
-    if (is_direct_udp (l->data))
+    if (is_target (self, l->data))
       targets = g_slist_prepend (targets, l->data);
   targets = g_slist_sort (targets, by_priority_descending);
 
@@ -151,8 +154,7 @@ probe_round (PathProbe *self)
             sent++;
         }
     }
-  g_debug ("path probe: %u of %u checks sent towards the peer's direct candidates", sent,
-           attempted);
+  g_debug ("path probe: %u of %u checks sent towards the peer's candidates", sent, attempted);
   g_slist_free (targets);
   g_slist_free_full (remotes, (GDestroyNotify) nice_candidate_free);
 }
@@ -190,8 +192,9 @@ stop_timer (PathProbe *self)
 }
 
 void
-pathprobe_set_relayed (PathProbe *self, gboolean relayed)
+pathprobe_set_path (PathProbe *self, gboolean relayed, gboolean local_relayed)
 {
+  self->local_relayed = local_relayed;
   if (relayed == self->relayed)
     return;
   self->relayed = relayed;

@@ -417,7 +417,8 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
     return;
   fill_path (self, &self->path, local, remote);
   if (self->probe)
-    pathprobe_set_relayed (self->probe, self->path.relayed);
+    pathprobe_set_path (self->probe, self->path.relayed,
+                        local->type == NICE_CANDIDATE_TYPE_RELAYED);
   /* Sockets made since gathering began. */
   nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
   tunnel_flush_held (self);

@@ -75,6 +75,11 @@ def table(results):
     lines.append("| two public hosts, UDP from A to B dropped until ICE's checks are over, "
                  "then let through (path after the move; seconds to it) | %s (%s s) |"
                  % (cell(r), (r or {}).get("direct_after_s", "-")))
+    r = results.get("relay-shortcut")
+    lines.append("| public against UDP blocked, the public host's UDP to the relay's allocations "
+                 "dropped until ICE's checks are over, then let through (path after the move "
+                 "from relay-to-relay to host-to-relay; seconds to it) | %s (%s s) |"
+                 % (cell(r), (r or {}).get("shortcut_after_s", "-")))
     r = results.get("signal-killed")
     lines.append("| two port-restricted NATs, the signaling server killed (SIGKILL) in the middle "
                  "of a 64 MiB transfer | %s |" % cell(r))

@@ -133,6 +133,13 @@ SIGNAL_CUT_NOTICE_S = 20
 # interface), and one that cannot must say that the relay did not answer.
 EXPECTED["loopback-relay"] = RELAY_UDP
 ONE_WAY_BLOCK_S = 12
+# A public host A against a UDP-blocked B, whose only candidate is relayed
+# (TURN over TCP). A reaches B's relayed address straight from its host
+# socket (host -> relay), unless that fails at first: here A's UDP to the
+# relay's ports other than 3478 is dropped until ICE's checks are over, so
+# the tunnel starts relay to relay (A's own UDP allocation -> B's). Once
+# the drop is lifted, A's path probes must find the shorter pair.
+EXPECTED["relay-shortcut"] = RELAY_TCP
 # Two port-restricted cones (direct, as above), where site A's link to the
 # internet carries 1400-byte packets only: A's router answers larger ones
 # with ICMP "fragmentation needed", and larger ones towards A vanish. Path
@@ -155,6 +162,8 @@ class Case:
             self.nat_a = self.nat_b = "portrestricted"
         elif name == "signal-killed":
             self.nat_a = self.nat_b = "portrestricted"
+        elif name == "relay-shortcut":
+            self.nat_a, self.nat_b = "none", "udpblocked"
         elif name in ("loopback-relay", "outage"):
             self.nat_a = self.nat_b = "none"
         elif name == "signal-cut":
@@ -326,6 +335,22 @@ class Runner:
         sys.stderr.write("direct %.1f s after the block was lifted\n"
                          % self.result["direct_after_s"])
 
+    def shortcut_after_block(self, server, id_b):
+        """relay-shortcut: the tunnel is up relay to relay; the drop stays
+        until ICE's own checks are over, then goes, and the serving agent
+        must move to a pair from its own host socket to B's relay."""
+        first = server.wait_line(r"peer %s connected: path .*" % id_b, timeout=30)
+        check(" path relayed (relay " in first.group(0) and " -> relay " in first.group(0),
+              "the tunnel did not start relay to relay: %s" % first.group(0))
+        time.sleep(ONE_WAY_BLOCK_S)
+        self.unblock()
+        t0 = time.monotonic()
+        server.wait_line(r"path changed: peer %s, path relayed \((host|srflx|prflx) " % id_b,
+                         timeout=60)
+        self.result["shortcut_after_s"] = round(time.monotonic() - t0, 1)
+        sys.stderr.write("host -> relay %.1f s after the drop was lifted\n"
+                         % self.result["shortcut_after_s"])
+
     def block(self, rules, hooks=("forward",)):
         """Drops what rules match on the lab internet's bridge: traffic
         between sites at the forward hook; to and from the servers on the
@@ -429,6 +454,9 @@ class Runner:
             host_b = net.site(2, "portrestricted" if case.nat_b == "cgnat" else case.nat_b,
                               behind_cgn=case.nat_b == "cgnat")[0][0]
 
+        if case.name == "relay-shortcut":
+            self.block(["ip saddr 203.0.113.11 udp dport != %d drop" % RELAY_PORT],
+                       hooks=("input",))
         if case.name in ("relay-to-direct", "one-way-block"):
             # On the lab internet's bridge: UDP between the two hosts only,
             # both ways or from A to B only.
@@ -469,6 +497,8 @@ class Runner:
             self.move_to_direct(net, host_b, client, id_a, peer_py, m.group(0))
         elif case.name == "one-way-block":
             self.direct_after_block(net, client, server, id_a, id_b, m.group(0))
+        elif case.name == "relay-shortcut":
+            self.shortcut_after_block(server, id_b)
         elif case.name == "outage":
             self.ride_out_outage(net, client, id_a)
         elif case.name == "signal-cut":
