@@ -80,6 +80,14 @@ def table(results):
                  "dropped until ICE's checks are over, then let through (path after the move "
                  "from relay-to-relay to host-to-relay; seconds to it) | %s (%s s) |"
                  % (cell(r), (r or {}).get("shortcut_after_s", "-")))
+    r = results.get("outage")
+    lines.append("| two public hosts, all UDP between them dropped for 12 s with the tunnel up "
+                 "(silence the agents reported) | %s (%s s) |"
+                 % (cell(r), (r or {}).get("outage_gap_s", "-")))
+    r = results.get("signal-cut")
+    lines.append("| two port-restricted NATs, the pairing site's TCP to the signaling server "
+                 "dropped (dead connections given up after) | %s (%s s) |"
+                 % (cell(r), (r or {}).get("signal_cut_noticed_s", "-")))
     r = results.get("signal-killed")
     lines.append("| two port-restricted NATs, the signaling server killed (SIGKILL) in the middle "
                  "of a 64 MiB transfer | %s |" % cell(r))
