@@ -35,6 +35,9 @@ struct _Tunnel
   const Identity *identity;
   char peer_id[PEERID_SIZE];
   char session[SIGMSG_SESSION_LEN + 1];
+  /* The ICE generation of the path: signaling messages of another one are
+   * not for it (PROTOCOL.md section 4). Only generation 0 is made so far. */
+  guint32 generation;
   gboolean controlling;
   TunnelCallbacks cb;
   gpointer user_data;
@@ -710,6 +713,12 @@ tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
 {
   if (self->down || strcmp (msg->session, self->session) != 0)
     return;
+  if (msg->generation != self->generation)
+    {
+      g_debug ("session %.8s: ignoring a %s of path generation %u (ours is %u)", self->session,
+               sigmsg_type_to_string (msg->type), msg->generation, self->generation);
+      return;
+    }
   g_debug ("session %.8s: received %s", self->session, sigmsg_type_to_string (msg->type));
   switch (msg->type)
     {

@@ -221,6 +221,26 @@ sigmsg_get_string (JsonObject *obj, const char *name, const char **out, GError *
   return TRUE;
 }
 
+/* An optional integer member in 0..G_MAXUINT32; 0 when absent. */
+static gboolean
+sigmsg_get_u32 (JsonObject *obj, const char *name, guint32 *out, GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, name);
+
+  *out = 0;
+  if (node == NULL)
+    return TRUE;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64
+      || json_node_get_int (node) < 0 || json_node_get_int (node) > G_MAXUINT32)
+    {
+      g_set_error (error, SIGMSG_ERROR, SIGMSG_ERROR_INVALID,
+                   "\"%s\" is not an integer from 0 to %u", name, G_MAXUINT32);
+      return FALSE;
+    }
+  *out = (guint32) json_node_get_int (node);
+  return TRUE;
+}
+
 static gboolean
 sigmsg_get_required_string (JsonObject *obj, const char *name, const char **out,
                             GError **error)
@@ -364,6 +384,8 @@ sigmsg_from_object (JsonObject *obj, gboolean allow_from, GError **error)
   g_autoptr (Sigmsg) msg = sigmsg_new (type, session);
   if (from != NULL)
     memcpy (msg->from, from, PEERID_SIZE);
+  if (!sigmsg_get_u32 (obj, "generation", &msg->generation, error))
+    return NULL;
 
   gboolean ok = TRUE;
   switch (type)
@@ -415,6 +437,12 @@ sigmsg_build_object (JsonBuilder *b, const Sigmsg *msg)
   sigmsg_add_string (b, "session", msg->session);
   if (msg->from[0] != '\0')
     sigmsg_add_string (b, "from", msg->from);
+  /* Absent means 0, which is all that agents before generations spoke. */
+  if (msg->generation != 0)
+    {
+      json_builder_set_member_name (b, "generation");
+      json_builder_add_int_value (b, msg->generation);
+    }
   switch (msg->type)
     {
     case SIGMSG_OFFER:

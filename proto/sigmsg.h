@@ -7,7 +7,9 @@
  *   {"v":1,"type":"bye","session":"...","reason":"not-trusted","text":"..."}
  *
  * "from" (a peer-id) is set by the server on delivery, never trusted from a
- * sender. Every parser validates strictly and bounds every string. */
+ * sender. "generation" (optional, 0 when absent) numbers the ICE path the
+ * message belongs to, so that a message of another path is told apart. Every
+ * parser validates strictly and bounds every string. */
 #pragma once
 
 #include <glib.h>
@@ -45,6 +47,7 @@ typedef struct
   SigmsgType type;
   char session[SIGMSG_SESSION_LEN + 1]; /* lowercase hex */
   char from[53];                        /* "" unless set by the server */
+  guint32 generation;                   /* the path (ICE generation); 0: the first */
   char *ufrag;                          /* offer, answer */
   char *pwd;                            /* offer, answer */
   char *candidate;                      /* candidate: "candidate:..." SDP attribute value */

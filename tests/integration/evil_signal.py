@@ -32,11 +32,13 @@ def make_cert(directory):
 
 
 class EvilSignal:
-    """route(to) -> (deliver_to, claimed_from) decides where a POST goes."""
+    """route(to) -> (deliver_to, claimed_from) decides where a POST goes;
+    tamper(message) -> [messages], if given, what is delivered instead."""
 
-    def __init__(self, directory, route):
+    def __init__(self, directory, route, tamper=None):
         cert, key, self.pin = make_cert(directory)
         self.route = route
+        self.tamper = tamper or (lambda msg: [msg])
         self.boxes = {}
         self.cond = threading.Condition()
         outer = self
@@ -79,7 +81,7 @@ class EvilSignal:
                 msg = json.loads(body)
                 msg["from"] = claimed
                 with outer.cond:
-                    outer.boxes.setdefault(dest, []).append(msg)
+                    outer.boxes.setdefault(dest, []).extend(outer.tamper(msg))
                     outer.cond.notify_all()
                 self.reply(202, {"queued": True, "online": True})
 

@@ -359,6 +359,33 @@ def peer_mismatch(lab):
     check(echo.connections == 0, "the service must not be reached")
 
 
+def other_generation(lab):
+    """A message of another path generation is not for the tunnel: a
+    server that slips a bye of generation 1 beside the real answer ends
+    nothing, and the tunnel comes up and carries data."""
+    from evil_signal import EvilSignal
+    echo = lab.service("echo")
+    adir, aid = lab.agent_dir("a")
+    bdir, bid = lab.agent_dir("b")
+
+    def also_bye(msg):
+        if msg["type"] != "answer":
+            return [msg]
+        return [msg, {"v": 1, "type": "bye", "session": msg["session"], "from": msg["from"],
+                      "generation": 1, "reason": "shutdown", "text": "not for this path"}]
+
+    evil = EvilSignal(lab.dir, lambda to: (to, aid if to == bid else bid), tamper=also_bye)
+    lab.services.append(evil)
+    b = lab.agent("b", bdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                              "--trust", aid], evil.url, evil.pin)
+    b.wait_line("serving as")
+    port = free_port()
+    a = lab.agent("a", adir, ["pair", bid, "-L", "%d:echo" % port], evil.url, evil.pin)
+    a.wait_line(UP_RE, timeout=30)
+    check(roundtrip(port, b"same path") == b"same path", "echo through the tunnel differs")
+    check("ended the session" not in a.text(), "a bye of another generation ended the tunnel")
+
+
 def ice_failed(lab):
     """No candidate pair can work (IPv4 host candidates on one side, IPv6 on
     the other): pair gives up with the candidate types tried."""
@@ -582,6 +609,7 @@ CASES = {
     "relay-only-without-relay": relay_only_without_relay,
     "ice-failed": ice_failed,
     "peer-mismatch": peer_mismatch,
+    "other-generation": other_generation,
     "transfer": transfer,
     "streams50": streams50,
     "stdio": stdio,

@@ -238,6 +238,45 @@ test_parse_from (void)
     parse_fails (bad[i], TRUE, SIGMSG_ERROR_INVALID);
 }
 
+/* "generation": optional, 0 when absent, an integer 0..2^32-1, written
+ * after "from" and only when not 0 (so that generation 0 is what agents
+ * before generations wrote). */
+static void
+test_generation (void)
+{
+  g_autoptr (Sigmsg) none = parse_ok (EOC_PREFIX "\"" SESSION "\"}", FALSE);
+  g_assert_cmpuint (none->generation, ==, 0);
+
+  g_autoptr (Sigmsg) seven = parse_ok (EOC_PREFIX "\"" SESSION "\",\"generation\":7}", FALSE);
+  g_assert_cmpuint (seven->generation, ==, 7);
+  g_autoptr (Sigmsg) max
+      = parse_ok (EOC_PREFIX "\"" SESSION "\",\"generation\":4294967295}", FALSE);
+  g_assert_cmpuint (max->generation, ==, G_MAXUINT32);
+
+  static const char *const bad[] = {
+    EOC_PREFIX "\"" SESSION "\",\"generation\":4294967296}",
+    EOC_PREFIX "\"" SESSION "\",\"generation\":-1}",
+    EOC_PREFIX "\"" SESSION "\",\"generation\":\"1\"}",
+    EOC_PREFIX "\"" SESSION "\",\"generation\":1.5}",
+    EOC_PREFIX "\"" SESSION "\",\"generation\":null}",
+    EOC_PREFIX "\"" SESSION "\",\"generation\":1,\"generation\":1}",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
+    parse_fails (bad[i], FALSE, SIGMSG_ERROR_INVALID);
+
+  g_autoptr (Sigmsg) m = sigmsg_new (SIGMSG_CANDIDATE, SESSION);
+  m->candidate = g_strdup (CAND);
+  g_autofree char *zero = sigmsg_to_json (m, NULL);
+  g_assert_null (strstr (zero, "generation"));
+  m->generation = 3;
+  g_autofree char *three = sigmsg_to_json (m, NULL);
+  g_assert_cmpstr (three, ==,
+                   "{\"v\":1,\"type\":\"candidate\",\"session\":\"" SESSION
+                   "\",\"generation\":3,\"candidate\":\"" CAND "\"}");
+  g_autoptr (Sigmsg) back = parse_ok (three, FALSE);
+  g_assert_cmpuint (back->generation, ==, 3);
+}
+
 static void
 test_parse_not_json (void)
 {
@@ -823,6 +862,7 @@ main (int argc, char **argv)
   g_test_add_func ("/sigmsg/parse/lengths", test_parse_lengths);
   g_test_add_func ("/sigmsg/parse/from", test_parse_from);
   g_test_add_func ("/sigmsg/parse/not-json", test_parse_not_json);
+  g_test_add_func ("/sigmsg/generation", test_generation);
   g_test_add_func ("/sigmsg/parse/deep", test_parse_deep);
   g_test_add_func ("/sigmsg/parse/too-large", test_parse_too_large);
   g_test_add_func ("/sigmsg/round-trip", test_round_trip);
