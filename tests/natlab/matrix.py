@@ -51,9 +51,45 @@ def cell(r):
     return text
 
 
+def seconds(key):
+    """A detail: the number of seconds the case recorded under key."""
+    return lambda r: "%s s" % r.get(key, "-")
+
+
+def packet_sizes(r):
+    sizes = r.get("packet_size") or {}
+    return "%s / %s bytes" % (sizes.get("client", "-"), sizes.get("server", "-"))
+
+
+# The cases beside the matrix: (case, what it is, the detail shown after
+# its path, or None).
+OTHER_CASES = [
+    ("same-lan", "both hosts behind one port-restricted NAT (same LAN)", None),
+    ("portrestricted-cgnat", "port-restricted against CGNAT (a home NAT behind a carrier NAT)",
+     None),
+    ("relay-to-direct", "two public hosts, direct UDP blocked until the tunnel is up on the "
+     "relay, then let through with a stream open (path after the move)", None),
+    ("one-way-block", "two public hosts, UDP from A to B dropped until ICE's checks are over, "
+     "then let through (path after the move; seconds to it)", seconds("direct_after_s")),
+    ("relay-shortcut", "public against UDP blocked, the public host's UDP to the relay's "
+     "allocations dropped until ICE's checks are over, then let through (path after the move "
+     "from relay-to-relay to host-to-relay; seconds to it)", seconds("shortcut_after_s")),
+    ("outage", "two public hosts, all UDP between them dropped for 12 s with the tunnel up "
+     "(silence the agents reported)", seconds("outage_gap_s")),
+    ("signal-cut", "two port-restricted NATs, the pairing site's TCP to the signaling server "
+     "dropped (dead connections given up after)", seconds("signal_cut_noticed_s")),
+    ("signal-killed", "two port-restricted NATs, the signaling server killed (SIGKILL) in the "
+     "middle of a 64 MiB transfer", None),
+    ("loopback-relay", "relay and signaling server on loopback, both agents on that machine "
+     "(which has another interface too) forced through the relay, no --local-address", None),
+    ("small-mtu", "two port-restricted NATs, site A's internet link carries 1400-byte packets "
+     "(packet size path MTU discovery found: pair / serve)", packet_sizes),
+]
+
+
 def table(results):
     """The matrix as markdown lines: the upper triangle of NAT A x NAT B,
-    then the two extra cases."""
+    then the other cases."""
     head = ["NAT A \\ NAT B"] + [NAT_LABELS[t] for t in NAT_TYPES]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for i, a in enumerate(NAT_TYPES):
@@ -64,41 +100,12 @@ def table(results):
     lines.append("")
     lines.append("| other case | path |")
     lines.append("|---|---|")
-    lines.append("| both hosts behind one port-restricted NAT (same LAN) | %s |"
-                 % cell(results.get("same-lan")))
-    lines.append("| port-restricted against CGNAT (a home NAT behind a carrier NAT) | %s |"
-                 % cell(results.get("portrestricted-cgnat")))
-    lines.append("| two public hosts, direct UDP blocked until the tunnel is up on the relay, "
-                 "then let through with a stream open (path after the move) | %s |"
-                 % cell(results.get("relay-to-direct")))
-    r = results.get("one-way-block")
-    lines.append("| two public hosts, UDP from A to B dropped until ICE's checks are over, "
-                 "then let through (path after the move; seconds to it) | %s (%s s) |"
-                 % (cell(r), (r or {}).get("direct_after_s", "-")))
-    r = results.get("relay-shortcut")
-    lines.append("| public against UDP blocked, the public host's UDP to the relay's allocations "
-                 "dropped until ICE's checks are over, then let through (path after the move "
-                 "from relay-to-relay to host-to-relay; seconds to it) | %s (%s s) |"
-                 % (cell(r), (r or {}).get("shortcut_after_s", "-")))
-    r = results.get("outage")
-    lines.append("| two public hosts, all UDP between them dropped for 12 s with the tunnel up "
-                 "(silence the agents reported) | %s (%s s) |"
-                 % (cell(r), (r or {}).get("outage_gap_s", "-")))
-    r = results.get("signal-cut")
-    lines.append("| two port-restricted NATs, the pairing site's TCP to the signaling server "
-                 "dropped (dead connections given up after) | %s (%s s) |"
-                 % (cell(r), (r or {}).get("signal_cut_noticed_s", "-")))
-    r = results.get("signal-killed")
-    lines.append("| two port-restricted NATs, the signaling server killed (SIGKILL) in the middle "
-                 "of a 64 MiB transfer | %s |" % cell(r))
-    lines.append("| relay and signaling server on loopback, both agents on that machine "
-                 "(which has another interface too) forced through the relay, no "
-                 "--local-address | %s |" % cell(results.get("loopback-relay")))
-    r = results.get("small-mtu")
-    sizes = (r or {}).get("packet_size") or {}
-    lines.append("| two port-restricted NATs, site A's internet link carries 1400-byte packets "
-                 "(packet size path MTU discovery found: pair / serve) | %s (%s / %s bytes) |"
-                 % (cell(r), sizes.get("client", "-"), sizes.get("server", "-")))
+    for case, what, detail in OTHER_CASES:
+        r = results.get(case)
+        text = cell(r)
+        if detail is not None:
+            text += " (%s)" % detail(r or {})
+        lines.append("| %s | %s |" % (what, text))
     return lines
 
 
