@@ -39,10 +39,6 @@ struct _UdpService
   guint64 dropped; /* datagrams the tunnel or the service did not take */
 };
 
-/* One datagram from a service, for every flow: the agent is one thread, and
- * 64 KiB per flow would be 16 MiB per tunnel. */
-static guint8 service_buf[UDP_PAYLOAD_MAX];
-
 static gboolean
 done_dispatch (gpointer data)
 {
@@ -134,15 +130,18 @@ on_service_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   UdpService *self = data;
   int fd = g_socket_get_fd (socket);
+  /* One datagram at a time, on the stack: 64 KiB per flow would be 16 MiB
+   * per tunnel, and a buffer shared by all would be process state. */
+  guint8 buf[UDP_PAYLOAD_MAX];
 
   for (int i = 0; i < UDP_READ_BURST; i++)
     {
       /* Peeked: one that has to wait stays in the socket. */
-      gssize n = recv (fd, service_buf, sizeof service_buf, MSG_DONTWAIT | MSG_PEEK);
+      gssize n = recv (fd, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK);
 
       if (n < 0)
         break; /* EAGAIN; or an ICMP error of an earlier send: nothing to do */
-      switch (transport_stream_send_datagram (self->stream, service_buf, (gsize) n))
+      switch (transport_stream_send_datagram (self->stream, buf, (gsize) n))
         {
         case TRANSPORT_DATAGRAM_OK:
           self->queue_tries = 0;
