@@ -7,7 +7,6 @@
 
 #include "bridge.h"
 #include "ctlmsg.h"
-#include "node.h"
 
 /* Connections through one forward at once: bounded by the transport too. */
 #define FORWARD_MAX_CONNECTIONS TRANSPORT_MAX_STREAMS
@@ -28,7 +27,7 @@ struct _Forwards
   GPtrArray *listeners; /* Listener* */
   GPtrArray *bridges;   /* Bridge* */
   Transport *transport;
-  ForwardFatal fatal;
+  ForwardReport report;
 };
 
 static gboolean
@@ -122,45 +121,58 @@ forward_bind (const char *option, const char *spec, GSocketType type, char **ser
 static gboolean
 fatal_dispatch (gpointer data)
 {
-  ForwardFatal *f = data;
+  ForwardReport *r = data;
 
-  g_clear_pointer (&f->idle, g_source_unref);
-  f->func (f->error, f->user_data);
+  g_clear_pointer (&r->idle, g_source_unref);
+  r->fatal (r->error, r->user_data);
   return G_SOURCE_REMOVE;
 }
 
 void
-forward_fatal_init (ForwardFatal *f, GMainContext *context, ForwardsFatalFunc func,
-                    gpointer user_data)
+forward_report_init (ForwardReport *r, GMainContext *context, ForwardsFatalFunc fatal,
+                     ForwardsSayFunc say, gpointer user_data)
 {
-  f->context = context;
-  f->func = func;
-  f->user_data = user_data;
+  r->context = context;
+  r->fatal = fatal;
+  r->say = say;
+  r->user_data = user_data;
 }
 
 void
-forward_fatal_raise (ForwardFatal *f, GError *error)
+forward_report_fatal (ForwardReport *r, GError *error)
 {
-  if (f->error != NULL)
+  if (r->error != NULL)
     {
       g_error_free (error);
       return;
     }
-  f->error = error;
-  f->idle = g_idle_source_new ();
-  g_source_set_callback (f->idle, fatal_dispatch, f, NULL);
-  g_source_attach (f->idle, f->context);
+  r->error = error;
+  r->idle = g_idle_source_new ();
+  g_source_set_callback (r->idle, fatal_dispatch, r, NULL);
+  g_source_attach (r->idle, r->context);
 }
 
 void
-forward_fatal_clear (ForwardFatal *f)
+forward_report_say (ForwardReport *r, const char *format, ...)
 {
-  if (f->idle)
+  g_autofree char *line = NULL;
+  va_list ap;
+
+  va_start (ap, format);
+  line = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  r->say (line, r->user_data);
+}
+
+void
+forward_report_clear (ForwardReport *r)
+{
+  if (r->idle)
     {
-      g_source_destroy (f->idle);
-      g_clear_pointer (&f->idle, g_source_unref);
+      g_source_destroy (r->idle);
+      g_clear_pointer (&r->idle, g_source_unref);
     }
-  g_clear_error (&f->error);
+  g_clear_error (&r->error);
 }
 
 static void
@@ -184,9 +196,9 @@ on_bridge_done (Bridge *bridge, const GError *error, gpointer data)
 
   /* A forward to a service the peer does not have can never work. */
   if (g_error_matches (error, BRIDGE_ERROR, BRIDGE_ERROR_NOT_EXPOSED))
-    forward_fatal_raise (&self->fatal, g_error_copy (error));
+    forward_report_fatal (&self->report, g_error_copy (error));
   else if (error)
-    node_say ("forwarded connection failed: %s", error->message);
+    forward_report_say (&self->report, "forwarded connection failed: %s", error->message);
   g_ptr_array_remove_fast (self->bridges, bridge);
 }
 
@@ -205,13 +217,15 @@ on_accept (GSocket *socket, GIOCondition cond, gpointer data)
       if (fd < 0)
         {
           if (errno != EAGAIN && errno != EINTR)
-            node_say ("accept on %s failed: %s", l->display, g_strerror (errno));
+            forward_report_say (&self->report, "accept on %s failed: %s", l->display,
+                                g_strerror (errno));
           break;
         }
       if (self->bridges->len >= FORWARD_MAX_CONNECTIONS)
         {
-          node_say ("too many connections through the tunnel (%u); closing a new one on %s",
-                    self->bridges->len, l->display);
+          forward_report_say (&self->report,
+                              "too many connections through the tunnel (%u); closing a new "
+                              "one on %s", self->bridges->len, l->display);
           close (fd);
           continue;
         }
@@ -219,7 +233,8 @@ on_accept (GSocket *socket, GIOCondition cond, gpointer data)
                             self, &error);
       if (bridge == NULL)
         {
-          node_say ("cannot forward a connection on %s: %s", l->display, error->message);
+          forward_report_say (&self->report, "cannot forward a connection on %s: %s",
+                              l->display, error->message);
           continue; /* bridge_open closed fd */
         }
       g_ptr_array_add (self->bridges, bridge);
@@ -229,12 +244,13 @@ on_accept (GSocket *socket, GIOCondition cond, gpointer data)
 
 Forwards *
 forwards_new (GMainContext *context, const char *const *specs, ForwardsFatalFunc fatal,
+              ForwardsSayFunc say,
               gpointer user_data, GError **error)
 {
   g_autoptr (Forwards) self = g_new0 (Forwards, 1);
 
   self->context = g_main_context_ref (context);
-  forward_fatal_init (&self->fatal, self->context, fatal, user_data);
+  forward_report_init (&self->report, self->context, fatal, say, user_data);
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   self->bridges = g_ptr_array_new_with_free_func ((GDestroyNotify) bridge_free);
   for (guint i = 0; specs[i]; i++)
@@ -274,7 +290,7 @@ forwards_start (Forwards *self, Transport *transport)
       l->source = g_socket_create_source (l->socket, G_IO_IN, NULL);
       g_source_set_callback (l->source, (GSourceFunc) (void (*) (void)) on_accept, l, NULL);
       g_source_attach (l->source, self->context);
-      node_say ("forwarding %s -> %s", l->display, l->service);
+      forward_report_say (&self->report, "forwarding %s -> %s", l->display, l->service);
     }
 }
 
@@ -283,7 +299,7 @@ forwards_free (Forwards *self)
 {
   if (self == NULL)
     return;
-  forward_fatal_clear (&self->fatal);
+  forward_report_clear (&self->report);
   g_ptr_array_unref (self->bridges);
   g_ptr_array_unref (self->listeners);
   g_main_context_unref (self->context);

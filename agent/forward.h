@@ -12,10 +12,14 @@ typedef struct _Forwards Forwards;
 
 /* A forward that cannot work (the peer does not expose the service). */
 typedef void (*ForwardsFatalFunc) (const GError *error, gpointer user_data);
+/* A line for the user ("forwarding 127.0.0.1:8000 -> music", a connection
+ * that failed, datagrams dropped): the owner decides how to show it. */
+typedef void (*ForwardsSayFunc) (const char *line, gpointer user_data);
 
 /* Parses and binds every spec. */
 Forwards *forwards_new (GMainContext *context, const char *const *specs,
-                        ForwardsFatalFunc fatal, gpointer user_data, GError **error);
+                        ForwardsFatalFunc fatal, ForwardsSayFunc say, gpointer user_data,
+                        GError **error);
 /* Starts accepting; each connection opens a stream on @transport. */
 void forwards_start (Forwards *forwards, Transport *transport);
 void forwards_free (Forwards *forwards);
@@ -31,19 +35,22 @@ gboolean forward_spec_parse (const char *option, const char *spec, char **bind,
 GSocket *forward_bind (const char *option, const char *spec, GSocketType type,
                        char **service, char **display, GError **error);
 
-/* A forward's fatal error, told once and from the main loop (the forward
- * may be inside a callback of the stream that failed). */
+/* What forwards tell their owner: lines for the user, and a fatal error,
+ * told once and from the main loop (the forward may be inside a callback
+ * of the stream that failed). */
 typedef struct
 {
   GMainContext *context;
-  ForwardsFatalFunc func;
+  ForwardsFatalFunc fatal;
+  ForwardsSayFunc say;
   gpointer user_data;
   GSource *idle;
   GError *error;
-} ForwardFatal;
+} ForwardReport;
 
-void forward_fatal_init (ForwardFatal *fatal, GMainContext *context, ForwardsFatalFunc func,
-                         gpointer user_data);
+void forward_report_init (ForwardReport *report, GMainContext *context,
+                          ForwardsFatalFunc fatal, ForwardsSayFunc say, gpointer user_data);
 /* Takes @error; only the first one is told. */
-void forward_fatal_raise (ForwardFatal *fatal, GError *error);
-void forward_fatal_clear (ForwardFatal *fatal);
+void forward_report_fatal (ForwardReport *report, GError *error);
+void forward_report_say (ForwardReport *report, const char *format, ...) G_GNUC_PRINTF (2, 3);
+void forward_report_clear (ForwardReport *report);

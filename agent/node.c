@@ -103,6 +103,14 @@ node_say (const char *format, ...)
 }
 
 static void node_quit (Node *node, int code);
+
+/* What forwards and UDP services have to say (ForwardsSayFunc). */
+static void
+node_say_line (const char *line, gpointer data)
+{
+  node_say ("%s", line);
+}
+
 static void link_free (Link *link);
 
 static gboolean
@@ -292,7 +300,7 @@ tunnel_on_open_request (TransportStream *stream, const char *service, gpointer d
     {
       g_ptr_array_add (link->udp_services,
                        udp_service_open (node->context, stream, service, target,
-                                         udp_service_done, link));
+                                         udp_service_done, node_say_line, link));
       return;
     }
   c = g_new0 (ServiceConnect, 1);
@@ -881,7 +889,7 @@ node_run (const NodeOptions *options, const Identity *identity)
   if (options->forward && options->forward[0])
     {
       node->forwards = forwards_new (node->context, (const char *const *) options->forward,
-                                     on_forward_fatal, node, &error);
+                                     on_forward_fatal, node_say_line, node, &error);
       if (node->forwards == NULL)
         goto fail;
     }
@@ -890,7 +898,7 @@ node_run (const NodeOptions *options, const Identity *identity)
       node->udp_forwards = udp_forwards_new (node->context,
                                              (const char *const *) options->udp_forward,
                                              (guint) options->udp_timeout_s, on_forward_fatal,
-                                             node, &error);
+                                             node_say_line, node, &error);
       if (node->udp_forwards == NULL)
         goto fail;
     }

@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include "ctlmsg.h"
-#include "node.h"
 
 /* Datagrams read from one socket in one dispatch, before others run. */
 #define UDP_READ_BURST 64
@@ -83,7 +82,7 @@ struct _UdpForwards
   guint idle_timeout_s;
   GSource *idle_check;
   GSource *flush_retry; /* flow_flush(): held datagrams wait for the queue */
-  ForwardFatal fatal;
+  ForwardReport report;
   guint8 *buf; /* one datagram */
 };
 
@@ -95,10 +94,12 @@ report_flush (UdpListener *l, DropReport *d, gint64 now)
   if (d->count == 0 || (d->last_report != 0 && now - d->last_report < UDP_DROP_REPORT_US))
     return;
   if (d->count == 1)
-    node_say ("udp %s -> %s: dropped 1 datagram: %s", l->display, l->service, d->why);
+    forward_report_say (&l->owner->report, "udp %s -> %s: dropped 1 datagram: %s", l->display,
+                        l->service, d->why);
   else
-    node_say ("udp %s -> %s: dropped %" G_GUINT64_FORMAT " datagrams (the last: %s)",
-              l->display, l->service, d->count, d->why);
+    forward_report_say (&l->owner->report,
+                        "udp %s -> %s: dropped %" G_GUINT64_FORMAT " datagrams (the last: %s)",
+                        l->display, l->service, d->count, d->why);
   d->count = 0;
   d->last_report = now;
 }
@@ -286,11 +287,12 @@ flow_refused (TransportStream *stream, guint8 code, const char *text, gpointer d
 
   /* A forward to a service the peer does not have can never work. */
   if (code == CTLMSG_REFUSE_NOT_EXPOSED || code == CTLMSG_REFUSE_WRONG_KIND)
-    forward_fatal_raise (&self->fatal, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                                                    "-U %s:%s: %s", f->l->display,
-                                                    f->l->service, text));
+    forward_report_fatal (&self->report, g_error_new (G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                                                      "-U %s:%s: %s", f->l->display,
+                                                      f->l->service, text));
   else
-    node_say ("udp %s -> %s: the peer refused a flow: %s", f->l->display, f->l->service, text);
+    forward_report_say (&self->report, "udp %s -> %s: the peer refused a flow: %s",
+                        f->l->display, f->l->service, text);
   flow_end (f);
 }
 
@@ -384,7 +386,8 @@ on_readable (GSocket *socket, GIOCondition cond, gpointer data)
       if (n < 0)
         {
           if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            node_say ("udp %s: receive failed: %s", l->display, g_strerror (errno));
+            forward_report_say (&self->report, "udp %s: receive failed: %s", l->display,
+                                g_strerror (errno));
           break;
         }
       key = g_bytes_new (&addr, addr_len);
@@ -448,13 +451,14 @@ listener_free (UdpListener *l)
 
 UdpForwards *
 udp_forwards_new (GMainContext *context, const char *const *specs, guint idle_timeout_s,
-                  ForwardsFatalFunc fatal, gpointer user_data, GError **error)
+                  ForwardsFatalFunc fatal, ForwardsSayFunc say, gpointer user_data,
+                  GError **error)
 {
   g_autoptr (UdpForwards) self = g_new0 (UdpForwards, 1);
 
   self->context = g_main_context_ref (context);
   self->idle_timeout_s = idle_timeout_s;
-  forward_fatal_init (&self->fatal, self->context, fatal, user_data);
+  forward_report_init (&self->report, self->context, fatal, say, user_data);
   self->buf = g_malloc (UDP_PAYLOAD_MAX);
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   for (guint i = 0; specs[i]; i++)
@@ -489,7 +493,7 @@ udp_forwards_start (UdpForwards *self, Transport *transport)
       l->source = g_socket_create_source (l->socket, G_IO_IN, NULL);
       g_source_set_callback (l->source, (GSourceFunc) (void (*) (void)) on_readable, l, NULL);
       g_source_attach (l->source, self->context);
-      node_say ("forwarding udp %s -> %s", l->display, l->service);
+      forward_report_say (&self->report, "forwarding udp %s -> %s", l->display, l->service);
     }
   if (self->idle_check == NULL)
     {
@@ -514,7 +518,7 @@ udp_forwards_free (UdpForwards *self)
       g_source_destroy (self->flush_retry);
       g_source_unref (self->flush_retry);
     }
-  forward_fatal_clear (&self->fatal);
+  forward_report_clear (&self->report);
   g_ptr_array_unref (self->listeners);
   g_main_context_unref (self->context);
   g_free (self->buf);

@@ -20,7 +20,7 @@ typedef struct _UdpForwards UdpForwards;
 /* Parses and binds every spec; @idle_timeout_s ends idle flows. */
 UdpForwards *udp_forwards_new (GMainContext *context, const char *const *specs,
                                guint idle_timeout_s, ForwardsFatalFunc fatal,
-                               gpointer user_data, GError **error);
+                               ForwardsSayFunc say, gpointer user_data, GError **error);
 /* Starts receiving; each new client opens a flow on @transport. */
 void udp_forwards_start (UdpForwards *forwards, Transport *transport);
 void udp_forwards_free (UdpForwards *forwards);

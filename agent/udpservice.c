@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include "ctlmsg.h"
-#include "node.h"
 
 /* Datagrams read from the service in one dispatch, before others run. */
 #define UDP_READ_BURST 64
@@ -33,6 +32,7 @@ struct _UdpService
   GCancellable *cancellable;
   GSocketAddressEnumerator *resolver;
   UdpServiceDoneFunc done;
+  ForwardsSayFunc say;
   gpointer user_data;
   GSource *done_idle;
   GError *error;
@@ -174,7 +174,9 @@ on_service_readable (GSocket *socket, GIOCondition cond, gpointer data)
 static void
 refuse (UdpService *self, const char *text)
 {
-  node_say ("refused a udp flow to %s: %s", self->name, text);
+  g_autofree char *line = g_strdup_printf ("refused a udp flow to %s: %s", self->name, text);
+
+  self->say (line, self->user_data);
   transport_stream_refuse (g_steal_pointer (&self->stream), CTLMSG_REFUSE_CONNECT_FAILED,
                            text);
   service_finish (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, text));
@@ -215,7 +217,8 @@ on_resolved (GObject *source, GAsyncResult *result, gpointer data)
 
 UdpService *
 udp_service_open (GMainContext *context, TransportStream *stream, const char *name,
-                  const char *target, UdpServiceDoneFunc done, gpointer user_data)
+                  const char *target, UdpServiceDoneFunc done, ForwardsSayFunc say,
+                  gpointer user_data)
 {
   UdpService *self = g_new0 (UdpService, 1);
   g_autoptr (GSocketConnectable) where = NULL;
@@ -225,6 +228,7 @@ udp_service_open (GMainContext *context, TransportStream *stream, const char *na
   self->stream = stream;
   self->name = g_strdup (name);
   self->done = done;
+  self->say = say;
   self->user_data = user_data;
   self->cancellable = g_cancellable_new ();
   where = g_network_address_parse (target, 0, &error);

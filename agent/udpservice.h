@@ -6,6 +6,7 @@
 
 #include <gio/gio.h>
 
+#include "forward.h"
 #include "transport.h"
 
 typedef struct _UdpService UdpService;
@@ -16,9 +17,9 @@ typedef void (*UdpServiceDoneFunc) (UdpService *service, const GError *error,
                                     gpointer user_data);
 
 /* Resolves @target (HOST:PORT), connects a socket to it and accepts
- * @stream (a flow from open_request); refuses it when that fails. Takes
- * @stream. */
+ * @stream (a flow from open_request); refuses it when that fails, and tells
+ * @say why. Takes @stream. */
 UdpService *udp_service_open (GMainContext *context, TransportStream *stream,
                               const char *name, const char *target, UdpServiceDoneFunc done,
-                              gpointer user_data);
+                              ForwardsSayFunc say, gpointer user_data);
 void udp_service_free (UdpService *service);
