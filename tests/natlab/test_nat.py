@@ -86,6 +86,17 @@ expect("symmetric", "symmetric", RELAY_UDP)
 # anything on the other side, and against another TCP-only site.
 for other in NAT_TYPES:
     expect(other, "udpblocked", RELAY_TCP)
+# Its peer should then reach that relayed address from its own host socket
+# (one relay hop), and usually does. But when the blocked side nominates
+# relay to relay at once, libnice drops its still-waiting pair towards the
+# peer's server-reflexive address unchecked, so the relay never gets the
+# permission that the peer's path probes would need to reach it (seen in
+# one of five clean runs of fullcone-udpblocked, and once for
+# addrrestricted-udpblocked). Relay to relay is a relayed path with the
+# blocked side on TCP too: accepted, and the table shows which it was.
+# (relay-shortcut, below, checks the probes that do repair it.)
+ALSO_ACCEPTED = {"%s-udpblocked" % other: {("relayed", "tcp+udp")}
+                 for other in NAT_TYPES if other != "udpblocked"}
 # Both hosts behind one (port-restricted) NAT: their host candidates reach
 # each other on the LAN, no NAT in the way.
 EXPECTED["same-lan"] = DIRECT
@@ -579,7 +590,8 @@ class Runner:
                 check(size is not None and SMALL_MTU_PACKET - 8 < size <= SMALL_MTU_PACKET,
                       "%s sends packets of %s bytes through a %d-byte MTU (expected %d - 8 "
                       "to %d)" % (side, size, SMALL_MTU, SMALL_MTU_PACKET, SMALL_MTU_PACKET))
-        check((path, transport) == case.expected,
+        check((path, transport) == case.expected
+              or (path, transport) in ALSO_ACCEPTED.get(case.name, ()),
               "expected %s over %s, got %s over %s (pair: %s; serve: %s)"
               % (case.expected[0], case.expected[1], path, transport, cpath["line"],
                  spath["line"]))
