@@ -14,6 +14,25 @@ relays_of_candidate (GPtrArray *relays, const NiceCandidate *local)
   return relays && index < relays->len ? relays->pdata[index] : NULL;
 }
 
+gboolean
+relays_at_address (GPtrArray *relays, const NiceAddress *addr)
+{
+  for (guint i = 0; relays && i < relays->len; i++)
+    {
+      const Relay *relay = relays->pdata[i];
+      g_autofree char *host = NULL;
+      guint16 port;
+      SigmsgTurnTransport transport;
+      NiceAddress relay_addr;
+
+      if (sigmsg_turn_uri_split (relay->uri, &host, &port, &transport)
+          && nice_address_set_from_string (&relay_addr, host)
+          && nice_address_equal_no_port (&relay_addr, addr))
+        return TRUE;
+    }
+  return FALSE;
+}
+
 char *
 relays_silent_string (GPtrArray *relays)
 {

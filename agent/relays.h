@@ -29,6 +29,9 @@ GPtrArray *relays_add (GMainContext *context, NiceAgent *agent, guint stream_id,
                        guint component_id, const SigmsgIceServers *servers);
 /* The relay that @local, a relayed candidate of ours, came from, or NULL. */
 Relay *relays_of_candidate (GPtrArray *relays, const NiceCandidate *local);
+/* Whether @addr has the IP address of one of @relays (by URI; a relay given
+ * by name never matches): the peer's relayed candidates live there. */
+gboolean relays_at_address (GPtrArray *relays, const NiceAddress *addr);
 /* "relay URI did not answer" for each relay, joined by "; ": what to say
  * when gathering ended without a relayed candidate. (Only then: libnice
  * drops a relayed candidate, and gives its allocation back, when another

@@ -157,6 +157,39 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
     sigmsg_free (msg);
 }
 
+/* Whether one of our own host candidates has @addr's IP address. */
+static gboolean
+tunnel_is_local_ip (Tunnel *self, const NiceAddress *addr)
+{
+  GSList *locals = nice_agent_get_local_candidates (self->agent, self->stream_id,
+                                                    TUNNEL_COMPONENT);
+  gboolean found = FALSE;
+
+  for (GSList *l = locals; l && !found; l = l->next)
+    {
+      NiceCandidate *c = l->data;
+
+      found = c->type == NICE_CANDIDATE_TYPE_HOST && nice_address_equal_no_port (&c->addr, addr);
+    }
+  g_slist_free_full (locals, (GDestroyNotify) nice_candidate_free);
+  return found;
+}
+
+/* A peer-reflexive remote candidate is one whose check came before its
+ * candidate line: when the line comes, libnice gives it its real type in
+ * place (tunnel_refresh_path()). Until then, a check from the address of
+ * one of our relays came from the peer's allocation there, unless that
+ * relay runs on this machine, where the peer's host candidates live too. */
+static gboolean
+tunnel_remote_is_relayed (Tunnel *self, const NiceCandidate *remote)
+{
+  if (remote->type == NICE_CANDIDATE_TYPE_RELAYED)
+    return TRUE;
+  return remote->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE
+         && relays_at_address (self->relays, &remote->addr)
+         && !tunnel_is_local_ip (self, &remote->addr);
+}
+
 static void
 fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
 {
@@ -164,7 +197,7 @@ fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *
 
   memset (path, 0, sizeof *path);
   path->relayed = local->type == NICE_CANDIDATE_TYPE_RELAYED
-                  || remote->type == NICE_CANDIDATE_TYPE_RELAYED;
+                  || tunnel_remote_is_relayed (self, remote);
   g_strlcpy (path->local_type, candidate_type_name (local->type), sizeof path->local_type);
   g_strlcpy (path->remote_type, candidate_type_name (remote->type), sizeof path->remote_type);
   nice_address_to_string (&local->addr, addr);
@@ -411,17 +444,43 @@ ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
 }
 
 static void
+tunnel_set_path (Tunnel *self, const TunnelPath *path, const NiceCandidate *local)
+{
+  self->path = *path;
+  if (self->probe)
+    pathprobe_set_path (self->probe, path->relayed, local->type == NICE_CANDIDATE_TYPE_RELAYED);
+}
+
+/* The selected pair's remote candidate may have been peer-reflexive and
+ * have just got its real type: the same pair, told right. */
+static void
+tunnel_refresh_path (Tunnel *self)
+{
+  NiceCandidate *local, *remote;
+  TunnelPath path;
+
+  if (!nice_agent_get_selected_pair (self->agent, self->stream_id, TUNNEL_COMPONENT, &local,
+                                     &remote))
+    return;
+  fill_path (self, &path, local, remote);
+  if (memcmp (&path, &self->path, sizeof path) == 0)
+    return;
+  tunnel_set_path (self, &path, local);
+  if (self->up && self->cb.path_changed)
+    self->cb.path_changed (&self->path, self->user_data);
+}
+
+static void
 ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
                       NiceCandidate *local, NiceCandidate *remote, gpointer data)
 {
   Tunnel *self = data;
+  TunnelPath path;
 
   if (stream_id != self->stream_id)
     return;
-  fill_path (self, &self->path, local, remote);
-  if (self->probe)
-    pathprobe_set_path (self->probe, self->path.relayed,
-                        local->type == NICE_CANDIDATE_TYPE_RELAYED);
+  fill_path (self, &path, local, remote);
+  tunnel_set_path (self, &path, local);
   /* Sockets made since gathering began. */
   nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
   tunnel_flush_held (self);
@@ -511,6 +570,7 @@ add_remote_candidate (Tunnel *self, const char *candidate)
   one.data = cand;
   nice_agent_set_remote_candidates (self->agent, self->stream_id, TUNNEL_COMPONENT, &one);
   nice_candidate_free (cand);
+  tunnel_refresh_path (self);
 }
 
 static gboolean

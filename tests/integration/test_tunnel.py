@@ -18,7 +18,9 @@ from lab import (TestFailure, TestSkip, check, connect_retry, free_port, pattern
                  read_until_end, roundtrip, run_cases, stun_answers)
 
 MIB = 1024 * 1024
-UP_RE = r"tunnel up: peer [a-z2-7]{52}, path direct \(host 127\.0\.0\.1:\d+ -> host 127\.0\.0\.1:\d+, udp\), rtt [\d.]+ ms"
+# The peer's checks can come before its candidate lines (trickled through
+# the signaling server): its host candidate is peer-reflexive until then.
+UP_RE = r"tunnel up: peer [a-z2-7]{52}, path direct \(host 127\.0\.0\.1:\d+ -> (?:host|prflx) 127\.0\.0\.1:\d+, udp\), rtt [\d.]+ ms"
 
 
 def setup_pair(lab, services, forwards, trust=True, serve_extra=(), pair_extra=(),

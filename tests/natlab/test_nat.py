@@ -208,6 +208,15 @@ def final_path(proc, peer):
             "transport": last.group(6), "line": last.group(0)}
 
 
+def misnamed_paths(proc, relay_ip):
+    """The path lines of an agent that call a path through the relay direct:
+    one to an address of the relay is relayed, whatever type the remote
+    candidate had when the line was printed (peer-reflexive, when the peer's
+    check through its allocation came before its candidate line)."""
+    return [m.group(0) for m in LINE_RE.finditer(proc.text())
+            if m.group(1) == "direct" and m.group(5).rsplit(":", 1)[0] == relay_ip]
+
+
 def packet_size(proc):
     """The transport's packet size that an agent logged last (its debug line
     when path MTU discovery changes it), or None."""
@@ -585,6 +594,11 @@ class Runner:
             proc.signal(signal.SIGTERM)
             code = proc.wait_exit(30)
             check(code == 0, "%s exited %d on SIGTERM" % (proc.name, code))
+        if case.servers_ip != "127.0.0.1":
+            for proc in (client, server):
+                wrong = misnamed_paths(proc, case.servers_ip)
+                check(not wrong, "%s called a path through the relay direct: %s"
+                      % (proc.name, wrong[0] if wrong else ""))
         if case.mtu_a is not None:
             for side, size in self.result["packet_size"].items():
                 check(size is not None and SMALL_MTU_PACKET - 8 < size <= SMALL_MTU_PACKET,
