@@ -1,23 +1,18 @@
-/* The running agent; see node.h. */
+/* A node; see node.h. */
 #include "node.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <string.h>
 
 #include <gio/gio.h>
-#include <glib-unix.h>
 
 #include "bridge.h"
-#include "ctlmsg.h"
+#include "expose.h"
 #include "forward.h"
 #include "peerid.h"
 #include "relays.h"
 #include "sigclient.h"
 #include "tunnel.h"
 #include "udpforward.h"
-#include "udpservice.h"
 
 /* Remote parties can grow these. */
 #define NODE_MAX_TUNNELS 64
@@ -27,38 +22,60 @@
 /* While the peer is not connected to the signaling server, offer again so
  * that it finds a whole offer in its mailbox (which keeps messages 60 s). */
 #define NODE_REOFFER_S 10
-#define NODE_SHUTDOWN_GRACE_MS 1000
-/* Giving back relay allocations at exit: one round trip to each relay. */
+/* Closing: the byes' time to reach the signaling server, then the relays'
+ * to hear that their allocations are given back (one round trip each). */
+#define NODE_BYE_GRACE_MS 1000
 #define NODE_RELEASE_WAIT_MS 1000
+#define NODE_RELEASE_POLL_MS 20
 /* Relay credentials last the signaling server's --turn-ttl: renewed when half
- * of that is gone, so that the tunnels of an agent that runs for days get
+ * of that is gone, so that the tunnels of a node that runs for days get
  * working relays; a failed renewal is retried this often. */
 #define NODE_ICE_REFRESH_MIN_S 60
 #define NODE_ICE_REFRESH_RETRY_S 60
 
-typedef struct _Node Node;
+typedef struct _Link Link;
 
+/* A peer we asked for a tunnel (node_pair): its forwards wait for the
+ * tunnel and end with it. */
 typedef struct
+{
+  Node *node;
+  char peer[PEERID_SIZE];
+  Link *link;              /* the tunnel to it, once begun */
+  GPtrArray *forwards;     /* Forwards* */
+  GPtrArray *udp_forwards; /* UdpForwards* */
+  gboolean told_offline;
+} Peer;
+
+/* One tunnel (one signaling session) to one peer. */
+struct _Link
 {
   Node *node;
   Tunnel *tunnel;
   char peer[PEERID_SIZE];
-  gboolean outgoing;   /* our pair tunnel */
-  gboolean announced;  /* "tunnel up" printed */
-  GPtrArray *bridges;  /* Bridge* */
-  GPtrArray *connects; /* ServiceConnect* in flight */
-  GPtrArray *udp_services; /* UdpService*: the peer's UDP flows */
+  gboolean outgoing;   /* a tunnel we asked for (its Peer's link) */
+  gboolean announced;  /* PEER_UP emitted */
+  gint64 rtt_us;
+  Expose *expose;
+  GPtrArray *fd_streams; /* FdStream* */
+  GPtrArray *flows;      /* NodeFlow* */
   GSource *reoffer;
-  gboolean told_offline;
-} Link;
+};
 
 typedef struct
 {
   Link *link;
+  guint id;
+  Bridge *bridge;
+} FdStream;
+
+struct _NodeFlow
+{
+  Link *link;
   TransportStream *stream;
-  GCancellable *cancellable;
-  char *service;
-} ServiceConnect;
+  NodeFlowLostFunc lost;
+  gpointer user_data;
+};
 
 typedef struct
 {
@@ -68,29 +85,46 @@ typedef struct
 
 struct _Node
 {
-  const NodeOptions *options;
-  const Identity *identity;
   GMainContext *context;
-  GMainLoop *loop;
+  const Identity *identity;
+  P2ptunConfig *config;
+  NodeEmitFunc emit;
+  gpointer emit_data;
   Sigclient *sig;
   SigmsgIceServers *ice_servers;
-  GHashTable *exposed;  /* name -> "host:port" */
-  GHashTable *exposed_udp; /* names of the exposed services that are UDP */
+  GHashTable *locals;   /* name -> ExposeLocal* (in-process services) */
   GHashTable *links;    /* session -> Link* */
+  GHashTable *peers;    /* peer-id -> Peer* (the ones we pair with) */
   GPtrArray *orphans;   /* Orphan*: messages before their offer */
-  Link *pair;           /* pair mode: our tunnel */
-  Forwards *forwards;
-  UdpForwards *udp_forwards;
-  Bridge *stdio;
-  int exit_code;
+  gboolean ready;       /* the relays are known: tunnels may begin */
   gboolean closing;
   guint pending_sends;
-  GSource *timeout;
+  guint next_stream;
   GSource *ice_refresh; /* renews the relay credentials */
+  GSource *closer;      /* closing: the grace period, then release polling */
+  gint64 release_deadline;
 };
 
-void
-node_say (const char *format, ...)
+static void
+node_emit (Node *node, P2ptunEvent *event)
+{
+  node->emit (event, node->emit_data);
+}
+
+static void
+node_emit_error (Node *node, P2ptunEventKind kind, const char *peer, const GError *error)
+{
+  P2ptunEvent *event = p2ptun_event_new (kind, peer, "%s", error->message);
+
+  event->error = g_error_copy (error);
+  node_emit (node, event);
+}
+
+static void
+node_warn (Node *node, const char *format, ...) G_GNUC_PRINTF (2, 3);
+
+static void
+node_warn (Node *node, const char *format, ...)
 {
   g_autofree char *text = NULL;
   va_list ap;
@@ -98,28 +132,24 @@ node_say (const char *format, ...)
   va_start (ap, format);
   text = g_strdup_vprintf (format, ap);
   va_end (ap);
-  fprintf (stderr, "p2ptun-agent: %s\n", text);
-  fflush (stderr);
+  node_emit (node, p2ptun_event_new (P2PTUN_EVENT_WARNING, NULL, "%s", text));
 }
 
-static void node_quit (Node *node, int code);
-
-/* What forwards and UDP services have to say (ForwardsSayFunc). */
 static void
-node_say_line (const char *line, gpointer data)
+node_fatal (Node *node, GError *error)
 {
-  node_say ("%s", line);
+  if (!node->closing)
+    node_emit_error (node, P2PTUN_EVENT_FATAL, NULL, error);
+  g_error_free (error);
 }
-
-static void link_free (Link *link);
 
 static gboolean
 node_trusts (Node *node, const char *peer)
 {
-  if (node->options->pair_peer && peerid_equal (node->options->pair_peer, peer))
+  if (g_hash_table_contains (node->peers, peer))
     return TRUE;
-  for (guint i = 0; node->options->trust && node->options->trust[i]; i++)
-    if (peerid_equal (node->options->trust[i], peer))
+  for (guint i = 0; i < node->config->trust->len; i++)
+    if (peerid_equal (node->config->trust->pdata[i], peer))
       return TRUE;
   return FALSE;
 }
@@ -135,6 +165,8 @@ orphan_free (gpointer data)
 
 /* ---- signaling ---- */
 
+static void node_closed_sends (Node *node);
+
 static void
 on_send_done (Sigclient *client, gboolean online, const GError *error, gpointer data)
 {
@@ -142,39 +174,57 @@ on_send_done (Sigclient *client, gboolean online, const GError *error, gpointer 
 
   node->pending_sends--;
   if (error && !node->closing)
-    node_say ("warning: cannot send to the peer through the signaling server: %s",
-              error->message);
+    node_warn (node, "cannot send to the peer through the signaling server: %s",
+               error->message);
   if (node->closing && node->pending_sends == 0)
-    g_main_loop_quit (node->loop);
+    node_closed_sends (node);
 }
+
+typedef struct
+{
+  Node *node;
+  char peer[PEERID_SIZE];
+} OfferSent;
 
 static void
 on_offer_sent (Sigclient *client, gboolean online, const GError *error, gpointer data)
 {
-  Node *node = data;
-  Link *link = node->pair;
+  OfferSent *sent = data;
+  Node *node = sent->node;
+  Peer *peer = g_hash_table_lookup (node->peers, sent->peer);
 
+  g_free (sent);
   on_send_done (client, online, error, node);
-  if (error || link == NULL || online || link->told_offline)
+  if (error || peer == NULL || online || peer->told_offline || node->closing)
     return;
-  link->told_offline = TRUE;
-  node_say ("peer %s is not connected to the signaling server; waiting for it%s", link->peer,
-            node->options->timeout_s ? "" : " (Ctrl-C to stop, --timeout to give up)");
-}
+  peer->told_offline = TRUE;
+  {
+    P2ptunEvent *event = p2ptun_event_new (
+        P2PTUN_EVENT_PEER_OFFLINE, peer->peer,
+        "peer %s is not connected to the signaling server; waiting for it", peer->peer);
 
-static void
-link_send (Link *link, const Sigmsg *msg, SigclientSendFunc done)
-{
-  link->node->pending_sends++;
-  sigclient_send (link->node->sig, link->peer, msg, done ? done : on_send_done, link->node);
+    event->outgoing = TRUE;
+    node_emit (node, event);
+  }
 }
 
 static void
 tunnel_on_signal (const Sigmsg *msg, gpointer data)
 {
   Link *link = data;
+  Node *node = link->node;
 
-  link_send (link, msg, msg->type == SIGMSG_OFFER ? on_offer_sent : NULL);
+  node->pending_sends++;
+  if (msg->type == SIGMSG_OFFER)
+    {
+      OfferSent *sent = g_new0 (OfferSent, 1);
+
+      sent->node = node;
+      g_strlcpy (sent->peer, link->peer, sizeof sent->peer);
+      sigclient_send (node->sig, link->peer, msg, on_offer_sent, sent);
+    }
+  else
+    sigclient_send (node->sig, link->peer, msg, on_send_done, node);
 }
 
 static gboolean
@@ -191,171 +241,35 @@ on_reoffer (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-/* ---- streams the peer opens: our exposed services ---- */
+/* ---- tunnel life ---- */
 
 static void
-bridge_done (Bridge *bridge, const GError *error, gpointer data)
+link_emit (Link *link, P2ptunEvent *event)
 {
-  Link *link = data;
-
-  if (error)
-    g_debug ("stream with %s ended: %s", link->peer, error->message);
-  g_ptr_array_remove_fast (link->bridges, bridge);
+  node_emit (link->node, event);
 }
 
 static void
-service_connect_free (ServiceConnect *c)
+link_expose_emit (P2ptunEvent *event, gpointer data)
 {
-  g_cancellable_cancel (c->cancellable);
-  g_object_unref (c->cancellable);
-  transport_stream_free (c->stream);
-  g_free (c->service);
-  g_free (c);
-}
-
-static void
-on_service_connected (GObject *source, GAsyncResult *result, gpointer data)
-{
-  ServiceConnect *c = data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (GSocketConnection) conn = NULL;
-  Link *link;
-  int fd;
-
-  conn = g_socket_client_connect_to_host_finish (G_SOCKET_CLIENT (source), result, &error);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return; /* the link is gone, and so is c */
-  link = c->link;
-  {
-    guint index;
-    /* Ours from here on: take it out without freeing it. */
-    if (g_ptr_array_find (link->connects, c, &index))
-      g_ptr_array_steal_index_fast (link->connects, index);
-  }
-  if (conn == NULL)
-    {
-      g_autofree char *text = g_strdup_printf ("service %s is not reachable: %s", c->service,
-                                               error->message);
-      node_say ("refused a stream from %s: %s", link->peer, text);
-      transport_stream_refuse (g_steal_pointer (&c->stream), CTLMSG_REFUSE_CONNECT_FAILED,
-                               text);
-      service_connect_free (c);
-      return;
-    }
-  fd = dup (g_socket_get_fd (g_socket_connection_get_socket (conn)));
-  if (fd < 0)
-    {
-      transport_stream_refuse (g_steal_pointer (&c->stream), CTLMSG_REFUSE_CONNECT_FAILED,
-                               "out of file descriptors");
-      service_connect_free (c);
-      return;
-    }
-  g_ptr_array_add (link->bridges, bridge_accept (link->node->context,
-                                                 g_steal_pointer (&c->stream), fd, fd,
-                                                 bridge_done, link));
-  service_connect_free (c);
-}
-
-static void
-udp_service_done (UdpService *service, const GError *error, gpointer data)
-{
-  Link *link = data;
-
-  if (error)
-    g_debug ("udp flow with %s ended: %s", link->peer, error->message);
-  g_ptr_array_remove_fast (link->udp_services, service);
+  link_emit (data, event);
 }
 
 static void
 tunnel_on_open_request (TransportStream *stream, const char *service, gpointer data)
 {
   Link *link = data;
-  Node *node = link->node;
-  const char *target = g_hash_table_lookup (node->exposed, service);
-  gboolean udp = g_hash_table_contains (node->exposed_udp, service);
-  gboolean wants_udp = transport_stream_is_datagram (stream);
-  g_autoptr (GSocketClient) client = NULL;
-  ServiceConnect *c;
 
-  /* A pair tunnel is trusted for the session; a serving agent checked the
-   * trust list before it answered the offer. */
-  if (target == NULL)
-    {
-      g_autofree char *text = g_strdup_printf ("service '%s' is not exposed by this agent",
-                                               service);
-      node_say ("refused a stream from %s: service '%s' is not exposed", link->peer, service);
-      transport_stream_refuse (stream, CTLMSG_REFUSE_NOT_EXPOSED, text);
-      return;
-    }
-  if (udp != wants_udp)
-    {
-      g_autofree char *text = g_strdup_printf (
-          "service '%s' is a %s service (forward it with %s)", service, udp ? "UDP" : "TCP",
-          udp ? "-U" : "-L");
-      node_say ("refused a %s from %s: %s", wants_udp ? "udp flow" : "stream", link->peer, text);
-      transport_stream_refuse (stream, CTLMSG_REFUSE_WRONG_KIND, text);
-      return;
-    }
-  if (udp)
-    {
-      g_ptr_array_add (link->udp_services,
-                       udp_service_open (node->context, stream, service, target,
-                                         udp_service_done, node_say_line, link));
-      return;
-    }
-  c = g_new0 (ServiceConnect, 1);
-  c->link = link;
-  c->stream = stream;
-  c->service = g_strdup (service);
-  c->cancellable = g_cancellable_new ();
-  g_ptr_array_add (link->connects, c);
-  client = g_socket_client_new ();
-  g_socket_client_set_timeout (client, 10);
-  g_socket_client_connect_to_host_async (client, target, 0, c->cancellable,
-                                         on_service_connected, c);
+  expose_open_request (link->expose, stream, service);
 }
 
-/* ---- pair side: stdio ---- */
-
 static void
-node_stdio_done (Bridge *bridge, const GError *error, gpointer data)
+peer_forwards_start (Peer *peer, Transport *transport)
 {
-  Node *node = data;
-
-  if (error)
-    {
-      node_say ("error: %s", error->message);
-      node_quit (node, 1);
-    }
-  else
-    node_quit (node, 0);
-}
-
-/* ---- tunnel life ---- */
-
-static void
-link_start_forwarding (Link *link)
-{
-  Node *node = link->node;
-  Transport *transport = tunnel_transport (link->tunnel);
-
-  if (node->forwards)
-    forwards_start (node->forwards, transport);
-  if (node->udp_forwards)
-    udp_forwards_start (node->udp_forwards, transport);
-  if (node->options->stdio_service && node->stdio == NULL)
-    {
-      g_autoptr (GError) error = NULL;
-
-      node->stdio = bridge_open (node->context, transport, node->options->stdio_service,
-                                 STDIN_FILENO, STDOUT_FILENO, node_stdio_done,
-                                 node, &error);
-      if (node->stdio == NULL)
-        {
-          node_say ("error: %s", error->message);
-          node_quit (node, 1);
-        }
-    }
+  for (guint i = 0; i < peer->forwards->len; i++)
+    forwards_start (peer->forwards->pdata[i], transport);
+  for (guint i = 0; i < peer->udp_forwards->len; i++)
+    udp_forwards_start (peer->udp_forwards->pdata[i], transport);
 }
 
 static void
@@ -363,31 +277,42 @@ tunnel_on_rtt (gint64 rtt_us, gpointer data)
 {
   Link *link = data;
   g_autofree char *path = NULL;
+  P2ptunEvent *event;
 
+  link->rtt_us = rtt_us;
   if (link->announced)
     return;
   /* The first round trip completes the picture: announce now. */
   link->announced = TRUE;
   path = tunnel_path_to_string (tunnel_path (link->tunnel));
   if (link->outgoing)
-    node_say ("tunnel up: peer %s, path %s, rtt %.1f ms", link->peer, path, rtt_us / 1000.0);
+    event = p2ptun_event_new (P2PTUN_EVENT_PEER_UP, link->peer,
+                              "tunnel up: peer %s, path %s, rtt %.1f ms", link->peer, path,
+                              rtt_us / 1000.0);
   else
-    node_say ("peer %s connected: path %s, rtt %.1f ms", link->peer, path, rtt_us / 1000.0);
+    event = p2ptun_event_new (P2PTUN_EVENT_PEER_UP, link->peer,
+                              "peer %s connected: path %s, rtt %.1f ms", link->peer, path,
+                              rtt_us / 1000.0);
+  event->path = p2ptun_path_new (tunnel_path (link->tunnel));
+  event->rtt_us = rtt_us;
+  event->outgoing = link->outgoing;
+  link_emit (link, event);
 }
 
 static void
 tunnel_on_up (const TunnelPath *path, gpointer data)
 {
   Link *link = data;
+  Peer *peer = g_hash_table_lookup (link->node->peers, link->peer);
 
   if (link->reoffer)
     {
       g_source_destroy (link->reoffer);
       g_clear_pointer (&link->reoffer, g_source_unref);
     }
-  /* Streams open at once; "tunnel up" is printed with the first round trip. */
-  if (link->outgoing)
-    link_start_forwarding (link);
+  /* Streams open at once; PEER_UP comes with the first round trip. */
+  if (link->outgoing && peer && peer->link == link)
+    peer_forwards_start (peer, tunnel_transport (link->tunnel));
 }
 
 static void
@@ -395,38 +320,58 @@ tunnel_on_path_changed (const TunnelPath *path, gpointer data)
 {
   Link *link = data;
   g_autofree char *p = tunnel_path_to_string (path);
+  P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_PATH_CHANGED, link->peer,
+                                         "path changed: peer %s, path %s", link->peer, p);
 
-  node_say ("path changed: peer %s, path %s", link->peer, p);
+  event->path = p2ptun_path_new (path);
+  event->outgoing = link->outgoing;
+  link_emit (link, event);
 }
 
 static void
 tunnel_on_silence (gint64 gap_us, gboolean over, gpointer data)
 {
   Link *link = data;
+  double seconds = gap_us / (double) G_USEC_PER_SEC;
+  P2ptunEvent *event;
 
   if (over)
-    node_say ("peer %s: answering again after %.1f s of silence", link->peer,
-              gap_us / (double) G_USEC_PER_SEC);
+    event = p2ptun_event_new (P2PTUN_EVENT_PEER_ANSWERING, link->peer,
+                              "peer %s: answering again after %.1f s of silence", link->peer,
+                              seconds);
   else
-    node_say ("peer %s: no answer for %d s; streams wait, the tunnel ends after %d s of "
-              "silence", link->peer, (int) (gap_us / G_USEC_PER_SEC), TUNNEL_DEAD_AFTER_S);
+    event = p2ptun_event_new (P2PTUN_EVENT_PEER_SILENT, link->peer,
+                              "peer %s: no answer for %d s; streams wait, the tunnel ends "
+                              "after %d s of silence", link->peer, (int) seconds,
+                              TUNNEL_DEAD_AFTER_S);
+  event->seconds = seconds;
+  event->outgoing = link->outgoing;
+  link_emit (link, event);
 }
+
+static void peer_free (Peer *peer);
 
 static void
 tunnel_on_down (const GError *error, gpointer data)
 {
   Link *link = data;
   Node *node = link->node;
+  P2ptunEvent *event;
 
   if (node->closing)
     return;
   if (link->outgoing)
-    {
-      node_say ("error: %s", error->message);
-      node_quit (node, 1);
-      return;
-    }
-  node_say ("peer %s: %s", link->peer, error->message);
+    event = p2ptun_event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "%s", error->message);
+  else
+    event = p2ptun_event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "peer %s: %s", link->peer,
+                              error->message);
+  event->outgoing = link->outgoing;
+  event->error = g_error_new_literal (P2PTUN_ERROR, p2ptun_error_from_tunnel (error),
+                                      error->message);
+  link_emit (link, event);
+  /* The forwards of an outgoing tunnel end with it (they hold its transport). */
+  if (link->outgoing)
+    g_hash_table_remove (node->peers, link->peer);
   g_hash_table_remove (node->links, tunnel_session (link->tunnel));
 }
 
@@ -440,6 +385,8 @@ static const TunnelCallbacks link_callbacks = {
   .down = tunnel_on_down,
 };
 
+static void link_free (Link *link);
+
 static Link *
 link_new (Node *node, const char *peer, const char *session, gboolean outgoing, GError **error)
 {
@@ -450,16 +397,17 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
     .session = session,
     .controlling = outgoing,
     .ice_servers = node->ice_servers,
-    .local_addresses = (const char *const *) node->options->local_addresses,
-    .relay_only = node->options->relay_only,
+    .local_addresses = (const char *const *) node->config->local_addresses,
+    .relay_only = node->config->relay_only,
   };
 
   link->node = node;
   link->outgoing = outgoing;
   g_strlcpy (link->peer, peer, sizeof link->peer);
-  link->bridges = g_ptr_array_new_with_free_func ((GDestroyNotify) bridge_free);
-  link->connects = g_ptr_array_new_with_free_func ((GDestroyNotify) service_connect_free);
-  link->udp_services = g_ptr_array_new_with_free_func ((GDestroyNotify) udp_service_free);
+  link->expose = expose_new (node->context, peer, node->config, node->locals, link_expose_emit,
+                             link);
+  link->fd_streams = g_ptr_array_new ();
+  link->flows = g_ptr_array_new ();
   link->tunnel = tunnel_new (node->context, &config, &link_callbacks, link, error);
   if (link->tunnel == NULL)
     {
@@ -470,9 +418,13 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
   return link;
 }
 
+static void fd_stream_free (FdStream *s);
+
 static void
 link_free (Link *link)
 {
+  GError *ended;
+
   if (link == NULL)
     return;
   if (link->reoffer)
@@ -480,12 +432,40 @@ link_free (Link *link)
       g_source_destroy (link->reoffer);
       g_source_unref (link->reoffer);
     }
-  if (link->node->pair == link)
-    link->node->pair = NULL;
+  {
+    Peer *peer = g_hash_table_lookup (link->node->peers, link->peer);
+
+    if (peer && peer->link == link)
+      peer->link = NULL;
+  }
   /* Streams before the transport that carries them. */
-  g_ptr_array_unref (link->connects);
-  g_ptr_array_unref (link->bridges);
-  g_ptr_array_unref (link->udp_services);
+  ended = g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_CLOSED, "the tunnel ended");
+  while (link->fd_streams->len > 0)
+    {
+      FdStream *s = g_ptr_array_steal_index (link->fd_streams, link->fd_streams->len - 1);
+      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s",
+                                             ended->message);
+
+      event->stream = s->id;
+      event->error = g_error_copy (ended);
+      if (!link->node->closing)
+        link_emit (link, event);
+      else
+        p2ptun_event_free (event);
+      fd_stream_free (s);
+    }
+  g_error_free (ended);
+  while (link->flows->len > 0)
+    {
+      NodeFlow *flow = g_ptr_array_steal_index (link->flows, link->flows->len - 1);
+
+      flow->lost (flow->user_data);
+      transport_stream_free (flow->stream);
+      g_free (flow);
+    }
+  g_ptr_array_unref (link->fd_streams);
+  g_ptr_array_unref (link->flows);
+  expose_free (link->expose);
   tunnel_free (link->tunnel);
   g_free (link);
 }
@@ -504,22 +484,41 @@ new_session_id (void)
 }
 
 static void
-node_start_pair (Node *node)
+peer_start (Peer *peer)
 {
+  Node *node = peer->node;
   g_autoptr (GError) error = NULL;
   g_autofree char *session = new_session_id ();
+  Link *link;
 
-  node->pair = link_new (node, node->options->pair_peer, session, TRUE, &error);
-  if (node->pair == NULL)
+  link = link_new (node, peer->peer, session, TRUE, &error);
+  if (link == NULL)
     {
-      node_say ("error: %s", error->message);
-      node_quit (node, 1);
+      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_PEER_GONE, peer->peer, "%s",
+                                             error->message);
+
+      event->outgoing = TRUE;
+      event->error = g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_FAILED, error->message);
+      node_emit (node, event);
+      g_hash_table_remove (node->peers, peer->peer);
       return;
     }
-  node->pair->reoffer = g_timeout_source_new_seconds (NODE_REOFFER_S);
-  g_source_set_callback (node->pair->reoffer, on_reoffer, node->pair, NULL);
-  g_source_attach (node->pair->reoffer, node->context);
-  tunnel_start (node->pair->tunnel);
+  peer->link = link;
+  link->reoffer = g_timeout_source_new_seconds (NODE_REOFFER_S);
+  g_source_set_callback (link->reoffer, on_reoffer, link, NULL);
+  g_source_attach (link->reoffer, node->context);
+  tunnel_start (link->tunnel);
+}
+
+static void
+peer_free (Peer *peer)
+{
+  /* Forwards first: their streams ride the link's transport. */
+  g_ptr_array_unref (peer->forwards);
+  g_ptr_array_unref (peer->udp_forwards);
+  if (peer->link)
+    peer->link->outgoing = FALSE;
+  g_free (peer);
 }
 
 static guint
@@ -553,42 +552,53 @@ static void
 node_handle_offer (Node *node, const Sigmsg *msg)
 {
   g_autoptr (GError) error = NULL;
+  Peer *peer = g_hash_table_lookup (node->peers, msg->from);
   Link *link;
 
   if (!node_trusts (node, msg->from))
     {
       g_autofree char *text = g_strdup_printf ("this agent does not trust peer-id %s",
                                                msg->from);
-      node_say ("refused a tunnel from %s: not trusted (add it with --trust)", msg->from);
+      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_REFUSED, msg->from,
+                                             "refused a tunnel from %s: not trusted",
+                                             msg->from);
+
+      event->error = g_error_new (P2PTUN_ERROR, P2PTUN_ERROR_NOT_TRUSTED,
+                                  "peer-id %s is not trusted", msg->from);
+      node_emit (node, event);
       node_refuse (node, msg, "not-trusted", text);
       return;
     }
-  /* Both sides ran pair at once: the offer of the lower peer-id wins. */
-  if (node->pair && peerid_equal (node->pair->peer, msg->from)
-      && !tunnel_has_answer (node->pair->tunnel))
+  /* Both sides paired at once: the offer of the lower peer-id wins. */
+  if (peer && peer->link && !tunnel_has_answer (peer->link->tunnel))
     {
       if (strcmp (node->identity->peer_id, msg->from) < 0)
         return;
-      g_hash_table_remove (node->links, tunnel_session (node->pair->tunnel));
+      g_hash_table_remove (node->links, tunnel_session (peer->link->tunnel));
     }
   if (g_hash_table_size (node->links) >= NODE_MAX_TUNNELS
       || node_count_links (node, msg->from) >= NODE_MAX_TUNNELS_PER_PEER)
     {
-      node_say ("refused a tunnel from %s: too many tunnels", msg->from);
+      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_REFUSED, msg->from,
+                                             "refused a tunnel from %s: too many tunnels",
+                                             msg->from);
+
+      event->error = g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_LIMIT, "too many tunnels");
+      node_emit (node, event);
       node_refuse (node, msg, "busy", "too many tunnels");
       return;
     }
   link = link_new (node, msg->from, msg->session, FALSE, &error);
   if (link == NULL)
     {
-      node_say ("cannot answer %s: %s", msg->from, error->message);
+      node_warn (node, "cannot answer %s: %s", msg->from, error->message);
       return;
     }
-  if (node->options->pair_peer && peerid_equal (node->options->pair_peer, msg->from))
+  if (peer && peer->link == NULL)
     {
-      /* The peer's offer replaces ours: this tunnel is the pair tunnel. */
+      /* The peer's offer replaces ours: this is the tunnel we asked for. */
       link->outgoing = TRUE;
-      node->pair = link;
+      peer->link = link;
     }
   tunnel_handle_signal (link->tunnel, msg);
   node_replay_orphans (node, link);
@@ -628,6 +638,7 @@ node_keep_orphan (Node *node, const Sigmsg *msg)
   o = g_new0 (Orphan, 1);
   o->msg = sigmsg_new (msg->type, msg->session);
   g_strlcpy (o->msg->from, msg->from, sizeof o->msg->from);
+  o->msg->generation = msg->generation;
   o->msg->candidate = g_strdup (msg->candidate);
   o->msg->reason = g_strdup (msg->reason);
   o->msg->text = g_strdup (msg->text);
@@ -660,10 +671,7 @@ on_message (Sigclient *client, const Sigmsg *msg, gpointer data)
 static void
 on_signal_fatal (Sigclient *client, const GError *error, gpointer data)
 {
-  Node *node = data;
-
-  node_say ("error: %s", error->message);
-  node_quit (node, 1);
+  node_fatal (data, g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_SIGNALING, error->message));
 }
 
 /* The earliest expiry (Unix seconds) of the TURN REST usernames
@@ -696,8 +704,8 @@ on_ice_servers_renewed (Sigclient *client, SigmsgIceServers *servers, const GErr
 
   if (servers == NULL)
     {
-      node_say ("warning: cannot renew the relay credentials: %s (again in %d s)",
-                error->message, NODE_ICE_REFRESH_RETRY_S);
+      node_warn (node, "cannot renew the relay credentials: %s (again in %d s)",
+                 error->message, NODE_ICE_REFRESH_RETRY_S);
       node_schedule_ice_refresh (node, NODE_ICE_REFRESH_RETRY_S);
       return;
     }
@@ -741,27 +749,121 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
                 gpointer data)
 {
   Node *node = data;
+  GHashTableIter it;
+  gpointer value;
 
   if (servers == NULL)
     {
-      node_say ("error: %s", error->message);
-      node_quit (node, 1);
+      node_fatal (node, g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_SIGNALING,
+                                             error->message));
       return;
     }
   node->ice_servers = servers;
-  if (node->options->relay_only && relays_usable (servers) == 0)
+  if (node->config->relay_only && relays_usable (servers) == 0)
     {
-      node_say ("error: --relay-only, but the signaling server hands out no usable relay "
-                "(TURN over UDP or TCP at an IP address, or over TLS)");
-      node_quit (node, 1);
+      node_fatal (node, g_error_new_literal (
+                            P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
+                            "--relay-only, but the signaling server hands out no usable relay "
+                            "(TURN over UDP or TCP at an IP address, or over TLS)"));
       return;
     }
+  node->ready = TRUE;
   sigclient_start (node->sig, on_message, on_signal_fatal, node);
   node_schedule_ice_refresh (node, 0);
-  if (node->options->pair_peer)
-    node_start_pair (node);
-  else
-    node_say ("serving as %s; waiting for peers", node->identity->peer_id);
+  node_emit (node, p2ptun_event_new (P2PTUN_EVENT_READY, NULL,
+                                     "serving as %s; waiting for peers",
+                                     node->identity->peer_id));
+  g_hash_table_iter_init (&it, node->peers);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (((Peer *) value)->link == NULL)
+      peer_start (value);
+}
+
+/* ---- what the owner asks for ---- */
+
+Node *
+node_new (GMainContext *context, const Identity *identity, const P2ptunConfig *config,
+          NodeEmitFunc emit, gpointer user_data, GError **error)
+{
+  Node *node;
+  Sigclient *sig;
+
+  if (config->signal_url == NULL)
+    {
+      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
+                   "no signaling server (set one: --signal URL)");
+      return NULL;
+    }
+  sig = sigclient_new (context, config->signal_url, config->signal_pin, identity, error);
+  if (sig == NULL)
+    return NULL;
+  node = g_new0 (Node, 1);
+  node->context = g_main_context_ref (context);
+  node->identity = identity;
+  node->config = p2ptun_config_ref ((P2ptunConfig *) config);
+  node->emit = emit;
+  node->emit_data = user_data;
+  node->sig = sig;
+  node->locals = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  node->links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) link_free);
+  node->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) peer_free);
+  node->orphans = g_ptr_array_new_with_free_func (orphan_free);
+  return node;
+}
+
+void
+node_start (Node *node)
+{
+  sigclient_get_ice_servers (node->sig, on_ice_servers, node);
+}
+
+const char *
+node_peer_id (Node *node)
+{
+  return node->identity->peer_id;
+}
+
+static Peer *
+node_ensure_peer (Node *node, const char *peer_id, GError **error)
+{
+  Peer *peer;
+
+  if (!peerid_is_valid (peer_id))
+    {
+      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
+                   "'%s' is not a peer-id (52 characters of a-z and 2-7)", peer_id);
+      return NULL;
+    }
+  if (peerid_equal (peer_id, node->identity->peer_id))
+    {
+      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
+                   "%s is this node's own peer-id", peer_id);
+      return NULL;
+    }
+  peer = g_hash_table_lookup (node->peers, peer_id);
+  if (peer)
+    return peer;
+  peer = g_new0 (Peer, 1);
+  peer->node = node;
+  g_strlcpy (peer->peer, peer_id, sizeof peer->peer);
+  peer->forwards = g_ptr_array_new_with_free_func ((GDestroyNotify) forwards_free);
+  peer->udp_forwards = g_ptr_array_new_with_free_func ((GDestroyNotify) udp_forwards_free);
+  g_hash_table_insert (node->peers, g_strdup (peer_id), peer);
+  return peer;
+}
+
+gboolean
+node_pair (Node *node, const char *peer_id, GError **error)
+{
+  Peer *peer = node_ensure_peer (node, peer_id, error);
+
+  if (peer == NULL)
+    return FALSE;
+  if (node->ready && peer->link == NULL && !node->closing)
+    peer_start (peer);
+  return TRUE;
 }
 
 static void
@@ -769,14 +871,272 @@ on_forward_fatal (const GError *error, gpointer data)
 {
   Node *node = data;
 
-  node_say ("error: %s", error->message);
-  node_quit (node, 1);
+  node_fatal (node, g_error_copy (error));
+}
+
+static void
+on_forward_say (const char *line, gpointer data)
+{
+  node_emit (data, p2ptun_event_new (P2PTUN_EVENT_NOTICE, NULL, "%s", line));
+}
+
+gboolean
+node_forward (Node *node, const char *peer_id, P2ptunServiceKind kind, const char *spec,
+              GError **error)
+{
+  Peer *peer = node_ensure_peer (node, peer_id, error);
+  const char *specs[] = { spec, NULL };
+
+  if (peer == NULL)
+    return FALSE;
+  if (kind == P2PTUN_SERVICE_UDP)
+    {
+      UdpForwards *f = udp_forwards_new (node->context, specs, node->config->udp_timeout_s,
+                                         on_forward_fatal, on_forward_say, node, error);
+
+      if (f == NULL)
+        return FALSE;
+      g_ptr_array_add (peer->udp_forwards, f);
+      if (peer->link && tunnel_is_up (peer->link->tunnel))
+        udp_forwards_start (f, tunnel_transport (peer->link->tunnel));
+    }
+  else
+    {
+      Forwards *f = forwards_new (node->context, specs, on_forward_fatal, on_forward_say, node,
+                                  error);
+
+      if (f == NULL)
+        return FALSE;
+      g_ptr_array_add (peer->forwards, f);
+      if (peer->link && tunnel_is_up (peer->link->tunnel))
+        forwards_start (f, tunnel_transport (peer->link->tunnel));
+    }
+  return TRUE;
+}
+
+/* The newest tunnel up to @peer_id. */
+static Link *
+node_up_link (Node *node, const char *peer_id, GError **error)
+{
+  Peer *peer = g_hash_table_lookup (node->peers, peer_id ? peer_id : "");
+  GHashTableIter it;
+  gpointer value;
+
+  if (peer && peer->link && tunnel_is_up (peer->link->tunnel))
+    return peer->link;
+  g_hash_table_iter_init (&it, node->links);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (peerid_equal (((Link *) value)->peer, peer_id) && tunnel_is_up (((Link *) value)->tunnel))
+      return value;
+  g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_NO_TUNNEL, "no tunnel up to peer %s",
+               peer_id);
+  return NULL;
+}
+
+static void
+fd_stream_free (FdStream *s)
+{
+  bridge_free (s->bridge);
+  g_free (s);
+}
+
+static void
+fd_stream_done (Bridge *bridge, const GError *error, gpointer data)
+{
+  FdStream *s = data;
+  Link *link = s->link;
+  P2ptunEvent *event;
+
+  if (error)
+    {
+      P2ptunError code = g_error_matches (error, BRIDGE_ERROR, BRIDGE_ERROR_REFUSED)
+                                 || g_error_matches (error, BRIDGE_ERROR,
+                                                     BRIDGE_ERROR_NOT_EXPOSED)
+                             ? P2PTUN_ERROR_REFUSED
+                             : P2PTUN_ERROR_CLOSED;
+
+      event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s", error->message);
+      event->error = g_error_new_literal (P2PTUN_ERROR, code, error->message);
+    }
+  else
+    event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "stream %u ended", s->id);
+  event->stream = s->id;
+  g_ptr_array_remove_fast (link->fd_streams, s);
+  fd_stream_free (s);
+  link_emit (link, event);
+}
+
+guint
+node_connect_fds (Node *node, const char *peer_id, const char *service, int in_fd, int out_fd,
+                  GError **error)
+{
+  Link *link = node_up_link (node, peer_id, error);
+  FdStream *s;
+
+  if (link == NULL)
+    return 0;
+  s = g_new0 (FdStream, 1);
+  s->link = link;
+  s->id = ++node->next_stream;
+  s->bridge = bridge_open (node->context, tunnel_transport (link->tunnel), service, in_fd,
+                           out_fd, fd_stream_done, s, error);
+  if (s->bridge == NULL)
+    {
+      g_free (s);
+      return 0;
+    }
+  g_ptr_array_add (link->fd_streams, s);
+  return s->id;
+}
+
+gboolean
+node_expose (Node *node, const char *name, NodeAcceptFunc func, gpointer user_data,
+             GError **error)
+{
+  ExposeLocal *local;
+
+  if (!ctlmsg_name_is_valid (name))
+    {
+      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
+                   "'%s' is not a service name: letters, digits, '.', '_' or '-' (at most %d)",
+                   name, CTLMSG_NAME_MAX);
+      return FALSE;
+    }
+  if (g_hash_table_contains (node->locals, name)
+      || g_hash_table_contains (node->config->exposed, name))
+    {
+      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID, "service '%s' is exposed twice",
+                   name);
+      return FALSE;
+    }
+  local = g_new0 (ExposeLocal, 1);
+  local->accept = func;
+  local->user_data = user_data;
+  g_hash_table_insert (node->locals, g_strdup (name), local);
+  return TRUE;
+}
+
+NodeFlow *
+node_open_flow (Node *node, const char *peer_id, const char *service,
+                const TransportStreamCallbacks *callbacks, gpointer user_data,
+                NodeFlowLostFunc lost, GError **error)
+{
+  Link *link = node_up_link (node, peer_id, error);
+  NodeFlow *flow;
+
+  if (link == NULL)
+    return NULL;
+  flow = g_new0 (NodeFlow, 1);
+  flow->link = link;
+  flow->lost = lost;
+  flow->user_data = user_data;
+  flow->stream = transport_open_datagram (tunnel_transport (link->tunnel), service, callbacks,
+                                          user_data, error);
+  if (flow->stream == NULL)
+    {
+      g_free (flow);
+      return NULL;
+    }
+  g_ptr_array_add (link->flows, flow);
+  return flow;
+}
+
+TransportStream *
+node_flow_stream (NodeFlow *flow)
+{
+  return flow->stream;
+}
+
+void
+node_flow_close (NodeFlow *flow)
+{
+  g_ptr_array_remove_fast (flow->link->flows, flow);
+  transport_stream_free (flow->stream);
+  g_free (flow);
+}
+
+GPtrArray *
+node_statuses (Node *node)
+{
+  GPtrArray *all = g_ptr_array_new_with_free_func ((GDestroyNotify) p2ptun_status_free);
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, node->links);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    {
+      Link *link = value;
+      P2ptunStatus *status = g_new0 (P2ptunStatus, 1);
+      Transport *transport = tunnel_transport (link->tunnel);
+
+      g_strlcpy (status->peer_id, link->peer, sizeof status->peer_id);
+      status->up = tunnel_is_up (link->tunnel);
+      status->has_path = status->up;
+      if (status->up)
+        status->path.path = *tunnel_path (link->tunnel);
+      status->rtt_us = link->rtt_us;
+      transport_get_bytes (transport, &status->bytes_sent, &status->bytes_received);
+      status->streams = transport_n_streams (transport);
+      g_ptr_array_add (all, status);
+    }
+  return all;
+}
+
+void
+node_ping (Node *node)
+{
+  GHashTableIter it;
+  gpointer value;
+
+  g_hash_table_iter_init (&it, node->links);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (tunnel_is_up (((Link *) value)->tunnel))
+      transport_ping (tunnel_transport (((Link *) value)->tunnel));
 }
 
 /* ---- ending ---- */
 
+static gboolean
+on_release_poll (gpointer data)
+{
+  Node *node = data;
+
+  if (relays_pending () > 0 && g_get_monotonic_time () < node->release_deadline)
+    return G_SOURCE_CONTINUE;
+  g_clear_pointer (&node->closer, g_source_unref);
+  node_emit (node, p2ptun_event_new (P2PTUN_EVENT_CLOSED, NULL, "closed"));
+  return G_SOURCE_REMOVE;
+}
+
+/* The byes are out (or their time is up): free the tunnels, whose relay
+ * allocations are then given back, and wait for that. */
 static void
-node_quit (Node *node, int code)
+node_closed_sends (Node *node)
+{
+  if (node->closer)
+    {
+      g_source_destroy (node->closer);
+      g_source_unref (node->closer);
+    }
+  g_hash_table_remove_all (node->links);
+  node->release_deadline = g_get_monotonic_time () + NODE_RELEASE_WAIT_MS * 1000;
+  node->closer = g_timeout_source_new (NODE_RELEASE_POLL_MS);
+  g_source_set_callback (node->closer, on_release_poll, node, NULL);
+  g_source_attach (node->closer, node->context);
+}
+
+static gboolean
+on_bye_grace (gpointer data)
+{
+  Node *node = data;
+
+  g_clear_pointer (&node->closer, g_source_unref);
+  node_closed_sends (node);
+  return G_SOURCE_REMOVE;
+}
+
+void
+node_close (Node *node)
 {
   GHashTableIter it;
   gpointer value;
@@ -784,174 +1144,44 @@ node_quit (Node *node, int code)
   if (node->closing)
     return;
   node->closing = TRUE;
-  node->exit_code = code;
-  g_clear_pointer (&node->stdio, bridge_free);
-  g_clear_pointer (&node->forwards, forwards_free);
-  g_clear_pointer (&node->udp_forwards, udp_forwards_free);
+  g_hash_table_remove_all (node->peers);
   g_hash_table_iter_init (&it, node->links);
   while (g_hash_table_iter_next (&it, NULL, &value))
-    {
-      Link *link = value;
-      g_ptr_array_set_size (link->bridges, 0);
-      g_ptr_array_set_size (link->connects, 0);
-      /* Its bye goes through link_send, which counts it as pending. */
-      tunnel_close (link->tunnel, "closed", "the agent is shutting down");
-    }
+    /* Its bye goes through tunnel_on_signal, which counts it as pending. */
+    tunnel_close (((Link *) value)->tunnel, "closed", "the agent is shutting down");
   if (node->pending_sends == 0)
-    g_main_loop_quit (node->loop);
+    node_closed_sends (node);
   else
-    g_timeout_add_once (NODE_SHUTDOWN_GRACE_MS, (GSourceOnceFunc) g_main_loop_quit, node->loop);
+    {
+      node->closer = g_timeout_source_new (NODE_BYE_GRACE_MS);
+      g_source_set_callback (node->closer, on_bye_grace, node, NULL);
+      g_source_attach (node->closer, node->context);
+    }
 }
 
-static gboolean
-on_unix_signal (gpointer data)
+void
+node_free (Node *node)
 {
-  Node *node = data;
-
-  if (!node->closing)
-    node_say ("closing");
-  node_quit (node, 0);
-  return G_SOURCE_CONTINUE;
-}
-
-static gboolean
-on_timeout (gpointer data)
-{
-  Node *node = data;
-
-  g_clear_pointer (&node->timeout, g_source_unref);
-  if (node->pair && tunnel_is_up (node->pair->tunnel))
-    return G_SOURCE_REMOVE;
-  node_say ("error: timed out after %d s: no tunnel to peer %s", node->options->timeout_s,
-            node->options->pair_peer);
-  node_quit (node, 1);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-node_parse_exposes (Node *node, GError **error)
-{
-  for (guint i = 0; node->options->expose && node->options->expose[i]; i++)
+  if (node == NULL)
+    return;
+  node->closing = TRUE;
+  if (node->closer)
     {
-      const char *spec = node->options->expose[i];
-      const char *eq = strchr (spec, '=');
-      g_autofree char *name = NULL;
-      g_autofree char *target = NULL;
-      g_autofree char *host = NULL;
-      guint16 port;
-      gboolean udp = g_str_has_suffix (spec, "/udp");
-
-      if (eq == NULL)
-        goto bad;
-      name = g_strndup (spec, (gsize) (eq - spec));
-      target = g_strndup (eq + 1, strlen (eq + 1) - (udp ? 4 : 0));
-      if (!ctlmsg_name_is_valid (name) || !sigmsg_split_host_port (target, &host, &port))
-        goto bad;
-      if (g_hash_table_contains (node->exposed, name))
-        {
-          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       "--expose %s: service '%s' is exposed twice", spec, name);
-          return FALSE;
-        }
-      if (udp)
-        g_hash_table_add (node->exposed_udp, g_strdup (name));
-      g_hash_table_insert (node->exposed, g_steal_pointer (&name), g_steal_pointer (&target));
-      continue;
-    bad:
-      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--expose %s: expected NAME=HOST:PORT (TCP) or NAME=HOST:PORT/udp, NAME of "
-                   "letters, digits, '.', '_' or '-' (at most %d)", spec, CTLMSG_NAME_MAX);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-int
-node_run (const NodeOptions *options, const Identity *identity)
-{
-  g_autoptr (GError) error = NULL;
-  Node node_storage = { 0 };
-  Node *node = &node_storage;
-  guint sigint, sigterm;
-
-  node->options = options;
-  node->identity = identity;
-  node->context = g_main_context_default ();
-  node->loop = g_main_loop_new (node->context, FALSE);
-  node->exposed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  node->exposed_udp = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  node->links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                       (GDestroyNotify) link_free);
-  node->orphans = g_ptr_array_new_with_free_func (orphan_free);
-
-  if (!node_parse_exposes (node, &error))
-    goto fail;
-  if (options->forward && options->forward[0])
-    {
-      node->forwards = forwards_new (node->context, (const char *const *) options->forward,
-                                     on_forward_fatal, node_say_line, node, &error);
-      if (node->forwards == NULL)
-        goto fail;
-    }
-  if (options->udp_forward && options->udp_forward[0])
-    {
-      node->udp_forwards = udp_forwards_new (node->context,
-                                             (const char *const *) options->udp_forward,
-                                             (guint) options->udp_timeout_s, on_forward_fatal,
-                                             node_say_line, node, &error);
-      if (node->udp_forwards == NULL)
-        goto fail;
-    }
-  node->sig = sigclient_new (node->context, options->signal_url, options->signal_pin, identity,
-                             &error);
-  if (node->sig == NULL)
-    goto fail;
-
-  sigint = g_unix_signal_add (SIGINT, on_unix_signal, node);
-  sigterm = g_unix_signal_add (SIGTERM, on_unix_signal, node);
-  if (options->pair_peer && options->timeout_s > 0)
-    {
-      node->timeout = g_timeout_source_new_seconds ((guint) options->timeout_s);
-      g_source_set_callback (node->timeout, on_timeout, node, NULL);
-      g_source_attach (node->timeout, node->context);
-    }
-  sigclient_get_ice_servers (node->sig, on_ice_servers, node);
-  g_main_loop_run (node->loop);
-
-  if (node->timeout)
-    {
-      g_source_destroy (node->timeout);
-      g_source_unref (node->timeout);
+      g_source_destroy (node->closer);
+      g_source_unref (node->closer);
     }
   if (node->ice_refresh)
     {
       g_source_destroy (node->ice_refresh);
       g_source_unref (node->ice_refresh);
     }
-  g_clear_pointer (&node->stdio, bridge_free);
-  g_clear_pointer (&node->forwards, forwards_free);
-  g_clear_pointer (&node->udp_forwards, udp_forwards_free);
+  g_hash_table_unref (node->peers);
   g_hash_table_unref (node->links);
-  /* A second SIGTERM while the relays are told goodbye changes nothing. */
-  relays_wait_released (node->context, NODE_RELEASE_WAIT_MS);
-  g_source_remove (sigint);
-  g_source_remove (sigterm);
-  g_clear_pointer (&node->sig, sigclient_free);
+  sigclient_free (node->sig);
   g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   g_ptr_array_unref (node->orphans);
-  g_hash_table_unref (node->exposed);
-  g_hash_table_unref (node->exposed_udp);
-  g_main_loop_unref (node->loop);
-  return node->exit_code;
-
-fail:
-  node_say ("error: %s", error->message);
-  g_clear_pointer (&node->forwards, forwards_free);
-  g_clear_pointer (&node->udp_forwards, udp_forwards_free);
-  g_hash_table_unref (node->links);
-  g_ptr_array_unref (node->orphans);
-  g_hash_table_unref (node->exposed);
-  g_hash_table_unref (node->exposed_udp);
-  g_main_loop_unref (node->loop);
-  return 1;
+  g_hash_table_unref (node->locals);
+  p2ptun_config_unref (node->config);
+  g_main_context_unref (node->context);
+  g_free (node);
 }

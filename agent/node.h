@@ -1,31 +1,51 @@
-/* The running agent: its identity, its signaling client, its tunnels, the
- * services it exposes and the ports it forwards. serve and pair are the same
- * node; pair also offers a tunnel to one peer and forwards to it. */
+/* A node: an identity, its signaling client, its tunnels by peer, the
+ * services it exposes and the forwards it runs. The library's P2ptunNode
+ * (p2ptun.c) is its public face; everything a person would be told goes out
+ * as a P2ptunEvent through the emit function. */
 #pragma once
 
 #include <glib.h>
 
-#include "identity.h"
+#include "p2ptun-private.h"
+#include "transport.h"
 
-typedef struct
-{
-  char *signal_url;
-  char *signal_pin;            /* NULL: verify with the system CAs */
-  char **expose;               /* NAME=HOST:PORT, NAME=HOST:PORT/udp */
-  char **trust;                /* peer-ids allowed to open our services */
-  char **forward;              /* [BIND:]PORT:SERVICE (pair) */
-  char **udp_forward;          /* [BIND:]PORT:SERVICE (pair), UDP */
-  int udp_timeout_s;           /* a UDP flow idle this long ends */
-  char *stdio_service;         /* pair --stdio */
-  char **local_addresses;      /* ICE host candidates only on these */
-  gboolean relay_only;         /* only relayed candidate pairs (ICE force-relay) */
-  char *pair_peer;             /* NULL for serve */
-  int timeout_s;               /* pair: give up when not up by then; 0 = never */
-} NodeOptions;
+typedef struct _Node Node;
 
-/* Runs until the tunnel ends (pair), or SIGINT/SIGTERM. Returns the exit code;
- * every error was printed. */
-int node_run (const NodeOptions *options, const Identity *identity);
+/* Takes @event. Called from inside the node's work, also from inside calls
+ * into it: the owner queues. */
+typedef void (*NodeEmitFunc) (P2ptunEvent *event, gpointer user_data);
+/* A trusted peer opened a stream to an in-process service; @fd is the
+ * callee's. */
+typedef void (*NodeAcceptFunc) (const char *peer_id, int fd, gpointer user_data);
 
-/* Prints one line to stderr, "p2ptun-agent: ..." */
-void node_say (const char *format, ...) G_GNUC_PRINTF (1, 2);
+Node *node_new (GMainContext *context, const Identity *identity, const P2ptunConfig *config,
+                NodeEmitFunc emit, gpointer user_data, GError **error);
+/* No emit after this. Call node_close() first for an orderly end. */
+void node_free (Node *node);
+void node_start (Node *node);
+gboolean node_pair (Node *node, const char *peer_id, GError **error);
+gboolean node_forward (Node *node, const char *peer_id, P2ptunServiceKind kind,
+                       const char *spec, GError **error);
+guint node_connect_fds (Node *node, const char *peer_id, const char *service, int in_fd,
+                        int out_fd, GError **error);
+/* @func and @user_data must live as long as the node. */
+gboolean node_expose (Node *node, const char *name, NodeAcceptFunc func, gpointer user_data,
+                      GError **error);
+
+/* A UDP flow that the node ends with its tunnel: @lost is called then, and
+ * the flow is freed (its stream too) right after. */
+typedef struct _NodeFlow NodeFlow;
+typedef void (*NodeFlowLostFunc) (gpointer user_data);
+NodeFlow *node_open_flow (Node *node, const char *peer_id, const char *service,
+                          const TransportStreamCallbacks *callbacks, gpointer user_data,
+                          NodeFlowLostFunc lost, GError **error);
+TransportStream *node_flow_stream (NodeFlow *flow);
+/* Ends the flow and frees it (not from inside its own lost function). */
+void node_flow_close (NodeFlow *flow);
+
+/* P2ptunStatus* of every tunnel. */
+GPtrArray *node_statuses (Node *node);
+void node_ping (Node *node);
+/* Tells every peer, gives back relay allocations, then emits CLOSED. */
+void node_close (Node *node);
+const char *node_peer_id (Node *node);

@@ -228,6 +228,12 @@ relays_release (GMainContext *context, NiceAgent *agent, guint stream_id, guint 
   g_main_context_pop_thread_default (context);
 }
 
+guint
+relays_pending (void)
+{
+  return releases ? releases->len : 0;
+}
+
 static gboolean
 on_release_deadline (gpointer data)
 {

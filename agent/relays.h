@@ -42,6 +42,8 @@ char *relays_silent_string (GPtrArray *relays);
  * each relay) in the background; takes @agent and @relays. */
 void relays_release (GMainContext *context, NiceAgent *agent, guint stream_id,
                      guint component_id, GPtrArray *relays);
+/* How many releases are not done yet. */
+guint relays_pending (void);
 /* Runs @context until every release is done, for at most @timeout_ms: call
  * before the process exits. */
 void relays_wait_released (GMainContext *context, guint timeout_ms);

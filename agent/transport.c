@@ -516,6 +516,7 @@ pump_round (Transport *t, guint64 now)
       if (n == 0)
         break;
       t->cb.send_packet (t->packet, n, t->user_data);
+      t->bytes_sent += n;
       sent++;
     }
   if (t->conn)
@@ -651,6 +652,7 @@ transport_receive_packet (Transport *t, const guint8 *buf, gsize len)
 {
   if (t->conn == NULL || t->closed)
     return;
+  t->bytes_received += len;
   xport_conn_receive (t->conn, now_us (), buf, len);
   /* Datagrams at once: the transport's queue of received ones is short, and
    * a burst of packets could overflow it before the pump runs. */
@@ -697,6 +699,13 @@ guint
 transport_n_streams (Transport *t)
 {
   return g_hash_table_size (t->streams);
+}
+
+void
+transport_get_bytes (Transport *t, guint64 *sent, guint64 *received)
+{
+  *sent = t->bytes_sent;
+  *received = t->bytes_received;
 }
 
 TransportStream *

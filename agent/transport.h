@@ -79,6 +79,8 @@ void transport_ping (Transport *transport);
 /* Sends BYE to the peer (best effort) and stops all streams. */
 void transport_bye (Transport *transport, guint8 code, const char *text);
 guint transport_n_streams (Transport *transport);
+/* Bytes of the transport's packets each way (framing included, DTLS not). */
+void transport_get_bytes (Transport *transport, guint64 *sent, guint64 *received);
 
 
 /* Asks the peer to open a stream to @service. Callbacks follow. Returns NULL

@@ -69,6 +69,8 @@ struct _Transport
   char *close_text;
   guint8 *dgram;          /* one received datagram */
   guint64 dgrams_dropped; /* for no open flow, or malformed */
+  guint64 bytes_sent;     /* packets handed to send_packet */
+  guint64 bytes_received; /* packets given to transport_receive_packet */
 };
 
 /* The pump runs soon. */

@@ -455,7 +455,7 @@ class Runner:
         # P2PTUN_NATLAB_DEBUG (e.g. "all", with NICE_DEBUG=all) widens that
         # when a case is run by hand to see why it chose its path.
         env = dict(os.environ, P2PTUN_SIGNAL=url, P2PTUN_SIGNAL_PIN=pin,
-                   G_MESSAGES_DEBUG=os.environ.get("P2PTUN_NATLAB_DEBUG", "p2ptun-agent"))
+                   G_MESSAGES_DEBUG=os.environ.get("P2PTUN_NATLAB_DEBUG", "p2ptun"))
         dir_a, dir_b = os.path.join(tmp, "agent-a"), os.path.join(tmp, "agent-b")
         return (env, (dir_a, self.agent_id(net, host_a, dir_a)),
                 (dir_b, self.agent_id(net, host_b, dir_b)))

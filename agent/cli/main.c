@@ -1,13 +1,13 @@
-/* p2ptun-agent: command line. */
+/* p2ptun-agent: the command line over libp2ptun. It owns the main loop,
+ * the signals, what is printed and the exit code. */
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-#include <glib.h>
-
-#include "identity.h"
-#include "node.h"
-#include "peerid.h"
+#include <glib-unix.h>
+#include <p2ptun/p2ptun.h>
 
 #define CONFIG_FILE "agent.conf"
 #define CONFIG_GROUP "agent"
@@ -43,6 +43,8 @@ typedef struct
 /* A UDP flow's default idle time, and the longest allowed. */
 #define UDP_TIMEOUT_DEFAULT_S 60
 #define UDP_TIMEOUT_MAX_S 86400
+/* The longest a service name may be (PROTOCOL.md). */
+#define SERVICE_NAME_MAX 64
 
 static void
 options_clear (Options *o)
@@ -156,7 +158,7 @@ options_check (Options *o, GError **error)
       return FALSE;
     }
   for (guint i = 0; o->trust && o->trust[i]; i++)
-    if (!peerid_is_valid (o->trust[i]))
+    if (!p2ptun_peer_id_is_valid (o->trust[i]))
       {
         g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                      "--trust %s: not a peer-id (52 characters of a-z and 2-7, as "
@@ -178,16 +180,280 @@ options_check (Options *o, GError **error)
   return TRUE;
 }
 
+/* ---- running a node ---- */
+
+typedef struct
+{
+  GMainLoop *loop;
+  P2ptunNode *node;
+  const char *pair_peer;     /* NULL for serve */
+  const Options *options;
+  guint stdio_stream;        /* --stdio: its stream, once open */
+  guint timeout;              /* --timeout's source */
+  gboolean up;
+  gboolean closing;
+  int exit_code;
+} Cli;
+
+static void
+say (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+static void
+say (const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  va_list ap;
+
+  va_start (ap, format);
+  text = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  fprintf (stderr, "p2ptun-agent: %s\n", text);
+  fflush (stderr);
+}
+
+/* Ends in order: the peers are told, relay allocations given back, then
+ * CLOSED ends the loop. */
+static void
+cli_quit (Cli *cli, int code)
+{
+  if (cli->closing)
+    return;
+  cli->closing = TRUE;
+  cli->exit_code = code;
+  p2ptun_node_close (cli->node);
+}
+
+static void
+cli_start_stdio (Cli *cli)
+{
+  g_autoptr (GError) error = NULL;
+
+  cli->stdio_stream = p2ptun_node_connect_fds (cli->node, cli->pair_peer,
+                                               cli->options->stdio_service, STDIN_FILENO,
+                                               STDOUT_FILENO, &error);
+  if (cli->stdio_stream == 0)
+    {
+      say ("error: %s", error->message);
+      cli_quit (cli, 1);
+    }
+}
+
+static void
+on_event (P2ptunNode *node, const P2ptunEvent *event, gpointer data)
+{
+  Cli *cli = data;
+  const char *message = p2ptun_event_get_message (event);
+  const GError *error = p2ptun_event_get_error (event);
+  gboolean ours = cli->pair_peer && p2ptun_event_is_outgoing (event)
+                  && g_strcmp0 (p2ptun_event_get_peer_id (event), cli->pair_peer) == 0;
+
+  switch (p2ptun_event_get_kind (event))
+    {
+    case P2PTUN_EVENT_READY:
+      if (cli->pair_peer == NULL)
+        say ("%s", message);
+      break;
+    case P2PTUN_EVENT_PEER_OFFLINE:
+      say ("%s%s", message,
+           cli->options->timeout_s ? "" : " (Ctrl-C to stop, --timeout to give up)");
+      break;
+    case P2PTUN_EVENT_PEER_UP:
+      say ("%s", message);
+      if (ours && !cli->up)
+        {
+          cli->up = TRUE;
+          if (cli->options->stdio_service && !cli->closing)
+            cli_start_stdio (cli);
+        }
+      break;
+    case P2PTUN_EVENT_REFUSED:
+      if (g_error_matches (error, P2PTUN_ERROR, P2PTUN_ERROR_NOT_TRUSTED))
+        say ("%s (add it with --trust)", message);
+      else
+        say ("%s", message);
+      break;
+    case P2PTUN_EVENT_PEER_GONE:
+      if (ours)
+        {
+          say ("error: %s", message);
+          cli_quit (cli, 1);
+        }
+      else
+        say ("%s", message);
+      break;
+    case P2PTUN_EVENT_STREAM_ENDED:
+      if (cli->stdio_stream == 0 || p2ptun_event_get_stream (event) != cli->stdio_stream)
+        break;
+      if (error)
+        say ("error: %s", message);
+      cli_quit (cli, error ? 1 : 0);
+      break;
+    case P2PTUN_EVENT_WARNING:
+      say ("warning: %s", message);
+      break;
+    case P2PTUN_EVENT_FATAL:
+      say ("error: %s", message);
+      cli_quit (cli, 1);
+      break;
+    case P2PTUN_EVENT_CLOSED:
+      g_main_loop_quit (cli->loop);
+      break;
+    case P2PTUN_EVENT_PATH_CHANGED:
+    case P2PTUN_EVENT_PEER_SILENT:
+    case P2PTUN_EVENT_PEER_ANSWERING:
+    case P2PTUN_EVENT_NOTICE:
+    default:
+      say ("%s", message);
+      break;
+    }
+}
+
+static gboolean
+on_unix_signal (gpointer data)
+{
+  Cli *cli = data;
+
+  if (!cli->closing)
+    say ("closing");
+  cli_quit (cli, 0);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_timeout (gpointer data)
+{
+  Cli *cli = data;
+
+  cli->timeout = 0;
+  if (!cli->up && !cli->closing)
+    {
+      say ("error: timed out after %d s: no tunnel to peer %s", cli->options->timeout_s,
+           cli->pair_peer);
+      cli_quit (cli, 1);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* NAME=HOST:PORT or NAME=HOST:PORT/udp */
+static gboolean
+cli_add_services (P2ptunConfig *config, char **expose, GError **error)
+{
+  g_autoptr (GHashTable) names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; expose && expose[i]; i++)
+    {
+      const char *spec = expose[i];
+      const char *eq = strchr (spec, '=');
+      gboolean udp = g_str_has_suffix (spec, "/udp");
+      g_autofree char *name = NULL;
+      g_autofree char *target = NULL;
+
+      if (eq == NULL || (gsize) (eq - spec) > SERVICE_NAME_MAX)
+        goto bad;
+      name = g_strndup (spec, (gsize) (eq - spec));
+      target = g_strndup (eq + 1, strlen (eq + 1) - (udp ? 4 : 0));
+      if (g_hash_table_contains (names, name))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--expose %s: service '%s' is exposed twice", spec, name);
+          return FALSE;
+        }
+      if (!p2ptun_config_add_service (config, name, target,
+                                      udp ? P2PTUN_SERVICE_UDP : P2PTUN_SERVICE_TCP, NULL))
+        goto bad;
+      g_hash_table_add (names, g_steal_pointer (&name));
+      continue;
+    bad:
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--expose %s: expected NAME=HOST:PORT (TCP) or NAME=HOST:PORT/udp, NAME of "
+                   "letters, digits, '.', '_' or '-' (at most %d)", spec, SERVICE_NAME_MAX);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static P2ptunConfig *
+cli_config (const Options *o, GError **error)
+{
+  g_autoptr (P2ptunConfig) config = p2ptun_config_new ();
+
+  p2ptun_config_set_signal (config, o->signal_url, o->signal_pin);
+  for (guint i = 0; o->trust && o->trust[i]; i++)
+    if (!p2ptun_config_add_trust (config, o->trust[i], error))
+      return NULL;
+  if (!cli_add_services (config, o->expose, error))
+    return NULL;
+  p2ptun_config_set_local_addresses (config, (const char *const *) o->local_addresses);
+  p2ptun_config_set_relay_only (config, o->relay_only);
+  p2ptun_config_set_udp_timeout (config, (guint) o->udp_timeout_s);
+  return g_steal_pointer (&config);
+}
+
+static gboolean
+cli_forwards (Cli *cli, GError **error)
+{
+  const Options *o = cli->options;
+
+  for (guint i = 0; o->forward && o->forward[i]; i++)
+    if (!p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_TCP, o->forward[i],
+                              error))
+      return FALSE;
+  for (guint i = 0; o->udp_forward && o->udp_forward[i]; i++)
+    if (!p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_UDP,
+                              o->udp_forward[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+/* Runs until the tunnel ends (pair), or SIGINT/SIGTERM; every error is
+ * printed. Returns the exit code. */
+static int
+cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (P2ptunConfig) config = NULL;
+  Cli cli = { .options = o, .pair_peer = pair_peer };
+  guint sigint, sigterm;
+
+  config = cli_config (o, &error);
+  if (config == NULL)
+    return fail ("%s", error->message);
+  cli.node = p2ptun_node_new (NULL, identity, config, &error);
+  if (cli.node == NULL)
+    return fail ("%s", error->message);
+  if (pair_peer && (!cli_forwards (&cli, &error) || !p2ptun_node_pair (cli.node, pair_peer,
+                                                                      &error)))
+    {
+      g_object_unref (cli.node);
+      return fail ("%s", error->message);
+    }
+  cli.loop = g_main_loop_new (NULL, FALSE);
+  p2ptun_node_set_event_func (cli.node, on_event, &cli, NULL);
+  sigint = g_unix_signal_add (SIGINT, on_unix_signal, &cli);
+  sigterm = g_unix_signal_add (SIGTERM, on_unix_signal, &cli);
+  if (pair_peer && o->timeout_s > 0)
+    cli.timeout = g_timeout_add_seconds ((guint) o->timeout_s, on_timeout, &cli);
+  p2ptun_node_start (cli.node);
+  g_main_loop_run (cli.loop);
+
+  if (cli.timeout)
+    g_source_remove (cli.timeout);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+  g_object_unref (cli.node);
+  g_main_loop_unref (cli.loop);
+  return cli.exit_code;
+}
+
 static int
 run (int argc, char **argv, const char *command)
 {
   Options o = { .udp_timeout_s = UDP_TIMEOUT_DEFAULT_S };
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) ctx = NULL;
-  g_autoptr (Identity) identity = NULL;
+  g_autoptr (P2ptunIdentity) identity = NULL;
   gboolean is_pair = g_str_equal (command, "pair");
   gboolean is_id = g_str_equal (command, "id");
-  NodeOptions node = { 0 };
   int code;
   GOptionEntry common[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config_dir,
@@ -258,7 +524,7 @@ run (int argc, char **argv, const char *command)
       return fail ("%s (see --help)", error->message);
     }
   if (o.config_dir == NULL)
-    o.config_dir = identity_default_config_dir ();
+    o.config_dir = p2ptun_identity_default_dir ();
 
   if (is_pair && argc != 2)
     {
@@ -270,7 +536,7 @@ run (int argc, char **argv, const char *command)
       options_clear (&o);
       return fail ("unexpected argument '%s' (see --help)", argv[1]);
     }
-  if (is_pair && !peerid_is_valid (argv[1]))
+  if (is_pair && !p2ptun_peer_id_is_valid (argv[1]))
     {
       code = fail ("'%s' is not a peer-id (52 characters of a-z and 2-7, as 'p2ptun-agent id' "
                    "prints it)", argv[1]);
@@ -285,7 +551,7 @@ run (int argc, char **argv, const char *command)
                    "--stdio SERVICE or --expose");
     }
 
-  identity = identity_load_or_create (o.config_dir, &error);
+  identity = p2ptun_identity_load (o.config_dir, &error);
   if (identity == NULL)
     {
       options_clear (&o);
@@ -293,7 +559,7 @@ run (int argc, char **argv, const char *command)
     }
   if (is_id)
     {
-      printf ("%s\n", identity->peer_id);
+      printf ("%s\n", p2ptun_identity_get_peer_id (identity));
       options_clear (&o);
       return 0;
     }
@@ -302,20 +568,7 @@ run (int argc, char **argv, const char *command)
       options_clear (&o);
       return fail ("%s", error->message);
     }
-
-  node.signal_url = o.signal_url;
-  node.signal_pin = o.signal_pin;
-  node.expose = o.expose;
-  node.trust = o.trust;
-  node.forward = o.forward;
-  node.udp_forward = o.udp_forward;
-  node.udp_timeout_s = o.udp_timeout_s;
-  node.stdio_service = o.stdio_service;
-  node.local_addresses = o.local_addresses;
-  node.relay_only = o.relay_only;
-  node.pair_peer = is_pair ? argv[1] : NULL;
-  node.timeout_s = o.timeout_s;
-  code = node_run (&node, identity);
+  code = cli_run (&o, identity, is_pair ? argv[1] : NULL);
   options_clear (&o);
   return code;
 }
@@ -334,7 +587,7 @@ main (int argc, char **argv)
     }
   if (g_str_equal (argv[1], "--version"))
     {
-      printf ("p2ptun-agent %s\n", P2PTUN_VERSION);
+      printf ("p2ptun-agent %s\n", p2ptun_version_string ());
       return 0;
     }
   if (!g_str_equal (argv[1], "id") && !g_str_equal (argv[1], "serve")

@@ -1,0 +1,670 @@
+/* libp2ptun: a peer-to-peer tunnel to a peer named by the hash of its key.
+ *
+ * A node finds its peers through a p2ptun-signal server, reaches them over
+ * ICE (directly, or through a TURN relay), authenticates them with DTLS
+ * against their peer-id, and carries streams and datagrams to the services
+ * they expose.
+ *
+ * The rules of the house:
+ * - Everything runs on the GMainContext given to p2ptun_node_new(): call the
+ *   library from the thread that runs that context (from another thread, go
+ *   through g_main_context_invoke()). Nothing runs on the global default
+ *   context unless that is the one given.
+ * - The library starts no thread of its own. Threads an embedder will see
+ *   all the same: libcurl's resolver (one per name lookup of the signaling
+ *   server), GIO's resolver pool (names of exposed services), and GLib's
+ *   worker thread.
+ * - No callback is ever called from inside a p2ptun_*() call: events,
+ *   datagrams and accepted streams are queued and dispatched from the
+ *   context. A callback may call back into the library, and may free the
+ *   object that called it.
+ * - After g_object_unref() drops a node's last reference, no callback of it
+ *   runs again.
+ * - Errors are GErrors of P2PTUN_ERROR (or G_IO_ERROR for local sockets).
+ * - The library logs at debug level at most, in the "p2ptun" domain;
+ *   everything else reaches the app as an event.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include <p2ptun/p2ptun-version.h>
+
+G_BEGIN_DECLS
+
+#define P2PTUN_ERROR (p2ptun_error_quark ())
+GQuark p2ptun_error_quark (void);
+
+/**
+ * P2ptunError:
+ * @P2PTUN_ERROR_INVALID: an argument or a configuration value is wrong
+ * @P2PTUN_ERROR_SIGNALING: the signaling server cannot be used
+ * @P2PTUN_ERROR_NO_TUNNEL: there is no tunnel up to that peer
+ * @P2PTUN_ERROR_REFUSED: the peer refused (the tunnel, a stream, a flow)
+ * @P2PTUN_ERROR_NOT_TRUSTED: the peer-id is not trusted
+ * @P2PTUN_ERROR_NO_PATH: ICE found no working path to the peer
+ * @P2PTUN_ERROR_PEER_MISMATCH: the peer's key is not the peer-id
+ * @P2PTUN_ERROR_CLOSED: the peer ended the tunnel
+ * @P2PTUN_ERROR_TIMEOUT: the peer stopped answering
+ * @P2PTUN_ERROR_LIMIT: a limit was reached (streams, tunnels)
+ * @P2PTUN_ERROR_FAILED: anything else
+ *
+ * The error codes of %P2PTUN_ERROR.
+ */
+typedef enum
+{
+  P2PTUN_ERROR_INVALID,
+  P2PTUN_ERROR_SIGNALING,
+  P2PTUN_ERROR_NO_TUNNEL,
+  P2PTUN_ERROR_REFUSED,
+  P2PTUN_ERROR_NOT_TRUSTED,
+  P2PTUN_ERROR_NO_PATH,
+  P2PTUN_ERROR_PEER_MISMATCH,
+  P2PTUN_ERROR_CLOSED,
+  P2PTUN_ERROR_TIMEOUT,
+  P2PTUN_ERROR_LIMIT,
+  P2PTUN_ERROR_FAILED,
+} P2ptunError;
+
+/**
+ * p2ptun_version_string:
+ *
+ * Returns: (transfer none): the version of the library that runs, such as
+ * "0.1.0" (P2PTUN_VERSION_STRING is the one compiled against)
+ */
+const char *p2ptun_version_string (void);
+
+/* ---- identity ---- */
+
+/**
+ * P2ptunIdentity:
+ *
+ * An agent's key pair and self-signed certificate (identity.key and
+ * identity.crt in a config directory). Its peer-id is the hash of its
+ * public key: 52 characters of a-z and 2-7.
+ */
+typedef struct _P2ptunIdentity P2ptunIdentity;
+
+#define P2PTUN_TYPE_IDENTITY (p2ptun_identity_get_type ())
+GType p2ptun_identity_get_type (void);
+
+/**
+ * p2ptun_identity_load:
+ * @config_dir: (nullable) (type filename): the directory; %NULL for
+ *   $XDG_CONFIG_HOME/p2ptun
+ * @error: return location for a #GError
+ *
+ * Loads the identity from @config_dir, creating the directory (mode 0700)
+ * and a new identity in it when there is none.
+ *
+ * Returns: (transfer full) (nullable): the identity
+ */
+P2ptunIdentity *p2ptun_identity_load (const char *config_dir, GError **error);
+/**
+ * p2ptun_identity_default_dir:
+ *
+ * Returns: (transfer full) (type filename): $XDG_CONFIG_HOME/p2ptun
+ */
+char *p2ptun_identity_default_dir (void);
+P2ptunIdentity *p2ptun_identity_ref (P2ptunIdentity *identity);
+void p2ptun_identity_unref (P2ptunIdentity *identity);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunIdentity, p2ptun_identity_unref)
+/**
+ * p2ptun_identity_get_peer_id:
+ * @identity: an identity
+ *
+ * Returns: (transfer none): the peer-id
+ */
+const char *p2ptun_identity_get_peer_id (P2ptunIdentity *identity);
+/**
+ * p2ptun_peer_id_is_valid:
+ * @text: (nullable): a string
+ *
+ * Returns: whether @text is a peer-id
+ */
+gboolean p2ptun_peer_id_is_valid (const char *text);
+
+/* ---- configuration ---- */
+
+/**
+ * P2ptunServiceKind:
+ * @P2PTUN_SERVICE_TCP: a byte stream service (TCP)
+ * @P2PTUN_SERVICE_UDP: a datagram service (UDP)
+ *
+ * What a service carries.
+ */
+typedef enum
+{
+  P2PTUN_SERVICE_TCP,
+  P2PTUN_SERVICE_UDP,
+} P2ptunServiceKind;
+
+/**
+ * P2ptunConfig:
+ *
+ * How a node reaches the world and what it lets in. It grows by setters;
+ * a node copies what it needs when it is made.
+ */
+typedef struct _P2ptunConfig P2ptunConfig;
+
+#define P2PTUN_TYPE_CONFIG (p2ptun_config_get_type ())
+GType p2ptun_config_get_type (void);
+
+/**
+ * p2ptun_config_new:
+ *
+ * Returns: (transfer full): an empty configuration
+ */
+P2ptunConfig *p2ptun_config_new (void);
+P2ptunConfig *p2ptun_config_ref (P2ptunConfig *config);
+void p2ptun_config_unref (P2ptunConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunConfig, p2ptun_config_unref)
+/**
+ * p2ptun_config_set_signal:
+ * @config: a configuration
+ * @url: the signaling server, https://HOST[:PORT]
+ * @pin: (nullable): "sha256//BASE64" of the server's public key; %NULL to
+ *   verify its certificate with the system's CAs
+ *
+ * The signaling server (required).
+ */
+void p2ptun_config_set_signal (P2ptunConfig *config, const char *url, const char *pin);
+/**
+ * p2ptun_config_add_trust:
+ * @config: a configuration
+ * @peer_id: a peer-id
+ * @error: return location for a #GError
+ *
+ * Lets @peer_id open tunnels to the node, and streams to its services.
+ *
+ * Returns: %FALSE if @peer_id is not a peer-id
+ */
+gboolean p2ptun_config_add_trust (P2ptunConfig *config, const char *peer_id, GError **error);
+/**
+ * p2ptun_config_add_service:
+ * @config: a configuration
+ * @name: the service's name: letters, digits, '.', '_' or '-' (at most 64)
+ * @host_port: where it is: HOST:PORT
+ * @kind: TCP or UDP
+ * @error: return location for a #GError
+ *
+ * Exposes a service to trusted peers (see also p2ptun_node_expose()).
+ *
+ * Returns: %FALSE if the name or address is wrong, or the name is taken
+ */
+gboolean p2ptun_config_add_service (P2ptunConfig *config, const char *name,
+                                    const char *host_port, P2ptunServiceKind kind,
+                                    GError **error);
+/**
+ * p2ptun_config_set_local_addresses:
+ * @config: a configuration
+ * @addresses: (nullable) (array zero-terminated=1): IP addresses; %NULL for
+ *   every interface's
+ *
+ * Limits ICE host candidates to these addresses (an app that knows better
+ * than the interface list, or must hand them in).
+ */
+void p2ptun_config_set_local_addresses (P2ptunConfig *config, const char *const *addresses);
+/**
+ * p2ptun_config_set_relay_only:
+ * @config: a configuration
+ * @relay_only: %TRUE to use relayed paths only
+ *
+ * Uses only paths through a relay (TURN), never a direct one.
+ */
+void p2ptun_config_set_relay_only (P2ptunConfig *config, gboolean relay_only);
+/**
+ * p2ptun_config_set_udp_timeout:
+ * @config: a configuration
+ * @seconds: 1 to 86400 (default 60)
+ *
+ * A UDP flow of a local forward ends after @seconds without a datagram.
+ */
+void p2ptun_config_set_udp_timeout (P2ptunConfig *config, guint seconds);
+
+/* ---- paths and status ---- */
+
+/**
+ * P2ptunPath:
+ *
+ * The path that a tunnel uses: the ICE candidate pair, whether it goes
+ * through a relay, and how.
+ */
+typedef struct _P2ptunPath P2ptunPath;
+
+#define P2PTUN_TYPE_PATH (p2ptun_path_get_type ())
+GType p2ptun_path_get_type (void);
+P2ptunPath *p2ptun_path_copy (const P2ptunPath *path);
+void p2ptun_path_free (P2ptunPath *path);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunPath, p2ptun_path_free)
+gboolean p2ptun_path_is_relayed (const P2ptunPath *path);
+/**
+ * p2ptun_path_get_local_type:
+ * @path: a path
+ *
+ * Returns: (transfer none): host, srflx, prflx or relay
+ */
+const char *p2ptun_path_get_local_type (const P2ptunPath *path);
+/**
+ * p2ptun_path_get_local_address:
+ * @path: a path
+ *
+ * Returns: (transfer none): ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
+ */
+const char *p2ptun_path_get_local_address (const P2ptunPath *path);
+/**
+ * p2ptun_path_get_remote_type:
+ * @path: a path
+ *
+ * Returns: (transfer none): host, srflx, prflx or relay
+ */
+const char *p2ptun_path_get_remote_type (const P2ptunPath *path);
+/**
+ * p2ptun_path_get_remote_address:
+ * @path: a path
+ *
+ * Returns: (transfer none): ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
+ */
+const char *p2ptun_path_get_remote_address (const P2ptunPath *path);
+/**
+ * p2ptun_path_get_transport:
+ * @path: a path
+ *
+ * Returns: (transfer none): udp, tcp or tls (TURN over TLS)
+ */
+const char *p2ptun_path_get_transport (const P2ptunPath *path);
+/**
+ * p2ptun_path_to_string:
+ * @path: a path
+ *
+ * Returns: (transfer full): "direct (host 192.0.2.1:5000 -> srflx
+ *   198.51.100.2:6000, udp)"
+ */
+char *p2ptun_path_to_string (const P2ptunPath *path);
+
+/**
+ * P2ptunStatus:
+ *
+ * A tunnel's numbers at one moment, copied out of the node.
+ */
+typedef struct _P2ptunStatus P2ptunStatus;
+
+#define P2PTUN_TYPE_STATUS (p2ptun_status_get_type ())
+GType p2ptun_status_get_type (void);
+P2ptunStatus *p2ptun_status_copy (const P2ptunStatus *status);
+void p2ptun_status_free (P2ptunStatus *status);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunStatus, p2ptun_status_free)
+/**
+ * p2ptun_status_get_peer_id:
+ * @status: a status
+ *
+ * Returns: (transfer none): the peer's peer-id
+ */
+const char *p2ptun_status_get_peer_id (const P2ptunStatus *status);
+gboolean p2ptun_status_is_up (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_path:
+ * @status: a status
+ *
+ * Returns: (transfer none) (nullable): the path; %NULL before one is chosen
+ */
+const P2ptunPath *p2ptun_status_get_path (const P2ptunStatus *status);
+/* The last round-trip time measured, in microseconds (0: none yet). */
+gint64 p2ptun_status_get_rtt_us (const P2ptunStatus *status);
+/* Bytes of the tunnel's packets (after framing, before DTLS) each way. */
+guint64 p2ptun_status_get_bytes_sent (const P2ptunStatus *status);
+guint64 p2ptun_status_get_bytes_received (const P2ptunStatus *status);
+/* Streams and UDP flows open now. */
+guint p2ptun_status_get_streams (const P2ptunStatus *status);
+/* The ICE generation of the path (0 for the first). */
+guint p2ptun_status_get_generation (const P2ptunStatus *status);
+/**
+ * p2ptun_status_to_json:
+ * @status: a status
+ *
+ * Returns: (transfer full): the status as one JSON object
+ *   (docs/status.md documents its fields)
+ */
+char *p2ptun_status_to_json (const P2ptunStatus *status);
+
+/* ---- events ---- */
+
+/**
+ * P2ptunEventKind:
+ * @P2PTUN_EVENT_READY: the node reached the signaling server; tunnels can
+ *   begin
+ * @P2PTUN_EVENT_PEER_OFFLINE: the peer asked for is not connected to the
+ *   signaling server; the node keeps offering
+ * @P2PTUN_EVENT_PEER_UP: a tunnel to the peer is up (the path and the
+ *   first round-trip time are known)
+ * @P2PTUN_EVENT_PATH_CHANGED: the tunnel moved to another path
+ * @P2PTUN_EVENT_PEER_SILENT: the peer has said nothing for a while; the
+ *   tunnel waits (the event's seconds)
+ * @P2PTUN_EVENT_PEER_ANSWERING: the peer speaks again after a silence
+ * @P2PTUN_EVENT_PEER_GONE: the tunnel ended (the event's error says why)
+ * @P2PTUN_EVENT_REFUSED: the node refused a peer a tunnel, a stream or a
+ *   flow (the message says what and why; the error's code is
+ *   %P2PTUN_ERROR_NOT_TRUSTED for a peer-id not trusted)
+ * @P2PTUN_EVENT_NOTICE: about a local forward: where it listens, a
+ *   connection that failed, datagrams it dropped (the message)
+ * @P2PTUN_EVENT_STREAM_ENDED: a stream of p2ptun_node_connect_fds() or
+ *   p2ptun_node_open_fd() ended; the error is %NULL for a clean end of
+ *   both directions, set for a refusal or a cut
+ * @P2PTUN_EVENT_WARNING: something went wrong that the node rides out
+ * @P2PTUN_EVENT_FATAL: the node cannot go on (the signaling server
+ *   refuses it, a forward's socket failed); free it
+ * @P2PTUN_EVENT_CLOSED: p2ptun_node_close() finished
+ *
+ * What happened.
+ */
+typedef enum
+{
+  P2PTUN_EVENT_READY,
+  P2PTUN_EVENT_PEER_OFFLINE,
+  P2PTUN_EVENT_PEER_UP,
+  P2PTUN_EVENT_PATH_CHANGED,
+  P2PTUN_EVENT_PEER_SILENT,
+  P2PTUN_EVENT_PEER_ANSWERING,
+  P2PTUN_EVENT_PEER_GONE,
+  P2PTUN_EVENT_REFUSED,
+  P2PTUN_EVENT_NOTICE,
+  P2PTUN_EVENT_STREAM_ENDED,
+  P2PTUN_EVENT_WARNING,
+  P2PTUN_EVENT_FATAL,
+  P2PTUN_EVENT_CLOSED,
+} P2ptunEventKind;
+
+/**
+ * P2ptunEvent:
+ *
+ * One event, valid during the callback (copy it to keep it).
+ */
+typedef struct _P2ptunEvent P2ptunEvent;
+
+#define P2PTUN_TYPE_EVENT (p2ptun_event_get_type ())
+GType p2ptun_event_get_type (void);
+P2ptunEvent *p2ptun_event_copy (const P2ptunEvent *event);
+void p2ptun_event_free (P2ptunEvent *event);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunEvent, p2ptun_event_free)
+P2ptunEventKind p2ptun_event_get_kind (const P2ptunEvent *event);
+/**
+ * p2ptun_event_get_peer_id:
+ * @event: an event
+ *
+ * Returns: (transfer none) (nullable): the peer it is about
+ */
+const char *p2ptun_event_get_peer_id (const P2ptunEvent *event);
+/**
+ * p2ptun_event_get_message:
+ * @event: an event
+ *
+ * Returns: (transfer none): a sentence for a person, such as "tunnel up:
+ *   peer ..., path direct (...), rtt 1.2 ms" or "refused a stream from ...:
+ *   service 'x' is not exposed" (p2ptun-agent prints these)
+ */
+const char *p2ptun_event_get_message (const P2ptunEvent *event);
+/**
+ * p2ptun_event_get_path:
+ * @event: an event
+ *
+ * Returns: (transfer none) (nullable): the path of PEER_UP and PATH_CHANGED
+ */
+const P2ptunPath *p2ptun_event_get_path (const P2ptunEvent *event);
+/* PEER_UP: the first round-trip time, in microseconds. */
+gint64 p2ptun_event_get_rtt_us (const P2ptunEvent *event);
+/* PEER_SILENT, PEER_ANSWERING: seconds of silence. */
+double p2ptun_event_get_seconds (const P2ptunEvent *event);
+/* PEER_UP, PEER_GONE, PEER_OFFLINE: whether we asked for this tunnel
+ * (p2ptun_node_pair()), rather than the peer. */
+gboolean p2ptun_event_is_outgoing (const P2ptunEvent *event);
+/* STREAM_ENDED: the stream's number, as p2ptun_node_connect_fds() returned it. */
+guint p2ptun_event_get_stream (const P2ptunEvent *event);
+/**
+ * p2ptun_event_get_error:
+ * @event: an event
+ *
+ * Returns: (transfer none) (nullable): why (PEER_GONE, STREAM_ENDED,
+ *   REFUSED, FATAL)
+ */
+const GError *p2ptun_event_get_error (const P2ptunEvent *event);
+
+/* ---- the node ---- */
+
+#define P2PTUN_TYPE_NODE (p2ptun_node_get_type ())
+G_DECLARE_FINAL_TYPE (P2ptunNode, p2ptun_node, P2PTUN, NODE, GObject)
+
+/**
+ * P2ptunEventFunc:
+ * @node: the node
+ * @event: what happened
+ * @user_data: the data given with the function
+ *
+ * Called from the node's context, never from inside a p2ptun_*() call.
+ */
+typedef void (*P2ptunEventFunc) (P2ptunNode *node, const P2ptunEvent *event,
+                                 gpointer user_data);
+
+/**
+ * p2ptun_node_new:
+ * @context: (nullable): the context everything runs on; %NULL for the
+ *   thread-default context
+ * @identity: the node's identity
+ * @config: its configuration (copied)
+ * @error: return location for a #GError
+ *
+ * Makes a node; p2ptun_node_start() sets it going.
+ *
+ * Returns: (transfer full) (nullable): the node
+ */
+P2ptunNode *p2ptun_node_new (GMainContext *context, P2ptunIdentity *identity,
+                             P2ptunConfig *config, GError **error);
+/**
+ * p2ptun_node_set_event_func:
+ * @node: a node
+ * @func: (scope notified) (closure user_data) (destroy destroy): the function
+ * @user_data: its data
+ * @destroy: (nullable): frees @user_data when the function is replaced or
+ *   the node is finalized
+ *
+ * Where events go. Events queued before it is set wait for it.
+ */
+void p2ptun_node_set_event_func (P2ptunNode *node, P2ptunEventFunc func, gpointer user_data,
+                                 GDestroyNotify destroy);
+/**
+ * p2ptun_node_start:
+ * @node: a node
+ *
+ * Connects to the signaling server: READY follows, or FATAL.
+ */
+void p2ptun_node_start (P2ptunNode *node);
+/**
+ * p2ptun_node_pair:
+ * @node: a node
+ * @peer_id: the peer
+ * @error: return location for a #GError
+ *
+ * Opens a tunnel to @peer_id (once the node is READY; before, when it is).
+ * PEER_UP follows, or PEER_GONE. The peer is trusted for that tunnel.
+ *
+ * Returns: %FALSE if @peer_id is not a peer-id or is our own
+ */
+gboolean p2ptun_node_pair (P2ptunNode *node, const char *peer_id, GError **error);
+/**
+ * p2ptun_node_forward:
+ * @node: a node
+ * @peer_id: the peer (p2ptun_node_pair() first)
+ * @kind: TCP (what `pair -L` does) or UDP (`pair -U`)
+ * @spec: [BIND:]PORT:SERVICE
+ * @error: return location for a #GError
+ *
+ * Listens on BIND:PORT (BIND defaults to 127.0.0.1; PORT 0 picks one) and
+ * carries each connection, or each UDP client's flow, to the peer's
+ * SERVICE once the tunnel is up. FORWARDING says where it listens.
+ *
+ * Returns: %FALSE if @spec is wrong or the port cannot be bound
+ */
+gboolean p2ptun_node_forward (P2ptunNode *node, const char *peer_id, P2ptunServiceKind kind,
+                              const char *spec, GError **error);
+/**
+ * p2ptun_node_connect_fds:
+ * @node: a node
+ * @peer_id: a peer with a tunnel up
+ * @service: the name of one of its TCP services
+ * @in_fd: bytes to send are read from it (taken: the node closes it)
+ * @out_fd: bytes received are written to it (taken; may be @in_fd)
+ * @error: return location for a #GError
+ *
+ * Opens a stream to @service, carried to and from the descriptors. How it
+ * ended comes as STREAM_ENDED with the returned number: a descriptor cannot
+ * carry a reset.
+ *
+ * Returns: the stream's number (> 0), 0 on error
+ */
+guint p2ptun_node_connect_fds (P2ptunNode *node, const char *peer_id, const char *service,
+                               int in_fd, int out_fd, GError **error);
+/**
+ * p2ptun_node_open_fd:
+ * @node: a node
+ * @peer_id: a peer with a tunnel up
+ * @service: the name of one of its TCP services
+ * @stream: (out) (optional): the stream's number for STREAM_ENDED
+ * @error: return location for a #GError
+ *
+ * Opens a stream to @service as one end of a socket pair: read, write,
+ * poll, shutdown(SHUT_WR) and close it as a socket.
+ *
+ * Returns: a file descriptor that the caller owns, -1 on error
+ */
+int p2ptun_node_open_fd (P2ptunNode *node, const char *peer_id, const char *service,
+                         guint *stream, GError **error);
+
+/**
+ * P2ptunAcceptFunc:
+ * @node: the node
+ * @peer_id: the peer that opened the stream
+ * @fd: one end of a socket pair that carries the stream (the callee owns it)
+ * @user_data: the data given with the function
+ *
+ * A trusted peer opened a stream to an in-process service.
+ */
+typedef void (*P2ptunAcceptFunc) (P2ptunNode *node, const char *peer_id, int fd,
+                                  gpointer user_data);
+/**
+ * p2ptun_node_expose:
+ * @node: a node
+ * @name: the service's name
+ * @func: (scope notified) (closure user_data) (destroy destroy): called
+ *   for each stream
+ * @user_data: its data
+ * @destroy: (nullable): frees @user_data with the node
+ * @error: return location for a #GError
+ *
+ * Exposes an in-process TCP-like service to trusted peers.
+ *
+ * Returns: %FALSE if the name is wrong or taken
+ */
+gboolean p2ptun_node_expose (P2ptunNode *node, const char *name, P2ptunAcceptFunc func,
+                             gpointer user_data, GDestroyNotify destroy, GError **error);
+
+/**
+ * P2ptunFlow:
+ *
+ * A UDP flow to a peer's UDP service: datagrams keep their boundaries.
+ */
+#define P2PTUN_TYPE_FLOW (p2ptun_flow_get_type ())
+G_DECLARE_FINAL_TYPE (P2ptunFlow, p2ptun_flow, P2PTUN, FLOW, GObject)
+
+/**
+ * P2ptunDatagramFunc:
+ * @flow: the flow
+ * @datagram: one datagram from the service
+ * @user_data: the data given with the function
+ */
+typedef void (*P2ptunDatagramFunc) (P2ptunFlow *flow, GBytes *datagram, gpointer user_data);
+
+/**
+ * P2ptunSendResult:
+ * @P2PTUN_SEND_OK: sent (it may still be lost, as UDP may)
+ * @P2PTUN_SEND_TOO_BIG: larger than p2ptun_flow_get_max_datagram()
+ * @P2PTUN_SEND_QUEUE_FULL: dropped, as a full link would
+ * @P2PTUN_SEND_CLOSED: the flow is not open (yet, or any more)
+ */
+typedef enum
+{
+  P2PTUN_SEND_OK,
+  P2PTUN_SEND_TOO_BIG,
+  P2PTUN_SEND_QUEUE_FULL,
+  P2PTUN_SEND_CLOSED,
+} P2ptunSendResult;
+
+/**
+ * p2ptun_node_open_flow:
+ * @node: a node
+ * @peer_id: a peer with a tunnel up
+ * @service: the name of one of its UDP services
+ * @func: (scope notified) (closure user_data) (destroy destroy): called
+ *   for each datagram
+ * @user_data: its data
+ * @destroy: (nullable): frees @user_data with the flow
+ * @error: return location for a #GError
+ *
+ * Returns: (transfer full) (nullable): the flow; unref it to end it
+ */
+P2ptunFlow *p2ptun_node_open_flow (P2ptunNode *node, const char *peer_id, const char *service,
+                                   P2ptunDatagramFunc func, gpointer user_data,
+                                   GDestroyNotify destroy, GError **error);
+/**
+ * p2ptun_flow_send:
+ * @flow: a flow
+ * @data: (array length=len): the datagram
+ * @len: its length
+ *
+ * Returns: what became of it
+ */
+P2ptunSendResult p2ptun_flow_send (P2ptunFlow *flow, const guint8 *data, gsize len);
+/* The largest datagram the flow carries now; it follows the path's MTU. */
+gsize p2ptun_flow_get_max_datagram (P2ptunFlow *flow);
+
+/**
+ * p2ptun_node_get_peer_id:
+ * @node: a node
+ *
+ * Returns: (transfer none): the node's own peer-id
+ */
+const char *p2ptun_node_get_peer_id (P2ptunNode *node);
+/**
+ * p2ptun_node_get_status:
+ * @node: a node
+ * @peer_id: a peer
+ *
+ * Returns: (transfer full) (nullable): the numbers of the tunnel to
+ *   @peer_id (the newest if there are several), %NULL if there is none
+ */
+P2ptunStatus *p2ptun_node_get_status (P2ptunNode *node, const char *peer_id);
+/**
+ * p2ptun_node_get_statuses:
+ * @node: a node
+ *
+ * Returns: (transfer full) (element-type P2ptunStatus): every tunnel's
+ */
+GPtrArray *p2ptun_node_get_statuses (P2ptunNode *node);
+/**
+ * p2ptun_node_network_changed:
+ * @node: a node
+ *
+ * Tells the node that the device's network changed (an app that hears it
+ * first, as from Android's ConnectivityManager): every tunnel pings its
+ * peer at once, so that a path the change broke shows as PEER_SILENT within
+ * seconds. (Moving a tunnel to a new path is not in this version.)
+ */
+void p2ptun_node_network_changed (P2ptunNode *node);
+/**
+ * p2ptun_node_close:
+ * @node: a node
+ *
+ * Ends every tunnel in order (the peers are told) and gives back relay
+ * allocations; CLOSED follows, within about two seconds. Then unref it.
+ */
+void p2ptun_node_close (P2ptunNode *node);
+
+G_END_DECLS

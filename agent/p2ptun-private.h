@@ -1,0 +1,64 @@
+/* The insides of libp2ptun's public types, for the library's own files. */
+#pragma once
+
+#include <p2ptun/p2ptun.h>
+
+#include "identity.h"
+#include "tunnel.h"
+
+struct _P2ptunIdentity
+{
+  gint refs;
+  Identity *identity;
+};
+
+struct _P2ptunConfig
+{
+  gint refs;
+  char *signal_url;
+  char *signal_pin;      /* NULL: the system's CAs */
+  GPtrArray *trust;      /* char* peer-ids */
+  GHashTable *exposed;   /* name -> "host:port" */
+  GHashTable *exposed_udp; /* names of the UDP ones */
+  char **local_addresses;
+  gboolean relay_only;
+  guint udp_timeout_s;
+};
+
+struct _P2ptunPath
+{
+  TunnelPath path;
+};
+
+struct _P2ptunStatus
+{
+  char peer_id[PEERID_SIZE];
+  gboolean up;
+  gboolean has_path;
+  P2ptunPath path;
+  gint64 rtt_us;
+  guint64 bytes_sent;
+  guint64 bytes_received;
+  guint streams;
+  guint generation;
+};
+
+struct _P2ptunEvent
+{
+  P2ptunEventKind kind;
+  char *peer_id;
+  char *message;
+  P2ptunPath *path;
+  gint64 rtt_us;
+  double seconds;
+  gboolean outgoing;
+  guint stream;
+  GError *error;
+};
+
+/* An event with its sentence; the caller fills the rest. */
+P2ptunEvent *p2ptun_event_new (P2ptunEventKind kind, const char *peer_id, const char *format,
+                               ...) G_GNUC_PRINTF (3, 4);
+P2ptunPath *p2ptun_path_new (const TunnelPath *path);
+/* The P2PTUN_ERROR code for a tunnel's end. */
+P2ptunError p2ptun_error_from_tunnel (const GError *error);
