@@ -1175,8 +1175,10 @@ node_free (Node *node)
       g_source_destroy (node->ice_refresh);
       g_source_unref (node->ice_refresh);
     }
-  g_hash_table_unref (node->peers);
+  /* Forwards before the tunnels they ride; the links still look peers up. */
+  g_hash_table_remove_all (node->peers);
   g_hash_table_unref (node->links);
+  g_hash_table_unref (node->peers);
   sigclient_free (node->sig);
   g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   g_ptr_array_unref (node->orphans);
