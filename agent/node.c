@@ -1,18 +1,12 @@
 /* A node; see node.h. */
-#include "node.h"
+#include "node-private.h"
 
 #include <string.h>
 
 #include <gio/gio.h>
 
-#include "bridge.h"
-#include "expose.h"
-#include "forward.h"
 #include "peerid.h"
 #include "relays.h"
-#include "sigclient.h"
-#include "tunnel.h"
-#include "udpforward.h"
 
 /* Remote parties can grow these. */
 #define NODE_MAX_TUNNELS 64
@@ -33,79 +27,7 @@
 #define NODE_ICE_REFRESH_MIN_S 60
 #define NODE_ICE_REFRESH_RETRY_S 60
 
-typedef struct _Link Link;
-
-/* A peer we asked for a tunnel (node_pair): its forwards wait for the
- * tunnel and end with it. */
-typedef struct
-{
-  Node *node;
-  char peer[PEERID_SIZE];
-  Link *link;              /* the tunnel to it, once begun */
-  GPtrArray *forwards;     /* Forwards* */
-  GPtrArray *udp_forwards; /* UdpForwards* */
-  gboolean told_offline;
-} Peer;
-
-/* One tunnel (one signaling session) to one peer. */
-struct _Link
-{
-  Node *node;
-  Tunnel *tunnel;
-  char peer[PEERID_SIZE];
-  gboolean outgoing;   /* a tunnel we asked for (its Peer's link) */
-  gboolean announced;  /* PEER_UP emitted */
-  gint64 rtt_us;
-  Expose *expose;
-  GPtrArray *fd_streams; /* FdStream* */
-  GPtrArray *flows;      /* NodeFlow* */
-  GSource *reoffer;
-};
-
-typedef struct
-{
-  Link *link;
-  guint id;
-  Bridge *bridge;
-} FdStream;
-
-struct _NodeFlow
-{
-  Link *link;
-  TransportStream *stream;
-  NodeFlowLostFunc lost;
-  gpointer user_data;
-};
-
-typedef struct
-{
-  Sigmsg *msg;
-  gint64 received;
-} Orphan;
-
-struct _Node
-{
-  GMainContext *context;
-  const Identity *identity;
-  P2ptunConfig *config;
-  NodeEmitFunc emit;
-  gpointer emit_data;
-  Sigclient *sig;
-  SigmsgIceServers *ice_servers;
-  GHashTable *locals;   /* name -> ExposeLocal* (in-process services) */
-  GHashTable *links;    /* session -> Link* */
-  GHashTable *peers;    /* peer-id -> Peer* (the ones we pair with) */
-  GPtrArray *orphans;   /* Orphan*: messages before their offer */
-  gboolean ready;       /* the relays are known: tunnels may begin */
-  gboolean closing;
-  guint pending_sends;
-  guint next_stream;
-  GSource *ice_refresh; /* renews the relay credentials */
-  GSource *closer;      /* closing: the grace period, then release polling */
-  gint64 release_deadline;
-};
-
-static void
+void
 node_emit (Node *node, P2ptunEvent *event)
 {
   node->emit (event, node->emit_data);
@@ -120,10 +42,7 @@ node_emit_error (Node *node, P2ptunEventKind kind, const char *peer, const GErro
   node_emit (node, event);
 }
 
-static void
-node_warn (Node *node, const char *format, ...) G_GNUC_PRINTF (2, 3);
-
-static void
+void
 node_warn (Node *node, const char *format, ...)
 {
   g_autofree char *text = NULL;
@@ -135,7 +54,7 @@ node_warn (Node *node, const char *format, ...)
   node_emit (node, p2ptun_event_new (P2PTUN_EVENT_WARNING, NULL, "%s", text));
 }
 
-static void
+void
 node_fatal (Node *node, GError *error)
 {
   if (!node->closing)
@@ -243,7 +162,7 @@ on_reoffer (gpointer data)
 
 /* ---- tunnel life ---- */
 
-static void
+void
 link_emit (Link *link, P2ptunEvent *event)
 {
   node_emit (link->node, event);
@@ -418,13 +337,9 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
   return link;
 }
 
-static void fd_stream_free (FdStream *s);
-
 static void
 link_free (Link *link)
 {
-  GError *ended;
-
   if (link == NULL)
     return;
   if (link->reoffer)
@@ -439,30 +354,7 @@ link_free (Link *link)
       peer->link = NULL;
   }
   /* Streams before the transport that carries them. */
-  ended = g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_CLOSED, "the tunnel ended");
-  while (link->fd_streams->len > 0)
-    {
-      FdStream *s = g_ptr_array_steal_index (link->fd_streams, link->fd_streams->len - 1);
-      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s",
-                                             ended->message);
-
-      event->stream = s->id;
-      event->error = g_error_copy (ended);
-      if (!link->node->closing)
-        link_emit (link, event);
-      else
-        p2ptun_event_free (event);
-      fd_stream_free (s);
-    }
-  g_error_free (ended);
-  while (link->flows->len > 0)
-    {
-      NodeFlow *flow = g_ptr_array_steal_index (link->flows, link->flows->len - 1);
-
-      flow->lost (flow->user_data);
-      transport_stream_free (flow->stream);
-      g_free (flow);
-    }
+  link_end_streams (link);
   g_ptr_array_unref (link->fd_streams);
   g_ptr_array_unref (link->flows);
   expose_free (link->expose);
@@ -674,76 +566,6 @@ on_signal_fatal (Sigclient *client, const GError *error, gpointer data)
   node_fatal (data, g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_SIGNALING, error->message));
 }
 
-/* The earliest expiry (Unix seconds) of the TURN REST usernames
- * "EXPIRY:PEER-ID" in @servers; 0 when there is none. */
-static gint64
-ice_servers_expiry (const SigmsgIceServers *servers)
-{
-  gint64 earliest = 0;
-
-  for (guint i = 0; i < servers->turn->len; i++)
-    {
-      const SigmsgTurnServer *turn = servers->turn->pdata[i];
-      char *end = NULL;
-      gint64 expiry = g_ascii_strtoll (turn->username, &end, 10);
-
-      if (end != turn->username && *end == ':' && expiry > 0
-          && (earliest == 0 || expiry < earliest))
-        earliest = expiry;
-    }
-  return earliest;
-}
-
-static void node_schedule_ice_refresh (Node *node, gint64 delay_s);
-
-static void
-on_ice_servers_renewed (Sigclient *client, SigmsgIceServers *servers, const GError *error,
-                        gpointer data)
-{
-  Node *node = data;
-
-  if (servers == NULL)
-    {
-      node_warn (node, "cannot renew the relay credentials: %s (again in %d s)",
-                 error->message, NODE_ICE_REFRESH_RETRY_S);
-      node_schedule_ice_refresh (node, NODE_ICE_REFRESH_RETRY_S);
-      return;
-    }
-  /* Tunnels took what they needed from the old list when they began. */
-  sigmsg_ice_servers_free (node->ice_servers);
-  node->ice_servers = servers;
-  g_debug ("relay credentials renewed");
-  node_schedule_ice_refresh (node, 0);
-}
-
-static gboolean
-on_ice_refresh (gpointer data)
-{
-  Node *node = data;
-
-  g_clear_pointer (&node->ice_refresh, g_source_unref);
-  sigclient_get_ice_servers (node->sig, on_ice_servers_renewed, node);
-  return G_SOURCE_REMOVE;
-}
-
-/* In @delay_s seconds, or (0) when half the credentials' life is gone. */
-static void
-node_schedule_ice_refresh (Node *node, gint64 delay_s)
-{
-  if (delay_s == 0)
-    {
-      gint64 expiry = ice_servers_expiry (node->ice_servers);
-
-      if (expiry == 0)
-        return; /* no relays: nothing expires */
-      delay_s = MAX ((expiry - g_get_real_time () / G_USEC_PER_SEC) / 2,
-                     (gint64) NODE_ICE_REFRESH_MIN_S);
-    }
-  node->ice_refresh = g_timeout_source_new_seconds ((guint) MIN (delay_s, (gint64) G_MAXUINT));
-  g_source_set_callback (node->ice_refresh, on_ice_refresh, node, NULL);
-  g_source_attach (node->ice_refresh, node->context);
-}
-
 static void
 on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *error,
                 gpointer data)
@@ -912,186 +734,6 @@ node_forward (Node *node, const char *peer_id, P2ptunServiceKind kind, const cha
         forwards_start (f, tunnel_transport (peer->link->tunnel));
     }
   return TRUE;
-}
-
-/* The newest tunnel up to @peer_id. */
-static Link *
-node_up_link (Node *node, const char *peer_id, GError **error)
-{
-  Peer *peer = g_hash_table_lookup (node->peers, peer_id ? peer_id : "");
-  GHashTableIter it;
-  gpointer value;
-
-  if (peer && peer->link && tunnel_is_up (peer->link->tunnel))
-    return peer->link;
-  g_hash_table_iter_init (&it, node->links);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    if (peerid_equal (((Link *) value)->peer, peer_id) && tunnel_is_up (((Link *) value)->tunnel))
-      return value;
-  g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_NO_TUNNEL, "no tunnel up to peer %s",
-               peer_id);
-  return NULL;
-}
-
-static void
-fd_stream_free (FdStream *s)
-{
-  bridge_free (s->bridge);
-  g_free (s);
-}
-
-static void
-fd_stream_done (Bridge *bridge, const GError *error, gpointer data)
-{
-  FdStream *s = data;
-  Link *link = s->link;
-  P2ptunEvent *event;
-
-  if (error)
-    {
-      P2ptunError code = g_error_matches (error, BRIDGE_ERROR, BRIDGE_ERROR_REFUSED)
-                                 || g_error_matches (error, BRIDGE_ERROR,
-                                                     BRIDGE_ERROR_NOT_EXPOSED)
-                             ? P2PTUN_ERROR_REFUSED
-                             : P2PTUN_ERROR_CLOSED;
-
-      event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s", error->message);
-      event->error = g_error_new_literal (P2PTUN_ERROR, code, error->message);
-    }
-  else
-    event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "stream %u ended", s->id);
-  event->stream = s->id;
-  g_ptr_array_remove_fast (link->fd_streams, s);
-  fd_stream_free (s);
-  link_emit (link, event);
-}
-
-guint
-node_connect_fds (Node *node, const char *peer_id, const char *service, int in_fd, int out_fd,
-                  GError **error)
-{
-  Link *link = node_up_link (node, peer_id, error);
-  FdStream *s;
-
-  if (link == NULL)
-    return 0;
-  s = g_new0 (FdStream, 1);
-  s->link = link;
-  s->id = ++node->next_stream;
-  s->bridge = bridge_open (node->context, tunnel_transport (link->tunnel), service, in_fd,
-                           out_fd, fd_stream_done, s, error);
-  if (s->bridge == NULL)
-    {
-      g_free (s);
-      return 0;
-    }
-  g_ptr_array_add (link->fd_streams, s);
-  return s->id;
-}
-
-gboolean
-node_expose (Node *node, const char *name, NodeAcceptFunc func, gpointer user_data,
-             GError **error)
-{
-  ExposeLocal *local;
-
-  if (!ctlmsg_name_is_valid (name))
-    {
-      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
-                   "'%s' is not a service name: letters, digits, '.', '_' or '-' (at most %d)",
-                   name, CTLMSG_NAME_MAX);
-      return FALSE;
-    }
-  if (g_hash_table_contains (node->locals, name)
-      || g_hash_table_contains (node->config->exposed, name))
-    {
-      g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID, "service '%s' is exposed twice",
-                   name);
-      return FALSE;
-    }
-  local = g_new0 (ExposeLocal, 1);
-  local->accept = func;
-  local->user_data = user_data;
-  g_hash_table_insert (node->locals, g_strdup (name), local);
-  return TRUE;
-}
-
-NodeFlow *
-node_open_flow (Node *node, const char *peer_id, const char *service,
-                const TransportStreamCallbacks *callbacks, gpointer user_data,
-                NodeFlowLostFunc lost, GError **error)
-{
-  Link *link = node_up_link (node, peer_id, error);
-  NodeFlow *flow;
-
-  if (link == NULL)
-    return NULL;
-  flow = g_new0 (NodeFlow, 1);
-  flow->link = link;
-  flow->lost = lost;
-  flow->user_data = user_data;
-  flow->stream = transport_open_datagram (tunnel_transport (link->tunnel), service, callbacks,
-                                          user_data, error);
-  if (flow->stream == NULL)
-    {
-      g_free (flow);
-      return NULL;
-    }
-  g_ptr_array_add (link->flows, flow);
-  return flow;
-}
-
-TransportStream *
-node_flow_stream (NodeFlow *flow)
-{
-  return flow->stream;
-}
-
-void
-node_flow_close (NodeFlow *flow)
-{
-  g_ptr_array_remove_fast (flow->link->flows, flow);
-  transport_stream_free (flow->stream);
-  g_free (flow);
-}
-
-GPtrArray *
-node_statuses (Node *node)
-{
-  GPtrArray *all = g_ptr_array_new_with_free_func ((GDestroyNotify) p2ptun_status_free);
-  GHashTableIter it;
-  gpointer value;
-
-  g_hash_table_iter_init (&it, node->links);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    {
-      Link *link = value;
-      P2ptunStatus *status = g_new0 (P2ptunStatus, 1);
-      Transport *transport = tunnel_transport (link->tunnel);
-
-      g_strlcpy (status->peer_id, link->peer, sizeof status->peer_id);
-      status->up = tunnel_is_up (link->tunnel);
-      status->has_path = status->up;
-      if (status->up)
-        status->path.path = *tunnel_path (link->tunnel);
-      status->rtt_us = link->rtt_us;
-      transport_get_bytes (transport, &status->bytes_sent, &status->bytes_received);
-      status->streams = transport_n_streams (transport);
-      g_ptr_array_add (all, status);
-    }
-  return all;
-}
-
-void
-node_ping (Node *node)
-{
-  GHashTableIter it;
-  gpointer value;
-
-  g_hash_table_iter_init (&it, node->links);
-  while (g_hash_table_iter_next (&it, NULL, &value))
-    if (tunnel_is_up (((Link *) value)->tunnel))
-      transport_ping (tunnel_transport (((Link *) value)->tunnel));
 }
 
 /* ---- ending ---- */
