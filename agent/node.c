@@ -561,6 +561,17 @@ on_message (Sigclient *client, const Sigmsg *msg, gpointer data)
 }
 
 static void
+on_signal_notice (Sigclient *client, gboolean trouble, const char *text, gpointer data)
+{
+  Node *node = data;
+
+  if (trouble)
+    node_warn (node, "%s", text);
+  else
+    node_emit (node, p2ptun_event_new (P2PTUN_EVENT_NOTICE, NULL, "%s", text));
+}
+
+static void
 on_signal_fatal (Sigclient *client, const GError *error, gpointer data)
 {
   node_fatal (data, g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_SIGNALING, error->message));
@@ -590,6 +601,7 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
       return;
     }
   node->ready = TRUE;
+  sigclient_set_notice_func (node->sig, on_signal_notice, node);
   sigclient_start (node->sig, on_message, on_signal_fatal, node);
   node_schedule_ice_refresh (node, 0);
   node_emit (node, p2ptun_event_new (P2PTUN_EVENT_READY, NULL,

@@ -103,6 +103,8 @@ struct _Sigclient
   SigclientMessageFunc on_message;
   SigclientFatalFunc on_fatal;
   gpointer user_data;
+  SigclientNoticeFunc on_notice;
+  gpointer notice_data;
 
   /* re-entrancy: sigclient_free inside a dispatch defers the final free */
   guint busy;
@@ -467,12 +469,30 @@ sigreq_finish (SigReq *r, GError *error, long status)
 /* Logs @error (NULL: success) only when the kind of failure changes: the
  * texts of libcurl vary from one attempt to the next ("after 3 ms"). */
 static void
+sigclient_notice (Sigclient *c, gboolean trouble, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+static void
+sigclient_notice (Sigclient *c, gboolean trouble, const char *format, ...)
+{
+  g_autofree char *text = NULL;
+  va_list ap;
+
+  va_start (ap, format);
+  text = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  if (c->on_notice)
+    c->on_notice (c, trouble, text, c->notice_data);
+  else
+    g_debug ("%s", text);
+}
+
+static void
 sigclient_note_failure (Sigclient *c, const GError *error, long status)
 {
   if (error == NULL)
     {
       if (c->last_failure != 0)
-        g_message ("signaling server %s reachable again", c->base_url);
+        sigclient_notice (c, FALSE, "signaling server %s reachable again", c->base_url);
       c->last_failure = 0;
       return;
     }
@@ -480,9 +500,9 @@ sigclient_note_failure (Sigclient *c, const GError *error, long status)
   if (kind == c->last_failure)
     return;
   if (error->code == SIGCLIENT_ERROR_UNREACHABLE)
-    g_message ("signaling server unreachable, retrying: %s", error->message);
+    sigclient_notice (c, TRUE, "signaling server unreachable, retrying: %s", error->message);
   else
-    g_message ("signaling server failed, retrying: %s", error->message);
+    sigclient_notice (c, TRUE, "signaling server failed, retrying: %s", error->message);
   c->last_failure = kind;
 }
 
@@ -919,6 +939,13 @@ sigclient_free (Sigclient *c)
   g_clear_pointer (&c->context, g_main_context_unref);
   if (c->busy == 0)
     g_free (c);
+}
+
+void
+sigclient_set_notice_func (Sigclient *client, SigclientNoticeFunc on_notice, gpointer user_data)
+{
+  client->on_notice = on_notice;
+  client->notice_data = user_data;
 }
 
 void

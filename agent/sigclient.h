@@ -45,6 +45,13 @@ void sigclient_free (Sigclient *client);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Sigclient, sigclient_free)
 
 /* Starts the long-poll loop that receives our messages until freed. */
+/* The receive loop's troubles and recoveries, for a person ("signaling
+ * server unreachable, retrying: ..."), told once per change. */
+typedef void (*SigclientNoticeFunc) (Sigclient *client, gboolean trouble, const char *text,
+                                     gpointer user_data);
+/* Without one, they go to the debug log. */
+void sigclient_set_notice_func (Sigclient *client, SigclientNoticeFunc on_notice,
+                                gpointer user_data);
 void sigclient_start (Sigclient *client, SigclientMessageFunc on_message,
                       SigclientFatalFunc on_fatal, gpointer user_data);
 

@@ -345,12 +345,14 @@ char *p2ptun_status_to_json (const P2ptunStatus *status);
  * @P2PTUN_EVENT_REFUSED: the node refused a peer a tunnel, a stream or a
  *   flow (the message says what and why; the error's code is
  *   %P2PTUN_ERROR_NOT_TRUSTED for a peer-id not trusted)
- * @P2PTUN_EVENT_NOTICE: about a local forward: where it listens, a
- *   connection that failed, datagrams it dropped (the message)
+ * @P2PTUN_EVENT_NOTICE: for a person: where a local forward listens, a
+ *   forwarded connection that failed, datagrams dropped, the signaling
+ *   server reachable again (the message)
  * @P2PTUN_EVENT_STREAM_ENDED: a stream of p2ptun_node_connect_fds() or
  *   p2ptun_node_open_fd() ended; the error is %NULL for a clean end of
  *   both directions, set for a refusal or a cut
  * @P2PTUN_EVENT_WARNING: something went wrong that the node rides out
+ *   (the signaling server unreachable: it retries)
  * @P2PTUN_EVENT_FATAL: the node cannot go on (the signaling server
  *   refuses it, a forward's socket failed); free it
  * @P2PTUN_EVENT_CLOSED: p2ptun_node_close() finished
