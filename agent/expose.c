@@ -74,7 +74,7 @@ static void
 expose_refuse (Expose *self, TransportStream *stream, guint8 code, const char *what,
                const char *text)
 {
-  self->emit (p2ptun_event_new (P2PTUN_EVENT_REFUSED, self->peer, "refused a %s from %s: %s",
+  self->emit (event_new (P2PTUN_EVENT_REFUSED, self->peer, "refused a %s from %s: %s",
                                 what, self->peer, text),
               self->user_data);
   transport_stream_refuse (stream, code, text);
@@ -148,7 +148,7 @@ udp_service_say (const char *line, gpointer data)
 {
   Expose *self = data;
 
-  self->emit (p2ptun_event_new (P2PTUN_EVENT_NOTICE, self->peer, "%s", line), self->user_data);
+  self->emit (event_new (P2PTUN_EVENT_NOTICE, self->peer, "%s", line), self->user_data);
 }
 
 static void
@@ -184,7 +184,7 @@ expose_open_request (Expose *self, TransportStream *stream, const char *service)
       g_autofree char *text = g_strdup_printf ("service '%s' is not exposed by this agent",
                                                service);
 
-      self->emit (p2ptun_event_new (P2PTUN_EVENT_REFUSED, self->peer,
+      self->emit (event_new (P2PTUN_EVENT_REFUSED, self->peer,
                                     "refused a stream from %s: service '%s' is not exposed",
                                     self->peer, service),
                   self->user_data);

@@ -12,7 +12,7 @@ link_end_streams (Link *link)
   while (link->fd_streams->len > 0)
     {
       FdStream *s = g_ptr_array_steal_index (link->fd_streams, link->fd_streams->len - 1);
-      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s",
+      P2ptunEvent *event = event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s",
                                              ended->message);
 
       event->stream = s->id;
@@ -75,11 +75,11 @@ fd_stream_done (Bridge *bridge, const GError *error, gpointer data)
                              ? P2PTUN_ERROR_REFUSED
                              : P2PTUN_ERROR_CLOSED;
 
-      event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s", error->message);
+      event = event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "%s", error->message);
       event->error = g_error_new_literal (P2PTUN_ERROR, code, error->message);
     }
   else
-    event = p2ptun_event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "stream %u ended", s->id);
+    event = event_new (P2PTUN_EVENT_STREAM_ENDED, link->peer, "stream %u ended", s->id);
   event->stream = s->id;
   g_ptr_array_remove_fast (link->fd_streams, s);
   fd_stream_free (s);

@@ -36,7 +36,7 @@ node_emit (Node *node, P2ptunEvent *event)
 static void
 node_emit_error (Node *node, P2ptunEventKind kind, const char *peer, const GError *error)
 {
-  P2ptunEvent *event = p2ptun_event_new (kind, peer, "%s", error->message);
+  P2ptunEvent *event = event_new (kind, peer, "%s", error->message);
 
   event->error = g_error_copy (error);
   node_emit (node, event);
@@ -51,7 +51,7 @@ node_warn (Node *node, const char *format, ...)
   va_start (ap, format);
   text = g_strdup_vprintf (format, ap);
   va_end (ap);
-  node_emit (node, p2ptun_event_new (P2PTUN_EVENT_WARNING, NULL, "%s", text));
+  node_emit (node, event_new (P2PTUN_EVENT_WARNING, NULL, "%s", text));
 }
 
 void
@@ -118,7 +118,7 @@ on_offer_sent (Sigclient *client, gboolean online, const GError *error, gpointer
     return;
   peer->told_offline = TRUE;
   {
-    P2ptunEvent *event = p2ptun_event_new (
+    P2ptunEvent *event = event_new (
         P2PTUN_EVENT_PEER_OFFLINE, peer->peer,
         "peer %s is not connected to the signaling server; waiting for it", peer->peer);
 
@@ -205,14 +205,14 @@ tunnel_on_rtt (gint64 rtt_us, gpointer data)
   link->announced = TRUE;
   path = tunnel_path_to_string (tunnel_path (link->tunnel));
   if (link->outgoing)
-    event = p2ptun_event_new (P2PTUN_EVENT_PEER_UP, link->peer,
+    event = event_new (P2PTUN_EVENT_PEER_UP, link->peer,
                               "tunnel up: peer %s, path %s, rtt %.1f ms", link->peer, path,
                               rtt_us / 1000.0);
   else
-    event = p2ptun_event_new (P2PTUN_EVENT_PEER_UP, link->peer,
+    event = event_new (P2PTUN_EVENT_PEER_UP, link->peer,
                               "peer %s connected: path %s, rtt %.1f ms", link->peer, path,
                               rtt_us / 1000.0);
-  event->path = p2ptun_path_new (tunnel_path (link->tunnel));
+  event->path = path_info_new (tunnel_path (link->tunnel));
   event->rtt_us = rtt_us;
   event->outgoing = link->outgoing;
   link_emit (link, event);
@@ -239,10 +239,10 @@ tunnel_on_path_changed (const TunnelPath *path, gpointer data)
 {
   Link *link = data;
   g_autofree char *p = tunnel_path_to_string (path);
-  P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_PATH_CHANGED, link->peer,
+  P2ptunEvent *event = event_new (P2PTUN_EVENT_PATH_CHANGED, link->peer,
                                          "path changed: peer %s, path %s", link->peer, p);
 
-  event->path = p2ptun_path_new (path);
+  event->path = path_info_new (path);
   event->outgoing = link->outgoing;
   link_emit (link, event);
 }
@@ -255,11 +255,11 @@ tunnel_on_silence (gint64 gap_us, gboolean over, gpointer data)
   P2ptunEvent *event;
 
   if (over)
-    event = p2ptun_event_new (P2PTUN_EVENT_PEER_ANSWERING, link->peer,
+    event = event_new (P2PTUN_EVENT_PEER_ANSWERING, link->peer,
                               "peer %s: answering again after %.1f s of silence", link->peer,
                               seconds);
   else
-    event = p2ptun_event_new (P2PTUN_EVENT_PEER_SILENT, link->peer,
+    event = event_new (P2PTUN_EVENT_PEER_SILENT, link->peer,
                               "peer %s: no answer for %d s; streams wait, the tunnel ends "
                               "after %d s of silence", link->peer, (int) seconds,
                               TUNNEL_DEAD_AFTER_S);
@@ -280,12 +280,12 @@ tunnel_on_down (const GError *error, gpointer data)
   if (node->closing)
     return;
   if (link->outgoing)
-    event = p2ptun_event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "%s", error->message);
+    event = event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "%s", error->message);
   else
-    event = p2ptun_event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "peer %s: %s", link->peer,
+    event = event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "peer %s: %s", link->peer,
                               error->message);
   event->outgoing = link->outgoing;
-  event->error = g_error_new_literal (P2PTUN_ERROR, p2ptun_error_from_tunnel (error),
+  event->error = g_error_new_literal (P2PTUN_ERROR, error_from_tunnel (error),
                                       error->message);
   link_emit (link, event);
   /* The forwards of an outgoing tunnel end with it (they hold its transport). */
@@ -386,7 +386,7 @@ peer_start (Peer *peer)
   link = link_new (node, peer->peer, session, TRUE, &error);
   if (link == NULL)
     {
-      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_PEER_GONE, peer->peer, "%s",
+      P2ptunEvent *event = event_new (P2PTUN_EVENT_PEER_GONE, peer->peer, "%s",
                                              error->message);
 
       event->outgoing = TRUE;
@@ -451,7 +451,7 @@ node_handle_offer (Node *node, const Sigmsg *msg)
     {
       g_autofree char *text = g_strdup_printf ("this agent does not trust peer-id %s",
                                                msg->from);
-      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_REFUSED, msg->from,
+      P2ptunEvent *event = event_new (P2PTUN_EVENT_REFUSED, msg->from,
                                              "refused a tunnel from %s: not trusted",
                                              msg->from);
 
@@ -471,7 +471,7 @@ node_handle_offer (Node *node, const Sigmsg *msg)
   if (g_hash_table_size (node->links) >= NODE_MAX_TUNNELS
       || node_count_links (node, msg->from) >= NODE_MAX_TUNNELS_PER_PEER)
     {
-      P2ptunEvent *event = p2ptun_event_new (P2PTUN_EVENT_REFUSED, msg->from,
+      P2ptunEvent *event = event_new (P2PTUN_EVENT_REFUSED, msg->from,
                                              "refused a tunnel from %s: too many tunnels",
                                              msg->from);
 
@@ -568,7 +568,7 @@ on_signal_notice (Sigclient *client, gboolean trouble, const char *text, gpointe
   if (trouble)
     node_warn (node, "%s", text);
   else
-    node_emit (node, p2ptun_event_new (P2PTUN_EVENT_NOTICE, NULL, "%s", text));
+    node_emit (node, event_new (P2PTUN_EVENT_NOTICE, NULL, "%s", text));
 }
 
 static void
@@ -604,7 +604,7 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
   sigclient_set_notice_func (node->sig, on_signal_notice, node);
   sigclient_start (node->sig, on_message, on_signal_fatal, node);
   node_schedule_ice_refresh (node, 0);
-  node_emit (node, p2ptun_event_new (P2PTUN_EVENT_READY, NULL,
+  node_emit (node, event_new (P2PTUN_EVENT_READY, NULL,
                                      "serving as %s; waiting for peers",
                                      node->identity->peer_id));
   g_hash_table_iter_init (&it, node->peers);
@@ -711,7 +711,7 @@ on_forward_fatal (const GError *error, gpointer data)
 static void
 on_forward_say (const char *line, gpointer data)
 {
-  node_emit (data, p2ptun_event_new (P2PTUN_EVENT_NOTICE, NULL, "%s", line));
+  node_emit (data, event_new (P2PTUN_EVENT_NOTICE, NULL, "%s", line));
 }
 
 gboolean
@@ -758,7 +758,7 @@ on_release_poll (gpointer data)
   if (relays_pending () > 0 && g_get_monotonic_time () < node->release_deadline)
     return G_SOURCE_CONTINUE;
   g_clear_pointer (&node->closer, g_source_unref);
-  node_emit (node, p2ptun_event_new (P2PTUN_EVENT_CLOSED, NULL, "closed"));
+  node_emit (node, event_new (P2PTUN_EVENT_CLOSED, NULL, "closed"));
   return G_SOURCE_REMOVE;
 }
 

@@ -57,8 +57,8 @@ struct _P2ptunEvent
 };
 
 /* An event with its sentence; the caller fills the rest. */
-P2ptunEvent *p2ptun_event_new (P2ptunEventKind kind, const char *peer_id, const char *format,
+P2ptunEvent *event_new (P2ptunEventKind kind, const char *peer_id, const char *format,
                                ...) G_GNUC_PRINTF (3, 4);
-P2ptunPath *p2ptun_path_new (const TunnelPath *path);
+P2ptunPath *path_info_new (const TunnelPath *path);
 /* The P2PTUN_ERROR code for a tunnel's end. */
-P2ptunError p2ptun_error_from_tunnel (const GError *error);
+P2ptunError error_from_tunnel (const GError *error);

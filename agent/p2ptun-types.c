@@ -40,7 +40,7 @@ p2ptun_peer_id_is_valid (const char *text)
 }
 
 P2ptunError
-p2ptun_error_from_tunnel (const GError *error)
+error_from_tunnel (const GError *error)
 {
   if (error == NULL || error->domain != TUNNEL_ERROR)
     return P2PTUN_ERROR_FAILED;
@@ -227,7 +227,7 @@ p2ptun_config_set_udp_timeout (P2ptunConfig *self, guint seconds)
 DEFINE_BOXED (P2ptunPath, p2ptun_path, p2ptun_path_copy, p2ptun_path_free)
 
 P2ptunPath *
-p2ptun_path_new (const TunnelPath *path)
+path_info_new (const TunnelPath *path)
 {
   P2ptunPath *self = g_new0 (P2ptunPath, 1);
 
@@ -238,7 +238,7 @@ p2ptun_path_new (const TunnelPath *path)
 P2ptunPath *
 p2ptun_path_copy (const P2ptunPath *self)
 {
-  return p2ptun_path_new (&self->path);
+  return path_info_new (&self->path);
 }
 
 void
@@ -408,7 +408,7 @@ p2ptun_status_to_json (const P2ptunStatus *self)
 DEFINE_BOXED (P2ptunEvent, p2ptun_event, p2ptun_event_copy, p2ptun_event_free)
 
 P2ptunEvent *
-p2ptun_event_new (P2ptunEventKind kind, const char *peer_id, const char *format, ...)
+event_new (P2ptunEventKind kind, const char *peer_id, const char *format, ...)
 {
   P2ptunEvent *self = g_new0 (P2ptunEvent, 1);
   va_list ap;

@@ -2,7 +2,7 @@
 """fetch.py: GET one path from a peer's HTTP service through a p2ptun tunnel,
 with PyGObject (the P2ptun-0 typelib and libp2ptun must be installed).
 
-  fetch.py --signal URL --signal-pin PIN [--config DIR] PEER-ID SERVICE PATH"""
+  fetch.py SIGNAL-URL SIGNAL-PIN CONFIG-DIR PEER-ID SERVICE PATH [ONLY-LOCAL-IP]"""
 
 import argparse
 import os
@@ -63,16 +63,14 @@ class Fetch:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--signal", required=True, metavar="URL")
-    parser.add_argument("--signal-pin", metavar="PIN")
-    parser.add_argument("--config", metavar="DIR")
-    parser.add_argument("peer_id", metavar="PEER-ID")
-    parser.add_argument("service", metavar="SERVICE")
-    parser.add_argument("path", metavar="PATH")
+    for name in ("signal_url", "signal_pin", "config", "peer_id", "service", "path"):
+        parser.add_argument(name, metavar=name.upper().replace("_", "-"))
+    parser.add_argument("local", nargs="?", metavar="ONLY-LOCAL-IP")
     args = parser.parse_args()
 
     config = P2ptun.Config.new()
-    config.set_signal(args.signal, args.signal_pin)
+    config.set_signal(args.signal_url, args.signal_pin)
+    config.set_local_addresses([args.local] if args.local else None)
     try:
         identity = P2ptun.Identity.load(args.config)
         node = P2ptun.Node.new(None, identity, config)

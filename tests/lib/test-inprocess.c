@@ -233,6 +233,10 @@ test_two_nodes_child (void)
   g_assert_no_error (error);
   g_autoptr (P2ptunConfig) config_a = p2ptun_config_new ();
   g_autoptr (P2ptunConfig) config_b = p2ptun_config_new ();
+  /* Loopback only: tests reach no other address. */
+  const char *const loopback[] = { "127.0.0.1", NULL };
+  p2ptun_config_set_local_addresses (config_a, loopback);
+  p2ptun_config_set_local_addresses (config_b, loopback);
   p2ptun_config_set_signal (config_a, url, pin);
   p2ptun_config_set_signal (config_b, url, pin);
   g_assert_true (p2ptun_config_add_trust (config_b, p2ptun_identity_get_peer_id (id_a), NULL));

@@ -38,7 +38,16 @@ def symbols(lab):
     others = sorted(n for n in names if not n.startswith("p2ptun_") and n != "P2PTUN_0")
     check(not others, "%d exported symbols without the p2ptun_ prefix:\n  %s"
           % (len(others), "\n  ".join(others)))
-    sys.stderr.write("%d symbols, all p2ptun_*\n" % len(names))
+    # And each is the public header's: no private helper leaks out by its name.
+    header = os.path.join(SOURCE_ROOT, "agent", "include", "p2ptun", "p2ptun.h")
+    with open(header) as f:
+        text = f.read()
+    public = set(re.findall(r"\b(p2ptun_\w+)\s*\(", text))
+    public |= {m + "_get_type" for m in re.findall(r"G_DECLARE_\w+_TYPE \(\w+, (\w+),", text)}
+    private = sorted(n for n in names if n.startswith("p2ptun_") and n not in public)
+    check(not private, "%d exported symbols not in p2ptun.h:\n  %s"
+          % (len(private), "\n  ".join(private)))
+    sys.stderr.write("%d symbols, all p2ptun_* and declared in p2ptun.h\n" % len(names))
 
 
 def skip_if_sanitized():
@@ -101,18 +110,14 @@ def fetch_through_tunnel(lab, argv, env):
     sig, url, pin = lab.signal_server()
     sdir, sid = lab.agent_dir("server")
     fdir, fid = lab.agent_dir("fetch")
-    # The examples offer every interface's address as they would for a user
-    # (no --local-address), so the agent does too: on one machine these paths
-    # stay inside it all the same.
-    server = lab.start("server", [lab.agent_bin, "serve", "--config", sdir, "--signal", url,
-                                  "--signal-pin", pin, "--expose", "web=127.0.0.1:%d" % web.port,
-                                  "--trust", fid])
+    # Loopback only, on both sides (the examples' last argument).
+    server = lab.agent("server", sdir, ["serve", "--expose", "web=127.0.0.1:%d" % web.port,
+                                        "--trust", fid], url=url, pin=pin)
     server.wait_line("serving as " + sid)
 
     def run(service, path):
         try:
-            return subprocess.run(argv + ["--signal", url, "--signal-pin", pin, "--config", fdir,
-                                          sid, service, path],
+            return subprocess.run(argv + [url, pin, fdir, sid, service, path, "127.0.0.1"],
                                   capture_output=True, env=env, timeout=RUN_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise TestFailure("%s did not end within %d s" % (argv[-1], RUN_TIMEOUT))
