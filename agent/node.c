@@ -87,6 +87,7 @@ struct _Node
   guint pending_sends;
   GSource *timeout;
   GSource *ice_refresh; /* renews the relay credentials */
+  RelayReleases *releases;
 };
 
 void
@@ -452,6 +453,7 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
     .ice_servers = node->ice_servers,
     .local_addresses = (const char *const *) node->options->local_addresses,
     .relay_only = node->options->relay_only,
+    .releases = node->releases,
   };
 
   link->node = node;
@@ -878,6 +880,7 @@ node_run (const NodeOptions *options, const Identity *identity)
   node->identity = identity;
   node->context = g_main_context_default ();
   node->loop = g_main_loop_new (node->context, FALSE);
+  node->releases = relay_releases_new (node->context);
   node->exposed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   node->exposed_udp = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   node->links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
@@ -933,7 +936,8 @@ node_run (const NodeOptions *options, const Identity *identity)
   g_clear_pointer (&node->udp_forwards, udp_forwards_free);
   g_hash_table_unref (node->links);
   /* A second SIGTERM while the relays are told goodbye changes nothing. */
-  relays_wait_released (node->context, NODE_RELEASE_WAIT_MS);
+  relay_releases_wait (node->releases, NODE_RELEASE_WAIT_MS);
+  relay_releases_free (node->releases);
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_clear_pointer (&node->sig, sigclient_free);
@@ -952,6 +956,7 @@ fail:
   g_ptr_array_unref (node->orphans);
   g_hash_table_unref (node->exposed);
   g_hash_table_unref (node->exposed_udp);
+  relay_releases_free (node->releases);
   g_main_loop_unref (node->loop);
   return 1;
 }

@@ -8,7 +8,7 @@
 #include "dtls.h"
 #include "nicesock.h"
 #include "pathprobe.h"
-#include "relays.h"
+#include "relays_private.h"
 #include "peerid.h"
 
 #define TUNNEL_COMPONENT 1
@@ -50,7 +50,8 @@ struct _Tunnel
   GPtrArray *early_candidates; /* char* SDP lines before credentials */
   guint n_remote_candidates;
   GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
-  GPtrArray *relays;           /* Relay*, see relays.h */
+  GPtrArray *relays;           /* Relay*, see relays_private.h */
+  RelayReleases *releases;
   PathProbe *probe;            /* NULL with --relay-only */
   gboolean gathered;
   guint local_types;           /* bit per NiceCandidateType gathered */
@@ -606,8 +607,10 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   g_autoptr (GError) local_error = NULL;
 
   g_return_val_if_fail (peerid_is_valid (config->peer_id), NULL);
+  g_return_val_if_fail (config->releases != NULL, NULL);
   self->context = g_main_context_ref (context);
   self->identity = config->identity;
+  self->releases = config->releases;
   self->controlling = config->controlling;
   self->cb = *callbacks;
   self->user_data = user_data;
@@ -702,7 +705,7 @@ tunnel_free (Tunnel *self)
       if (self->stream_id && self->relays && self->relays->len > 0)
         {
           g_debug ("giving back the relay allocations of session %.8s", self->session);
-          relays_release (self->context, g_steal_pointer (&self->agent), self->stream_id,
+          relays_release (self->releases, g_steal_pointer (&self->agent), self->stream_id,
                           TUNNEL_COMPONENT, g_steal_pointer (&self->relays));
         }
       else

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "identity.h"
+#include "relays.h"
 #include "sigmsg.h"
 #include "transport.h"
 
@@ -70,12 +71,13 @@ typedef struct
   const SigmsgIceServers *ice_servers;
   const char *const *local_addresses; /* NULL: every interface */
   gboolean relay_only;                /* relayed candidates only (needs a usable relay) */
+  RelayReleases *releases;            /* borrowed; where the relay allocations go back */
 } TunnelConfig;
 
 Tunnel *tunnel_new (GMainContext *context, const TunnelConfig *config,
                     const TunnelCallbacks *callbacks, gpointer user_data, GError **error);
 /* Frees @tunnel; its relay allocations are given back in the background (see
- * relays_wait_released). */
+ * relay_releases_wait). */
 void tunnel_free (Tunnel *tunnel);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tunnel, tunnel_free)
 

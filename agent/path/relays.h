@@ -1,47 +1,29 @@
-/* The TURN servers of one tunnel's ICE stream: which of those the signaling
- * server handed out libnice can use, handing them to libnice (TURN over TLS
- * through a TLS shim of ours), which relay a relayed candidate came from,
- * and giving the allocations back when the tunnel ends. */
+/* The TURN servers that the signaling server hands out, as the rest of the
+ * agent sees them: how many a tunnel can use, and the allocations that
+ * ended tunnels give back in the background, which their owner waits for
+ * before it goes. The relays of one ICE path, in libnice's terms, are in
+ * relays_private.h. */
 #pragma once
 
-#include <nice/agent.h>
+#include <gio/gio.h>
 
 #include "sigmsg.h"
-#include "tlsshim.h"
-
-/* One relay handed to libnice, in the order of nice_agent_set_relay_info(). */
-typedef struct
-{
-  char *uri;
-  const char *transport; /* how we reach it: "udp", "tcp", "tls" (through shim) */
-  TlsShim *shim;
-} Relay;
 
 /* How many TURN servers of @servers a tunnel can use: over UDP or TCP at an
  * IP address, or over TLS (turns:) at any host. */
 guint relays_usable (const SigmsgIceServers *servers);
-/* A UDP relay or the STUN server is on this machine's loopback: the host
- * sockets must include loopback ones (nicesock_set_local_addresses()). */
-gboolean relays_need_loopback (const SigmsgIceServers *servers);
-/* Hands every usable relay of @servers to libnice for the component; returns
- * them (Relay*, possibly none). */
-GPtrArray *relays_add (GMainContext *context, NiceAgent *agent, guint stream_id,
-                       guint component_id, const SigmsgIceServers *servers);
-/* The relay that @local, a relayed candidate of ours, came from, or NULL. */
-Relay *relays_of_candidate (GPtrArray *relays, const NiceCandidate *local);
-/* Whether @addr has the IP address of one of @relays (by URI; a relay given
- * by name never matches): the peer's relayed candidates live there. */
-gboolean relays_at_address (GPtrArray *relays, const NiceAddress *addr);
-/* "relay URI did not answer" for each relay, joined by "; ": what to say
- * when gathering ended without a relayed candidate. (Only then: libnice
- * drops a relayed candidate, and gives its allocation back, when another
- * relay's candidate makes it redundant.) */
-char *relays_silent_string (GPtrArray *relays);
 
-/* Gives back the allocations of the stream (a Refresh with lifetime 0 to
- * each relay) in the background; takes @agent and @relays. */
-void relays_release (GMainContext *context, NiceAgent *agent, guint stream_id,
-                     guint component_id, GPtrArray *relays);
-/* Runs @context until every release is done, for at most @timeout_ms: call
- * before the process exits. */
-void relays_wait_released (GMainContext *context, guint timeout_ms);
+/* The relay allocations being given back (a Refresh with lifetime 0 to each
+ * relay) by the tunnels of one owner, in its GMainContext. Its owner frees
+ * it after every tunnel that was given it. */
+typedef struct _RelayReleases RelayReleases;
+
+RelayReleases *relay_releases_new (GMainContext *context);
+/* Runs the context until every release is done, for at most @timeout_ms:
+ * call before the process exits, or the relays keep the allocations until
+ * they expire. */
+void relay_releases_wait (RelayReleases *releases, guint timeout_ms);
+/* A release still under way goes on without @releases, and frees itself
+ * when done. */
+void relay_releases_free (RelayReleases *releases);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelayReleases, relay_releases_free)
