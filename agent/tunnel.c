@@ -1,11 +1,10 @@
-/* One tunnel: ICE + DTLS + transport; see tunnel.h. */
+/* One tunnel: ICE + a session (DTLS + transport); see tunnel.h. */
 #include "tunnel.h"
 
 #include <sys/socket.h>
 
 #include <nice/agent.h>
 
-#include "dtls.h"
 #include "nicesock.h"
 #include "pathprobe.h"
 #include "relays_private.h"
@@ -16,25 +15,18 @@
 #define TUNNEL_MAX_EARLY_CANDIDATES 64
 /* Candidates we accept from a peer in all (a remote party can grow this). */
 #define TUNNEL_MAX_REMOTE_CANDIDATES 128
-#define TUNNEL_PING_INTERVAL_S 5
-/* Nothing heard from the peer for this long is worth a word: both sides
- * ping every 5 s, so a live idle tunnel is never quiet for more than that. */
-#define TUNNEL_SILENT_AFTER_US (8 * G_USEC_PER_SEC)
-#define TUNNEL_DEAD_AFTER_US (TUNNEL_DEAD_AFTER_S * G_USEC_PER_SEC)
 /* libnice does not fail a component that has no candidate pair at all (for
  * instance IPv4 candidates on one side, IPv6 on the other): give up on our
  * own after this long without a working pair. Checks on any real path take
  * well under a second. */
 #define TUNNEL_ICE_TIMEOUT_S 10
-/* Handshake records that found no selected pair yet, resent when one exists. */
-#define TUNNEL_MAX_HELD_RECORDS 8
 
 struct _Tunnel
 {
   GMainContext *context;
   const Identity *identity;
   char peer_id[PEERID_SIZE];
-  char session[SIGMSG_SESSION_LEN + 1];
+  char session_id[SIGMSG_SESSION_LEN + 1];
   /* The ICE generation of the path: signaling messages of another one are
    * not for it (PROTOCOL.md section 4). Only generation 0 is made so far. */
   guint32 generation;
@@ -58,17 +50,9 @@ struct _Tunnel
   guint remote_types;
   GSource *ice_deadline;
 
-  Dtls *dtls;
-  gboolean dtls_started;
-  GPtrArray *held;             /* GBytes: DTLS records sent before a pair was selected */
-  Transport *transport;
-  gboolean up;
+  Session *session;
+  gboolean connected;          /* a pair works: the session started */
   TunnelPath path;
-  gint64 last_pong;
-  gint64 last_heard;           /* a DTLS record from the peer */
-  gboolean silent;             /* said so through cb.silence */
-  guint ticks;
-  GSource *ping;               /* a tick a second: silence, pings, death */
 
   gboolean down;
   GError *down_error;
@@ -150,7 +134,7 @@ tunnel_fail (Tunnel *self, TunnelError code, const char *format, ...)
 static void
 tunnel_send_signal (Tunnel *self, Sigmsg *msg)
 {
-  g_debug ("session %.8s: sending %s", self->session, sigmsg_type_to_string (msg->type));
+  g_debug ("session %.8s: sending %s", self->session_id, sigmsg_type_to_string (msg->type));
   self->cb.signal (msg, self->user_data);
   if (msg->type != SIGMSG_BYE)
     g_ptr_array_add (self->sent, msg);
@@ -222,122 +206,27 @@ fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *
 }
 
 
-/* ---- DTLS ---- */
-
-static void
-dtls_on_send_record (const guint8 *buf, gsize len, gpointer data)
-{
-  Tunnel *self = data;
-
-  /* The answerer can get the ClientHello before its own checks selected a
-   * pair: hold its answer until one is, rather than waiting for a DTLS
-   * retransmission. Later a failed send is a lost datagram, which DTLS and
-   * the transport recover from. */
-  if (nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len,
-                       (const gchar *) buf) < 0
-      && !self->up && self->held->len < TUNNEL_MAX_HELD_RECORDS)
-    g_ptr_array_add (self->held, g_bytes_new (buf, len));
-}
-
-static void
-tunnel_flush_held (Tunnel *self)
-{
-  for (guint i = 0; i < self->held->len; i++)
-    {
-      gsize len;
-      const char *buf = g_bytes_get_data (self->held->pdata[i], &len);
-      (void) nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len, buf);
-    }
-  g_ptr_array_set_size (self->held, 0);
-}
-
-static void
-dtls_on_connected (gpointer data)
-{
-  Tunnel *self = data;
-
-  transport_start (self->transport, dtls_max_payload (self->dtls),
-                   dtls_max_payload_probe (self->dtls));
-}
-
-static void
-dtls_on_data (const guint8 *buf, gsize len, gpointer data)
-{
-  Tunnel *self = data;
-
-  transport_receive_packet (self->transport, buf, len);
-}
-
-static void
-dtls_on_failed (const GError *error, gpointer data)
-{
-  Tunnel *self = data;
-
-  if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_PEER_MISMATCH))
-    tunnel_fail (self, TUNNEL_ERROR_PEER_MISMATCH, "%s", error->message);
-  else if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_CLOSED))
-    /* close_notify is only sent by a peer that ends the tunnel in order. */
-    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the peer ended the tunnel");
-  else
-    tunnel_fail (self, TUNNEL_ERROR_DTLS, "%s", error->message);
-}
-
-static const DtlsCallbacks dtls_callbacks = {
-  .send_record = dtls_on_send_record,
-  .connected = dtls_on_connected,
-  .data = dtls_on_data,
-  .failed = dtls_on_failed,
-};
-
-/* ---- transport ---- */
-
-static void
-transport_on_send_packet (const guint8 *buf, gsize len, gpointer data)
-{
-  Tunnel *self = data;
-
-  (void) dtls_send (self->dtls, buf, len);
-}
+/* ---- the session ---- */
 
 static gboolean
-on_tick (gpointer data)
+session_on_send_record (const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
-  gint64 now = g_get_monotonic_time ();
 
-  if (now - self->last_pong > TUNNEL_DEAD_AFTER_US)
-    {
-      tunnel_fail (self, TUNNEL_ERROR_TIMEOUT, "the peer stopped answering (no reply for %d s)",
-                   TUNNEL_DEAD_AFTER_S);
-      return G_SOURCE_CONTINUE;
-    }
-  if (!self->silent && now - self->last_heard > TUNNEL_SILENT_AFTER_US)
-    {
-      self->silent = TRUE;
-      if (self->cb.silence)
-        self->cb.silence (now - self->last_heard, FALSE, self->user_data);
-    }
-  if (++self->ticks % TUNNEL_PING_INTERVAL_S == 0)
-    transport_ping (self->transport);
-  return G_SOURCE_CONTINUE;
+  return nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len,
+                          (const gchar *) buf) >= 0;
 }
 
 static void
-transport_on_ready (gpointer data)
+session_on_up (gpointer data)
 {
   Tunnel *self = data;
 
-  self->up = TRUE;
-  self->last_pong = self->last_heard = g_get_monotonic_time ();
-  transport_ping (self->transport);
-  self->ping = g_timeout_source_new_seconds (1);
-  g_source_set_callback (self->ping, on_tick, self, NULL);
-  g_source_attach (self->ping, self->context);
   self->cb.up (&self->path, self->user_data);
 }
 
 static void
-transport_on_open_request (TransportStream *stream, const char *service, gpointer data)
+session_on_open_request (TransportStream *stream, const char *service, gpointer data)
 {
   Tunnel *self = data;
 
@@ -345,32 +234,46 @@ transport_on_open_request (TransportStream *stream, const char *service, gpointe
 }
 
 static void
-transport_on_rtt (gint64 rtt_us, gpointer data)
+session_on_rtt (gint64 rtt_us, gpointer data)
 {
   Tunnel *self = data;
 
-  self->last_pong = g_get_monotonic_time ();
   if (self->cb.rtt)
     self->cb.rtt (rtt_us, self->user_data);
 }
 
 static void
-transport_on_closed (guint8 code, const char *text, gpointer data)
+session_on_silence (gint64 gap_us, gboolean over, gpointer data)
 {
   Tunnel *self = data;
 
-  if (code != 0)
-    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the peer ended the tunnel: %s", text);
-  else
-    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the tunnel broke: %s", text);
+  if (self->cb.silence)
+    self->cb.silence (gap_us, over, self->user_data);
 }
 
-static const TransportCallbacks transport_callbacks = {
-  .send_packet = transport_on_send_packet,
-  .ready = transport_on_ready,
-  .open_request = transport_on_open_request,
-  .rtt = transport_on_rtt,
-  .closed = transport_on_closed,
+static void
+session_on_down (const GError *error, gpointer data)
+{
+  static const TunnelError codes[] = {
+    [SESSION_ERROR_DTLS] = TUNNEL_ERROR_DTLS,
+    [SESSION_ERROR_PEER_MISMATCH] = TUNNEL_ERROR_PEER_MISMATCH,
+    [SESSION_ERROR_CLOSED] = TUNNEL_ERROR_CLOSED,
+    [SESSION_ERROR_TIMEOUT] = TUNNEL_ERROR_TIMEOUT,
+  };
+  Tunnel *self = data;
+
+  g_return_if_fail (error->domain == SESSION_ERROR
+                    && (gsize) error->code < G_N_ELEMENTS (codes));
+  tunnel_fail (self, codes[error->code], "%s", error->message);
+}
+
+static const SessionCallbacks session_callbacks = {
+  .send_record = session_on_send_record,
+  .up = session_on_up,
+  .open_request = session_on_open_request,
+  .rtt = session_on_rtt,
+  .silence = session_on_silence,
+  .down = session_on_down,
 };
 
 /* ---- ICE ---- */
@@ -388,16 +291,7 @@ ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, g
   first = (guint8) buf[0];
   if (first < 20 || first > 63)
     return;
-  if (self->up)
-    {
-      gint64 now = g_get_monotonic_time ();
-
-      if (self->silent && self->cb.silence)
-        self->cb.silence (now - self->last_heard, TRUE, self->user_data);
-      self->silent = FALSE;
-      self->last_heard = now;
-    }
-  dtls_receive (self->dtls, (const guint8 *) buf, len);
+  session_receive (self->session, (const guint8 *) buf, len);
 }
 
 static void
@@ -413,7 +307,7 @@ ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
   sdp = nice_agent_generate_local_candidate_sdp (agent, cand);
   if (sdp == NULL || !g_str_has_prefix (sdp, "a=candidate:"))
     return;
-  msg = sigmsg_new (SIGMSG_CANDIDATE, self->session);
+  msg = sigmsg_new (SIGMSG_CANDIDATE, self->session_id);
   msg->candidate = g_strdup (sdp + 2);
   tunnel_send_signal (self, msg);
 }
@@ -441,7 +335,7 @@ ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
       g_autofree char *silent = relays_silent_string (self->relays);
       g_message ("%s", silent);
     }
-  tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
+  tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session_id));
 }
 
 static void
@@ -467,7 +361,7 @@ tunnel_refresh_path (Tunnel *self)
   if (memcmp (&path, &self->path, sizeof path) == 0)
     return;
   tunnel_set_path (self, &path, local);
-  if (self->up && self->cb.path_changed)
+  if (session_is_up (self->session) && self->cb.path_changed)
     self->cb.path_changed (&self->path, self->user_data);
 }
 
@@ -484,9 +378,8 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   tunnel_set_path (self, &path, local);
   /* Sockets made since gathering began. */
   nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
-  tunnel_flush_held (self);
-  transport_path_changed (self->transport);
-  if (self->up && self->cb.path_changed)
+  session_path_changed (self->session);
+  if (session_is_up (self->session) && self->cb.path_changed)
     self->cb.path_changed (&self->path, self->user_data);
 }
 
@@ -521,7 +414,7 @@ on_ice_deadline (gpointer data)
   g_autofree char *why = g_strdup_printf (" within %d s", TUNNEL_ICE_TIMEOUT_S);
 
   g_clear_pointer (&self->ice_deadline, g_source_unref);
-  if (!self->dtls_started)
+  if (!self->connected)
     tunnel_fail_ice (self, why);
   return G_SOURCE_REMOVE;
 }
@@ -534,20 +427,20 @@ ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state
 
   if (stream_id != self->stream_id)
     return;
-  g_debug ("session %.8s: ICE %s", self->session, nice_component_state_to_string (state));
+  g_debug ("session %.8s: ICE %s", self->session_id, nice_component_state_to_string (state));
   /* CONNECTED: a pair works. READY waits for gathering and the peer's
-   * end-of-candidates too (seconds behind a NAT); records wait for the
-   * selected pair (tunnel_flush_held). */
+   * end-of-candidates too (seconds behind a NAT); records that find no
+   * selected pair yet are held by the session. */
   if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY)
-      && !self->dtls_started)
+      && !self->connected)
     {
-      self->dtls_started = TRUE;
+      self->connected = TRUE;
       tunnel_stop_ice_deadline (self);
-      dtls_start (self->dtls);
+      session_start (self->session);
     }
-  else if (state == NICE_COMPONENT_STATE_FAILED && !self->up)
+  else if (state == NICE_COMPONENT_STATE_FAILED && !session_is_up (self->session))
     tunnel_fail_ice (self, "");
-  else if (state == NICE_COMPONENT_STATE_FAILED && self->up)
+  else if (state == NICE_COMPONENT_STATE_FAILED && session_is_up (self->session))
     tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "the path to the peer was lost");
 }
 
@@ -615,16 +508,14 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   self->cb = *callbacks;
   self->user_data = user_data;
   g_strlcpy (self->peer_id, config->peer_id, sizeof self->peer_id);
-  g_strlcpy (self->session, config->session, sizeof self->session);
+  g_strlcpy (self->session_id, config->session, sizeof self->session_id);
   self->early_candidates = g_ptr_array_new_with_free_func (g_free);
-  self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
 
-  self->dtls = dtls_new (context, config->identity, config->controlling, config->peer_id,
-                         &dtls_callbacks, self, error);
-  if (self->dtls == NULL)
+  self->session = session_new (context, config->identity, config->peer_id, config->controlling,
+                               &session_callbacks, self, error);
+  if (self->session == NULL)
     return NULL;
-  self->transport = transport_new (context, config->controlling, &transport_callbacks, self);
 
   self->agent = nice_agent_new_full (context, NICE_COMPATIBILITY_RFC5245,
                                      NICE_AGENT_OPTION_ICE_TRICKLE);
@@ -684,11 +575,6 @@ tunnel_free (Tunnel *self)
 {
   if (self == NULL)
     return;
-  if (self->ping)
-    {
-      g_source_destroy (self->ping);
-      g_source_unref (self->ping);
-    }
   tunnel_stop_ice_deadline (self);
   pathprobe_free (self->probe);
   if (self->down_idle)
@@ -696,15 +582,14 @@ tunnel_free (Tunnel *self)
       g_source_destroy (self->down_idle);
       g_source_unref (self->down_idle);
     }
-  /* The transport and DTLS send through the agent: they go first. */
-  transport_free (self->transport);
-  dtls_free (self->dtls);
+  /* The session sends through the agent: it goes first. */
+  session_free (self->session);
   if (self->agent)
     {
       g_signal_handlers_disconnect_by_data (self->agent, self);
       if (self->stream_id && self->relays && self->relays->len > 0)
         {
-          g_debug ("giving back the relay allocations of session %.8s", self->session);
+          g_debug ("giving back the relay allocations of session %.8s", self->session_id);
           relays_release (self->releases, g_steal_pointer (&self->agent), self->stream_id,
                           TUNNEL_COMPONENT, g_steal_pointer (&self->relays));
         }
@@ -717,7 +602,6 @@ tunnel_free (Tunnel *self)
     }
   g_clear_pointer (&self->relays, g_ptr_array_unref);
   g_clear_pointer (&self->early_candidates, g_ptr_array_unref);
-  g_clear_pointer (&self->held, g_ptr_array_unref);
   g_clear_pointer (&self->sent, g_ptr_array_unref);
   g_clear_error (&self->down_error);
   g_main_context_unref (self->context);
@@ -727,7 +611,7 @@ tunnel_free (Tunnel *self)
 static void
 tunnel_send_credentials (Tunnel *self, SigmsgType type)
 {
-  Sigmsg *msg = sigmsg_new (type, self->session);
+  Sigmsg *msg = sigmsg_new (type, self->session_id);
 
   nice_agent_get_local_credentials (self->agent, self->stream_id, &msg->ufrag, &msg->pwd);
   tunnel_send_signal (self, msg);
@@ -774,15 +658,16 @@ tunnel_set_remote (Tunnel *self, const Sigmsg *msg)
 void
 tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
 {
-  if (self->down || strcmp (msg->session, self->session) != 0)
+  if (self->down || strcmp (msg->session, self->session_id) != 0)
     return;
   if (msg->generation != self->generation)
     {
-      g_debug ("session %.8s: ignoring a %s of path generation %u (ours is %u)", self->session,
-               sigmsg_type_to_string (msg->type), msg->generation, self->generation);
+      g_debug ("session %.8s: ignoring a %s of path generation %u (ours is %u)",
+               self->session_id, sigmsg_type_to_string (msg->type), msg->generation,
+               self->generation);
       return;
     }
-  g_debug ("session %.8s: received %s", self->session, sigmsg_type_to_string (msg->type));
+  g_debug ("session %.8s: received %s", self->session_id, sigmsg_type_to_string (msg->type));
   switch (msg->type)
     {
     case SIGMSG_OFFER:
@@ -816,7 +701,9 @@ tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
                      "add it with --trust %s", self->identity->peer_id,
                      self->identity->peer_id);
       else
-        tunnel_fail (self, self->up ? TUNNEL_ERROR_CLOSED : TUNNEL_ERROR_REFUSED,
+        tunnel_fail (self,
+                     session_is_up (self->session) ? TUNNEL_ERROR_CLOSED
+                                                   : TUNNEL_ERROR_REFUSED,
                      "the peer ended the session: %s%s%s", msg->reason,
                      msg->text ? ": " : "", msg->text ? msg->text : "");
       break;
@@ -839,13 +726,13 @@ tunnel_has_answer (Tunnel *self)
 gboolean
 tunnel_is_up (Tunnel *self)
 {
-  return self->up && !self->down;
+  return session_is_up (self->session) && !self->down;
 }
 
 const char *
 tunnel_session (Tunnel *self)
 {
-  return self->session;
+  return self->session_id;
 }
 
 const char *
@@ -857,7 +744,7 @@ tunnel_peer_id (Tunnel *self)
 Transport *
 tunnel_transport (Tunnel *self)
 {
-  return self->transport;
+  return session_transport (self->session);
 }
 
 const TunnelPath *
@@ -869,13 +756,9 @@ tunnel_path (Tunnel *self)
 void
 tunnel_close (Tunnel *self, const char *reason, const char *text)
 {
-  Sigmsg *bye = sigmsg_new (SIGMSG_BYE, self->session);
+  Sigmsg *bye = sigmsg_new (SIGMSG_BYE, self->session_id);
 
-  if (self->up)
-    {
-      transport_bye (self->transport, 1, text);
-      dtls_close (self->dtls);
-    }
+  session_close (self->session, text);
   bye->reason = g_strdup (reason);
   bye->text = g_strdup (text);
   tunnel_send_signal (self, bye);

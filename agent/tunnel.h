@@ -1,5 +1,6 @@
-/* One tunnel to one peer: ICE (libnice) finds a path, DTLS authenticates the
- * peer's key against its peer-id, and the transport carries streams. Driven by
+/* One tunnel to one peer: ICE (libnice) finds a path, and a session
+ * (session.h: DTLS authenticates the peer's key against its peer-id, the
+ * transport carries streams) runs over it. Driven by
  * signaling messages that the owner relays (tunnel_handle_signal in,
  * callbacks->signal out). */
 #pragma once
@@ -8,6 +9,7 @@
 
 #include "identity.h"
 #include "relays.h"
+#include "session.h"
 #include "sigmsg.h"
 #include "transport.h"
 
@@ -40,7 +42,7 @@ typedef struct
 char *tunnel_path_to_string (const TunnelPath *path);
 
 /* No answer to pings for this long: the peer is gone. */
-#define TUNNEL_DEAD_AFTER_S 30
+#define TUNNEL_DEAD_AFTER_S SESSION_DEAD_AFTER_S
 
 typedef struct
 {
