@@ -1,13 +1,13 @@
-/* One tunnel to one peer: ICE (libnice) finds a path, and a session
- * (session.h: DTLS authenticates the peer's key against its peer-id, the
- * transport carries streams) runs over it. Driven by
- * signaling messages that the owner relays (tunnel_handle_signal in,
- * callbacks->signal out). */
+/* One tunnel to one peer: a session (session.h: DTLS authenticates the
+ * peer's key against its peer-id, the transport carries streams) over a
+ * path that ICE found (path/path.h, libnice). Driven by signaling messages
+ * that the owner relays (tunnel_handle_signal in, callbacks->signal out). */
 #pragma once
 
 #include <gio/gio.h>
 
 #include "identity.h"
+#include "path.h"
 #include "relays.h"
 #include "session.h"
 #include "sigmsg.h"
@@ -28,15 +28,8 @@ typedef enum
 
 typedef struct _Tunnel Tunnel;
 
-typedef struct
-{
-  gboolean relayed;
-  char local_type[8];  /* host, srflx, prflx, relay */
-  char remote_type[8];
-  char local_addr[64]; /* address:port */
-  char remote_addr[64];
-  char transport[4];   /* udp, tcp */
-} TunnelPath;
+/* The selected candidate pair under the tunnel. */
+typedef PathInfo TunnelPath;
 
 /* "direct (host 192.0.2.1:5000 -> srflx 198.51.100.2:6000, udp)" */
 char *tunnel_path_to_string (const TunnelPath *path);
