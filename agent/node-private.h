@@ -7,6 +7,7 @@
 #include "expose.h"
 #include "forward.h"
 #include "node.h"
+#include "relays.h"
 #include "sigclient.h"
 #include "tunnel.h"
 #include "udpforward.h"
@@ -79,6 +80,7 @@ struct _Node
   guint pending_sends;
   guint next_stream;
   GSource *ice_refresh; /* renews the relay credentials */
+  RelayReleases *releases; /* the allocations that ended tunnels give back */
   GSource *closer;      /* closing: the grace period, then release polling */
   gint64 release_deadline;
 };

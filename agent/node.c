@@ -306,6 +306,14 @@ static const TunnelCallbacks link_callbacks = {
 
 static void link_free (Link *link);
 
+static void
+link_on_warning (const char *text, gpointer data)
+{
+  Link *link = data;
+
+  link_emit (link, event_new (P2PTUN_EVENT_WARNING, link->peer, "%s", text));
+}
+
 static Link *
 link_new (Node *node, const char *peer, const char *session, gboolean outgoing, GError **error)
 {
@@ -318,6 +326,8 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
     .ice_servers = node->ice_servers,
     .local_addresses = (const char *const *) node->config->local_addresses,
     .relay_only = node->config->relay_only,
+    .releases = node->releases,
+    .warn = { link_on_warning, link },
   };
 
   link->node = node;
@@ -644,6 +654,7 @@ node_new (GMainContext *context, const Identity *identity, const P2ptunConfig *c
   node->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) peer_free);
   node->orphans = g_ptr_array_new_with_free_func (orphan_free);
+  node->releases = relay_releases_new (node->context);
   return node;
 }
 
@@ -755,9 +766,13 @@ on_release_poll (gpointer data)
 {
   Node *node = data;
 
-  if (relays_pending () > 0 && g_get_monotonic_time () < node->release_deadline)
+  if (relay_releases_pending (node->releases) > 0
+      && g_get_monotonic_time () < node->release_deadline)
     return G_SOURCE_CONTINUE;
   g_clear_pointer (&node->closer, g_source_unref);
+  if (relay_releases_pending (node->releases) > 0)
+    node_warn (node, "%u relay allocations not given back in time; the relay expires them",
+               relay_releases_pending (node->releases));
   node_emit (node, event_new (P2PTUN_EVENT_CLOSED, NULL, "closed"));
   return G_SOURCE_REMOVE;
 }
@@ -833,6 +848,8 @@ node_free (Node *node)
   g_hash_table_remove_all (node->peers);
   g_hash_table_unref (node->links);
   g_hash_table_unref (node->peers);
+  /* Releases under way go on by themselves (relays.h). */
+  relay_releases_free (node->releases);
   sigclient_free (node->sig);
   g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   g_ptr_array_unref (node->orphans);

@@ -27,7 +27,7 @@ typedef struct _Sigclient Sigclient;
 typedef void (*SigclientMessageFunc) (Sigclient *client, const Sigmsg *msg, gpointer user_data);
 /* Called when receiving fails in a way that will not heal by retrying
  * (pin mismatch, authentication refused). Transient failures are retried with
- * backoff and reported once through g_message. */
+ * backoff and reported once through the notice function. */
 typedef void (*SigclientFatalFunc) (Sigclient *client, const GError *error, gpointer user_data);
 /* Completion of sigclient_send: @online says whether the peer is connected to
  * the server now. @error is NULL on success. */

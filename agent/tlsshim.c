@@ -42,6 +42,7 @@ struct _TlsShim
   GSocket *listener;
   GSource *accept_source;
   GPtrArray *conns; /* ShimConn* */
+  Warn warn;
 };
 
 typedef struct
@@ -120,7 +121,7 @@ shim_conn_close (ShimConn *conn, const char *why)
   TlsShim *shim = conn->shim;
 
   if (why != NULL)
-    g_message ("relay turns:%s:%u: %s", shim->host, shim->port, why);
+    warn_say (&shim->warn, "relay turns:%s:%u: %s", shim->host, shim->port, why);
   g_ptr_array_remove_fast (shim->conns, conn); /* frees it */
 }
 
@@ -429,7 +430,7 @@ shim_on_accept (GSocket *listener, GIOCondition condition, gpointer data)
     return G_SOURCE_CONTINUE;
   if (shim->conns->len >= SHIM_MAX_CONNECTIONS)
     {
-      g_message ("relay turns:%s:%u: more than %d connections; refusing one", shim->host,
+      warn_say (&shim->warn, "relay turns:%s:%u: more than %d connections; refusing one", shim->host,
                  shim->port, SHIM_MAX_CONNECTIONS);
       g_socket_close (local, NULL);
       g_object_unref (local);
@@ -461,9 +462,12 @@ shim_on_accept (GSocket *listener, GIOCondition condition, gpointer data)
 
 TlsShim *
 tls_shim_new (GMainContext *context, const char *host, guint16 port, const char *pin,
-              GError **error)
+              const Warn *warn, GError **error)
 {
   g_autoptr (TlsShim) shim = g_new0 (TlsShim, 1);
+
+  if (warn)
+    shim->warn = *warn;
   g_autoptr (GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr (GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
 

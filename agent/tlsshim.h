@@ -8,13 +8,15 @@
 
 #include <gio/gio.h>
 
+#include "warn.h"
+
 typedef struct _TlsShim TlsShim;
 
 /* Listens on 127.0.0.1 (an ephemeral port) for connections to carry to
  * @host:@port. @pin: NULL, or "sha256//BASE64" of the relay's
  * SubjectPublicKeyInfo. */
 TlsShim *tls_shim_new (GMainContext *context, const char *host, guint16 port, const char *pin,
-                       GError **error);
+                       const Warn *warn, GError **error);
 void tls_shim_free (TlsShim *shim);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TlsShim, tls_shim_free)
 

@@ -1,73 +1,24 @@
-/* One tunnel: ICE + DTLS + transport; see tunnel.h. */
+/* One tunnel: a session over its current path; see tunnel.h. */
 #include "tunnel.h"
 
-#include <sys/socket.h>
-
-#include <nice/agent.h>
-
-#include "dtls.h"
-#include "nicesock.h"
-#include "pathprobe.h"
-#include "relays.h"
+#include "path.h"
 #include "peerid.h"
-
-#define TUNNEL_COMPONENT 1
-/* Buffered remote candidates that arrive before the offer or answer. */
-#define TUNNEL_MAX_EARLY_CANDIDATES 64
-/* Candidates we accept from a peer in all (a remote party can grow this). */
-#define TUNNEL_MAX_REMOTE_CANDIDATES 128
-#define TUNNEL_PING_INTERVAL_S 5
-/* Nothing heard from the peer for this long is worth a word: both sides
- * ping every 5 s, so a live idle tunnel is never quiet for more than that. */
-#define TUNNEL_SILENT_AFTER_US (8 * G_USEC_PER_SEC)
-#define TUNNEL_DEAD_AFTER_US (TUNNEL_DEAD_AFTER_S * G_USEC_PER_SEC)
-/* libnice does not fail a component that has no candidate pair at all (for
- * instance IPv4 candidates on one side, IPv6 on the other): give up on our
- * own after this long without a working pair. Checks on any real path take
- * well under a second. */
-#define TUNNEL_ICE_TIMEOUT_S 10
-/* Handshake records that found no selected pair yet, resent when one exists. */
-#define TUNNEL_MAX_HELD_RECORDS 8
 
 struct _Tunnel
 {
   GMainContext *context;
   const Identity *identity;
   char peer_id[PEERID_SIZE];
-  char session[SIGMSG_SESSION_LEN + 1];
-  /* The ICE generation of the path: signaling messages of another one are
-   * not for it (PROTOCOL.md section 4). Only generation 0 is made so far. */
-  guint32 generation;
-  gboolean controlling;
+  char session_id[SIGMSG_SESSION_LEN + 1];
   TunnelCallbacks cb;
   gpointer user_data;
 
-  NiceAgent *agent;
-  guint stream_id;
-  gboolean remote_credentials;
-  gboolean early_end_of_candidates;
-  gboolean started;
-  GPtrArray *early_candidates; /* char* SDP lines before credentials */
-  guint n_remote_candidates;
-  GPtrArray *sent;             /* Sigmsg*, for tunnel_resend_signals */
-  GPtrArray *relays;           /* Relay*, see relays.h */
-  PathProbe *probe;            /* NULL with --relay-only */
-  gboolean gathered;
-  guint local_types;           /* bit per NiceCandidateType gathered */
-  guint remote_types;
-  GSource *ice_deadline;
-
-  Dtls *dtls;
-  gboolean dtls_started;
-  GPtrArray *held;             /* GBytes: DTLS records sent before a pair was selected */
-  Transport *transport;
-  gboolean up;
-  TunnelPath path;
-  gint64 last_pong;
-  gint64 last_heard;           /* a DTLS record from the peer */
-  gboolean silent;             /* said so through cb.silence */
-  guint ticks;
-  GSource *ping;               /* a tick a second: silence, pings, death */
+  Session *session;
+  /* The path the session runs over. Signaling messages of another ICE
+   * generation are not for it (PROTOCOL.md section 4); only generation 0
+   * is made so far. */
+  Path *path;
+  GPtrArray *sent; /* Sigmsg*, for tunnel_resend_signals */
 
   gboolean down;
   GError *down_error;
@@ -76,43 +27,10 @@ struct _Tunnel
 
 G_DEFINE_QUARK (p2ptun-tunnel-error-quark, tunnel_error)
 
-static const char *
-candidate_type_name (NiceCandidateType type)
-{
-  switch (type)
-    {
-    case NICE_CANDIDATE_TYPE_HOST:
-      return "host";
-    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE:
-      return "srflx";
-    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE:
-      return "prflx";
-    case NICE_CANDIDATE_TYPE_RELAYED:
-      return "relay";
-    default:
-      return "unknown";
-    }
-}
-
-static char *
-candidate_types_string (guint mask)
-{
-  GString *s = g_string_new (NULL);
-
-  for (guint i = 0; i < 4; i++)
-    if (mask & (1u << i))
-      g_string_append_printf (s, "%s%s", s->len ? ", " : "", candidate_type_name (i));
-  if (s->len == 0)
-    g_string_append (s, "none");
-  return g_string_free (s, FALSE);
-}
-
 char *
 tunnel_path_to_string (const TunnelPath *path)
 {
-  return g_strdup_printf ("%s (%s %s -> %s %s, %s)", path->relayed ? "relayed" : "direct",
-                          path->local_type, path->local_addr, path->remote_type,
-                          path->remote_addr, path->transport);
+  return path_info_to_string (path);
 }
 
 static gboolean
@@ -149,7 +67,7 @@ tunnel_fail (Tunnel *self, TunnelError code, const char *format, ...)
 static void
 tunnel_send_signal (Tunnel *self, Sigmsg *msg)
 {
-  g_debug ("session %.8s: sending %s", self->session, sigmsg_type_to_string (msg->type));
+  g_debug ("session %.8s: sending %s", self->session_id, sigmsg_type_to_string (msg->type));
   self->cb.signal (msg, self->user_data);
   if (msg->type != SIGMSG_BYE)
     g_ptr_array_add (self->sent, msg);
@@ -157,186 +75,26 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
     sigmsg_free (msg);
 }
 
-/* Whether one of our own host candidates has @addr's IP address. */
-static gboolean
-tunnel_is_local_ip (Tunnel *self, const NiceAddress *addr)
-{
-  GSList *locals = nice_agent_get_local_candidates (self->agent, self->stream_id,
-                                                    TUNNEL_COMPONENT);
-  gboolean found = FALSE;
-
-  for (GSList *l = locals; l && !found; l = l->next)
-    {
-      NiceCandidate *c = l->data;
-
-      found = c->type == NICE_CANDIDATE_TYPE_HOST && nice_address_equal_no_port (&c->addr, addr);
-    }
-  g_slist_free_full (locals, (GDestroyNotify) nice_candidate_free);
-  return found;
-}
-
-/* A peer-reflexive remote candidate is one whose check came before its
- * candidate line: when the line comes, libnice gives it its real type in
- * place (tunnel_refresh_path()). Until then, a check from the address of
- * one of our relays came from the peer's allocation there, unless that
- * relay runs on this machine, where the peer's host candidates live too. */
-static gboolean
-tunnel_remote_is_relayed (Tunnel *self, const NiceCandidate *remote)
-{
-  if (remote->type == NICE_CANDIDATE_TYPE_RELAYED)
-    return TRUE;
-  return remote->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE
-         && relays_at_address (self->relays, &remote->addr)
-         && !tunnel_is_local_ip (self, &remote->addr);
-}
-
-static void
-fill_path (Tunnel *self, TunnelPath *path, NiceCandidate *local, NiceCandidate *remote)
-{
-  char addr[NICE_ADDRESS_STRING_LEN];
-
-  memset (path, 0, sizeof *path);
-  path->relayed = local->type == NICE_CANDIDATE_TYPE_RELAYED
-                  || tunnel_remote_is_relayed (self, remote);
-  g_strlcpy (path->local_type, candidate_type_name (local->type), sizeof path->local_type);
-  g_strlcpy (path->remote_type, candidate_type_name (remote->type), sizeof path->remote_type);
-  nice_address_to_string (&local->addr, addr);
-  g_snprintf (path->local_addr, sizeof path->local_addr, "%s%s%s:%u",
-              strchr (addr, ':') ? "[" : "", addr, strchr (addr, ':') ? "]" : "",
-              nice_address_get_port (&local->addr));
-  nice_address_to_string (&remote->addr, addr);
-  g_snprintf (path->remote_addr, sizeof path->remote_addr, "%s%s%s:%u",
-              strchr (addr, ':') ? "[" : "", addr, strchr (addr, ':') ? "]" : "",
-              nice_address_get_port (&remote->addr));
-  if (local->type == NICE_CANDIDATE_TYPE_RELAYED)
-    {
-      Relay *relay = relays_of_candidate (self->relays, local);
-
-      g_strlcpy (path->transport, relay ? relay->transport : "udp", sizeof path->transport);
-    }
-  else
-    g_strlcpy (path->transport,
-               local->transport == NICE_CANDIDATE_TRANSPORT_UDP ? "udp" : "tcp",
-               sizeof path->transport);
-}
-
-
-/* ---- DTLS ---- */
-
-static void
-dtls_on_send_record (const guint8 *buf, gsize len, gpointer data)
-{
-  Tunnel *self = data;
-
-  /* The answerer can get the ClientHello before its own checks selected a
-   * pair: hold its answer until one is, rather than waiting for a DTLS
-   * retransmission. Later a failed send is a lost datagram, which DTLS and
-   * the transport recover from. */
-  if (nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len,
-                       (const gchar *) buf) < 0
-      && !self->up && self->held->len < TUNNEL_MAX_HELD_RECORDS)
-    g_ptr_array_add (self->held, g_bytes_new (buf, len));
-}
-
-static void
-tunnel_flush_held (Tunnel *self)
-{
-  for (guint i = 0; i < self->held->len; i++)
-    {
-      gsize len;
-      const char *buf = g_bytes_get_data (self->held->pdata[i], &len);
-      (void) nice_agent_send (self->agent, self->stream_id, TUNNEL_COMPONENT, (guint) len, buf);
-    }
-  g_ptr_array_set_size (self->held, 0);
-}
-
-static void
-dtls_on_connected (gpointer data)
-{
-  Tunnel *self = data;
-
-  transport_start (self->transport, dtls_max_payload (self->dtls),
-                   dtls_max_payload_probe (self->dtls));
-}
-
-static void
-dtls_on_data (const guint8 *buf, gsize len, gpointer data)
-{
-  Tunnel *self = data;
-
-  transport_receive_packet (self->transport, buf, len);
-}
-
-static void
-dtls_on_failed (const GError *error, gpointer data)
-{
-  Tunnel *self = data;
-
-  if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_PEER_MISMATCH))
-    tunnel_fail (self, TUNNEL_ERROR_PEER_MISMATCH, "%s", error->message);
-  else if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_CLOSED))
-    /* close_notify is only sent by a peer that ends the tunnel in order. */
-    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the peer ended the tunnel");
-  else
-    tunnel_fail (self, TUNNEL_ERROR_DTLS, "%s", error->message);
-}
-
-static const DtlsCallbacks dtls_callbacks = {
-  .send_record = dtls_on_send_record,
-  .connected = dtls_on_connected,
-  .data = dtls_on_data,
-  .failed = dtls_on_failed,
-};
-
-/* ---- transport ---- */
-
-static void
-transport_on_send_packet (const guint8 *buf, gsize len, gpointer data)
-{
-  Tunnel *self = data;
-
-  (void) dtls_send (self->dtls, buf, len);
-}
+/* ---- the session ---- */
 
 static gboolean
-on_tick (gpointer data)
-{
-  Tunnel *self = data;
-  gint64 now = g_get_monotonic_time ();
-
-  if (now - self->last_pong > TUNNEL_DEAD_AFTER_US)
-    {
-      tunnel_fail (self, TUNNEL_ERROR_TIMEOUT, "the peer stopped answering (no reply for %d s)",
-                   TUNNEL_DEAD_AFTER_S);
-      return G_SOURCE_CONTINUE;
-    }
-  if (!self->silent && now - self->last_heard > TUNNEL_SILENT_AFTER_US)
-    {
-      self->silent = TRUE;
-      if (self->cb.silence)
-        self->cb.silence (now - self->last_heard, FALSE, self->user_data);
-    }
-  if (++self->ticks % TUNNEL_PING_INTERVAL_S == 0)
-    transport_ping (self->transport);
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-transport_on_ready (gpointer data)
+session_on_send_record (const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
 
-  self->up = TRUE;
-  self->last_pong = self->last_heard = g_get_monotonic_time ();
-  transport_ping (self->transport);
-  self->ping = g_timeout_source_new_seconds (1);
-  g_source_set_callback (self->ping, on_tick, self, NULL);
-  g_source_attach (self->ping, self->context);
-  self->cb.up (&self->path, self->user_data);
+  return path_send (self->path, buf, len);
 }
 
 static void
-transport_on_open_request (TransportStream *stream, const char *service, gpointer data)
+session_on_up (gpointer data)
+{
+  Tunnel *self = data;
+
+  self->cb.up (path_info (self->path), self->user_data);
+}
+
+static void
+session_on_open_request (TransportStream *stream, const char *service, gpointer data)
 {
   Tunnel *self = data;
 
@@ -344,259 +102,111 @@ transport_on_open_request (TransportStream *stream, const char *service, gpointe
 }
 
 static void
-transport_on_rtt (gint64 rtt_us, gpointer data)
+session_on_rtt (gint64 rtt_us, gpointer data)
 {
   Tunnel *self = data;
 
-  self->last_pong = g_get_monotonic_time ();
   if (self->cb.rtt)
     self->cb.rtt (rtt_us, self->user_data);
 }
 
 static void
-transport_on_closed (guint8 code, const char *text, gpointer data)
+session_on_silence (gint64 gap_us, gboolean over, gpointer data)
 {
   Tunnel *self = data;
 
-  if (code != 0)
-    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the peer ended the tunnel: %s", text);
-  else
-    tunnel_fail (self, TUNNEL_ERROR_CLOSED, "the tunnel broke: %s", text);
+  if (self->cb.silence)
+    self->cb.silence (gap_us, over, self->user_data);
 }
 
-static const TransportCallbacks transport_callbacks = {
-  .send_packet = transport_on_send_packet,
-  .ready = transport_on_ready,
-  .open_request = transport_on_open_request,
-  .rtt = transport_on_rtt,
-  .closed = transport_on_closed,
+static void
+session_on_down (const GError *error, gpointer data)
+{
+  static const TunnelError codes[] = {
+    [SESSION_ERROR_DTLS] = TUNNEL_ERROR_DTLS,
+    [SESSION_ERROR_PEER_MISMATCH] = TUNNEL_ERROR_PEER_MISMATCH,
+    [SESSION_ERROR_CLOSED] = TUNNEL_ERROR_CLOSED,
+    [SESSION_ERROR_TIMEOUT] = TUNNEL_ERROR_TIMEOUT,
+  };
+  Tunnel *self = data;
+
+  g_return_if_fail (error->domain == SESSION_ERROR
+                    && (gsize) error->code < G_N_ELEMENTS (codes));
+  tunnel_fail (self, codes[error->code], "%s", error->message);
+}
+
+static const SessionCallbacks session_callbacks = {
+  .send_record = session_on_send_record,
+  .up = session_on_up,
+  .open_request = session_on_open_request,
+  .rtt = session_on_rtt,
+  .silence = session_on_silence,
+  .down = session_on_down,
 };
 
-/* ---- ICE ---- */
+/* ---- the path ---- */
 
 static void
-ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, gchar *buf,
-             gpointer data)
+path_on_signal (Sigmsg *msg, gpointer data)
 {
   Tunnel *self = data;
-  guint8 first;
 
-  if (len == 0 || self->down)
-    return;
-  /* RFC 7983: 20..63 is DTLS. STUN (0..3) never reaches here. */
-  first = (guint8) buf[0];
-  if (first < 20 || first > 63)
-    return;
-  if (self->up)
-    {
-      gint64 now = g_get_monotonic_time ();
-
-      if (self->silent && self->cb.silence)
-        self->cb.silence (now - self->last_heard, TRUE, self->user_data);
-      self->silent = FALSE;
-      self->last_heard = now;
-    }
-  dtls_receive (self->dtls, (const guint8 *) buf, len);
-}
-
-static void
-ice_on_new_candidate (NiceAgent *agent, NiceCandidate *cand, gpointer data)
-{
-  Tunnel *self = data;
-  g_autofree char *sdp = NULL;
-  Sigmsg *msg;
-
-  if (cand->stream_id != self->stream_id)
-    return;
-  self->local_types |= 1u << cand->type;
-  sdp = nice_agent_generate_local_candidate_sdp (agent, cand);
-  if (sdp == NULL || !g_str_has_prefix (sdp, "a=candidate:"))
-    return;
-  msg = sigmsg_new (SIGMSG_CANDIDATE, self->session);
-  msg->candidate = g_strdup (sdp + 2);
   tunnel_send_signal (self, msg);
 }
 
-
-/* Gathering ended with relays to ask and no relayed candidate. */
-static gboolean
-tunnel_relays_silent (Tunnel *self)
-{
-  return self->gathered && self->relays && self->relays->len > 0
-         && !(self->local_types & (1u << NICE_CANDIDATE_TYPE_RELAYED));
-}
-
 static void
-ice_on_gathering_done (NiceAgent *agent, guint stream_id, gpointer data)
+path_on_connected (gpointer data)
 {
   Tunnel *self = data;
 
-  if (stream_id != self->stream_id)
-    return;
-  nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
-  self->gathered = TRUE;
-  if (tunnel_relays_silent (self))
-    {
-      g_autofree char *silent = relays_silent_string (self->relays);
-      g_message ("%s", silent);
-    }
-  tunnel_send_signal (self, sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session));
+  session_start (self->session);
 }
 
 static void
-tunnel_set_path (Tunnel *self, const TunnelPath *path, const NiceCandidate *local)
-{
-  self->path = *path;
-  if (self->probe)
-    pathprobe_set_path (self->probe, path->relayed, local->type == NICE_CANDIDATE_TYPE_RELAYED);
-}
-
-/* The selected pair's remote candidate may have been peer-reflexive and
- * have just got its real type: the same pair, told right. */
-static void
-tunnel_refresh_path (Tunnel *self)
-{
-  NiceCandidate *local, *remote;
-  TunnelPath path;
-
-  if (!nice_agent_get_selected_pair (self->agent, self->stream_id, TUNNEL_COMPONENT, &local,
-                                     &remote))
-    return;
-  fill_path (self, &path, local, remote);
-  if (memcmp (&path, &self->path, sizeof path) == 0)
-    return;
-  tunnel_set_path (self, &path, local);
-  if (self->up && self->cb.path_changed)
-    self->cb.path_changed (&self->path, self->user_data);
-}
-
-static void
-ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
-                      NiceCandidate *local, NiceCandidate *remote, gpointer data)
-{
-  Tunnel *self = data;
-  TunnelPath path;
-
-  if (stream_id != self->stream_id)
-    return;
-  fill_path (self, &path, local, remote);
-  tunnel_set_path (self, &path, local);
-  /* Sockets made since gathering began. */
-  nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT);
-  tunnel_flush_held (self);
-  transport_path_changed (self->transport);
-  if (self->up && self->cb.path_changed)
-    self->cb.path_changed (&self->path, self->user_data);
-}
-
-static void
-tunnel_stop_ice_deadline (Tunnel *self)
-{
-  if (self->ice_deadline)
-    {
-      g_source_destroy (self->ice_deadline);
-      g_clear_pointer (&self->ice_deadline, g_source_unref);
-    }
-}
-
-static void
-tunnel_fail_ice (Tunnel *self, const char *why)
-{
-  g_autofree char *local = candidate_types_string (self->local_types);
-  g_autofree char *remote = candidate_types_string (self->remote_types);
-  g_autofree char *silent = tunnel_relays_silent (self) ? relays_silent_string (self->relays)
-                                                        : NULL;
-
-  tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED,
-               "ICE failed: no working path to the peer%s (local candidates: %s; "
-               "remote candidates: %s%s%s)", why, local, remote, silent ? "; " : "",
-               silent ? silent : "");
-}
-
-static gboolean
-on_ice_deadline (gpointer data)
-{
-  Tunnel *self = data;
-  g_autofree char *why = g_strdup_printf (" within %d s", TUNNEL_ICE_TIMEOUT_S);
-
-  g_clear_pointer (&self->ice_deadline, g_source_unref);
-  if (!self->dtls_started)
-    tunnel_fail_ice (self, why);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state,
-              gpointer data)
+path_on_selected (const PathInfo *info, gboolean new_pair, gpointer data)
 {
   Tunnel *self = data;
 
-  if (stream_id != self->stream_id)
-    return;
-  g_debug ("session %.8s: ICE %s", self->session, nice_component_state_to_string (state));
-  /* CONNECTED: a pair works. READY waits for gathering and the peer's
-   * end-of-candidates too (seconds behind a NAT); records wait for the
-   * selected pair (tunnel_flush_held). */
-  if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY)
-      && !self->dtls_started)
-    {
-      self->dtls_started = TRUE;
-      tunnel_stop_ice_deadline (self);
-      dtls_start (self->dtls);
-    }
-  else if (state == NICE_COMPONENT_STATE_FAILED && !self->up)
-    tunnel_fail_ice (self, "");
-  else if (state == NICE_COMPONENT_STATE_FAILED && self->up)
+  if (new_pair)
+    session_path_changed (self->session);
+  if (session_is_up (self->session) && self->cb.path_changed)
+    self->cb.path_changed (info, self->user_data);
+}
+
+static void
+path_on_receive (const guint8 *buf, gsize len, gpointer data)
+{
+  Tunnel *self = data;
+
+  if (!self->down)
+    session_receive (self->session, buf, len);
+}
+
+/* Losing the path ends the tunnel. (A new ICE generation could carry the
+ * session on instead.) Once the session is up the user hears that the
+ * path was lost, not which candidates the path began with. */
+static void
+path_on_lost (const GError *error, gpointer data)
+{
+  Tunnel *self = data;
+
+  if (g_error_matches (error, PATH_ERROR, PATH_ERROR_INTERNAL))
+    tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "%s", error->message);
+  else if (session_is_up (self->session))
     tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "the path to the peer was lost");
+  else
+    tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "%s", error->message);
 }
 
-static void
-add_remote_candidate (Tunnel *self, const char *candidate)
-{
-  g_autofree char *sdp = g_strconcat ("a=", candidate, NULL);
-  NiceCandidate *cand;
-  GSList one = { 0 };
+static const PathCallbacks path_callbacks = {
+  .signal = path_on_signal,
+  .connected = path_on_connected,
+  .selected = path_on_selected,
+  .receive = path_on_receive,
+  .lost = path_on_lost,
+};
 
-  if (self->n_remote_candidates >= TUNNEL_MAX_REMOTE_CANDIDATES)
-    return;
-  cand = nice_agent_parse_remote_candidate_sdp (self->agent, self->stream_id, sdp);
-  if (cand == NULL)
-    {
-      g_debug ("ignoring a remote candidate libnice cannot parse");
-      return;
-    }
-  self->n_remote_candidates++;
-  self->remote_types |= 1u << cand->type;
-  one.data = cand;
-  nice_agent_set_remote_candidates (self->agent, self->stream_id, TUNNEL_COMPONENT, &one);
-  nice_candidate_free (cand);
-  tunnel_refresh_path (self);
-}
-
-static gboolean
-set_stun_server (Tunnel *self, const SigmsgIceServers *servers)
-{
-  for (guint i = 0; servers && i < servers->stun->len; i++)
-    {
-      g_autofree char *host = NULL;
-      guint16 port;
-      g_autoptr (GInetAddress) addr = NULL;
-
-      if (!sigmsg_split_host_port (servers->stun->pdata[i], &host, &port))
-        continue;
-      /* libnice takes an address, not a name. */
-      addr = g_inet_address_new_from_string (host);
-      if (addr == NULL)
-        {
-          g_message ("STUN server %s: only addresses are supported, skipping",
-                     (const char *) servers->stun->pdata[i]);
-          continue;
-        }
-      g_object_set (self->agent, "stun-server", host, "stun-server-port", (guint) port, NULL);
-      return TRUE;
-    }
-  return FALSE;
-}
+/* ---- the tunnel ---- */
 
 Tunnel *
 tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallbacks *callbacks,
@@ -604,75 +214,37 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
 {
   g_autoptr (Tunnel) self = g_new0 (Tunnel, 1);
   g_autoptr (GError) local_error = NULL;
+  PathConfig path_config = {
+    .session = config->session,
+    .generation = 0,
+    .controlling = config->controlling,
+    .ice_servers = config->ice_servers,
+    .local_addresses = config->local_addresses,
+    .relay_only = config->relay_only,
+    .releases = config->releases,
+    .warn = config->warn,
+  };
 
   g_return_val_if_fail (peerid_is_valid (config->peer_id), NULL);
+  g_return_val_if_fail (config->releases != NULL, NULL);
   self->context = g_main_context_ref (context);
   self->identity = config->identity;
-  self->controlling = config->controlling;
   self->cb = *callbacks;
   self->user_data = user_data;
   g_strlcpy (self->peer_id, config->peer_id, sizeof self->peer_id);
-  g_strlcpy (self->session, config->session, sizeof self->session);
-  self->early_candidates = g_ptr_array_new_with_free_func (g_free);
-  self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_strlcpy (self->session_id, config->session, sizeof self->session_id);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
 
-  self->dtls = dtls_new (context, config->identity, config->controlling, config->peer_id,
-                         &dtls_callbacks, self, error);
-  if (self->dtls == NULL)
+  self->session = session_new (context, config->identity, config->peer_id, config->controlling,
+                               &session_callbacks, self, error);
+  if (self->session == NULL)
     return NULL;
-  self->transport = transport_new (context, config->controlling, &transport_callbacks, self);
-
-  self->agent = nice_agent_new_full (context, NICE_COMPATIBILITY_RFC5245,
-                                     NICE_AGENT_OPTION_ICE_TRICKLE);
-  g_object_set (self->agent, "controlling-mode", config->controlling, "upnp", FALSE,
-                "ice-tcp", FALSE, "keepalive-conncheck", TRUE, NULL);
-  if (config->relay_only)
-    {
-      /* "force-relay" is in libnice since 0.1.x; check rather than warn at run time. */
-      if (g_object_class_find_property (G_OBJECT_GET_CLASS (self->agent), "force-relay")
-          == NULL)
-        {
-          g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
-                       "--relay-only: this libnice cannot force the relay");
-          return NULL;
-        }
-      g_object_set (self->agent, "force-relay", TRUE, NULL);
-    }
-  set_stun_server (self, config->ice_servers);
-  if (!nicesock_set_local_addresses (self->agent, config->local_addresses,
-                                     relays_need_loopback (config->ice_servers), &local_error))
+  self->path = path_new (context, &path_config, &path_callbacks, self, &local_error);
+  if (self->path == NULL)
     {
       g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "%s", local_error->message);
       return NULL;
     }
-  g_signal_connect (self->agent, "new-candidate-full", G_CALLBACK (ice_on_new_candidate), self);
-  g_signal_connect (self->agent, "candidate-gathering-done", G_CALLBACK (ice_on_gathering_done),
-                    self);
-  g_signal_connect (self->agent, "new-selected-pair-full", G_CALLBACK (ice_on_selected_pair),
-                    self);
-  g_signal_connect (self->agent, "component-state-changed", G_CALLBACK (ice_on_state), self);
-
-  self->stream_id = nice_agent_add_stream (self->agent, 1);
-  if (self->stream_id == 0)
-    {
-      g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "cannot create an ICE stream");
-      return NULL;
-    }
-  self->relays = relays_add (context, self->agent, self->stream_id, TUNNEL_COMPONENT,
-                             config->ice_servers);
-  if (self->relays->len == 0 && config->relay_only)
-    {
-      g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL,
-                   "--relay-only, but no usable relay");
-      return NULL;
-    }
-  if (!config->relay_only)
-    self->probe = pathprobe_new (context, self->agent, self->stream_id, TUNNEL_COMPONENT);
-  /* A receive callback must be attached before gathering, or STUN replies
-   * are never read (DESIGN.md). */
-  nice_agent_attach_recv (self->agent, self->stream_id, TUNNEL_COMPONENT, context, ice_on_recv,
-                          self);
   return g_steal_pointer (&self);
 }
 
@@ -681,143 +253,50 @@ tunnel_free (Tunnel *self)
 {
   if (self == NULL)
     return;
-  if (self->ping)
-    {
-      g_source_destroy (self->ping);
-      g_source_unref (self->ping);
-    }
-  tunnel_stop_ice_deadline (self);
-  pathprobe_free (self->probe);
   if (self->down_idle)
     {
       g_source_destroy (self->down_idle);
       g_source_unref (self->down_idle);
     }
-  /* The transport and DTLS send through the agent: they go first. */
-  transport_free (self->transport);
-  dtls_free (self->dtls);
-  if (self->agent)
-    {
-      g_signal_handlers_disconnect_by_data (self->agent, self);
-      if (self->stream_id && self->relays && self->relays->len > 0)
-        {
-          g_debug ("giving back the relay allocations of session %.8s", self->session);
-          relays_release (self->context, g_steal_pointer (&self->agent), self->stream_id,
-                          TUNNEL_COMPONENT, g_steal_pointer (&self->relays));
-        }
-      else
-        {
-          if (self->stream_id)
-            nice_agent_remove_stream (self->agent, self->stream_id);
-          g_object_unref (self->agent);
-        }
-    }
-  g_clear_pointer (&self->relays, g_ptr_array_unref);
-  g_clear_pointer (&self->early_candidates, g_ptr_array_unref);
-  g_clear_pointer (&self->held, g_ptr_array_unref);
+  /* The session sends through the path: it goes first. */
+  session_free (self->session);
+  path_free (self->path);
   g_clear_pointer (&self->sent, g_ptr_array_unref);
   g_clear_error (&self->down_error);
   g_main_context_unref (self->context);
   g_free (self);
 }
 
-static void
-tunnel_send_credentials (Tunnel *self, SigmsgType type)
-{
-  Sigmsg *msg = sigmsg_new (type, self->session);
-
-  nice_agent_get_local_credentials (self->agent, self->stream_id, &msg->ufrag, &msg->pwd);
-  tunnel_send_signal (self, msg);
-}
-
-static void
-tunnel_gather (Tunnel *self)
-{
-  self->started = TRUE;
-  /* Candidate signals can fire inside this call (DESIGN.md). */
-  if (!nice_agent_gather_candidates (self->agent, self->stream_id))
-    tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "cannot gather ICE candidates");
-  else
-    nicesock_tune (self->agent, self->stream_id, TUNNEL_COMPONENT); /* host sockets now */
-}
-
 void
 tunnel_start (Tunnel *self)
 {
-  g_return_if_fail (self->controlling && !self->started);
-  tunnel_send_credentials (self, SIGMSG_OFFER);
-  tunnel_gather (self);
-}
-
-static void
-tunnel_set_remote (Tunnel *self, const Sigmsg *msg)
-{
-  if (self->remote_credentials)
-    return;
-  self->remote_credentials = TRUE;
-  self->ice_deadline = g_timeout_source_new_seconds (TUNNEL_ICE_TIMEOUT_S);
-  g_source_set_callback (self->ice_deadline, on_ice_deadline, self, NULL);
-  g_source_attach (self->ice_deadline, self->context);
-  nice_agent_set_remote_credentials (self->agent, self->stream_id, msg->ufrag, msg->pwd);
-  if (self->probe)
-    pathprobe_set_remote_credentials (self->probe, msg->ufrag, msg->pwd);
-  for (guint i = 0; i < self->early_candidates->len; i++)
-    add_remote_candidate (self, self->early_candidates->pdata[i]);
-  g_ptr_array_set_size (self->early_candidates, 0);
-  if (self->early_end_of_candidates)
-    nice_agent_peer_candidate_gathering_done (self->agent, self->stream_id);
+  path_offer (self->path);
 }
 
 void
 tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
 {
-  if (self->down || strcmp (msg->session, self->session) != 0)
+  if (self->down || strcmp (msg->session, self->session_id) != 0)
     return;
-  if (msg->generation != self->generation)
+  if (msg->generation != path_generation (self->path))
     {
-      g_debug ("session %.8s: ignoring a %s of path generation %u (ours is %u)", self->session,
-               sigmsg_type_to_string (msg->type), msg->generation, self->generation);
+      g_debug ("session %.8s: ignoring a %s of path generation %u (ours is %u)",
+               self->session_id, sigmsg_type_to_string (msg->type), msg->generation,
+               path_generation (self->path));
       return;
     }
-  g_debug ("session %.8s: received %s", self->session, sigmsg_type_to_string (msg->type));
-  switch (msg->type)
-    {
-    case SIGMSG_OFFER:
-      if (self->controlling || self->started)
-        return;
-      tunnel_set_remote (self, msg);
-      tunnel_send_credentials (self, SIGMSG_ANSWER);
-      tunnel_gather (self);
-      break;
-    case SIGMSG_ANSWER:
-      if (self->controlling)
-        tunnel_set_remote (self, msg);
-      break;
-    case SIGMSG_CANDIDATE:
-      if (self->remote_credentials)
-        add_remote_candidate (self, msg->candidate);
-      else if (self->early_candidates->len < TUNNEL_MAX_EARLY_CANDIDATES)
-        g_ptr_array_add (self->early_candidates, g_strdup (msg->candidate));
-      break;
-    case SIGMSG_END_OF_CANDIDATES:
-      /* Messages can overtake each other on their way (separate requests). */
-      if (self->remote_credentials)
-        nice_agent_peer_candidate_gathering_done (self->agent, self->stream_id);
-      else
-        self->early_end_of_candidates = TRUE;
-      break;
-    case SIGMSG_BYE:
-      if (g_strcmp0 (msg->reason, "not-trusted") == 0)
-        tunnel_fail (self, TUNNEL_ERROR_REFUSED,
-                     "the peer does not trust this agent (our peer-id is %s); on the peer, "
-                     "add it with --trust %s", self->identity->peer_id,
-                     self->identity->peer_id);
-      else
-        tunnel_fail (self, self->up ? TUNNEL_ERROR_CLOSED : TUNNEL_ERROR_REFUSED,
-                     "the peer ended the session: %s%s%s", msg->reason,
-                     msg->text ? ": " : "", msg->text ? msg->text : "");
-      break;
-    }
+  g_debug ("session %.8s: received %s", self->session_id, sigmsg_type_to_string (msg->type));
+  if (msg->type != SIGMSG_BYE)
+    path_handle_signal (self->path, msg);
+  else if (g_strcmp0 (msg->reason, "not-trusted") == 0)
+    tunnel_fail (self, TUNNEL_ERROR_REFUSED,
+                 "the peer does not trust this agent (our peer-id is %s); on the peer, "
+                 "add it with --trust %s", self->identity->peer_id, self->identity->peer_id);
+  else
+    tunnel_fail (self,
+                 session_is_up (self->session) ? TUNNEL_ERROR_CLOSED : TUNNEL_ERROR_REFUSED,
+                 "the peer ended the session: %s%s%s", msg->reason, msg->text ? ": " : "",
+                 msg->text ? msg->text : "");
 }
 
 void
@@ -830,19 +309,19 @@ tunnel_resend_signals (Tunnel *self)
 gboolean
 tunnel_has_answer (Tunnel *self)
 {
-  return self->remote_credentials;
+  return path_has_remote (self->path);
 }
 
 gboolean
 tunnel_is_up (Tunnel *self)
 {
-  return self->up && !self->down;
+  return session_is_up (self->session) && !self->down;
 }
 
 const char *
 tunnel_session (Tunnel *self)
 {
-  return self->session;
+  return self->session_id;
 }
 
 const char *
@@ -854,25 +333,21 @@ tunnel_peer_id (Tunnel *self)
 Transport *
 tunnel_transport (Tunnel *self)
 {
-  return self->transport;
+  return session_transport (self->session);
 }
 
 const TunnelPath *
 tunnel_path (Tunnel *self)
 {
-  return &self->path;
+  return path_info (self->path);
 }
 
 void
 tunnel_close (Tunnel *self, const char *reason, const char *text)
 {
-  Sigmsg *bye = sigmsg_new (SIGMSG_BYE, self->session);
+  Sigmsg *bye = sigmsg_new (SIGMSG_BYE, self->session_id);
 
-  if (self->up)
-    {
-      transport_bye (self->transport, 1, text);
-      dtls_close (self->dtls);
-    }
+  session_close (self->session, text);
   bye->reason = g_strdup (reason);
   bye->text = g_strdup (text);
   tunnel_send_signal (self, bye);

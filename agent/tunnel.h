@@ -1,13 +1,17 @@
-/* One tunnel to one peer: ICE (libnice) finds a path, DTLS authenticates the
- * peer's key against its peer-id, and the transport carries streams. Driven by
- * signaling messages that the owner relays (tunnel_handle_signal in,
- * callbacks->signal out). */
+/* One tunnel to one peer: a session (session.h: DTLS authenticates the
+ * peer's key against its peer-id, the transport carries streams) over a
+ * path that ICE found (path/path.h, libnice). Driven by signaling messages
+ * that the owner relays (tunnel_handle_signal in, callbacks->signal out). */
 #pragma once
 
 #include <gio/gio.h>
 
 #include "identity.h"
+#include "path.h"
+#include "relays.h"
+#include "session.h"
 #include "sigmsg.h"
+#include "warn.h"
 #include "transport.h"
 
 #define TUNNEL_ERROR (tunnel_error_quark ())
@@ -25,21 +29,14 @@ typedef enum
 
 typedef struct _Tunnel Tunnel;
 
-typedef struct
-{
-  gboolean relayed;
-  char local_type[8];  /* host, srflx, prflx, relay */
-  char remote_type[8];
-  char local_addr[64]; /* address:port */
-  char remote_addr[64];
-  char transport[4];   /* udp, tcp */
-} TunnelPath;
+/* The selected candidate pair under the tunnel. */
+typedef PathInfo TunnelPath;
 
 /* "direct (host 192.0.2.1:5000 -> srflx 198.51.100.2:6000, udp)" */
 char *tunnel_path_to_string (const TunnelPath *path);
 
 /* No answer to pings for this long: the peer is gone. */
-#define TUNNEL_DEAD_AFTER_S 30
+#define TUNNEL_DEAD_AFTER_S SESSION_DEAD_AFTER_S
 
 typedef struct
 {
@@ -70,12 +67,14 @@ typedef struct
   const SigmsgIceServers *ice_servers;
   const char *const *local_addresses; /* NULL: every interface */
   gboolean relay_only;                /* relayed candidates only (needs a usable relay) */
+  RelayReleases *releases;            /* borrowed; where the relay allocations go back */
+  Warn warn;                          /* relays that fail, STUN servers skipped */
 } TunnelConfig;
 
 Tunnel *tunnel_new (GMainContext *context, const TunnelConfig *config,
                     const TunnelCallbacks *callbacks, gpointer user_data, GError **error);
 /* Frees @tunnel; its relay allocations are given back in the background (see
- * relays_wait_released). */
+ * relay_releases_pending). */
 void tunnel_free (Tunnel *tunnel);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Tunnel, tunnel_free)
 

@@ -1,13 +1,15 @@
-/* The TURN servers of one tunnel's ICE stream: which of those the signaling
- * server handed out libnice can use, handing them to libnice (TURN over TLS
+/* The TURN servers of one ICE stream: which of those the signaling server
+ * handed out libnice can use, handing them to libnice (TURN over TLS
  * through a TLS shim of ours), which relay a relayed candidate came from,
- * and giving the allocations back when the tunnel ends. */
+ * and giving the allocations back when the path ends. Nothing outside
+ * agent/path/ includes this. */
 #pragma once
 
 #include <nice/agent.h>
 
-#include "sigmsg.h"
+#include "relays.h"
 #include "tlsshim.h"
+#include "warn.h"
 
 /* One relay handed to libnice, in the order of nice_agent_set_relay_info(). */
 typedef struct
@@ -17,16 +19,13 @@ typedef struct
   TlsShim *shim;
 } Relay;
 
-/* How many TURN servers of @servers a tunnel can use: over UDP or TCP at an
- * IP address, or over TLS (turns:) at any host. */
-guint relays_usable (const SigmsgIceServers *servers);
 /* A UDP relay or the STUN server is on this machine's loopback: the host
  * sockets must include loopback ones (nicesock_set_local_addresses()). */
 gboolean relays_need_loopback (const SigmsgIceServers *servers);
 /* Hands every usable relay of @servers to libnice for the component; returns
  * them (Relay*, possibly none). */
 GPtrArray *relays_add (GMainContext *context, NiceAgent *agent, guint stream_id,
-                       guint component_id, const SigmsgIceServers *servers);
+                       guint component_id, const SigmsgIceServers *servers, const Warn *warn);
 /* The relay that @local, a relayed candidate of ours, came from, or NULL. */
 Relay *relays_of_candidate (GPtrArray *relays, const NiceCandidate *local);
 /* Whether @addr has the IP address of one of @relays (by URI; a relay given
@@ -38,12 +37,7 @@ gboolean relays_at_address (GPtrArray *relays, const NiceAddress *addr);
  * relay's candidate makes it redundant.) */
 char *relays_silent_string (GPtrArray *relays);
 
-/* Gives back the allocations of the stream (a Refresh with lifetime 0 to
- * each relay) in the background; takes @agent and @relays. */
-void relays_release (GMainContext *context, NiceAgent *agent, guint stream_id,
+/* Gives back the allocations of the stream in the background, listed in
+ * @releases; takes @agent and @relays. */
+void relays_release (RelayReleases *releases, NiceAgent *agent, guint stream_id,
                      guint component_id, GPtrArray *relays);
-/* How many releases are not done yet. */
-guint relays_pending (void);
-/* Runs @context until every release is done, for at most @timeout_ms: call
- * before the process exits. */
-void relays_wait_released (GMainContext *context, guint timeout_ms);

@@ -1,5 +1,5 @@
-/* The TURN servers of a tunnel's ICE stream; see relays.h. */
-#include "relays.h"
+/* The TURN servers of an ICE stream; see relays.h and relays_private.h. */
+#include "relays_private.h"
 
 /* A relayed candidate's priority carries the index of its TURN server in
  * the order they were added (bits 6-8 of the local preference, libnice's
@@ -48,7 +48,7 @@ relays_silent_string (GPtrArray *relays)
  * relays_usable()). */
 static gboolean
 usable_relay (const SigmsgTurnServer *turn, char **host, guint16 *port,
-              SigmsgTurnTransport *transport)
+              SigmsgTurnTransport *transport, const Warn *warn)
 {
   g_autofree char *h = NULL;
 
@@ -57,8 +57,8 @@ usable_relay (const SigmsgTurnServer *turn, char **host, guint16 *port,
   /* libnice takes relays by address; our TLS shim resolves names itself. */
   if (*transport != SIGMSG_TURN_TLS && !g_hostname_is_ip_address (h))
     {
-      g_message ("relay %s: TURN over UDP or TCP must be given by IP address, skipping",
-                 turn->uri);
+      warn_say (warn, "relay %s: TURN over UDP or TCP must be given by IP address, skipping",
+                turn->uri);
       return FALSE;
     }
   if (host != NULL)
@@ -76,7 +76,7 @@ relays_usable (const SigmsgIceServers *servers)
       guint16 port;
       SigmsgTurnTransport transport;
 
-      if (usable_relay (servers->turn->pdata[i], NULL, &port, &transport))
+      if (usable_relay (servers->turn->pdata[i], NULL, &port, &transport, NULL))
         n++;
     }
   return n;
@@ -99,7 +99,7 @@ relays_need_loopback (const SigmsgIceServers *servers)
       guint16 port;
       SigmsgTurnTransport transport;
 
-      if (usable_relay (servers->turn->pdata[i], &host, &port, &transport)
+      if (usable_relay (servers->turn->pdata[i], &host, &port, &transport, NULL)
           && transport == SIGMSG_TURN_UDP && is_loopback (host))
         return TRUE;
     }
@@ -124,7 +124,7 @@ relay_free (Relay *relay)
 
 GPtrArray *
 relays_add (GMainContext *context, NiceAgent *agent, guint stream_id, guint component_id,
-            const SigmsgIceServers *servers)
+            const SigmsgIceServers *servers, const Warn *warn)
 {
   static const char *const names[] = {
     [SIGMSG_TURN_UDP] = "udp", [SIGMSG_TURN_TCP] = "tcp", [SIGMSG_TURN_TLS] = "tls"
@@ -140,17 +140,17 @@ relays_add (GMainContext *context, NiceAgent *agent, guint stream_id, guint comp
       SigmsgTurnTransport transport;
       Relay *relay;
 
-      if (!usable_relay (turn, &host, &port, &transport))
+      if (!usable_relay (turn, &host, &port, &transport, warn))
         continue;
       relay = g_new0 (Relay, 1);
       relay->uri = g_strdup (turn->uri);
       relay->transport = names[transport];
       if (transport == SIGMSG_TURN_TLS)
         {
-          relay->shim = tls_shim_new (context, host, port, turn->pin, &error);
+          relay->shim = tls_shim_new (context, host, port, turn->pin, warn, &error);
           if (relay->shim == NULL)
             {
-              g_message ("relay %s: %s, skipping", turn->uri, error->message);
+              warn_say (warn, "relay %s: %s, skipping", turn->uri, error->message);
               relay_free (relay);
               continue;
             }
@@ -163,7 +163,7 @@ relays_add (GMainContext *context, NiceAgent *agent, guint stream_id, guint comp
                                       transport == SIGMSG_TURN_UDP ? NICE_RELAY_TYPE_TURN_UDP
                                                                    : NICE_RELAY_TYPE_TURN_TCP))
         {
-          g_message ("relay %s: libnice refused it, skipping", turn->uri);
+          warn_say (warn, "relay %s: libnice refused it, skipping", turn->uri);
           relay_free (relay);
           continue;
         }
@@ -173,17 +173,22 @@ relays_add (GMainContext *context, NiceAgent *agent, guint stream_id, guint comp
 }
 
 
+struct _RelayReleases
+{
+  GMainContext *context;
+  GPtrArray *pending; /* RelayRelease* */
+};
+
 /* An agent whose TURN allocations are being released (libnice sends each
  * relay a Refresh with lifetime 0), with the relays, whose TLS shims carry
- * those last messages. Listed so that the process can wait for them. */
+ * those last messages. Listed so that the owner can wait for them. */
 typedef struct
 {
+  RelayReleases *owner; /* NULL once the owner is gone */
   NiceAgent *agent;
   guint stream_id;
   GPtrArray *relays;
 } RelayRelease;
-
-static GPtrArray *releases; /* RelayRelease*, in the main thread only */
 
 static void
 release_free (RelayRelease *release)
@@ -194,11 +199,26 @@ release_free (RelayRelease *release)
   g_free (release);
 }
 
+RelayReleases *
+relay_releases_new (GMainContext *context)
+{
+  RelayReleases *self = g_new0 (RelayReleases, 1);
+
+  self->context = g_main_context_ref (context);
+  self->pending = g_ptr_array_new_with_free_func ((GDestroyNotify) release_free);
+  return self;
+}
+
 static void
 on_released (GObject *agent, GAsyncResult *result, gpointer data)
 {
+  RelayRelease *release = data;
+
   g_debug ("relay allocations given back");
-  g_ptr_array_remove_fast (releases, data);
+  if (release->owner)
+    g_ptr_array_remove_fast (release->owner->pending, release);
+  else
+    release_free (release);
 }
 
 /* What arrives while the allocations are given back goes nowhere (a
@@ -210,55 +230,41 @@ on_recv_discard (NiceAgent *agent, guint stream_id, guint component_id, guint le
 }
 
 void
-relays_release (GMainContext *context, NiceAgent *agent, guint stream_id, guint component_id,
-                GPtrArray *relays)
+relays_release (RelayReleases *releases, NiceAgent *agent, guint stream_id,
+                guint component_id, GPtrArray *relays)
 {
   RelayRelease *release = g_new0 (RelayRelease, 1);
 
-  nice_agent_attach_recv (agent, stream_id, component_id, context, on_recv_discard, NULL);
+  nice_agent_attach_recv (agent, stream_id, component_id, releases->context, on_recv_discard,
+                          NULL);
+  release->owner = releases;
   release->agent = agent;
   release->stream_id = stream_id;
   release->relays = relays;
-  if (releases == NULL)
-    releases = g_ptr_array_new_with_free_func ((GDestroyNotify) release_free);
-  g_ptr_array_add (releases, release);
+  g_ptr_array_add (releases->pending, release);
   g_debug ("giving back the relay allocations of stream %u", stream_id);
-  g_main_context_push_thread_default (context);
+  g_main_context_push_thread_default (releases->context);
   nice_agent_close_async (agent, on_released, release);
-  g_main_context_pop_thread_default (context);
+  g_main_context_pop_thread_default (releases->context);
 }
 
 guint
-relays_pending (void)
+relay_releases_pending (RelayReleases *self)
 {
-  return releases ? releases->len : 0;
-}
-
-static gboolean
-on_release_deadline (gpointer data)
-{
-  *(gboolean *) data = TRUE;
-  return G_SOURCE_REMOVE;
+  return self->pending->len;
 }
 
 void
-relays_wait_released (GMainContext *context, guint timeout_ms)
+relay_releases_free (RelayReleases *self)
 {
-  gboolean expired = FALSE;
-  GSource *deadline;
-
-  if (releases == NULL)
+  if (self == NULL)
     return;
-  deadline = g_timeout_source_new (timeout_ms);
-  g_source_set_callback (deadline, on_release_deadline, &expired, NULL);
-  g_source_attach (deadline, context);
-  while (releases->len > 0 && !expired)
-    g_main_context_iteration (context, TRUE);
-  g_source_destroy (deadline);
-  g_source_unref (deadline);
-  if (releases->len > 0)
-    g_message ("%u relay allocations not released in time; the relay expires them", releases->len);
-  else
-    g_clear_pointer (&releases, g_ptr_array_unref);
+  /* Each release still under way is its close callback's data: it stays
+   * reachable, and frees itself if the context ever runs it. */
+  for (guint i = 0; i < self->pending->len; i++)
+    ((RelayRelease *) self->pending->pdata[i])->owner = NULL;
+  g_ptr_array_set_free_func (self->pending, NULL);
+  g_ptr_array_unref (self->pending);
+  g_main_context_unref (self->context);
+  g_free (self);
 }
-

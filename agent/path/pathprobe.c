@@ -7,7 +7,7 @@
 #define PATHPROBE_FIRST_INTERVAL_S 1
 #define PATHPROBE_MAX_INTERVAL_S 30
 /* The peer's candidates probed per round, highest priority first: a peer
- * may send up to TUNNEL_MAX_REMOTE_CANDIDATES, and each probe is a packet
+ * may send up to PATH_MAX_REMOTE_CANDIDATES (path.c), and each probe is a packet
  * to an address it chose. */
 #define PATHPROBE_MAX_TARGETS 16
 /* Of our sockets (host sockets, one per local address; TCP ones skipped). */

@@ -1,0 +1,294 @@
+/* One session with a peer: DTLS + transport + liveness; see session.h. */
+#include "session.h"
+
+#include "dtls.h"
+
+#define SESSION_PING_INTERVAL_S 5
+/* Nothing heard from the peer for this long is worth a word: both sides
+ * ping every 5 s, so a live idle session is never quiet for more than that. */
+#define SESSION_SILENT_AFTER_US (8 * G_USEC_PER_SEC)
+#define SESSION_DEAD_AFTER_US (SESSION_DEAD_AFTER_S * G_USEC_PER_SEC)
+/* Handshake records that found no selected pair yet, resent when one exists. */
+#define SESSION_MAX_HELD_RECORDS 8
+
+struct _Session
+{
+  GMainContext *context;
+  SessionCallbacks cb;
+  gpointer user_data;
+
+  Dtls *dtls;
+  gboolean started;
+  GPtrArray *held;   /* GBytes: DTLS records that did not go out before up */
+  Transport *transport;
+  gboolean up;
+  gboolean down;
+  gint64 last_pong;
+  gint64 last_heard; /* a DTLS record from the peer */
+  gboolean silent;   /* said so through cb.silence */
+  guint ticks;
+  GSource *tick;     /* a second: silence, pings, death */
+};
+
+G_DEFINE_QUARK (p2ptun-session-error-quark, session_error)
+
+static void
+session_stop_tick (Session *self)
+{
+  if (self->tick)
+    {
+      g_source_destroy (self->tick);
+      g_clear_pointer (&self->tick, g_source_unref);
+    }
+}
+
+static void
+session_fail (Session *self, SessionError code, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+static void
+session_fail (Session *self, SessionError code, const char *format, ...)
+{
+  g_autoptr (GError) error = NULL;
+  va_list ap;
+
+  if (self->down)
+    return;
+  self->down = TRUE;
+  session_stop_tick (self);
+  va_start (ap, format);
+  error = g_error_new_valist (SESSION_ERROR, code, format, ap);
+  va_end (ap);
+  self->cb.down (error, self->user_data);
+}
+
+/* ---- DTLS ---- */
+
+static void
+dtls_on_send_record (const guint8 *buf, gsize len, gpointer data)
+{
+  Session *self = data;
+
+  /* The answerer can get the ClientHello before its own checks selected a
+   * pair: hold its answer until one is (session_path_changed()), rather
+   * than waiting for a DTLS retransmission. The path cannot tell a
+   * handshake record from another; the session can. Later a failed send is
+   * a lost datagram, which DTLS and the transport recover from. */
+  if (!self->cb.send_record (buf, len, self->user_data) && !self->up
+      && self->held->len < SESSION_MAX_HELD_RECORDS)
+    g_ptr_array_add (self->held, g_bytes_new (buf, len));
+}
+
+static void
+dtls_on_connected (gpointer data)
+{
+  Session *self = data;
+
+  transport_start (self->transport, dtls_max_payload (self->dtls),
+                   dtls_max_payload_probe (self->dtls));
+}
+
+static void
+dtls_on_data (const guint8 *buf, gsize len, gpointer data)
+{
+  Session *self = data;
+
+  transport_receive_packet (self->transport, buf, len);
+}
+
+static void
+dtls_on_failed (const GError *error, gpointer data)
+{
+  Session *self = data;
+
+  if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_PEER_MISMATCH))
+    session_fail (self, SESSION_ERROR_PEER_MISMATCH, "%s", error->message);
+  else if (g_error_matches (error, DTLS_ERROR, DTLS_ERROR_CLOSED))
+    /* close_notify is only sent by a peer that ends the tunnel in order. */
+    session_fail (self, SESSION_ERROR_CLOSED, "the peer ended the tunnel");
+  else
+    session_fail (self, SESSION_ERROR_DTLS, "%s", error->message);
+}
+
+static const DtlsCallbacks dtls_callbacks = {
+  .send_record = dtls_on_send_record,
+  .connected = dtls_on_connected,
+  .data = dtls_on_data,
+  .failed = dtls_on_failed,
+};
+
+/* ---- transport ---- */
+
+static void
+transport_on_send_packet (const guint8 *buf, gsize len, gpointer data)
+{
+  Session *self = data;
+
+  (void) dtls_send (self->dtls, buf, len);
+}
+
+static gboolean
+on_tick (gpointer data)
+{
+  Session *self = data;
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - self->last_pong > SESSION_DEAD_AFTER_US)
+    {
+      session_fail (self, SESSION_ERROR_TIMEOUT,
+                    "the peer stopped answering (no reply for %d s)", SESSION_DEAD_AFTER_S);
+      return G_SOURCE_REMOVE;
+    }
+  if (!self->silent && now - self->last_heard > SESSION_SILENT_AFTER_US)
+    {
+      self->silent = TRUE;
+      if (self->cb.silence)
+        self->cb.silence (now - self->last_heard, FALSE, self->user_data);
+    }
+  if (++self->ticks % SESSION_PING_INTERVAL_S == 0)
+    transport_ping (self->transport);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+transport_on_ready (gpointer data)
+{
+  Session *self = data;
+
+  self->up = TRUE;
+  self->last_pong = self->last_heard = g_get_monotonic_time ();
+  transport_ping (self->transport);
+  self->tick = g_timeout_source_new_seconds (1);
+  g_source_set_callback (self->tick, on_tick, self, NULL);
+  g_source_attach (self->tick, self->context);
+  self->cb.up (self->user_data);
+}
+
+static void
+transport_on_open_request (TransportStream *stream, const char *service, gpointer data)
+{
+  Session *self = data;
+
+  self->cb.open_request (stream, service, self->user_data);
+}
+
+static void
+transport_on_rtt (gint64 rtt_us, gpointer data)
+{
+  Session *self = data;
+
+  self->last_pong = g_get_monotonic_time ();
+  if (self->cb.rtt)
+    self->cb.rtt (rtt_us, self->user_data);
+}
+
+static void
+transport_on_closed (guint8 code, const char *text, gpointer data)
+{
+  Session *self = data;
+
+  if (code != 0)
+    session_fail (self, SESSION_ERROR_CLOSED, "the peer ended the tunnel: %s", text);
+  else
+    session_fail (self, SESSION_ERROR_CLOSED, "the tunnel broke: %s", text);
+}
+
+static const TransportCallbacks transport_callbacks = {
+  .send_packet = transport_on_send_packet,
+  .ready = transport_on_ready,
+  .open_request = transport_on_open_request,
+  .rtt = transport_on_rtt,
+  .closed = transport_on_closed,
+};
+
+/* ---- the session ---- */
+
+Session *
+session_new (GMainContext *context, const Identity *identity, const char *peer_id,
+             gboolean controlling, const SessionCallbacks *callbacks, gpointer user_data,
+             GError **error)
+{
+  g_autoptr (Session) self = g_new0 (Session, 1);
+
+  self->context = g_main_context_ref (context);
+  self->cb = *callbacks;
+  self->user_data = user_data;
+  self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  self->dtls = dtls_new (context, identity, controlling, peer_id, &dtls_callbacks, self, error);
+  if (self->dtls == NULL)
+    return NULL;
+  self->transport = transport_new (context, controlling, &transport_callbacks, self);
+  return g_steal_pointer (&self);
+}
+
+void
+session_free (Session *self)
+{
+  if (self == NULL)
+    return;
+  session_stop_tick (self);
+  /* The transport sends through DTLS: it goes first. */
+  transport_free (self->transport);
+  dtls_free (self->dtls);
+  g_ptr_array_unref (self->held);
+  g_main_context_unref (self->context);
+  g_free (self);
+}
+
+void
+session_start (Session *self)
+{
+  if (self->started)
+    return;
+  self->started = TRUE;
+  dtls_start (self->dtls);
+}
+
+void
+session_receive (Session *self, const guint8 *buf, gsize len)
+{
+  if (self->up)
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      if (self->silent && self->cb.silence)
+        self->cb.silence (now - self->last_heard, TRUE, self->user_data);
+      self->silent = FALSE;
+      self->last_heard = now;
+    }
+  dtls_receive (self->dtls, buf, len);
+}
+
+void
+session_path_changed (Session *self)
+{
+  for (guint i = 0; i < self->held->len; i++)
+    {
+      gsize len;
+      const guint8 *buf = g_bytes_get_data (self->held->pdata[i], &len);
+
+      (void) self->cb.send_record (buf, len, self->user_data);
+    }
+  g_ptr_array_set_size (self->held, 0);
+  transport_path_changed (self->transport);
+}
+
+gboolean
+session_is_up (Session *self)
+{
+  return self->up;
+}
+
+Transport *
+session_transport (Session *self)
+{
+  return self->transport;
+}
+
+void
+session_close (Session *self, const char *text)
+{
+  if (!self->up)
+    return;
+  transport_bye (self->transport, 1, text);
+  dtls_close (self->dtls);
+}
