@@ -463,6 +463,16 @@ def stun_answers(port, timeout=0.5):
     return len(data) >= 20 and data[0:2] == b"\x01\x01" and data[8:20] == txid
 
 
+def proc_cpu_s(pid):
+    """User plus system CPU seconds a process has used, or None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status(pid):
     """VmRSS and VmHWM in KiB, or None if the process is gone."""
     out = {}
@@ -904,8 +914,10 @@ class Bench:
             # Read both agents' status before stopping either: stopping one ends the
             # tunnel, and then the other exits on its own.
             status = {}
+            cpu = {}
             for role, p in (("serve", serve), ("pair", pair)):
                 status[role] = proc_status(p.pid) if p.p.poll() is None else None
+                cpu[role] = proc_cpu_s(p.pid) if p.p.poll() is None else None
                 if status[role] is None:
                     self.problem("%s agent exited (status %s) during the transfers:\n%s"
                                  % (role, p.p.returncode, p.tail()))
@@ -926,6 +938,12 @@ class Bench:
                 }
             serve = pair = None
             mem["download_ok"], mem["upload_ok"] = down["ok"], up["ok"]
+            # Both agents' CPU over their whole life (start, handshake, both
+            # transfers), per GiB carried.
+            if None not in cpu.values():
+                mem["cpu_s_per_gib"] = round(sum(cpu.values()) / (2 * n / 2**30), 2)
+                self.say("  CPU: serve %.2f s, pair %.2f s: %.2f CPU-seconds per GiB"
+                         % (cpu["serve"], cpu["pair"], mem["cpu_s_per_gib"]))
             return down, up, mem, path
         finally:
             if sampler:

@@ -166,6 +166,17 @@ def installed_example(lab):
     check(flags.returncode == 0, "pkg-config p2ptun failed: %s" % flags.stderr)
     check(destdir in flags.stdout, "pkg-config p2ptun does not point into the destdir: %s"
           % flags.stdout)
+    # The installed header on its own, as C and as C++.
+    cflags = subprocess.run(["pkg-config", "--cflags", "p2ptun"], capture_output=True,
+                            text=True, env=env, timeout=30).stdout.split()
+    for compiler, language in (("cc", "c"), ("c++", "c++")):
+        if shutil.which(compiler) is None:
+            raise TestFailure("no %s to compile p2ptun.h as %s" % (compiler, language))
+        alone = subprocess.run([compiler, "-x", language, "-fsyntax-only", "-Wall", "-Werror",
+                                "-"] + cflags, input="#include <p2ptun/p2ptun.h>\n",
+                               capture_output=True, text=True, timeout=120)
+        check(alone.returncode == 0, "p2ptun.h alone does not compile as %s:\n%s"
+              % (language, alone.stderr))
     exe = lab.path("fetch")
     cc = subprocess.run(["cc", "-Wall", "-Werror", "-o", exe,
                          os.path.join(SOURCE_ROOT, "examples", "fetch.c")] + flags.stdout.split(),
