@@ -60,19 +60,43 @@ options_clear (Options *o)
   g_strfreev (o->local_addresses);
 }
 
+/* One line on stderr, "p2ptun-agent: PREFIX...". */
+static void
+say_va (const char *prefix, const char *format, va_list ap) G_GNUC_PRINTF (2, 0);
+
+static void
+say_va (const char *prefix, const char *format, va_list ap)
+{
+  g_autofree char *text = g_strdup_vprintf (format, ap);
+
+  fprintf (stderr, "p2ptun-agent: %s%s\n", prefix, text);
+  fflush (stderr);
+}
+
+static void
+say (const char *format, ...) G_GNUC_PRINTF (1, 2);
+
+static void
+say (const char *format, ...)
+{
+  va_list ap;
+
+  va_start (ap, format);
+  say_va ("", format, ap);
+  va_end (ap);
+}
+
 static int
 fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
 
 static int
 fail (const char *format, ...)
 {
-  g_autofree char *text = NULL;
   va_list ap;
 
   va_start (ap, format);
-  text = g_strdup_vprintf (format, ap);
+  say_va ("error: ", format, ap);
   va_end (ap);
-  fprintf (stderr, "p2ptun-agent: error: %s\n", text);
   return 1;
 }
 
@@ -195,21 +219,6 @@ typedef struct
   int exit_code;
 } Cli;
 
-static void
-say (const char *format, ...) G_GNUC_PRINTF (1, 2);
-
-static void
-say (const char *format, ...)
-{
-  g_autofree char *text = NULL;
-  va_list ap;
-
-  va_start (ap, format);
-  text = g_strdup_vprintf (format, ap);
-  va_end (ap);
-  fprintf (stderr, "p2ptun-agent: %s\n", text);
-  fflush (stderr);
-}
 
 /* Ends in order: the peers are told, relay allocations given back, then
  * CLOSED ends the loop. */
