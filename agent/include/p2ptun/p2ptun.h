@@ -33,6 +33,13 @@
 G_BEGIN_DECLS
 
 #define P2PTUN_ERROR (p2ptun_error_quark ())
+/**
+ * p2ptun_error_quark:
+ *
+ * The error domain of libp2ptun.
+ *
+ * Returns: the quark of %P2PTUN_ERROR
+ */
 GQuark p2ptun_error_quark (void);
 
 /**
@@ -69,8 +76,10 @@ typedef enum
 /**
  * p2ptun_version_string:
  *
+ * The version of the library that runs.
+ *
  * Returns: (transfer none): the version of the library that runs, such as
- * "0.1.0" (P2PTUN_VERSION_STRING is the one compiled against)
+ *   "0.1.0" (P2PTUN_VERSION_STRING is the one compiled against)
  */
 const char *p2ptun_version_string (void);
 
@@ -103,15 +112,34 @@ P2ptunIdentity *p2ptun_identity_load (const char *config_dir, GError **error);
 /**
  * p2ptun_identity_default_dir:
  *
+ * Where an identity lives when no directory is given.
+ *
  * Returns: (transfer full) (type filename): $XDG_CONFIG_HOME/p2ptun
  */
 char *p2ptun_identity_default_dir (void);
+/**
+ * p2ptun_identity_ref:
+ * @identity: an identity
+ *
+ * Takes a reference.
+ *
+ * Returns: (transfer full): @identity
+ */
 P2ptunIdentity *p2ptun_identity_ref (P2ptunIdentity *identity);
+/**
+ * p2ptun_identity_unref:
+ * @identity: an identity
+ *
+ * Drops a reference; the last one frees the identity.
+ */
 void p2ptun_identity_unref (P2ptunIdentity *identity);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunIdentity, p2ptun_identity_unref)
 /**
  * p2ptun_identity_get_peer_id:
  * @identity: an identity
+ *
+ * The identity's peer-id: the hash of its public key, what peers trust and
+ * pair with.
  *
  * Returns: (transfer none): the peer-id
  */
@@ -119,6 +147,8 @@ const char *p2ptun_identity_get_peer_id (P2ptunIdentity *identity);
 /**
  * p2ptun_peer_id_is_valid:
  * @text: (nullable): a string
+ *
+ * Checks the form of a peer-id: 52 characters of a-z and 2-7.
  *
  * Returns: whether @text is a peer-id
  */
@@ -153,10 +183,28 @@ GType p2ptun_config_get_type (void);
 /**
  * p2ptun_config_new:
  *
+ * Makes a configuration with the defaults: no signaling server yet, nobody
+ * trusted, no service, every interface's addresses, direct paths allowed, UDP
+ * flows idle for 60 s.
+ *
  * Returns: (transfer full): an empty configuration
  */
 P2ptunConfig *p2ptun_config_new (void);
+/**
+ * p2ptun_config_ref:
+ * @config: a configuration
+ *
+ * Takes a reference.
+ *
+ * Returns: (transfer full): @config
+ */
 P2ptunConfig *p2ptun_config_ref (P2ptunConfig *config);
+/**
+ * p2ptun_config_unref:
+ * @config: a configuration
+ *
+ * Drops a reference; the last one frees the configuration.
+ */
 void p2ptun_config_unref (P2ptunConfig *config);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunConfig, p2ptun_config_unref)
 /**
@@ -234,13 +282,37 @@ typedef struct _P2ptunPath P2ptunPath;
 
 #define P2PTUN_TYPE_PATH (p2ptun_path_get_type ())
 GType p2ptun_path_get_type (void);
+/**
+ * p2ptun_path_copy:
+ * @path: a path
+ *
+ * Copies a path.
+ *
+ * Returns: (transfer full): the copy
+ */
 P2ptunPath *p2ptun_path_copy (const P2ptunPath *path);
+/**
+ * p2ptun_path_free:
+ * @path: a path
+ *
+ * Frees a copy of a path.
+ */
 void p2ptun_path_free (P2ptunPath *path);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunPath, p2ptun_path_free)
+/**
+ * p2ptun_path_is_relayed:
+ * @path: a path
+ *
+ * Whether the path goes through a TURN relay (ours or the peer's).
+ *
+ * Returns: %TRUE for a relayed path, %FALSE for a direct one
+ */
 gboolean p2ptun_path_is_relayed (const P2ptunPath *path);
 /**
  * p2ptun_path_get_local_type:
  * @path: a path
+ *
+ * The ICE type of our candidate.
  *
  * Returns: (transfer none): host, srflx, prflx or relay
  */
@@ -249,12 +321,16 @@ const char *p2ptun_path_get_local_type (const P2ptunPath *path);
  * p2ptun_path_get_local_address:
  * @path: a path
  *
+ * Our candidate's address.
+ *
  * Returns: (transfer none): ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
  */
 const char *p2ptun_path_get_local_address (const P2ptunPath *path);
 /**
  * p2ptun_path_get_remote_type:
  * @path: a path
+ *
+ * The ICE type of the peer's candidate.
  *
  * Returns: (transfer none): host, srflx, prflx or relay
  */
@@ -263,6 +339,8 @@ const char *p2ptun_path_get_remote_type (const P2ptunPath *path);
  * p2ptun_path_get_remote_address:
  * @path: a path
  *
+ * The peer's candidate's address.
+ *
  * Returns: (transfer none): ADDRESS:PORT ([ADDRESS]:PORT for IPv6)
  */
 const char *p2ptun_path_get_remote_address (const P2ptunPath *path);
@@ -270,12 +348,16 @@ const char *p2ptun_path_get_remote_address (const P2ptunPath *path);
  * p2ptun_path_get_transport:
  * @path: a path
  *
+ * How the packets travel: UDP, or TCP or TLS to a relay.
+ *
  * Returns: (transfer none): udp, tcp or tls (TURN over TLS)
  */
 const char *p2ptun_path_get_transport (const P2ptunPath *path);
 /**
  * p2ptun_path_to_string:
  * @path: a path
+ *
+ * The path as p2ptun-agent prints it.
  *
  * Returns: (transfer full): "direct (host 192.0.2.1:5000 -> srflx
  *   198.51.100.2:6000, udp)"
@@ -291,39 +373,107 @@ typedef struct _P2ptunStatus P2ptunStatus;
 
 #define P2PTUN_TYPE_STATUS (p2ptun_status_get_type ())
 GType p2ptun_status_get_type (void);
+/**
+ * p2ptun_status_copy:
+ * @status: a status
+ *
+ * Copies a status.
+ *
+ * Returns: (transfer full): the copy
+ */
 P2ptunStatus *p2ptun_status_copy (const P2ptunStatus *status);
+/**
+ * p2ptun_status_free:
+ * @status: a status
+ *
+ * Frees a status.
+ */
 void p2ptun_status_free (P2ptunStatus *status);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunStatus, p2ptun_status_free)
 /**
  * p2ptun_status_get_peer_id:
  * @status: a status
  *
+ * The peer at the other end of the tunnel.
+ *
  * Returns: (transfer none): the peer's peer-id
  */
 const char *p2ptun_status_get_peer_id (const P2ptunStatus *status);
+/**
+ * p2ptun_status_is_up:
+ * @status: a status
+ *
+ * Whether the tunnel was up: the peer authenticated, streams could open.
+ *
+ * Returns: %TRUE if it was up
+ */
 gboolean p2ptun_status_is_up (const P2ptunStatus *status);
 /**
  * p2ptun_status_get_path:
  * @status: a status
  *
+ * The path the tunnel used.
+ *
  * Returns: (transfer none) (nullable): the path; %NULL before one is chosen
  */
 const P2ptunPath *p2ptun_status_get_path (const P2ptunStatus *status);
-/* The last round-trip time measured, in microseconds (0: none yet). */
+/**
+ * p2ptun_status_get_rtt_us:
+ * @status: a status
+ *
+ * The last round-trip time measured through the tunnel.
+ *
+ * Returns: microseconds; 0 before the first measurement
+ */
 gint64 p2ptun_status_get_rtt_us (const P2ptunStatus *status);
-/* Bytes of the tunnel's packets (after framing, before DTLS) each way. */
+/**
+ * p2ptun_status_get_bytes_sent:
+ * @status: a status
+ *
+ * Bytes of the tunnel's packets sent to the peer: what streams and datagrams
+ * carried, with the transport's framing, without DTLS.
+ *
+ * Returns: the bytes sent
+ */
 guint64 p2ptun_status_get_bytes_sent (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_bytes_received:
+ * @status: a status
+ *
+ * Bytes of the tunnel's packets received from the peer, counted as
+ * p2ptun_status_get_bytes_sent() counts them.
+ *
+ * Returns: the bytes received
+ */
 guint64 p2ptun_status_get_bytes_received (const P2ptunStatus *status);
-/* Streams and UDP flows open now. */
+/**
+ * p2ptun_status_get_streams:
+ * @status: a status
+ *
+ * Streams and UDP flows open in the tunnel.
+ *
+ * Returns: how many are open
+ */
 guint p2ptun_status_get_streams (const P2ptunStatus *status);
-/* The ICE generation of the path (0 for the first). */
+/**
+ * p2ptun_status_get_generation:
+ * @status: a status
+ *
+ * The ICE generation of the path: 0 for the first, one more for each ICE
+ * restart.
+ *
+ * Returns: the generation
+ */
 guint p2ptun_status_get_generation (const P2ptunStatus *status);
 /**
  * p2ptun_status_to_json:
  * @status: a status
  *
- * Returns: (transfer full): the status as one JSON object
- *   (docs/status.md documents its fields)
+ * The status as JSON, for a program or a log (docs/status.md documents the
+ * fields, with a version).
+ *
+ * Returns: (transfer full): the status as one JSON object (docs/status.md
+ *   documents its fields)
  */
 char *p2ptun_status_to_json (const P2ptunStatus *status);
 
@@ -385,13 +535,38 @@ typedef struct _P2ptunEvent P2ptunEvent;
 
 #define P2PTUN_TYPE_EVENT (p2ptun_event_get_type ())
 GType p2ptun_event_get_type (void);
+/**
+ * p2ptun_event_copy:
+ * @event: an event
+ *
+ * Copies an event, to keep it after the callback.
+ *
+ * Returns: (transfer full): the copy
+ */
 P2ptunEvent *p2ptun_event_copy (const P2ptunEvent *event);
+/**
+ * p2ptun_event_free:
+ * @event: an event
+ *
+ * Frees a copy of an event.
+ */
 void p2ptun_event_free (P2ptunEvent *event);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (P2ptunEvent, p2ptun_event_free)
+/**
+ * p2ptun_event_get_kind:
+ * @event: an event
+ *
+ * What happened.
+ *
+ * Returns: the kind of event
+ */
 P2ptunEventKind p2ptun_event_get_kind (const P2ptunEvent *event);
 /**
  * p2ptun_event_get_peer_id:
  * @event: an event
+ *
+ * The peer the event is about (none for READY, WARNING, FATAL, CLOSED and most
+ * NOTICE events).
  *
  * Returns: (transfer none) (nullable): the peer it is about
  */
@@ -400,38 +575,81 @@ const char *p2ptun_event_get_peer_id (const P2ptunEvent *event);
  * p2ptun_event_get_message:
  * @event: an event
  *
- * Returns: (transfer none): a sentence for a person, such as "tunnel up:
- *   peer ..., path direct (...), rtt 1.2 ms" or "refused a stream from ...:
- *   service 'x' is not exposed" (p2ptun-agent prints these)
+ * The event in words.
+ *
+ * Returns: (transfer none): a sentence for a person, such as "tunnel up: peer
+ *   ..., path direct (...), rtt 1.2 ms" or "refused a stream from ...: service
+ *   'x' is not exposed" (p2ptun-agent prints these)
  */
 const char *p2ptun_event_get_message (const P2ptunEvent *event);
 /**
  * p2ptun_event_get_path:
  * @event: an event
  *
+ * The path, for PEER_UP and PATH_CHANGED.
+ *
  * Returns: (transfer none) (nullable): the path of PEER_UP and PATH_CHANGED
  */
 const P2ptunPath *p2ptun_event_get_path (const P2ptunEvent *event);
-/* PEER_UP: the first round-trip time, in microseconds. */
+/**
+ * p2ptun_event_get_rtt_us:
+ * @event: an event
+ *
+ * The first round-trip time through the tunnel, for PEER_UP.
+ *
+ * Returns: microseconds; 0 for other events
+ */
 gint64 p2ptun_event_get_rtt_us (const P2ptunEvent *event);
-/* PEER_SILENT, PEER_ANSWERING: seconds of silence. */
+/**
+ * p2ptun_event_get_seconds:
+ * @event: an event
+ *
+ * How long the peer has been silent, for PEER_SILENT and PEER_ANSWERING.
+ *
+ * Returns: seconds; 0 for other events
+ */
 double p2ptun_event_get_seconds (const P2ptunEvent *event);
-/* PEER_UP, PEER_GONE, PEER_OFFLINE: whether we asked for this tunnel
- * (p2ptun_node_pair()), rather than the peer. */
+/**
+ * p2ptun_event_is_outgoing:
+ * @event: an event
+ *
+ * Whether the tunnel is one that we asked for with p2ptun_node_pair(), rather
+ * than one that the peer opened, for PEER_OFFLINE, PEER_UP, PATH_CHANGED, the
+ * silences and PEER_GONE.
+ *
+ * Returns: %TRUE for our own tunnel
+ */
 gboolean p2ptun_event_is_outgoing (const P2ptunEvent *event);
-/* STREAM_ENDED: the stream's number, as p2ptun_node_connect_fds() returned it. */
+/**
+ * p2ptun_event_get_stream:
+ * @event: an event
+ *
+ * The stream that ended, for STREAM_ENDED: the number that
+ * p2ptun_node_connect_fds() or p2ptun_node_open_fd() gave.
+ *
+ * Returns: the stream's number; 0 for other events
+ */
 guint p2ptun_event_get_stream (const P2ptunEvent *event);
 /**
  * p2ptun_event_get_error:
  * @event: an event
  *
- * Returns: (transfer none) (nullable): why (PEER_GONE, STREAM_ENDED,
- *   REFUSED, FATAL)
+ * Why, for PEER_GONE, STREAM_ENDED (%NULL for a clean end), REFUSED and FATAL.
+ *
+ * Returns: (transfer none) (nullable): why (PEER_GONE, STREAM_ENDED, REFUSED,
+ *   FATAL)
  */
 const GError *p2ptun_event_get_error (const P2ptunEvent *event);
 
 /* ---- the node ---- */
 
+/**
+ * P2ptunNode:
+ *
+ * A node: one identity reaching its peers through a signaling server, with
+ * the tunnels, services and forwards of that identity. Its events reach the
+ * function given to p2ptun_node_set_event_func().
+ */
 #define P2PTUN_TYPE_NODE (p2ptun_node_get_type ())
 G_DECLARE_FINAL_TYPE (P2ptunNode, p2ptun_node, P2PTUN, NODE, GObject)
 
@@ -581,6 +799,8 @@ G_DECLARE_FINAL_TYPE (P2ptunFlow, p2ptun_flow, P2PTUN, FLOW, GObject)
  * @flow: the flow
  * @datagram: one datagram from the service
  * @user_data: the data given with the function
+ *
+ * One datagram from the service, called from the node's context.
  */
 typedef void (*P2ptunDatagramFunc) (P2ptunFlow *flow, GBytes *datagram, gpointer user_data);
 
@@ -590,6 +810,8 @@ typedef void (*P2ptunDatagramFunc) (P2ptunFlow *flow, GBytes *datagram, gpointer
  * @P2PTUN_SEND_TOO_BIG: larger than p2ptun_flow_get_max_datagram()
  * @P2PTUN_SEND_QUEUE_FULL: dropped, as a full link would
  * @P2PTUN_SEND_CLOSED: the flow is not open (yet, or any more)
+ *
+ * What became of a datagram given to p2ptun_flow_send().
  */
 typedef enum
 {
@@ -604,11 +826,15 @@ typedef enum
  * @node: a node
  * @peer_id: a peer with a tunnel up
  * @service: the name of one of its UDP services
- * @func: (scope notified) (closure user_data) (destroy destroy): called
- *   for each datagram
+ * @func: (scope notified) (closure user_data) (destroy destroy): called for each datagram
  * @user_data: its data
  * @destroy: (nullable): frees @user_data with the flow
  * @error: return location for a #GError
+ *
+ * Opens a UDP flow to one of the peer's UDP services: each p2ptun_flow_send()
+ * is one datagram to the service, and each datagram of the service's answer
+ * comes to @func with its boundaries kept. Sends before the peer accepted the
+ * flow return %P2PTUN_SEND_CLOSED; try again.
  *
  * Returns: (transfer full) (nullable): the flow; unref it to end it
  */
@@ -621,15 +847,28 @@ P2ptunFlow *p2ptun_node_open_flow (P2ptunNode *node, const char *peer_id, const 
  * @data: (array length=len): the datagram
  * @len: its length
  *
+ * Sends one datagram through the flow. Like UDP, it may be lost; it is never
+ * split or merged with another.
+ *
  * Returns: what became of it
  */
 P2ptunSendResult p2ptun_flow_send (P2ptunFlow *flow, const guint8 *data, gsize len);
-/* The largest datagram the flow carries now; it follows the path's MTU. */
+/**
+ * p2ptun_flow_get_max_datagram:
+ * @flow: a flow
+ *
+ * The largest datagram the flow carries now. It follows the path's MTU, as
+ * discovered.
+ *
+ * Returns: bytes; 0 when the flow is closed
+ */
 gsize p2ptun_flow_get_max_datagram (P2ptunFlow *flow);
 
 /**
  * p2ptun_node_get_peer_id:
  * @node: a node
+ *
+ * The node's own peer-id, which its peers trust and pair with.
  *
  * Returns: (transfer none): the node's own peer-id
  */
@@ -639,13 +878,18 @@ const char *p2ptun_node_get_peer_id (P2ptunNode *node);
  * @node: a node
  * @peer_id: a peer
  *
- * Returns: (transfer full) (nullable): the numbers of the tunnel to
- *   @peer_id (the newest if there are several), %NULL if there is none
+ * Copies the numbers of the tunnel to a peer; an up tunnel is preferred to one
+ * on its way.
+ *
+ * Returns: (transfer full) (nullable): the numbers of the tunnel to @peer_id
+ *   (the newest if there are several), %NULL if there is none
  */
 P2ptunStatus *p2ptun_node_get_status (P2ptunNode *node, const char *peer_id);
 /**
  * p2ptun_node_get_statuses:
  * @node: a node
+ *
+ * Copies the numbers of every tunnel of the node.
  *
  * Returns: (transfer full) (element-type P2ptunStatus): every tunnel's
  */
