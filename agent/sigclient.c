@@ -466,44 +466,27 @@ sigreq_finish (SigReq *r, GError *error, long status)
 
 /* --- the receive loop ------------------------------------------------------ */
 
-/* Logs @error (NULL: success) only when the kind of failure changes: the
+/* Tells of @error (NULL: success) only when the kind of failure changes: the
  * texts of libcurl vary from one attempt to the next ("after 3 ms"). */
-static void
-sigclient_notice (Sigclient *c, gboolean trouble, const char *format, ...) G_GNUC_PRINTF (3, 4);
-
-static void
-sigclient_notice (Sigclient *c, gboolean trouble, const char *format, ...)
-{
-  g_autofree char *text = NULL;
-  va_list ap;
-
-  va_start (ap, format);
-  text = g_strdup_vprintf (format, ap);
-  va_end (ap);
-  if (c->on_notice)
-    c->on_notice (c, trouble, text, c->notice_data);
-  else
-    g_debug ("%s", text);
-}
-
 static void
 sigclient_note_failure (Sigclient *c, const GError *error, long status)
 {
-  if (error == NULL)
-    {
-      if (c->last_failure != 0)
-        sigclient_notice (c, FALSE, "signaling server %s reachable again", c->base_url);
-      c->last_failure = 0;
-      return;
-    }
-  int kind = 1 + error->code * 1000 + (int)CLAMP (status, 0, 999);
+  g_autofree char *text = NULL;
+  int kind = error ? 1 + error->code * 1000 + (int)CLAMP (status, 0, 999) : 0;
+
   if (kind == c->last_failure)
     return;
-  if (error->code == SIGCLIENT_ERROR_UNREACHABLE)
-    sigclient_notice (c, TRUE, "signaling server unreachable, retrying: %s", error->message);
-  else
-    sigclient_notice (c, TRUE, "signaling server failed, retrying: %s", error->message);
   c->last_failure = kind;
+  if (error == NULL)
+    text = g_strdup_printf ("signaling server %s reachable again", c->base_url);
+  else if (error->code == SIGCLIENT_ERROR_UNREACHABLE)
+    text = g_strdup_printf ("signaling server unreachable, retrying: %s", error->message);
+  else
+    text = g_strdup_printf ("signaling server failed, retrying: %s", error->message);
+  if (c->on_notice)
+    c->on_notice (c, error != NULL, text, c->notice_data);
+  else
+    g_debug ("%s", text);
 }
 
 /* Failures that retrying will not cure. */
