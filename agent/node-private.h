@@ -75,6 +75,7 @@ struct _Node
   GHashTable *links;    /* session -> Link* */
   GHashTable *peers;    /* peer-id -> Peer* (the ones we pair with) */
   GPtrArray *orphans;   /* Orphan*: messages before their offer */
+  GPtrArray *offers_sent; /* OfferSent* in flight: sigclient_free() drops them unanswered */
   gboolean ready;       /* the relays are known: tunnels may begin */
   gboolean closing;
   guint pending_sends;

@@ -2,6 +2,8 @@
  * descriptors, UDP flows, and the tunnels' numbers; see node.h. */
 #include "node-private.h"
 
+#include <unistd.h>
+
 
 void
 link_end_streams (Link *link)
@@ -94,7 +96,13 @@ node_connect_fds (Node *node, const char *peer_id, const char *service, int in_f
   FdStream *s;
 
   if (link == NULL)
-    return 0;
+    {
+      /* The descriptors are ours in every case (a failed bridge closes them). */
+      if (out_fd != in_fd)
+        close (out_fd);
+      close (in_fd);
+      return 0;
+    }
   s = g_new0 (FdStream, 1);
   s->link = link;
   s->id = ++node->next_stream;

@@ -112,7 +112,7 @@ on_offer_sent (Sigclient *client, gboolean online, const GError *error, gpointer
   Node *node = sent->node;
   Peer *peer = g_hash_table_lookup (node->peers, sent->peer);
 
-  g_free (sent);
+  g_ptr_array_remove_fast (node->offers_sent, sent); /* frees it */
   on_send_done (client, online, error, node);
   if (error || peer == NULL || online || peer->told_offline || node->closing)
     return;
@@ -140,6 +140,7 @@ tunnel_on_signal (const Sigmsg *msg, gpointer data)
 
       sent->node = node;
       g_strlcpy (sent->peer, link->peer, sizeof sent->peer);
+      g_ptr_array_add (node->offers_sent, sent);
       sigclient_send (node->sig, link->peer, msg, on_offer_sent, sent);
     }
   else
@@ -654,6 +655,7 @@ node_new (GMainContext *context, const Identity *identity, const P2ptunConfig *c
   node->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) peer_free);
   node->orphans = g_ptr_array_new_with_free_func (orphan_free);
+  node->offers_sent = g_ptr_array_new_with_free_func (g_free);
   node->releases = relay_releases_new (node->context);
   return node;
 }
@@ -851,6 +853,7 @@ node_free (Node *node)
   /* Releases under way go on by themselves (relays.h). */
   relay_releases_free (node->releases);
   sigclient_free (node->sig);
+  g_ptr_array_unref (node->offers_sent);
   g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   g_ptr_array_unref (node->orphans);
   g_hash_table_unref (node->locals);

@@ -26,6 +26,7 @@ void node_start (Node *node);
 gboolean node_pair (Node *node, const char *peer_id, GError **error);
 gboolean node_forward (Node *node, const char *peer_id, P2ptunServiceKind kind,
                        const char *spec, GError **error);
+/* Takes @in_fd and @out_fd, also when it fails. */
 guint node_connect_fds (Node *node, const char *peer_id, const char *service, int in_fd,
                         int out_fd, GError **error);
 /* @func and @user_data must live as long as the node. */

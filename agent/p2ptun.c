@@ -175,18 +175,8 @@ guint
 p2ptun_node_connect_fds (P2ptunNode *self, const char *peer_id, const char *service, int in_fd,
                          int out_fd, GError **error)
 {
-  guint id;
-
   g_return_val_if_fail (P2PTUN_IS_NODE (self), 0);
-  id = node_connect_fds (self->node, peer_id, service, in_fd, out_fd, error);
-  if (id == 0)
-    {
-      /* Taken on success only by the bridge: taken always, as promised. */
-      if (out_fd != in_fd)
-        close (out_fd);
-      close (in_fd);
-    }
-  return id;
+  return node_connect_fds (self->node, peer_id, service, in_fd, out_fd, error);
 }
 
 int

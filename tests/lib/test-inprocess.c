@@ -264,6 +264,11 @@ test_two_nodes_child (void)
   a.node = p2ptun_node_new (NULL, id_a, config_a, &error);
   g_assert_no_error (error);
   p2ptun_node_set_event_func (a.node, on_event, &a, NULL);
+  /* No tunnel yet: a clear error, no descriptor. */
+  g_assert_cmpint (p2ptun_node_open_fd (a.node, p2ptun_identity_get_peer_id (id_b), "bulk", NULL,
+                                        &error), ==, -1);
+  g_assert_error (error, P2PTUN_ERROR, P2PTUN_ERROR_NO_TUNNEL);
+  g_clear_error (&error);
   g_assert_true (p2ptun_node_pair (a.node, p2ptun_identity_get_peer_id (id_b), &error));
   p2ptun_node_start (a.node);
   while (!has_event (&a, P2PTUN_EVENT_PEER_UP))
@@ -331,6 +336,25 @@ test_two_nodes_child (void)
     }
   g_assert_cmpuint (datagrams_back, >, 0);
   g_assert_null (flow);
+
+  /* A node freed while its offer is on its way to the signaling server:
+   * nothing of it may stay behind (the sanitizer build checks). */
+  {
+    g_autofree char *dir_c = g_build_filename (tmp, "c", NULL);
+    g_autoptr (P2ptunIdentity) id_c = p2ptun_identity_load (dir_c, &error);
+    Side c = { .name = "c", .events = g_array_new (FALSE, FALSE, sizeof (P2ptunEventKind)) };
+
+    g_assert_no_error (error);
+    c.node = p2ptun_node_new (NULL, id_c, config_a, &error);
+    g_assert_no_error (error);
+    p2ptun_node_set_event_func (c.node, on_event, &c, NULL);
+    p2ptun_node_start (c.node);
+    while (!has_event (&c, P2PTUN_EVENT_READY))
+      run (0);
+    g_assert_true (p2ptun_node_pair (c.node, p2ptun_identity_get_peer_id (id_b), &error));
+    g_clear_object (&c.node);
+    g_array_unref (c.events);
+  }
 
   /* B goes with its tunnel open (no leak), A in order. */
   g_clear_object (&b.node);
