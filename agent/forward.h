@@ -1,7 +1,10 @@
 /* Local port forwards (-L [BIND:]PORT:SERVICE): listening sockets whose
  * connections become tunnel streams to the peer's service. The sockets are
- * bound at once, so that a port in use is an error at start; connections wait
- * in the kernel's backlog until the tunnel is up. */
+ * bound and accepting at once, so that a port in use is an error at start.
+ * The streams go over the Transport of the current tunnel, which may come,
+ * go (forwards_stop) and come again (forwards_start) while the listeners stay:
+ * a connection accepted while there is no tunnel waits for one, for a bounded
+ * time and in a bounded number, and then opens its stream as a fresh one. */
 #pragma once
 
 #include <gio/gio.h>
@@ -16,12 +19,25 @@ typedef void (*ForwardsFatalFunc) (const GError *error, gpointer user_data);
  * that failed, datagrams dropped): the owner decides how to show it. */
 typedef void (*ForwardsSayFunc) (const char *line, gpointer user_data);
 
-/* Parses and binds every spec. */
-Forwards *forwards_new (GMainContext *context, const char *const *specs,
+/* How long a connection waits for a tunnel before it is reset. */
+#define FORWARD_WAIT_S 30
+
+/* Parses, binds and listens on every spec, and accepts from then on. A
+ * connection accepted while there is no tunnel waits up to @wait_s seconds
+ * (0: FORWARD_WAIT_S) for forwards_start(). */
+Forwards *forwards_new (GMainContext *context, const char *const *specs, guint wait_s,
                         ForwardsFatalFunc fatal, ForwardsSayFunc say, gpointer user_data,
                         GError **error);
-/* Starts accepting; each connection opens a stream on @transport. */
+/* A tunnel is up: the waiting connections, in the order they came, and each
+ * new one open a stream on @transport, which the caller keeps valid until
+ * forwards_stop() or forwards_free(). Again after forwards_stop(), with the
+ * next tunnel's transport. */
 void forwards_start (Forwards *forwards, Transport *transport);
+/* The tunnel is going away (@transport is still valid during the call): every
+ * connection over it is reset (RST, never a FIN that would pass a cut stream
+ * for a whole one) and its stream freed. The listeners stay; new connections
+ * wait for the next forwards_start(). @why ends the line told to the owner. */
+void forwards_stop (Forwards *forwards, const char *why);
 void forwards_free (Forwards *forwards);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Forwards, forwards_free)
 

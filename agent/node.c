@@ -749,8 +749,8 @@ node_forward (Node *node, const char *peer_id, P2ptunServiceKind kind, const cha
     }
   else
     {
-      Forwards *f = forwards_new (node->context, specs, on_forward_fatal, on_forward_say, node,
-                                  error);
+      Forwards *f = forwards_new (node->context, specs, 0, on_forward_fatal, on_forward_say,
+                                  node, error);
 
       if (f == NULL)
         return FALSE;
