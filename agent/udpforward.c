@@ -72,13 +72,15 @@ struct _UdpListener
   char *display;
   GHashTable *flows; /* GBytes (sockaddr) -> UdpFlow* */
   DropReport drops[DROP_KINDS];
+  guint64 no_tunnel;       /* dropped while there is no tunnel, not told yet */
+  gint64 no_tunnel_report; /* when that was last told, or the tunnel went */
 };
 
 struct _UdpForwards
 {
   GMainContext *context;
   GPtrArray *listeners; /* UdpListener* */
-  Transport *transport;
+  Transport *transport; /* the current tunnel's, or NULL */
   guint idle_timeout_s;
   GSource *idle_check;
   GSource *flush_retry; /* flow_flush(): held datagrams wait for the queue */
@@ -102,6 +104,21 @@ report_flush (UdpListener *l, DropReport *d, gint64 now)
                         l->display, l->service, d->count, d->why);
   d->count = 0;
   d->last_report = now;
+}
+
+/* Datagrams that came while there was no tunnel: told when the next one
+ * comes, and every UDP_DROP_REPORT_US meanwhile (@force: now). */
+static void
+report_no_tunnel (UdpListener *l, gint64 now, gboolean force)
+{
+  if (l->no_tunnel == 0 || (!force && now - l->no_tunnel_report < UDP_DROP_REPORT_US))
+    return;
+  forward_report_say (&l->owner->report,
+                      "udp %s -> %s: %" G_GUINT64_FORMAT " datagram%s dropped: "
+                      "no tunnel to the peer", l->display, l->service, l->no_tunnel,
+                      l->no_tunnel == 1 ? "" : "s");
+  l->no_tunnel = 0;
+  l->no_tunnel_report = now;
 }
 
 static void
@@ -390,6 +407,11 @@ on_readable (GSocket *socket, GIOCondition cond, gpointer data)
                                 g_strerror (errno));
           break;
         }
+      if (self->transport == NULL)
+        {
+          l->no_tunnel++;
+          continue;
+        }
       key = g_bytes_new (&addr, addr_len);
       f = g_hash_table_lookup (l->flows, key);
       if (f == NULL && (f = flow_new (l, &addr, addr_len, key)) == NULL)
@@ -418,6 +440,7 @@ on_idle_check (gpointer data)
 
       for (int k = 0; k < DROP_KINDS; k++)
         report_flush (l, &l->drops[k], now);
+      report_no_tunnel (l, now, FALSE);
       g_hash_table_iter_init (&it, l->flows);
       while (g_hash_table_iter_next (&it, NULL, &value))
         {
@@ -483,11 +506,14 @@ udp_forwards_new (GMainContext *context, const char *const *specs, guint idle_ti
 void
 udp_forwards_start (UdpForwards *self, Transport *transport)
 {
+  g_return_if_fail (transport != NULL);
+  g_return_if_fail (self->transport == NULL || self->transport == transport);
   self->transport = transport;
   for (guint i = 0; i < self->listeners->len; i++)
     {
       UdpListener *l = self->listeners->pdata[i];
 
+      report_no_tunnel (l, g_get_monotonic_time (), TRUE);
       if (l->source)
         continue;
       l->source = g_socket_create_source (l->socket, G_IO_IN, NULL);
@@ -501,6 +527,26 @@ udp_forwards_start (UdpForwards *self, Transport *transport)
       g_source_set_callback (self->idle_check, on_idle_check, self, NULL);
       g_source_attach (self->idle_check, self->context);
     }
+}
+
+void
+udp_forwards_stop (UdpForwards *self, const char *why)
+{
+  if (self->transport == NULL)
+    return;
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      UdpListener *l = self->listeners->pdata[i];
+      guint n = g_hash_table_size (l->flows);
+
+      /* flow_free frees each stream while the transport is still there. */
+      g_hash_table_remove_all (l->flows);
+      l->no_tunnel_report = g_get_monotonic_time ();
+      if (n > 0)
+        forward_report_say (&self->report, "udp %s -> %s: %u flow%s ended (%s)",
+                            l->display, l->service, n, n == 1 ? "" : "s", why);
+    }
+  self->transport = NULL;
 }
 
 void
