@@ -6,6 +6,7 @@
 #include "bridge.h"
 #include "expose.h"
 #include "forward.h"
+#include "netwatch.h"
 #include "node.h"
 #include "relays.h"
 #include "sigclient.h"
@@ -15,7 +16,9 @@
 typedef struct _Link Link;
 
 /* A peer we asked for a tunnel (node_pair): its forwards wait for the
- * tunnel and end with it. */
+ * tunnel, and for the next one when the tunnel ends after it was up (the
+ * peer restarted, or stayed silent past --hold): the node reconnects with
+ * backoff (NODE_RECONNECT_*). */
 typedef struct
 {
   Node *node;
@@ -24,6 +27,11 @@ typedef struct
   GPtrArray *forwards;     /* Forwards* */
   GPtrArray *udp_forwards; /* UdpForwards* */
   gboolean told_offline;
+  gboolean was_up;         /* a tunnel to it came up once: reconnect when it ends */
+  gint64 lost_at;          /* when the last tunnel ended; 0 while one is up */
+  guint backoff_ms;        /* the last reconnection delay; 0 after a tunnel came up */
+  guint reconnects;        /* tunnels after the first */
+  GSource *reconnect;      /* the next attempt */
 } Peer;
 
 /* One tunnel (one signaling session) to one peer. */
@@ -35,6 +43,8 @@ struct _Link
   gboolean outgoing;   /* a tunnel we asked for (its Peer's link) */
   gboolean announced;  /* PEER_UP emitted */
   gint64 rtt_us;
+  guint reconnects;    /* of its Peer when it began */
+  gint64 reconnecting_since; /* its Peer's lost_at when it began; 0: the first */
   Expose *expose;
   GPtrArray *fd_streams; /* FdStream* */
   GPtrArray *flows;      /* NodeFlow* */
@@ -83,6 +93,8 @@ struct _Node
   GSource *ice_refresh; /* renews the relay credentials */
   RelayReleases *releases; /* the allocations that ended tunnels give back */
   GSource *closer;      /* closing: the grace period, then release polling */
+  NetWatch *netwatch;   /* local addresses and default routes */
+  char *default_route;  /* as netwatch_default_route() said last */
   gint64 release_deadline;
 };
 
@@ -94,6 +106,19 @@ void link_emit (Link *link, P2ptunEvent *event);
 /* Ends the fd streams and flows of @link (before its transport goes). */
 void link_end_streams (Link *link);
 void fd_stream_free (FdStream *s);
+
+/* Begins a tunnel to @peer (node.c). */
+void peer_start (Peer *peer);
+
+/* node-staying.c. The tunnel of a paired peer ended with @error: its
+ * streams are reset, its forwards stay, and a new tunnel is tried after a
+ * backoff; FALSE when the node gives up instead (never up, a final error,
+ * or --give-up-after). */
+gboolean peer_schedule_reconnect (Peer *peer, const GError *error);
+/* A new session from @peer: its silent incoming tunnels go. */
+void node_evict_silent (Node *node, const char *peer);
+/* A NetWatchFunc for the node. */
+void node_network_changed (gpointer node);
 
 /* Renews them in @delay_s seconds, or (0) when half their life is gone. */
 void node_schedule_ice_refresh (Node *node, gint64 delay_s);

@@ -205,6 +205,10 @@ node_statuses (Node *node)
       status->rtt_us = link->rtt_us;
       transport_get_bytes (transport, &status->bytes_sent, &status->bytes_received);
       status->streams = transport_n_streams (transport);
+      status->generation = tunnel_generation (link->tunnel);
+      status->restarts = tunnel_restarts (link->tunnel);
+      status->outages = tunnel_stalls (link->tunnel);
+      status->reconnects = link->reconnects;
       g_ptr_array_add (all, status);
     }
   return all;

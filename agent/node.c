@@ -205,7 +205,13 @@ tunnel_on_rtt (gint64 rtt_us, gpointer data)
   /* The first round trip completes the picture: announce now. */
   link->announced = TRUE;
   path = tunnel_path_to_string (tunnel_path (link->tunnel));
-  if (link->outgoing)
+  if (link->outgoing && link->reconnecting_since)
+    event = event_new (P2PTUN_EVENT_PEER_UP, link->peer,
+                       "tunnel up: peer %s, path %s, rtt %.1f ms (reconnected after %.1f s)",
+                       link->peer, path, rtt_us / 1000.0,
+                       (g_get_monotonic_time () - link->reconnecting_since)
+                           / (double) G_USEC_PER_SEC);
+  else if (link->outgoing)
     event = event_new (P2PTUN_EVENT_PEER_UP, link->peer,
                               "tunnel up: peer %s, path %s, rtt %.1f ms", link->peer, path,
                               rtt_us / 1000.0);
@@ -232,7 +238,12 @@ tunnel_on_up (const TunnelPath *path, gpointer data)
     }
   /* Streams open at once; PEER_UP comes with the first round trip. */
   if (link->outgoing && peer && peer->link == link)
-    peer_forwards_start (peer, tunnel_transport (link->tunnel));
+    {
+      peer->was_up = TRUE;
+      peer->lost_at = 0;
+      peer->backoff_ms = 0;
+      peer_forwards_start (peer, tunnel_transport (link->tunnel));
+    }
 }
 
 static void
@@ -261,15 +272,42 @@ tunnel_on_silence (gint64 gap_us, gboolean over, gpointer data)
                               seconds);
   else
     event = event_new (P2PTUN_EVENT_PEER_SILENT, link->peer,
-                              "peer %s: no answer for %d s; streams wait, the tunnel ends "
-                              "after %d s of silence", link->peer, (int) seconds,
-                              TUNNEL_DEAD_AFTER_S);
+                       "peer %s: no answer for %.1f s; streams wait (up to %u s, --hold)",
+                       link->peer, seconds, link->node->config->hold_s);
   event->seconds = seconds;
   event->outgoing = link->outgoing;
   link_emit (link, event);
 }
 
 static void peer_free (Peer *peer);
+
+static const char *const restart_reasons[] = {
+  [TUNNEL_RESTART_SILENCE] = "path lost",
+  [TUNNEL_RESTART_LOST] = "path lost",
+  [TUNNEL_RESTART_NETWORK] = "network changed",
+  [TUNNEL_RESTART_PEER] = "the peer restarts ICE",
+  [TUNNEL_RESTART_RETRY] = "still no path",
+};
+
+static void
+tunnel_on_restarting (guint32 generation, TunnelRestartReason reason, gpointer data)
+{
+  Link *link = data;
+  P2ptunEvent *event = event_new (P2PTUN_EVENT_PATH_LOST, link->peer,
+                                  "peer %s: %s, restarting ICE (generation %u)", link->peer,
+                                  restart_reasons[reason], generation);
+
+  event->outgoing = link->outgoing;
+  link_emit (link, event);
+}
+
+static const SigmsgIceServers *
+tunnel_on_ice_servers (gpointer data)
+{
+  Link *link = data;
+
+  return link->node->ice_servers;
+}
 
 static void
 tunnel_on_down (const GError *error, gpointer data)
@@ -280,6 +318,16 @@ tunnel_on_down (const GError *error, gpointer data)
 
   if (node->closing)
     return;
+  if (link->outgoing)
+    {
+      Peer *peer = g_hash_table_lookup (node->peers, link->peer);
+
+      if (peer && peer->link == link && peer_schedule_reconnect (peer, error))
+        {
+          g_hash_table_remove (node->links, tunnel_session (link->tunnel));
+          return;
+        }
+    }
   if (link->outgoing)
     event = event_new (P2PTUN_EVENT_PEER_GONE, link->peer, "%s", error->message);
   else
@@ -302,6 +350,8 @@ static const TunnelCallbacks link_callbacks = {
   .open_request = tunnel_on_open_request,
   .rtt = tunnel_on_rtt,
   .silence = tunnel_on_silence,
+  .restarting = tunnel_on_restarting,
+  .ice_servers = tunnel_on_ice_servers,
   .down = tunnel_on_down,
 };
 
@@ -324,11 +374,11 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
     .peer_id = peer,
     .session = session,
     .controlling = outgoing,
-    .ice_servers = node->ice_servers,
     .local_addresses = (const char *const *) node->config->local_addresses,
     .relay_only = node->config->relay_only,
     .releases = node->releases,
     .warn = { link_on_warning, link },
+    .hold_s = node->config->hold_s,
   };
 
   link->node = node;
@@ -386,7 +436,7 @@ new_session_id (void)
   return g_string_free (s, FALSE);
 }
 
-static void
+void
 peer_start (Peer *peer)
 {
   Node *node = peer->node;
@@ -407,6 +457,10 @@ peer_start (Peer *peer)
       return;
     }
   peer->link = link;
+  link->reconnects = peer->reconnects;
+  link->reconnecting_since = peer->lost_at;
+  if (peer->was_up)
+    link->reconnects = ++peer->reconnects;
   link->reoffer = g_timeout_source_new_seconds (NODE_REOFFER_S);
   g_source_set_callback (link->reoffer, on_reoffer, link, NULL);
   g_source_attach (link->reoffer, node->context);
@@ -416,6 +470,11 @@ peer_start (Peer *peer)
 static void
 peer_free (Peer *peer)
 {
+  if (peer->reconnect)
+    {
+      g_source_destroy (peer->reconnect);
+      g_source_unref (peer->reconnect);
+    }
   /* Forwards first: their streams ride the link's transport. */
   g_ptr_array_unref (peer->forwards);
   g_ptr_array_unref (peer->udp_forwards);
@@ -443,6 +502,7 @@ node_refuse (Node *node, const Sigmsg *offer, const char *reason, const char *te
 {
   g_autoptr (Sigmsg) bye = sigmsg_new (SIGMSG_BYE, offer->session);
 
+  bye->generation = offer->generation;
   bye->reason = g_strdup (reason);
   bye->text = g_strdup (text);
   node->pending_sends++;
@@ -472,6 +532,7 @@ node_handle_offer (Node *node, const Sigmsg *msg)
       node_refuse (node, msg, "not-trusted", text);
       return;
     }
+  node_evict_silent (node, msg->from);
   /* Both sides paired at once: the offer of the lower peer-id wins. */
   if (peer && peer->link && !tunnel_has_answer (peer->link->tunnel))
     {
@@ -565,7 +626,13 @@ on_message (Sigclient *client, const Sigmsg *msg, gpointer data)
         tunnel_handle_signal (link->tunnel, msg);
       return;
     }
-  if (msg->type == SIGMSG_OFFER)
+  /* A later generation or a restart request of a session we do not know:
+   * this agent restarted under it. The peer hears so at once, rather than
+   * after --hold. */
+  if ((msg->type == SIGMSG_OFFER && msg->generation > 0) || msg->type == SIGMSG_RESTART)
+    node_refuse (node, msg, "unknown-session", "this agent does not know the session "
+                 "(it restarted)");
+  else if (msg->type == SIGMSG_OFFER)
     node_handle_offer (node, msg);
   else if (msg->type == SIGMSG_CANDIDATE || msg->type == SIGMSG_END_OF_CANDIDATES)
     node_keep_orphan (node, msg);
@@ -663,6 +730,8 @@ node_new (GMainContext *context, const Identity *identity, const P2ptunConfig *c
 void
 node_start (Node *node)
 {
+  node->default_route = netwatch_default_route ();
+  node->netwatch = netwatch_new (node->context, node_network_changed, node);
   sigclient_get_ice_servers (node->sig, on_ice_servers, node);
 }
 
@@ -846,6 +915,8 @@ node_free (Node *node)
       g_source_destroy (node->ice_refresh);
       g_source_unref (node->ice_refresh);
     }
+  netwatch_free (node->netwatch);
+  g_free (node->default_route);
   /* Forwards before the tunnels they ride; the links still look peers up. */
   g_hash_table_remove_all (node->peers);
   g_hash_table_unref (node->links);

@@ -23,6 +23,8 @@ struct _P2ptunConfig
   char **local_addresses;
   gboolean relay_only;
   guint udp_timeout_s;
+  guint hold_s;
+  guint give_up_after_s; /* 0: never */
 };
 
 struct _P2ptunPath
@@ -41,6 +43,9 @@ struct _P2ptunStatus
   guint64 bytes_received;
   guint streams;
   guint generation;
+  guint restarts;
+  guint outages;
+  guint reconnects;
 };
 
 struct _P2ptunEvent

@@ -11,6 +11,7 @@
 /* A UDP flow's default idle time, and the longest allowed. */
 #define CONFIG_UDP_TIMEOUT_DEFAULT_S 60
 #define CONFIG_UDP_TIMEOUT_MAX_S 86400
+#define CONFIG_HOLD_MAX_S 86400
 
 G_DEFINE_QUARK (p2ptun-error-quark, p2ptun_error)
 
@@ -125,6 +126,7 @@ p2ptun_config_new (void)
   self->exposed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->exposed_udp = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->udp_timeout_s = CONFIG_UDP_TIMEOUT_DEFAULT_S;
+  self->hold_s = SESSION_HOLD_DEFAULT_S;
   return self;
 }
 
@@ -220,6 +222,18 @@ void
 p2ptun_config_set_udp_timeout (P2ptunConfig *self, guint seconds)
 {
   self->udp_timeout_s = CLAMP (seconds, 1, CONFIG_UDP_TIMEOUT_MAX_S);
+}
+
+void
+p2ptun_config_set_hold (P2ptunConfig *self, guint seconds)
+{
+  self->hold_s = CLAMP (seconds, 1, CONFIG_HOLD_MAX_S);
+}
+
+void
+p2ptun_config_set_give_up_after (P2ptunConfig *self, guint seconds)
+{
+  self->give_up_after_s = MIN (seconds, CONFIG_HOLD_MAX_S);
 }
 
 /* ---- paths ---- */
@@ -353,6 +367,24 @@ p2ptun_status_get_generation (const P2ptunStatus *self)
   return self->generation;
 }
 
+guint
+p2ptun_status_get_restarts (const P2ptunStatus *self)
+{
+  return self->restarts;
+}
+
+guint
+p2ptun_status_get_outages (const P2ptunStatus *self)
+{
+  return self->outages;
+}
+
+guint
+p2ptun_status_get_reconnects (const P2ptunStatus *self)
+{
+  return self->reconnects;
+}
+
 char *
 p2ptun_status_to_json (const P2ptunStatus *self)
 {
@@ -398,6 +430,12 @@ p2ptun_status_to_json (const P2ptunStatus *self)
   json_builder_add_int_value (b, self->streams);
   json_builder_set_member_name (b, "generation");
   json_builder_add_int_value (b, self->generation);
+  json_builder_set_member_name (b, "restarts");
+  json_builder_add_int_value (b, self->restarts);
+  json_builder_set_member_name (b, "outages");
+  json_builder_add_int_value (b, self->outages);
+  json_builder_set_member_name (b, "reconnects");
+  json_builder_add_int_value (b, self->reconnects);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   return json_to_string (root, FALSE);

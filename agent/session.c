@@ -3,11 +3,6 @@
 
 #include "dtls.h"
 
-#define SESSION_PING_INTERVAL_S 5
-/* Nothing heard from the peer for this long is worth a word: both sides
- * ping every 5 s, so a live idle session is never quiet for more than that. */
-#define SESSION_SILENT_AFTER_US (8 * G_USEC_PER_SEC)
-#define SESSION_DEAD_AFTER_US (SESSION_DEAD_AFTER_S * G_USEC_PER_SEC)
 /* Handshake records that found no selected pair yet, resent when one exists. */
 #define SESSION_MAX_HELD_RECORDS 8
 
@@ -16,6 +11,7 @@ struct _Session
   GMainContext *context;
   SessionCallbacks cb;
   gpointer user_data;
+  guint hold_s;
 
   Dtls *dtls;
   gboolean started;
@@ -25,7 +21,7 @@ struct _Session
   gboolean down;
   gint64 last_pong;
   gint64 last_heard; /* a DTLS record from the peer */
-  gboolean silent;   /* said so through cb.silence */
+  gboolean silent;   /* stalled: said so through cb.silence */
   guint ticks;
   GSource *tick;     /* a second: silence, pings, death */
 };
@@ -132,19 +128,26 @@ on_tick (gpointer data)
   Session *self = data;
   gint64 now = g_get_monotonic_time ();
 
-  if (now - self->last_pong > SESSION_DEAD_AFTER_US)
+  gint64 gap = now - self->last_heard;
+
+  if (now - self->last_pong > (gint64) self->hold_s * G_USEC_PER_SEC)
     {
       session_fail (self, SESSION_ERROR_TIMEOUT,
-                    "the peer stopped answering (no reply for %d s)", SESSION_DEAD_AFTER_S);
+                    "the peer stopped answering (no reply for %u s, the --hold limit)",
+                    self->hold_s);
       return G_SOURCE_REMOVE;
     }
-  if (!self->silent && now - self->last_heard > SESSION_SILENT_AFTER_US)
+  if (!self->silent
+      && (gap > SESSION_STALL_IDLE_US
+          || (gap > SESSION_STALL_LOADED_US && transport_bytes_in_flight (self->transport) > 0)))
     {
       self->silent = TRUE;
       if (self->cb.silence)
-        self->cb.silence (now - self->last_heard, FALSE, self->user_data);
+        self->cb.silence (gap, FALSE, self->user_data);
     }
-  if (++self->ticks % SESSION_PING_INTERVAL_S == 0)
+  /* A ping a second while the path looks dead: the cheapest probe of a path
+   * that may come back. */
+  if (++self->ticks % SESSION_PING_INTERVAL_S == 0 || self->silent)
     transport_ping (self->transport);
   return G_SOURCE_CONTINUE;
 }
@@ -204,12 +207,13 @@ static const TransportCallbacks transport_callbacks = {
 
 Session *
 session_new (GMainContext *context, const Identity *identity, const char *peer_id,
-             gboolean controlling, const SessionCallbacks *callbacks, gpointer user_data,
-             GError **error)
+             gboolean controlling, guint hold_s, const SessionCallbacks *callbacks,
+             gpointer user_data, GError **error)
 {
   g_autoptr (Session) self = g_new0 (Session, 1);
 
   self->context = g_main_context_ref (context);
+  self->hold_s = hold_s;
   self->cb = *callbacks;
   self->user_data = user_data;
   self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
@@ -217,6 +221,8 @@ session_new (GMainContext *context, const Identity *identity, const char *peer_i
   if (self->dtls == NULL)
     return NULL;
   self->transport = transport_new (context, controlling, &transport_callbacks, self);
+  /* The session's own limit ends it first, with its message. */
+  transport_set_idle_timeout (self->transport, hold_s + 5);
   return g_steal_pointer (&self);
 }
 
@@ -270,6 +276,12 @@ session_path_changed (Session *self)
     }
   g_ptr_array_set_size (self->held, 0);
   transport_path_changed (self->transport);
+}
+
+gboolean
+session_is_stalled (Session *self)
+{
+  return self->silent;
 }
 
 gboolean

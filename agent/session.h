@@ -21,8 +21,18 @@ typedef enum
   SESSION_ERROR_TIMEOUT,       /* the peer stopped answering */
 } SessionError;
 
-/* No answer to pings for this long: the peer is gone. */
-#define SESSION_DEAD_AFTER_S 30
+/* How long a session waits for a silent peer by default (--hold): ten
+ * minutes, as long as a TCP connection inside WireGuard lives through an
+ * outage. */
+#define SESSION_HOLD_DEFAULT_S 600
+/* The failure detector (SessionCallbacks.silence): the peer has said
+ * nothing for this long while we have data in flight (it would have
+ * acknowledged it within a few round trips), or for this long when idle
+ * (both sides ping every SESSION_PING_INTERVAL_S, so a live idle path is
+ * never quiet for more than that plus a round trip). */
+#define SESSION_STALL_LOADED_US (2 * G_USEC_PER_SEC)
+#define SESSION_STALL_IDLE_US (5 * G_USEC_PER_SEC)
+#define SESSION_PING_INTERVAL_S 2
 
 typedef struct _Session Session;
 
@@ -36,8 +46,10 @@ typedef struct
   void (*open_request) (TransportStream *stream, const char *service, gpointer user_data);
   /* A new round-trip time measurement. Optional. */
   void (*rtt) (gint64 rtt_us, gpointer user_data);
-  /* The peer has said nothing for @gap_us (@over FALSE), or speaks again
-   * after a silence of @gap_us (@over TRUE). Optional. */
+  /* The path looks dead: the peer has said nothing for @gap_us (@over
+   * FALSE; see SESSION_STALL_*), or it speaks again after a silence of
+   * @gap_us (@over TRUE). Meanwhile the session pings every second, so
+   * that the path that comes back is found at once. Optional. */
   void (*silence) (gint64 gap_us, gboolean over, gpointer user_data);
   /* The session is over (@error in SESSION_ERROR). Called once, from inside
    * session_receive() or a timer of the session: do not free it here. */
@@ -45,9 +57,10 @@ typedef struct
 } SessionCallbacks;
 
 /* @identity is borrowed and must outlive the session; @controlling: we are
- * the DTLS client. */
+ * the DTLS client; @hold_s: no answer for this long ends the session
+ * (SESSION_ERROR_TIMEOUT), its streams with it. */
 Session *session_new (GMainContext *context, const Identity *identity, const char *peer_id,
-                      gboolean controlling, const SessionCallbacks *callbacks,
+                      gboolean controlling, guint hold_s, const SessionCallbacks *callbacks,
                       gpointer user_data, GError **error);
 void session_free (Session *session);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Session, session_free)
@@ -59,6 +72,9 @@ void session_receive (Session *session, const guint8 *buf, gsize len);
 /* The path under the session is a new one: the handshake records that could
  * not go out go now, and the transport measures the path again. */
 void session_path_changed (Session *session);
+/* Whether the peer has been silent long enough to call the path dead (the
+ * silence callback said so, and it did not end yet). */
+gboolean session_is_stalled (Session *session);
 /* Whether the session came up (see SessionCallbacks.up). */
 gboolean session_is_up (Session *session);
 Transport *session_transport (Session *session);

@@ -625,6 +625,7 @@ transport_start (Transport *t, gsize max_packet, gsize max_packet_probe)
     .send_buffer_max = XPORT_TUNNEL_SEND_BUFFER,
     .max_packet = max_packet,
     .max_packet_probe = MIN (max_packet_probe, XPORT_MAX_PACKET),
+    .idle_timeout_us = t->idle_timeout_us,
   };
   guint64 id = 0;
 
@@ -699,6 +700,24 @@ guint
 transport_n_streams (Transport *t)
 {
   return g_hash_table_size (t->streams);
+}
+
+void
+transport_set_idle_timeout (Transport *t, guint seconds)
+{
+  g_return_if_fail (t->conn == NULL);
+  t->idle_timeout_us = (guint64) seconds * G_USEC_PER_SEC;
+}
+
+guint64
+transport_bytes_in_flight (Transport *t)
+{
+  struct xport_stats st;
+
+  if (t->conn == NULL)
+    return 0;
+  xport_conn_stats (t->conn, &st);
+  return st.bytes_in_flight;
 }
 
 void

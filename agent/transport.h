@@ -67,6 +67,9 @@ Transport *transport_new (GMainContext *context, gboolean initiator,
 void transport_free (Transport *transport);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Transport, transport_free)
 
+/* Before transport_start: the connection closes when nothing arrives for
+ * @seconds (the default is the connection's own, 30 s). */
+void transport_set_idle_timeout (Transport *transport, guint seconds);
 /* Starts the connection: packets of @max_packet bytes fit a DTLS record on
  * every path; path MTU discovery probes for up to @max_packet_probe. */
 void transport_start (Transport *transport, gsize max_packet, gsize max_packet_probe);
@@ -81,6 +84,8 @@ void transport_bye (Transport *transport, guint8 code, const char *text);
 guint transport_n_streams (Transport *transport);
 /* Bytes of the transport's packets each way (framing included, DTLS not). */
 void transport_get_bytes (Transport *transport, guint64 *sent, guint64 *received);
+/* Bytes sent and not yet acknowledged or declared lost. */
+guint64 transport_bytes_in_flight (Transport *transport);
 
 
 /* Asks the peer to open a stream to @service. Callbacks follow. Returns NULL

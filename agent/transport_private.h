@@ -71,6 +71,7 @@ struct _Transport
   guint64 dgrams_dropped; /* for no open flow, or malformed */
   guint64 bytes_sent;     /* packets handed to send_packet */
   guint64 bytes_received; /* packets given to transport_receive_packet */
+  guint64 idle_timeout_us; /* 0: the connection's default */
 };
 
 /* The pump runs soon. */

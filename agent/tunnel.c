@@ -10,15 +10,34 @@ struct _Tunnel
   const Identity *identity;
   char peer_id[PEERID_SIZE];
   char session_id[SIGMSG_SESSION_LEN + 1];
+  gboolean controlling;
   TunnelCallbacks cb;
   gpointer user_data;
+  /* For the paths of later generations. */
+  const char *const *local_addresses;
+  gboolean relay_only;
+  RelayReleases *releases;
+  Warn warn;
 
   Session *session;
-  /* The path the session runs over. Signaling messages of another ICE
-   * generation are not for it (PROTOCOL.md section 4); only generation 0
-   * is made so far. */
+  /* The path the session runs over, and the next generation while it is
+   * being made (NULL otherwise). Signaling messages of another generation
+   * are for neither (PROTOCOL.md section 4). */
   Path *path;
-  GPtrArray *sent; /* Sigmsg*, for tunnel_resend_signals */
+  Path *next;
+  gboolean path_lost;       /* ICE declared self->path failed */
+  guint32 max_generation;   /* the highest made or asked for */
+  gint64 next_made;         /* when self->next was made */
+  GSource *next_deadline;
+  GSource *retry;           /* the next restart, after a backoff */
+  guint backoff_s;
+  gint64 last_request;      /* the peer's last restart request we acted on */
+  guint32 asked_generation; /* controlled: the generation we asked for last */
+  guint restarts;
+  guint stalls;
+  GPtrArray *dead;          /* Path*: freed from an idle, not from their own callbacks */
+  GSource *reaper;
+  GPtrArray *sent; /* Sigmsg* of generation 0, for tunnel_resend_signals */
 
   gboolean down;
   GError *down_error;
@@ -69,7 +88,7 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
 {
   g_debug ("session %.8s: sending %s", self->session_id, sigmsg_type_to_string (msg->type));
   self->cb.signal (msg, self->user_data);
-  if (msg->type != SIGMSG_BYE)
+  if (msg->type != SIGMSG_BYE && msg->generation == 0)
     g_ptr_array_add (self->sent, msg);
   else
     sigmsg_free (msg);
@@ -110,6 +129,9 @@ session_on_rtt (gint64 rtt_us, gpointer data)
     self->cb.rtt (rtt_us, self->user_data);
 }
 
+static void tunnel_restart (Tunnel *self, TunnelRestartReason reason);
+static void tunnel_stop_retry (Tunnel *self);
+
 static void
 session_on_silence (gint64 gap_us, gboolean over, gpointer data)
 {
@@ -117,6 +139,18 @@ session_on_silence (gint64 gap_us, gboolean over, gpointer data)
 
   if (self->cb.silence)
     self->cb.silence (gap_us, over, self->user_data);
+  if (over)
+    {
+      /* The path works again (the old one, or the new one already): what
+       * restarts remain to be tried can wait for the next silence. */
+      tunnel_stop_retry (self);
+      self->backoff_s = 0;
+    }
+  else
+    {
+      self->stalls++;
+      tunnel_restart (self, TUNNEL_RESTART_SILENCE);
+    }
 }
 
 static void
@@ -144,10 +178,209 @@ static const SessionCallbacks session_callbacks = {
   .down = session_on_down,
 };
 
-/* ---- the path ---- */
+/* ---- the paths ---- */
+
+static gboolean
+reap_dead (gpointer data)
+{
+  Tunnel *self = data;
+
+  g_clear_pointer (&self->reaper, g_source_unref);
+  g_ptr_array_set_size (self->dead, 0);
+  return G_SOURCE_REMOVE;
+}
+
+/* Frees @path soon: we may be inside one of its callbacks. */
+static void
+tunnel_bury (Tunnel *self, Path *path)
+{
+  if (path == NULL)
+    return;
+  g_ptr_array_add (self->dead, path);
+  if (self->reaper == NULL)
+    {
+      self->reaper = g_idle_source_new ();
+      g_source_set_callback (self->reaper, reap_dead, self, NULL);
+      g_source_attach (self->reaper, self->context);
+    }
+}
 
 static void
-path_on_signal (Sigmsg *msg, gpointer data)
+clear_source (GSource **source)
+{
+  if (*source)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static void
+tunnel_stop_retry (Tunnel *self)
+{
+  clear_source (&self->retry);
+}
+
+static void
+tunnel_drop_next (Tunnel *self)
+{
+  clear_source (&self->next_deadline);
+  tunnel_bury (self, g_steal_pointer (&self->next));
+}
+
+/* Whether the path in use needs replacing. */
+static gboolean
+tunnel_needs_path (Tunnel *self)
+{
+  return self->path_lost || session_is_stalled (self->session);
+}
+
+static gboolean
+on_retry (gpointer data)
+{
+  Tunnel *self = data;
+
+  g_clear_pointer (&self->retry, g_source_unref);
+  if (tunnel_needs_path (self))
+    tunnel_restart (self, TUNNEL_RESTART_RETRY);
+  return G_SOURCE_REMOVE;
+}
+
+/* The expensive step (gathering, relay allocations, signaling) backs off;
+ * the session's pings probe the old path every second meanwhile. */
+static void
+tunnel_schedule_retry (Tunnel *self)
+{
+  if (self->retry || self->down)
+    return;
+  self->backoff_s = CLAMP (self->backoff_s * 2, 1, TUNNEL_RESTART_BACKOFF_MAX_S);
+  self->retry = g_timeout_source_new_seconds (self->backoff_s);
+  g_source_set_callback (self->retry, on_retry, self, NULL);
+  g_source_attach (self->retry, self->context);
+}
+
+static gboolean
+on_next_deadline (gpointer data)
+{
+  Tunnel *self = data;
+
+  g_clear_pointer (&self->next_deadline, g_source_unref);
+  g_debug ("session %.8s: ICE generation %u found no pair within %d s", self->session_id,
+           path_generation (self->next), TUNNEL_RESTART_DEADLINE_S);
+  tunnel_drop_next (self);
+  if (tunnel_needs_path (self))
+    tunnel_schedule_retry (self);
+  return G_SOURCE_REMOVE;
+}
+
+static const PathCallbacks path_callbacks;
+
+static Path *
+tunnel_new_path (Tunnel *self, guint32 generation, GError **error)
+{
+  PathConfig config = {
+    .session = self->session_id,
+    .generation = generation,
+    .controlling = self->controlling,
+    .ice_servers = self->cb.ice_servers (self->user_data),
+    .local_addresses = self->local_addresses,
+    .relay_only = self->relay_only,
+    .releases = self->releases,
+    .warn = self->warn,
+  };
+
+  return path_new (self->context, &config, &path_callbacks, self, error);
+}
+
+/* Makes (controlling) or asks for (controlled) the next ICE generation. */
+static void
+tunnel_restart (Tunnel *self, TunnelRestartReason reason)
+{
+  g_autoptr (GError) error = NULL;
+  guint32 generation;
+
+  if (self->down || !session_is_up (self->session))
+    return;
+  tunnel_stop_retry (self);
+  if (!self->controlling)
+    {
+      Sigmsg *msg = sigmsg_new (SIGMSG_RESTART, self->session_id);
+
+      msg->generation = self->max_generation + 1;
+      self->asked_generation = msg->generation;
+      if (self->cb.restarting)
+        self->cb.restarting (msg->generation, reason, self->user_data);
+      tunnel_send_signal (self, msg);
+      /* Asked again after the backoff, while the path stays dead. */
+      tunnel_schedule_retry (self);
+      return;
+    }
+  /* A generation under way is given its time, unless the network changed
+   * under it too. */
+  if (self->next && reason != TUNNEL_RESTART_NETWORK)
+    return;
+  tunnel_drop_next (self);
+  generation = ++self->max_generation;
+  self->next = tunnel_new_path (self, generation, &error);
+  if (self->next == NULL)
+    {
+      warn_say (&self->warn, "cannot restart ICE: %s", error->message);
+      tunnel_schedule_retry (self);
+      return;
+    }
+  self->restarts++;
+  self->next_made = g_get_monotonic_time ();
+  self->next_deadline = g_timeout_source_new_seconds (TUNNEL_RESTART_DEADLINE_S);
+  g_source_set_callback (self->next_deadline, on_next_deadline, self, NULL);
+  g_source_attach (self->next_deadline, self->context);
+  if (self->cb.restarting)
+    self->cb.restarting (generation, reason, self->user_data);
+  path_offer (self->next);
+}
+
+/* The controlled side: the peer's offer of a later generation. */
+static void
+tunnel_accept_restart (Tunnel *self, const Sigmsg *offer)
+{
+  g_autoptr (GError) error = NULL;
+
+  tunnel_stop_retry (self);
+  tunnel_drop_next (self);
+  self->max_generation = offer->generation;
+  self->next = tunnel_new_path (self, offer->generation, &error);
+  if (self->next == NULL)
+    {
+      warn_say (&self->warn, "cannot restart ICE: %s", error->message);
+      return;
+    }
+  self->restarts++;
+  self->next_made = g_get_monotonic_time ();
+  self->next_deadline = g_timeout_source_new_seconds (TUNNEL_RESTART_DEADLINE_S);
+  g_source_set_callback (self->next_deadline, on_next_deadline, self, NULL);
+  g_source_attach (self->next_deadline, self->context);
+  if (self->cb.restarting)
+    self->cb.restarting (offer->generation, TUNNEL_RESTART_PEER, self->user_data);
+  path_handle_signal (self->next, offer);
+}
+
+/* The next generation selected a pair: the session moves to it, and the
+ * old path (and its relay allocations) goes. */
+static void
+tunnel_promote_next (Tunnel *self)
+{
+  g_debug ("session %.8s: ICE generation %u replaces %u", self->session_id,
+           path_generation (self->next), path_generation (self->path));
+  clear_source (&self->next_deadline);
+  tunnel_bury (self, self->path);
+  self->path = g_steal_pointer (&self->next);
+  self->path_lost = FALSE;
+  self->backoff_s = 0;
+  tunnel_stop_retry (self);
+  session_path_changed (self->session);
+}
+
+static void
+path_on_signal (Path *path, Sigmsg *msg, gpointer data)
 {
   Tunnel *self = data;
 
@@ -155,26 +388,33 @@ path_on_signal (Sigmsg *msg, gpointer data)
 }
 
 static void
-path_on_connected (gpointer data)
+path_on_connected (Path *path, gpointer data)
 {
   Tunnel *self = data;
 
-  session_start (self->session);
+  if (path == self->path)
+    session_start (self->session);
 }
 
 static void
-path_on_selected (const PathInfo *info, gboolean new_pair, gpointer data)
+path_on_selected (Path *path, const PathInfo *info, gboolean new_pair, gpointer data)
 {
   Tunnel *self = data;
 
-  if (new_pair)
+  if (path == self->next)
+    {
+      if (!new_pair)
+        return;
+      tunnel_promote_next (self);
+    }
+  else if (new_pair)
     session_path_changed (self->session);
   if (session_is_up (self->session) && self->cb.path_changed)
     self->cb.path_changed (info, self->user_data);
 }
 
 static void
-path_on_receive (const guint8 *buf, gsize len, gpointer data)
+path_on_receive (Path *path, const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
 
@@ -182,20 +422,36 @@ path_on_receive (const guint8 *buf, gsize len, gpointer data)
     session_receive (self->session, buf, len);
 }
 
-/* Losing the path ends the tunnel. (A new ICE generation could carry the
- * session on instead.) Once the session is up the user hears that the
- * path was lost, not which candidates the path began with. */
+/* Before the session is up, losing the path ends the tunnel, with what ICE
+ * found. Later a lost path is replaced by the next generation: the user
+ * hears that the path was lost, not which candidates it began with. */
 static void
-path_on_lost (const GError *error, gpointer data)
+path_on_lost (Path *path, const GError *error, gpointer data)
 {
   Tunnel *self = data;
 
-  if (g_error_matches (error, PATH_ERROR, PATH_ERROR_INTERNAL))
+  if (g_error_matches (error, PATH_ERROR, PATH_ERROR_INTERNAL) && path == self->path
+      && !session_is_up (self->session))
     tunnel_fail (self, TUNNEL_ERROR_INTERNAL, "%s", error->message);
-  else if (session_is_up (self->session))
-    tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "the path to the peer was lost");
-  else
+  else if (path == self->next)
+    {
+      g_debug ("session %.8s: ICE generation %u failed: %s", self->session_id,
+               path_generation (path), error->message);
+      tunnel_drop_next (self);
+      if (tunnel_needs_path (self))
+        tunnel_schedule_retry (self);
+    }
+  else if (path != self->path)
+    return;
+  else if (!session_is_up (self->session))
     tunnel_fail (self, TUNNEL_ERROR_ICE_FAILED, "%s", error->message);
+  else if (!self->path_lost)
+    {
+      g_debug ("session %.8s: ICE generation %u lost: %s", self->session_id,
+               path_generation (path), error->message);
+      self->path_lost = TRUE;
+      tunnel_restart (self, TUNNEL_RESTART_LOST);
+    }
 }
 
 static const PathCallbacks path_callbacks = {
@@ -214,32 +470,28 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
 {
   g_autoptr (Tunnel) self = g_new0 (Tunnel, 1);
   g_autoptr (GError) local_error = NULL;
-  PathConfig path_config = {
-    .session = config->session,
-    .generation = 0,
-    .controlling = config->controlling,
-    .ice_servers = config->ice_servers,
-    .local_addresses = config->local_addresses,
-    .relay_only = config->relay_only,
-    .releases = config->releases,
-    .warn = config->warn,
-  };
 
   g_return_val_if_fail (peerid_is_valid (config->peer_id), NULL);
   g_return_val_if_fail (config->releases != NULL, NULL);
   self->context = g_main_context_ref (context);
   self->identity = config->identity;
+  self->controlling = config->controlling;
   self->cb = *callbacks;
   self->user_data = user_data;
+  self->local_addresses = config->local_addresses;
+  self->relay_only = config->relay_only;
+  self->releases = config->releases;
+  self->warn = config->warn;
   g_strlcpy (self->peer_id, config->peer_id, sizeof self->peer_id);
   g_strlcpy (self->session_id, config->session, sizeof self->session_id);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
+  self->dead = g_ptr_array_new_with_free_func ((GDestroyNotify) path_free);
 
   self->session = session_new (context, config->identity, config->peer_id, config->controlling,
-                               &session_callbacks, self, error);
+                               config->hold_s, &session_callbacks, self, error);
   if (self->session == NULL)
     return NULL;
-  self->path = path_new (context, &path_config, &path_callbacks, self, &local_error);
+  self->path = tunnel_new_path (self, 0, &local_error);
   if (self->path == NULL)
     {
       g_set_error (error, TUNNEL_ERROR, TUNNEL_ERROR_INTERNAL, "%s", local_error->message);
@@ -253,14 +505,15 @@ tunnel_free (Tunnel *self)
 {
   if (self == NULL)
     return;
-  if (self->down_idle)
-    {
-      g_source_destroy (self->down_idle);
-      g_source_unref (self->down_idle);
-    }
+  clear_source (&self->down_idle);
+  clear_source (&self->next_deadline);
+  clear_source (&self->retry);
+  clear_source (&self->reaper);
   /* The session sends through the path: it goes first. */
   session_free (self->session);
+  path_free (self->next);
   path_free (self->path);
+  g_clear_pointer (&self->dead, g_ptr_array_unref);
   g_clear_pointer (&self->sent, g_ptr_array_unref);
   g_clear_error (&self->down_error);
   g_main_context_unref (self->context);
@@ -273,30 +526,119 @@ tunnel_start (Tunnel *self)
   path_offer (self->path);
 }
 
+/* A bye ends the session only in a generation it has seen: one made so
+ * far (the peer may not have moved to the newest yet), or the one it asked
+ * for (the peer may answer that request with "unknown-session"). */
+static gboolean
+tunnel_knows_generation (Tunnel *self, guint32 generation)
+{
+  return generation <= self->max_generation
+         || (self->asked_generation != 0 && generation == self->asked_generation);
+}
+
+/* A restart request of the controlled side. It may repeat while the path
+ * stays dead; a peer cannot make us gather more than once a second. */
+static void
+tunnel_handle_restart_request (Tunnel *self, const Sigmsg *msg)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (!self->controlling || !session_is_up (self->session))
+    return;
+  if (now - self->last_request < G_USEC_PER_SEC)
+    return;
+  /* A generation under way whose answer came is at its checks already. */
+  if (self->next && path_has_remote (self->next))
+    return;
+  self->last_request = now;
+  tunnel_drop_next (self);
+  self->backoff_s = 0;
+  tunnel_restart (self, TUNNEL_RESTART_PEER);
+}
+
 void
 tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
 {
+  Path *path = NULL;
+
   if (self->down || strcmp (msg->session, self->session_id) != 0)
     return;
-  if (msg->generation != path_generation (self->path))
+  if (msg->type == SIGMSG_BYE && !tunnel_knows_generation (self, msg->generation))
     {
-      g_debug ("session %.8s: ignoring a %s of path generation %u (ours is %u)",
-               self->session_id, sigmsg_type_to_string (msg->type), msg->generation,
-               path_generation (self->path));
+      g_debug ("session %.8s: ignoring a bye of ICE generation %u", self->session_id,
+               msg->generation);
       return;
     }
-  g_debug ("session %.8s: received %s", self->session_id, sigmsg_type_to_string (msg->type));
-  if (msg->type != SIGMSG_BYE)
-    path_handle_signal (self->path, msg);
-  else if (g_strcmp0 (msg->reason, "not-trusted") == 0)
-    tunnel_fail (self, TUNNEL_ERROR_REFUSED,
-                 "the peer does not trust this agent (our peer-id is %s); on the peer, "
-                 "add it with --trust %s", self->identity->peer_id, self->identity->peer_id);
-  else
-    tunnel_fail (self,
-                 session_is_up (self->session) ? TUNNEL_ERROR_CLOSED : TUNNEL_ERROR_REFUSED,
-                 "the peer ended the session: %s%s%s", msg->reason, msg->text ? ": " : "",
-                 msg->text ? msg->text : "");
+  if (msg->type == SIGMSG_BYE)
+    {
+      if (g_strcmp0 (msg->reason, "not-trusted") == 0)
+        tunnel_fail (self, TUNNEL_ERROR_REFUSED,
+                     "the peer does not trust this agent (our peer-id is %s); on the peer, "
+                     "add it with --trust %s", self->identity->peer_id, self->identity->peer_id);
+      else
+        tunnel_fail (self,
+                     session_is_up (self->session) ? TUNNEL_ERROR_CLOSED : TUNNEL_ERROR_REFUSED,
+                     "the peer ended the session: %s%s%s", msg->reason, msg->text ? ": " : "",
+                     msg->text ? msg->text : "");
+      return;
+    }
+  if (msg->type == SIGMSG_RESTART)
+    {
+      tunnel_handle_restart_request (self, msg);
+      return;
+    }
+  if (msg->generation == path_generation (self->path))
+    path = self->path;
+  else if (self->next && msg->generation == path_generation (self->next))
+    path = self->next;
+  else if (msg->type == SIGMSG_OFFER && !self->controlling && session_is_up (self->session)
+           && msg->generation > self->max_generation)
+    {
+      g_debug ("session %.8s: received offer of ICE generation %u", self->session_id,
+               msg->generation);
+      tunnel_accept_restart (self, msg);
+      return;
+    }
+  if (path == NULL)
+    {
+      g_debug ("session %.8s: ignoring a %s of ICE generation %u", self->session_id,
+               sigmsg_type_to_string (msg->type), msg->generation);
+      return;
+    }
+  g_debug ("session %.8s: received %s (generation %u)", self->session_id,
+           sigmsg_type_to_string (msg->type), msg->generation);
+  path_handle_signal (path, msg);
+}
+
+void
+tunnel_network_changed (Tunnel *self, gboolean (*has_address) (const char *ip),
+                        gboolean route_moved)
+{
+  if (self->down || !session_is_up (self->session))
+    return;
+  if (route_moved || path_lost_address (self->path, has_address))
+    {
+      self->backoff_s = 0;
+      tunnel_restart (self, TUNNEL_RESTART_NETWORK);
+    }
+}
+
+guint32
+tunnel_generation (Tunnel *self)
+{
+  return path_generation (self->path);
+}
+
+guint
+tunnel_restarts (Tunnel *self)
+{
+  return self->restarts;
+}
+
+guint
+tunnel_stalls (Tunnel *self)
+{
+  return self->stalls;
 }
 
 void
@@ -316,6 +658,12 @@ gboolean
 tunnel_is_up (Tunnel *self)
 {
   return session_is_up (self->session) && !self->down;
+}
+
+gboolean
+tunnel_is_stalled (Tunnel *self)
+{
+  return session_is_stalled (self->session);
 }
 
 const char *
@@ -348,6 +696,7 @@ tunnel_close (Tunnel *self, const char *reason, const char *text)
   Sigmsg *bye = sigmsg_new (SIGMSG_BYE, self->session_id);
 
   session_close (self->session, text);
+  bye->generation = path_generation (self->path);
   bye->reason = g_strdup (reason);
   bye->text = g_strdup (text);
   tunnel_send_signal (self, bye);

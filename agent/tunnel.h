@@ -35,8 +35,27 @@ typedef PathInfo TunnelPath;
 /* "direct (host 192.0.2.1:5000 -> srflx 198.51.100.2:6000, udp)" */
 char *tunnel_path_to_string (const TunnelPath *path);
 
-/* No answer to pings for this long: the peer is gone. */
-#define TUNNEL_DEAD_AFTER_S SESSION_DEAD_AFTER_S
+/* ICE restarts (PROTOCOL.md section 4): a path that looks dead, or whose
+ * host address went away, is replaced by a new ICE generation (a new libnice
+ * agent that gathers afresh) while the session and its streams carry on.
+ * The controlling side (the offerer) makes the generations; the other side
+ * asks it to with a "restart" message. The old path carries data until the
+ * new one selects a pair (make before break); a new generation that does not
+ * within TUNNEL_RESTART_DEADLINE_S is dropped, and the next one is tried
+ * after a backoff that doubles from 1 s up to TUNNEL_RESTART_BACKOFF_MAX_S
+ * for as long as the path stays dead. */
+#define TUNNEL_RESTART_DEADLINE_S 10
+#define TUNNEL_RESTART_BACKOFF_MAX_S 8
+
+/* Why a new ICE generation is made. */
+typedef enum
+{
+  TUNNEL_RESTART_SILENCE,  /* the peer went quiet (the failure detector) */
+  TUNNEL_RESTART_LOST,     /* ICE declared the path failed */
+  TUNNEL_RESTART_NETWORK,  /* a local address went away, or the default route moved */
+  TUNNEL_RESTART_PEER,     /* the peer asked (it noticed first) */
+  TUNNEL_RESTART_RETRY,    /* the last generation found no pair */
+} TunnelRestartReason;
 
 typedef struct
 {
@@ -53,6 +72,11 @@ typedef struct
   /* The peer has said nothing for @gap_us (@over FALSE), or speaks again
    * after a silence of @gap_us (@over TRUE). Optional. */
   void (*silence) (gint64 gap_us, gboolean over, gpointer user_data);
+  /* An ICE restart began: a path of @generation is being made (or, on the
+   * controlled side, asked for), for @reason. Optional. */
+  void (*restarting) (guint32 generation, TunnelRestartReason reason, gpointer user_data);
+  /* The relays to gather from now (the owner renews their credentials). */
+  const SigmsgIceServers *(*ice_servers) (gpointer user_data);
   /* The tunnel is over; free it (not from inside this callback's caller:
    * this is always called from its own main-loop dispatch). */
   void (*down) (const GError *error, gpointer user_data);
@@ -64,11 +88,11 @@ typedef struct
   const char *peer_id;       /* the peer we expect */
   const char *session;       /* SIGMSG_SESSION_LEN hex characters */
   gboolean controlling;      /* we sent the offer; we are the DTLS client */
-  const SigmsgIceServers *ice_servers;
-  const char *const *local_addresses; /* NULL: every interface */
+  const char *const *local_addresses; /* NULL: every interface; must outlive the tunnel */
   gboolean relay_only;                /* relayed candidates only (needs a usable relay) */
   RelayReleases *releases;            /* borrowed; where the relay allocations go back */
   Warn warn;                          /* relays that fail, STUN servers skipped */
+  guint hold_s;                       /* see session_new() */
 } TunnelConfig;
 
 Tunnel *tunnel_new (GMainContext *context, const TunnelConfig *config,
@@ -88,10 +112,22 @@ void tunnel_handle_signal (Tunnel *tunnel, const Sigmsg *msg);
 void tunnel_resend_signals (Tunnel *tunnel);
 gboolean tunnel_has_answer (Tunnel *tunnel);
 gboolean tunnel_is_up (Tunnel *tunnel);
+/* Whether the peer went quiet (see SessionCallbacks.silence). */
+gboolean tunnel_is_stalled (Tunnel *tunnel);
 const char *tunnel_session (Tunnel *tunnel);
 const char *tunnel_peer_id (Tunnel *tunnel);
 Transport *tunnel_transport (Tunnel *tunnel);
 /* The path in use (valid once up). */
 const TunnelPath *tunnel_path (Tunnel *tunnel);
+/* The network under us changed (netwatch.h): restarts ICE at once when the
+ * path's own address is gone (@has_address says which are left) or
+ * @route_moved. */
+void tunnel_network_changed (Tunnel *tunnel, gboolean (*has_address) (const char *ip),
+                             gboolean route_moved);
+/* The ICE generation in use, and how many restarts and stalls (the peer
+ * went quiet) the tunnel has been through. */
+guint32 tunnel_generation (Tunnel *tunnel);
+guint tunnel_restarts (Tunnel *tunnel);
+guint tunnel_stalls (Tunnel *tunnel);
 /* Tells the peer we are leaving (BYE inside the tunnel, bye by signaling). */
 void tunnel_close (Tunnel *tunnel, const char *reason, const char *text);

@@ -45,6 +45,7 @@ static const char *const sigmsg_type_names[] = {
   [SIGMSG_CANDIDATE] = "candidate",
   [SIGMSG_END_OF_CANDIDATES] = "end-of-candidates",
   [SIGMSG_BYE] = "bye",
+  [SIGMSG_RESTART] = "restart",
 };
 
 const char *
@@ -317,6 +318,7 @@ sigmsg_check (const Sigmsg *msg, GError **error)
         return sigmsg_invalid (error, "candidate");
       break;
     case SIGMSG_END_OF_CANDIDATES:
+    case SIGMSG_RESTART:
       break;
     case SIGMSG_BYE:
       if (msg->reason == NULL || !sigmsg_reason_is_valid (msg->reason))
@@ -399,6 +401,7 @@ sigmsg_from_object (JsonObject *obj, gboolean allow_from, GError **error)
       ok = sigmsg_take (obj, "candidate", &msg->candidate, error);
       break;
     case SIGMSG_END_OF_CANDIDATES:
+    case SIGMSG_RESTART:
       break;
     case SIGMSG_BYE:
       ok = sigmsg_take (obj, "reason", &msg->reason, error)
@@ -454,6 +457,7 @@ sigmsg_build_object (JsonBuilder *b, const Sigmsg *msg)
       sigmsg_add_string (b, "candidate", msg->candidate);
       break;
     case SIGMSG_END_OF_CANDIDATES:
+    case SIGMSG_RESTART:
       break;
     case SIGMSG_BYE:
       sigmsg_add_string (b, "reason", msg->reason);

@@ -5,6 +5,7 @@
  *   {"v":1,"type":"candidate","session":"...","candidate":"candidate:1 1 UDP ..."}
  *   {"v":1,"type":"end-of-candidates","session":"..."}
  *   {"v":1,"type":"bye","session":"...","reason":"not-trusted","text":"..."}
+ *   {"v":1,"type":"restart","session":"...","generation":2}
  *
  * "from" (a peer-id) is set by the server on delivery, never trusted from a
  * sender. "generation" (optional, 0 when absent) numbers the ICE path the
@@ -40,6 +41,7 @@ typedef enum
   SIGMSG_CANDIDATE,
   SIGMSG_END_OF_CANDIDATES,
   SIGMSG_BYE,
+  SIGMSG_RESTART,
 } SigmsgType;
 
 typedef struct

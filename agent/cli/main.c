@@ -38,11 +38,16 @@ typedef struct
   char **local_addresses;
   gboolean relay_only;
   int timeout_s;
+  int hold_s;
+  int give_up_after_s;
 } Options;
 
 /* A UDP flow's default idle time, and the longest allowed. */
 #define UDP_TIMEOUT_DEFAULT_S 60
 #define UDP_TIMEOUT_MAX_S 86400
+/* How long streams wait for a silent peer (p2ptun_config_set_hold). */
+#define HOLD_DEFAULT_S 600
+#define HOLD_MAX_S 86400
 /* The longest a service name may be (PROTOCOL.md). */
 #define SERVICE_NAME_MAX 64
 
@@ -195,6 +200,18 @@ options_check (Options *o, GError **error)
                    "--timeout must be 0 (wait forever) or more seconds");
       return FALSE;
     }
+  if (o->hold_s < 1 || o->hold_s > HOLD_MAX_S)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--hold must be 1 to %d seconds", HOLD_MAX_S);
+      return FALSE;
+    }
+  if (o->give_up_after_s < 0 || o->give_up_after_s > HOLD_MAX_S)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--give-up-after must be 0 (never) to %d seconds", HOLD_MAX_S);
+      return FALSE;
+    }
   if (o->udp_timeout_s < 1 || o->udp_timeout_s > UDP_TIMEOUT_MAX_S)
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
@@ -308,6 +325,8 @@ on_event (P2ptunNode *node, const P2ptunEvent *event, gpointer data)
       g_main_loop_quit (cli->loop);
       break;
     case P2PTUN_EVENT_PATH_CHANGED:
+    case P2PTUN_EVENT_PATH_LOST:
+    case P2PTUN_EVENT_PEER_LOST:
     case P2PTUN_EVENT_PEER_SILENT:
     case P2PTUN_EVENT_PEER_ANSWERING:
     case P2PTUN_EVENT_NOTICE:
@@ -395,6 +414,8 @@ cli_config (const Options *o, GError **error)
   p2ptun_config_set_local_addresses (config, (const char *const *) o->local_addresses);
   p2ptun_config_set_relay_only (config, o->relay_only);
   p2ptun_config_set_udp_timeout (config, (guint) o->udp_timeout_s);
+  p2ptun_config_set_hold (config, (guint) o->hold_s);
+  p2ptun_config_set_give_up_after (config, (guint) o->give_up_after_s);
   return g_steal_pointer (&config);
 }
 
@@ -457,7 +478,7 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
 static int
 run (int argc, char **argv, const char *command)
 {
-  Options o = { .udp_timeout_s = UDP_TIMEOUT_DEFAULT_S };
+  Options o = { .udp_timeout_s = UDP_TIMEOUT_DEFAULT_S, .hold_s = HOLD_DEFAULT_S };
   g_autoptr (GError) error = NULL;
   g_autoptr (GOptionContext) ctx = NULL;
   g_autoptr (P2ptunIdentity) identity = NULL;
@@ -486,6 +507,10 @@ run (int argc, char **argv, const char *command)
     { "relay-only", 0, 0, G_OPTION_ARG_NONE, &o.relay_only,
       "Force the tunnel through the relay (a TURN server the signaling server hands out), "
       "for networks where direct paths are not wanted or to test the relay", NULL },
+    { "hold", 0, 0, G_OPTION_ARG_INT, &o.hold_s,
+      "When the peer stops answering (an outage, a roam), restart ICE and keep the streams "
+      "for this many seconds; after that they are reset (default "
+      G_STRINGIFY (HOLD_DEFAULT_S) ")", "SECONDS" },
     G_OPTION_ENTRY_NULL
   };
   GOptionEntry pair[] = {
@@ -503,7 +528,11 @@ run (int argc, char **argv, const char *command)
       "Carry standard input and output to the peer's SERVICE, then exit (like ssh -W; "
       "works as an ssh ProxyCommand)", "SERVICE" },
     { "timeout", 0, 0, G_OPTION_ARG_INT, &o.timeout_s,
-      "Give up if the tunnel is not up after this many seconds (default: wait)", "SECONDS" },
+      "Give up if the first tunnel is not up after this many seconds (default: wait)",
+      "SECONDS" },
+    { "give-up-after", 0, 0, G_OPTION_ARG_INT, &o.give_up_after_s,
+      "When a tunnel that was up ends (the peer restarted, or --hold ran out), reconnect, and "
+      "give up after this many seconds without one (default 0: never)", "SECONDS" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -522,7 +551,11 @@ run (int argc, char **argv, const char *command)
     g_option_context_set_description (
         ctx, "Prints 'tunnel up' with the path and round-trip time, then forwards until "
              "Ctrl-C.\nThe peer must trust this agent (its 'serve --trust', or its own "
-             "'pair' with our peer-id).\n\nExample:\n  p2ptun-agent pair PEER-ID --signal "
+             "'pair' with our peer-id).\n\nStaying connected: when the peer stops answering, "
+             "the tunnel restarts ICE and the streams wait (--hold); when the tunnel ends\n"
+             "after it was up, pair keeps its -L/-U ports and reconnects: first after 1 s, then "
+             "after twice as long each time\nup to 30 s (each +-25 %), back to 1 s once a tunnel "
+             "is up; connections made meanwhile wait up to 30 s.\n\nExample:\n  p2ptun-agent pair PEER-ID --signal "
              "https://signal.example.org:8443 --signal-pin sha256//... -L 8000:music\n"
              "  (and on the peer: p2ptun-agent serve --expose music=127.0.0.1:8000 ...;\n"
              "  UDP: -U 5004:rtp here, --expose rtp=127.0.0.1:5004/udp there)");

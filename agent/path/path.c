@@ -91,7 +91,7 @@ static void
 path_send_signal (Path *self, Sigmsg *msg)
 {
   msg->generation = self->generation;
-  self->cb.signal (msg, self->user_data);
+  self->cb.signal (self, msg, self->user_data);
 }
 
 /* Whether one of our own host candidates has @addr's IP address. */
@@ -184,7 +184,7 @@ path_refresh_info (Path *self)
   if (memcmp (&info, &self->info, sizeof info) == 0)
     return;
   path_set_info (self, &info, local);
-  self->cb.selected (&self->info, FALSE, self->user_data);
+  self->cb.selected (self, &self->info, FALSE, self->user_data);
 }
 
 /* Gathering ended with relays to ask and no relayed candidate. */
@@ -200,7 +200,7 @@ path_lost (Path *self, PathError code, const char *message)
 {
   g_autoptr (GError) error = g_error_new_literal (PATH_ERROR, code, message);
 
-  self->cb.lost (error, self->user_data);
+  self->cb.lost (self, error, self->user_data);
 }
 
 static void
@@ -255,7 +255,7 @@ ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, g
   first = (guint8) buf[0];
   if (first < 20 || first > 63)
     return;
-  self->cb.receive ((const guint8 *) buf, len, self->user_data);
+  self->cb.receive (self, (const guint8 *) buf, len, self->user_data);
 }
 
 static void
@@ -306,7 +306,7 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
   path_set_info (self, &info, local);
   /* Sockets made since gathering began. */
   nicesock_tune (self->agent, self->stream_id, PATH_COMPONENT);
-  self->cb.selected (&self->info, TRUE, self->user_data);
+  self->cb.selected (self, &self->info, TRUE, self->user_data);
 }
 
 static void
@@ -326,7 +326,7 @@ ice_on_state (NiceAgent *agent, guint stream_id, guint component_id, guint state
     {
       self->connected = TRUE;
       path_stop_ice_deadline (self);
-      self->cb.connected (self->user_data);
+      self->cb.connected (self, self->user_data);
     }
   else if (state == NICE_COMPONENT_STATE_FAILED)
     path_fail_ice (self, "");
@@ -588,4 +588,25 @@ const PathInfo *
 path_info (Path *self)
 {
   return &self->info;
+}
+
+gboolean
+path_lost_address (Path *self, gboolean (*has_address) (const char *ip))
+{
+  GSList *locals = nice_agent_get_local_candidates (self->agent, self->stream_id,
+                                                    PATH_COMPONENT);
+  gboolean lost = FALSE;
+
+  for (GSList *l = locals; l && !lost; l = l->next)
+    {
+      NiceCandidate *c = l->data;
+      char ip[NICE_ADDRESS_STRING_LEN];
+
+      if (c->type != NICE_CANDIDATE_TYPE_HOST)
+        continue;
+      nice_address_to_string (&c->addr, ip);
+      lost = !has_address (ip);
+    }
+  g_slist_free_full (locals, (GDestroyNotify) nice_candidate_free);
+  return lost;
 }

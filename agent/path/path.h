@@ -41,19 +41,20 @@ typedef struct
 {
   /* A signaling message for the peer, of this path's generation; takes
    * @msg. */
-  void (*signal) (Sigmsg *msg, gpointer user_data);
+  void (*signal) (Path *path, Sigmsg *msg, gpointer user_data);
   /* A candidate pair works: a session may start over the path. Once. */
-  void (*connected) (gpointer user_data);
+  void (*connected) (Path *path, gpointer user_data);
   /* A pair was selected (@new_pair), or the selected pair's remote end
    * got its real type (peer-reflexive until its candidate line came). */
-  void (*selected) (const PathInfo *info, gboolean new_pair, gpointer user_data);
+  void (*selected) (Path *path, const PathInfo *info, gboolean new_pair,
+                    gpointer user_data);
   /* A datagram from the peer in the DTLS range. */
-  void (*receive) (const guint8 *buf, gsize len, gpointer user_data);
+  void (*receive) (Path *path, const guint8 *buf, gsize len, gpointer user_data);
   /* The path failed: no pair works (within the ICE deadline), the pair in
    * use is gone, or gathering could not start. @error in PATH_ERROR says
    * which candidates there were. May come from inside path_offer() and
    * path_handle_signal(). */
-  void (*lost) (const GError *error, gpointer user_data);
+  void (*lost) (Path *path, const GError *error, gpointer user_data);
 } PathCallbacks;
 
 typedef struct
@@ -88,3 +89,7 @@ gboolean path_has_remote (Path *path);
 guint32 path_generation (Path *path);
 /* The selected pair (zeroed until one is). */
 const PathInfo *path_info (Path *path);
+/* Whether one of the path's host candidates has an address that
+ * @has_address says is no longer on this machine (the network changed
+ * under it). */
+gboolean path_lost_address (Path *path, gboolean (*has_address) (const char *ip));

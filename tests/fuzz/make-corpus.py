@@ -91,6 +91,8 @@ def sigmsgs():
     write("sigmsg", "0-version-2", "\x00" + '{"v":2,"type":"offer"}')
     write("sigmsg", "0-duplicate", "\x00" + eoc[:-1] + ',"v":1}')
     write("sigmsg", "0-generation", "\x00" + cand[:-1] + ',"generation":4294967295}')
+    write("sigmsg", "0-restart", "\x00" + msg(type="restart", session=SESSION)[:-1]
+          + ',"generation":2}')
     write("sigmsg", "1-answer-from", "\x01" + answer)
     write("sigmsg", "2-batch", "\x02" + '{"messages":[%s,%s,%s]}' % (eoc_from, cand_from, answer))
     write("sigmsg", "2-batch-empty", "\x02" + '{"messages":[]}')

@@ -283,12 +283,15 @@ def sigterm(lab):
 
 def peer_sigterm(lab):
     """The serving agent stops in the middle of a download: the client sees
-    a reset after a prefix, never a clean end, and pair says why and exits 1;
-    the service's connection is reset too."""
+    a reset after a prefix, never a clean end; pair says that the peer went
+    away and keeps its -L port; the service's connection is reset too. The
+    serving agent starts again: pair reconnects by itself, and a new
+    connection through the same port works."""
     size = 256 * MIB
     source = lab.service("source", size=size, seed=7)
     port = free_port()
-    server, client, (sid, cid, _, _) = setup_pair(lab, {"down": source.port}, {port: "down"})
+    server, client, (sid, cid, url, pin) = setup_pair(lab, {"down": source.port},
+                                                      {port: "down"})
     client.wait_line(UP_RE, timeout=20)
     with connect_retry(port) as s:
         s.settimeout(30)
@@ -302,11 +305,27 @@ def peer_sigterm(lab):
     check(ending == "reset", "a download cut after %d of %d bytes ended with %s, not a reset"
           % (got + n, size, ending))
     check(got + n < size, "the whole download arrived before the stop; cannot judge")
-    client.wait_line(r"error: the peer ended the tunnel", timeout=10)
-    check(client.wait_exit(10) == 1, "pair should exit 1")
+    client.wait_line(r"peer %s went away: the peer ended the tunnel.*; reconnecting in "
+                     r"[\d.]+ s" % sid, timeout=10)
+    check(server.wait_exit(10) == 0, "serve should exit 0 on SIGTERM")
     check(source.wait_endings(1) == ["reset"], "the service's connection must be reset: %r"
           % source.endings)
     sys.stderr.write("download cut after %d of %d bytes: reset\n" % (got + n, size))
+    time.sleep(1.5)
+    check(client.proc.poll() is None, "pair must keep running while its peer is away")
+
+    sdir, _ = lab.agent_dir("server")
+    lab.agent("server-again", sdir, ["serve", "--expose", "down=127.0.0.1:%d" % source.port,
+                                     "--trust", cid], url, pin)
+    m = client.wait_line(r"tunnel up: .*\(reconnected after ([\d.]+) s\)", timeout=60)
+    sys.stderr.write("reconnected %s s after the peer went away\n" % m.group(1))
+    with connect_retry(port) as s:
+        s.settimeout(30)
+        got = 0
+        while got < MIB:
+            data = s.recv(1 << 16)
+            check(data, "the download after the reconnection ended after %d bytes" % got)
+            got += len(data)
 
 
 def signal_killed(lab):

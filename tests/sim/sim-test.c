@@ -380,6 +380,96 @@ test_blackout (void)
   return failures ? 1 : 0;
 }
 
+/* ---- a tunnel's hold: streams paused for 30 s, then resumed ---- */
+
+/* The agent's session keeps streams through an outage of up to --hold (10
+ * minutes by default) and sets the connection's idle timeout beyond it:
+ * with no path for 30 s, nothing is lost or duplicated, and data flows
+ * again within about a second (the retransmission backoff stops at 1 s). */
+static int
+test_hold (void)
+{
+  struct sim_link_params p = base_link (20000000, 40 * MS);
+  p.blackout_start = 2 * SEC;
+  p.blackout_end = 32 * SEC;
+  struct xport_config cfg = { .idle_timeout_us = 605 * SEC };
+  struct sim_flow f;
+  struct pair pr;
+  flow_pair (&pr, 11, &p, &cfg, &f, 2, 8 * MIB, 5);
+  sim_node_kick (pr.a);
+  sim_run (pr.sim, 32 * SEC, sim_flow_done, &f);
+  uint64_t during = f.bytes_read;
+  uint64_t resumed = 0;
+  for (uint64_t t = 32 * SEC + 50 * MS; t <= 40 * SEC && resumed == 0; t += 50 * MS)
+    {
+      sim_run (pr.sim, t, sim_flow_done, &f);
+      if (f.bytes_read > during || f.done_time)
+        resumed = t - 32 * SEC;
+    }
+  sim_run (pr.sim, 90 * SEC, sim_flow_done, &f);
+  char why[200];
+  bool ok = sim_flow_verify (&f, why, sizeof why);
+  printf ("30 s without a path from 2 s: %.2f MiB before, data again %.2f s after the path "
+          "came back, done at %.2f s\n",
+          (double)during / MIB, (double)resumed / 1e6, (double)f.done_time / 1e6);
+  CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
+  CHECK (ok, "%s", why);
+  /* Target 1 s (the backoff's ceiling); bound 5 s. */
+  CHECK (resumed != 0 && resumed <= 5 * SEC, "data again only %.2f s after the path came back",
+         (double)resumed / 1e6);
+  sim_flow_clear (&f);
+  sim_free (pr.sim);
+  return failures ? 1 : 0;
+}
+
+/* ---- an ICE restart onto a path of another round-trip time ---- */
+
+/* The agent moves the connection to the next ICE generation's pair, whose
+ * RTT may be much larger (a relay far away) or smaller (back to a direct
+ * pair), and tells it (xport_conn_path_changed): the stream carries on
+ * intact, and its rate follows the new path. */
+static int
+test_rtt_change (void)
+{
+  struct sim_link_params p = base_link (20000000, 10 * MS);
+  struct xport_config cfg = { 0 };
+  struct sim_flow f;
+  struct pair pr;
+  const uint64_t rtts[] = { 150 * MS, 10 * MS };
+  flow_pair (&pr, 12, &p, &cfg, &f, 2, 16 * MIB, 9);
+  sim_node_kick (pr.a);
+  for (size_t i = 0; i < 2; i++)
+    {
+      sim_run (pr.sim, (2 + 2 * i) * SEC, sim_flow_done, &f);
+      uint64_t before = f.bytes_read;
+      struct sim_link_params q = base_link (20000000, rtts[i]);
+      sim_link_set (pr.ab, &q);
+      sim_link_set (pr.ba, &q);
+      xport_conn_path_changed (sim_node_conn (pr.a), sim_now (pr.sim));
+      xport_conn_path_changed (sim_node_conn (pr.b), sim_now (pr.sim));
+      sim_node_kick (pr.a);
+      sim_node_kick (pr.b);
+      sim_run (pr.sim, (3 + 2 * i) * SEC, sim_flow_done, &f);
+      printf ("to an RTT of %llu ms at %zu s: %.2f MiB in the next second\n",
+              (unsigned long long)(rtts[i] / MS), 2 + 2 * i,
+              (double)(f.bytes_read - before) / MIB);
+      CHECK (f.bytes_read > before, "no progress in the second after the move to %llu ms",
+             (unsigned long long)(rtts[i] / MS));
+    }
+  sim_run (pr.sim, 60 * SEC, sim_flow_done, &f);
+  char why[200];
+  bool ok = sim_flow_verify (&f, why, sizeof why);
+  printf ("16 MiB done at %.2f s\n", (double)f.done_time / 1e6);
+  CHECK (!f.closed, "connection closed (code %llu)", (unsigned long long)f.close_code);
+  CHECK (ok, "%s", why);
+  /* 16 MiB at 20 Mbit/s is 6.7 s; bound 5x. */
+  CHECK (f.done_time != 0 && f.done_time < 35 * SEC, "done at %.2f s",
+         (double)f.done_time / 1e6);
+  sim_flow_clear (&f);
+  sim_free (pr.sim);
+  return failures ? 1 : 0;
+}
+
 /* ---- path MTU discovery: search, black hole, path change ---- */
 
 static void
@@ -830,7 +920,7 @@ main (int argc, char **argv)
     {
       fprintf (stderr,
                "usage: %s integrity PROFILE | stalled-reader | fairness | blackout | "
-               "idle-close | reset | wire | pmtu | policer | idle-restart\n",
+               "idle-close | reset | wire | pmtu | policer | idle-restart | hold | rtt-change\n",
                argv[0]);
       return 2;
     }
@@ -855,6 +945,10 @@ main (int argc, char **argv)
     return test_policer ();
   if (strcmp (t, "idle-restart") == 0)
     return test_idle_restart ();
+  if (strcmp (t, "hold") == 0)
+    return test_hold ();
+  if (strcmp (t, "rtt-change") == 0)
+    return test_rtt_change ();
   fprintf (stderr, "%s: unknown test %s\n", argv[0], t);
   return 2;
 }

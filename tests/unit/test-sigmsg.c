@@ -71,6 +71,11 @@ test_parse_valid (void)
   g_assert_cmpstr (bye->reason, ==, "not-trusted");
   g_assert_cmpstr (bye->text, ==, "go \"away\"");
 
+  g_autoptr (Sigmsg) restart = parse_ok (
+      "{\"v\":1,\"type\":\"restart\",\"session\":\"" SESSION "\",\"generation\":3}", FALSE);
+  g_assert_cmpint (restart->type, ==, SIGMSG_RESTART);
+  g_assert_cmpuint (restart->generation, ==, 3);
+
   /* Unknown members, and known members a type does not use, are ignored. */
   g_autoptr (Sigmsg) fwd = parse_ok (
       "{\"v\":1,\"type\":\"end-of-candidates\",\"session\":\"" SESSION
@@ -478,7 +483,8 @@ test_type_names (void)
   g_assert_cmpstr (sigmsg_type_to_string (SIGMSG_END_OF_CANDIDATES), ==,
                    "end-of-candidates");
   g_assert_cmpstr (sigmsg_type_to_string (SIGMSG_BYE), ==, "bye");
-  g_assert_null (sigmsg_type_to_string ((SigmsgType)5));
+  g_assert_cmpstr (sigmsg_type_to_string (SIGMSG_RESTART), ==, "restart");
+  g_assert_null (sigmsg_type_to_string ((SigmsgType)6));
   g_assert_null (sigmsg_type_to_string ((SigmsgType)-1));
 }
 

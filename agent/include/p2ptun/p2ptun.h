@@ -269,6 +269,27 @@ void p2ptun_config_set_relay_only (P2ptunConfig *config, gboolean relay_only);
  * A UDP flow of a local forward ends after @seconds without a datagram.
  */
 void p2ptun_config_set_udp_timeout (P2ptunConfig *config, guint seconds);
+/**
+ * p2ptun_config_set_hold:
+ * @config: a configuration
+ * @seconds: 1 to 86400 (default 600)
+ *
+ * How long the streams of a tunnel wait for a peer that stopped answering
+ * (an outage, a roam): the tunnel restarts ICE meanwhile and the streams
+ * carry on when a path works again. After @seconds the tunnel's streams
+ * are reset and the tunnel ends; a tunnel the node paired reconnects.
+ */
+void p2ptun_config_set_hold (P2ptunConfig *config, guint seconds);
+/**
+ * p2ptun_config_set_give_up_after:
+ * @config: a configuration
+ * @seconds: 0 (the default: never) to 86400
+ *
+ * A peer paired with p2ptun_node_pair() whose tunnel ended is reconnected
+ * with backoff; after @seconds without a tunnel the node gives up and says
+ * so with %P2PTUN_EVENT_PEER_GONE.
+ */
+void p2ptun_config_set_give_up_after (P2ptunConfig *config, guint seconds);
 
 /* ---- paths and status ---- */
 
@@ -466,6 +487,34 @@ guint p2ptun_status_get_streams (const P2ptunStatus *status);
  */
 guint p2ptun_status_get_generation (const P2ptunStatus *status);
 /**
+ * p2ptun_status_get_restarts:
+ * @status: a status
+ *
+ * ICE restarts the tunnel made or took part in.
+ *
+ * Returns: how many
+ */
+guint p2ptun_status_get_restarts (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_outages:
+ * @status: a status
+ *
+ * Times the peer went quiet long enough for the path to be called dead.
+ *
+ * Returns: how many
+ */
+guint p2ptun_status_get_outages (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_reconnects:
+ * @status: a status
+ *
+ * For a paired peer: how many tunnels came before this one (the peer went
+ * away and came back).
+ *
+ * Returns: how many
+ */
+guint p2ptun_status_get_reconnects (const P2ptunStatus *status);
+/**
  * p2ptun_status_to_json:
  * @status: a status
  *
@@ -506,6 +555,12 @@ char *p2ptun_status_to_json (const P2ptunStatus *status);
  * @P2PTUN_EVENT_FATAL: the node cannot go on (the signaling server
  *   refuses it, a forward's socket failed); free it
  * @P2PTUN_EVENT_CLOSED: p2ptun_node_close() finished
+ * @P2PTUN_EVENT_PATH_LOST: the path stopped working (or the network
+ *   changed under it): the tunnel restarts ICE and its streams wait
+ * @P2PTUN_EVENT_PEER_LOST: the tunnel to a paired peer ended (the peer
+ *   restarted, or did not answer within the hold time); its streams were
+ *   reset, the local forwards stay, and the node reconnects (the event's
+ *   seconds say when)
  *
  * What happened.
  */
@@ -524,6 +579,8 @@ typedef enum
   P2PTUN_EVENT_WARNING,
   P2PTUN_EVENT_FATAL,
   P2PTUN_EVENT_CLOSED,
+  P2PTUN_EVENT_PATH_LOST,
+  P2PTUN_EVENT_PEER_LOST,
 } P2ptunEventKind;
 
 /**
