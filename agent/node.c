@@ -285,7 +285,7 @@ static const char *const restart_reasons[] = {
   [TUNNEL_RESTART_SILENCE] = "path lost",
   [TUNNEL_RESTART_LOST] = "path lost",
   [TUNNEL_RESTART_NETWORK] = "network changed",
-  [TUNNEL_RESTART_PEER] = "the peer restarts ICE",
+  [TUNNEL_RESTART_PEER] = "the peer asks",
   [TUNNEL_RESTART_RETRY] = "still no path",
 };
 

@@ -537,7 +537,9 @@ tunnel_knows_generation (Tunnel *self, guint32 generation)
 }
 
 /* A restart request of the controlled side. It may repeat while the path
- * stays dead; a peer cannot make us gather more than once a second. */
+ * stays dead; a peer cannot make us gather more than once a second. A
+ * generation under way that is as new as the one asked for is given its
+ * time (its deadline retries it). */
 static void
 tunnel_handle_restart_request (Tunnel *self, const Sigmsg *msg)
 {
@@ -545,10 +547,9 @@ tunnel_handle_restart_request (Tunnel *self, const Sigmsg *msg)
 
   if (!self->controlling || !session_is_up (self->session))
     return;
-  if (now - self->last_request < G_USEC_PER_SEC)
+  if (self->next && msg->generation <= self->max_generation)
     return;
-  /* A generation under way whose answer came is at its checks already. */
-  if (self->next && path_has_remote (self->next))
+  if (now - self->last_request < G_USEC_PER_SEC)
     return;
   self->last_request = now;
   tunnel_drop_next (self);
