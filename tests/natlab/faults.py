@@ -295,6 +295,12 @@ class Fault:
                                                  "%s:%d" % (addr, port)]))
         return [l for l in out.splitlines() if l.strip()]
 
+    def signal_clients(self):
+        """Addresses with an established connection to the signaling server."""
+        out = natlab.run(self.net.exec_argv(self.net.inet, [
+            "ss", "-Htn", "state", "established", "( sport = :%d )" % self.t.SIGNAL_PORT]))
+        return {l.split()[-1].rsplit(":", 1)[0] for l in out.splitlines() if l.strip()}
+
     # ---- faults ----
 
     def cut_b(self):
@@ -573,15 +579,17 @@ def relay_failover(f):
     relays = {SERVERS_IP: f.r.relay_proc,
               SECOND_RELAY_IP: [p for p in f.net.procs if p.name == "relay2"][0]}
     f.r.relay_procs = list(relays.values())
+    s = f.stream(PRE_S + POST_S + RELAY_FAILOVER_BOUND_S, timeout=60)
+    s.wait_flowing()
+    time.sleep(PRE_S)
+    # The path in use now (the agents may have moved between the relays
+    # since the tunnel came up).
+    n0 = f.lines_now(f.pair)
     cpath = f.t.final_path(f.pair, f.id_a)
     check(cpath and cpath["local_type"] == "relay", "pair's path is not through a relay: %s"
           % (cpath and cpath["line"]))
     ip = cpath["local"].rsplit(":", 1)[0]
     check(ip in relays, "pair's relay %s is none of ours" % ip)
-    s = f.stream(PRE_S + POST_S + RELAY_FAILOVER_BOUND_S, timeout=60)
-    s.wait_flowing()
-    time.sleep(PRE_S)
-    n0 = f.lines_now(f.pair)
     f.kill(relays[ip])
     t_kill = time.monotonic()
     check(not f.listening(f.net.inet, ip, f.t.RELAY_PORT),
@@ -629,10 +637,18 @@ def signal_restart(f):
     check((url, pin) == (f.r.signal_url, f.r.signal_pin), "the restarted signaling server "
           "has another URL or pin: %s %s (was %s %s)" % (url, pin, f.r.signal_url,
                                                           f.r.signal_pin))
+    # Back: each site has a connection to the new server (the agent's
+    # "reachable again" line comes only when its first long-poll ends).
     back = {}
-    for side, proc, n in (("pair", f.pair, n_b), ("serve", f.serve, n_a)):
-        f.wait_new(proc, f.t.RE_SIGNAL_BACK, n, SIGNAL_BACK_BOUND_S)
-        back[side] = round(time.monotonic() - t_restart, 1)
+    sides = {"serve": HOST_A_IP, "pair": HOST_B_IP}
+    while len(back) < len(sides):
+        clients = f.signal_clients()
+        for side, ip in sides.items():
+            if side not in back and ip in clients:
+                back[side] = round(time.monotonic() - t_restart, 1)
+        check(time.monotonic() - t_restart < SIGNAL_BACK_BOUND_S, "not every agent came "
+              "back to the signaling server within %d s: %r" % (SIGNAL_BACK_BOUND_S, back))
+        time.sleep(0.2)
     f.note("signal_back_s", back, "the agents were back on the signaling server after %r s"
            % back)
     serve_pid = f.serve.proc.pid
@@ -641,6 +657,11 @@ def signal_restart(f):
     f.check_intact(again, "C's stream")
     check(f.serve.proc.pid == serve_pid, "serve was restarted")
     f.check_running(f.serve, f.pair)
+    for proc, n in ((f.pair, n_b), (f.serve, n_a)):
+        said = [l for l in proc.lines[n:]
+                if "p2ptun-agent:" in l and re.search(f.t.RE_SIGNAL_BACK, l)]
+        sys.stderr.write("%s: %s\n" % (proc.name, said[0] if said else "no line about the "
+                                        "signaling server being back"))
     f.finish(DIRECT)
 
 

@@ -71,8 +71,6 @@ def nat_ruleset(nat, lan_hosts, ports=None):
     ("LOW-HIGH"), the mappings take their outside port from that range
     (masquerade otherwise keeps the inside port when it is free)."""
     masq = "masquerade"
-    if ports:
-        masq += " to :%s" % ports
     if nat == "symmetric":
         # A new random port for each new mapping (address+port-dependent mapping).
         masq = "masquerade random,fully-random"
@@ -107,8 +105,11 @@ def nat_ruleset(nat, lan_hosts, ports=None):
               "    type filter hook input priority filter; policy accept;",
               '    iifname "wan" ct state new drop', "  }"]
     rules += ["  chain postrouting {",
-              "    type nat hook postrouting priority srcnat; policy accept;",
-              '    oifname "wan" %s' % masq, "  }",
+              "    type nat hook postrouting priority srcnat; policy accept;"]
+    if ports:
+        # A port range needs the protocol known; the rest (ICMP) as before.
+        rules.append('    oifname "wan" meta l4proto { tcp, udp } %s to :%s' % (masq, ports))
+    rules += ['    oifname "wan" %s' % masq, "  }",
               "}"]
     return "\n".join(rules) + "\n"
 
