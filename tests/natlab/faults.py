@@ -227,6 +227,11 @@ class Fault:
                            "--expose", "up=127.0.0.1:%s" % ports[2]] + trust + list(serve_args)
         self.serve = self.start_serve()
         self.pair = self.start_pair("pair", self.dir_b, FWD_DOWN, FWD_UP, pair_args)
+        # The path before the fault, for the table if the case fails later.
+        try:
+            self.observe()
+        except TestFailure:
+            pass
 
     def start_serve(self, name="serve"):
         proc = self.net.start(name, self.host_a, self.serve_argv, env=self.env)
@@ -649,6 +654,7 @@ def signal_restart(f):
         check(time.monotonic() - t_restart < SIGNAL_BACK_BOUND_S, "not every agent came "
               "back to the signaling server within %d s: %r" % (SIGNAL_BACK_BOUND_S, back))
         time.sleep(0.2)
+    back = {side: back[side] for side in ("pair", "serve")}
     f.note("signal_back_s", back, "the agents were back on the signaling server after %r s"
            % back)
     serve_pid = f.serve.proc.pid
