@@ -6,7 +6,7 @@ P2PTUN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libnice-dev li
   glib-networking python3 openssl curl ca-certificates
   gobject-introspection libgirepository1.0-dev gi-docgen"
 P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-client
-  openssh-server iperf3 ethtool python3-gi"
+  openssh-server iperf3 ethtool python3-gi conntrack"
 
 p2ptun_ensure_packages() {
   local missing=() pkg

@@ -56,6 +56,20 @@ def seconds(key):
     return lambda r: "%s s" % r.get(key, "-")
 
 
+def details(*parts):
+    """Several details: (label, key) pairs, each "label N s"; a key whose
+    value is a dict shows it as "a / b"."""
+    def show(r):
+        out = []
+        for label, key in parts:
+            v = r.get(key, "-")
+            if isinstance(v, dict):
+                v = " / ".join(str(x) for x in v.values())
+            out.append("%s %s s" % (label, v) if label else "%s s" % v)
+        return "; ".join(out)
+    return show
+
+
 def packet_sizes(r):
     sizes = r.get("packet_size") or {}
     return "%s / %s bytes" % (sizes.get("client", "-"), sizes.get("server", "-"))
@@ -74,8 +88,6 @@ OTHER_CASES = [
     ("relay-shortcut", "public against UDP blocked, the public host's UDP to the relay's "
      "allocations dropped until ICE's checks are over, then let through (path after the move "
      "from relay-to-relay to host-to-relay; seconds to it)", seconds("shortcut_after_s")),
-    ("outage", "two public hosts, all UDP between them dropped for 12 s with the tunnel up "
-     "(silence the agents reported)", seconds("outage_gap_s")),
     ("signal-cut", "two port-restricted NATs, the pairing site's TCP to the signaling server "
      "dropped (dead connections given up after)", seconds("signal_cut_noticed_s")),
     ("signal-killed", "two port-restricted NATs, the signaling server killed (SIGKILL) in the "
@@ -84,6 +96,28 @@ OTHER_CASES = [
      "(which has another interface too) forced through the relay, no --local-address", None),
     ("small-mtu", "two port-restricted NATs, site A's internet link carries 1400-byte packets "
      "(packet size path MTU discovery found: pair / serve)", packet_sizes),
+    # Staying connected (faults.py): the time from the fault's end (or the
+    # move) to data flowing again, and what else each case measured.
+    ("cut-5s", "two public hosts, B's whole link cut for 5 s during a paced transfer "
+     "(data again after)", seconds("recovery_s")),
+    ("cut-60s", "two public hosts, B's whole link cut for 60 s during a paced transfer "
+     "(data again after)", seconds("recovery_s")),
+    ("hold-exceeded", "--hold 20, B's link cut for 30 s: stream reset, pair reconnects, a new "
+     "connection works (peer given up after; reconnected after the cut)",
+     details(("", "went_away_after_s"), ("", "reconnected_s"))),
+    ("direct-cut", "two public hosts, only their direct UDP cut for 40 s (on the relay after; "
+     "direct again after the cut)", details(("", "to_relay_s"), ("", "back_to_direct_s"))),
+    ("nat-rebind", "two port-restricted NATs, B's NAT forgets its mappings mid-transfer (data "
+     "again after)", seconds("recovery_s")),
+    ("roam", "B moves mid-transfer to another LAN behind another NAT (data again after)",
+     seconds("recovery_s")),
+    ("relay-failover", "--relay-only with two relays, the one in use killed mid-transfer "
+     "(on the other relay after; data again after)",
+     details(("", "relay_moved_s"), ("", "recovery_s"))),
+    ("signal-restart", "the signaling server killed mid-transfer and restarted; a third agent "
+     "pairs (agents back on it after: pair / serve)", details(("", "signal_back_s"))),
+    ("serve-restart", "the serving agent killed mid-transfer and restarted (pair reconnected "
+     "after)", seconds("reconnected_s")),
 ]
 
 

@@ -16,7 +16,15 @@ One case's world:
            NAT:     router rN, wan 203.0.113.(10+N), lan 10.N.0.1/24
                     host(s) hN (hNa, hNb, ... on a shared LAN), 10.N.0.2...
            CGNAT:   carrier NAT cN (wan 203.0.113.(10+N), lan 100.64.0.1/10)
-                    -> home router rN (wan 100.64.0.2/10) -> host hN"""
+                    -> home router rN (wan 100.64.0.2/10) -> host hN
+           joined:  a second site's LAN reaching an existing host through
+                    another interface, down until roam() moves it there
+           second relay (relay-failover): 203.0.113.2 on br0 too
+
+Faults (the "staying connected" cases, faults.py): bridge_block() drops
+what nft rules match on the bridge (with counters, to see that it did);
+rebind() makes a NAT router forget its mappings; roam() moves a host to
+another network."""
 
 import os
 import re
@@ -56,10 +64,12 @@ NAT_LABELS = {
 }
 
 
-def nat_ruleset(nat, lan_hosts):
+def nat_ruleset(nat, lan_hosts, ports=None):
     """The nft ruleset of a router of type nat whose inside hosts are
     lan_hosts (the first one gets the full- and address-restricted cone
-    forwards). Interfaces: "wan" outside, "lan" inside."""
+    forwards). Interfaces: "wan" outside, "lan" inside. With ports
+    ("LOW-HIGH"), the mappings take their outside port from that range
+    (masquerade otherwise keeps the inside port when it is free)."""
     masq = "masquerade"
     if nat == "symmetric":
         # A new random port for each new mapping (address+port-dependent mapping).
@@ -95,8 +105,11 @@ def nat_ruleset(nat, lan_hosts):
               "    type filter hook input priority filter; policy accept;",
               '    iifname "wan" ct state new drop', "  }"]
     rules += ["  chain postrouting {",
-              "    type nat hook postrouting priority srcnat; policy accept;",
-              '    oifname "wan" %s' % masq, "  }",
+              "    type nat hook postrouting priority srcnat; policy accept;"]
+    if ports:
+        # A port range needs the protocol known; the rest (ICMP) as before.
+        rules.append('    oifname "wan" meta l4proto { tcp, udp } %s to :%s' % (masq, ports))
+    rules += ['    oifname "wan" %s' % masq, "  }",
               "}"]
     return "\n".join(rules) + "\n"
 
@@ -219,6 +232,9 @@ class Net:
         self.prefix = "%s%d-%s-" % (NS_PREFIX, os.getpid(), os.urandom(3).hex())
         self.namespaces = []
         self.procs = []
+        # site index -> (its NAT router's namespace, NAT type, inside hosts'
+        # addresses); public sites have none.
+        self.routers = {}
 
     def __enter__(self):
         return self
@@ -360,13 +376,16 @@ class Net:
         proc.wait_line(r"^linkem: ready", timeout=10)
         return proc
 
-    def site(self, index, nat, hosts=1, behind_cgn=False, link=None, mtu=None):
+    def site(self, index, nat, hosts=1, behind_cgn=False, link=None, mtu=None, join=None):
         """One site: a host on the internet (nat "none") or a NAT router and
         hosts behind it on 10.INDEX.0.0/24. With behind_cgn the router's wan
         is in 100.64.0.0/10 behind a carrier-grade NAT (port-restricted, as
         RFC 6888 asks: endpoint-independent mapping). With link (a Link) the
         site's connection to the internet is an emulated link (linkem); with
         mtu it carries packets of at most mtu bytes (see plug).
+        With join=(NS, IFNAME), the site's one host is the existing
+        namespace NS, through a new interface IFNAME that stays down and
+        without an address (roam() moves NS there later).
         Returns (host namespaces, their addresses)."""
         public = "203.0.113.%d" % (10 + index)
         if nat == "none":
@@ -389,6 +408,14 @@ class Net:
             self.route(r, SERVERS_IP)
         lan = "10.%d.0" % index
         names, addrs = [], []
+        if join is not None:
+            check(nat != "none" and hosts == 1, "join needs a NAT site with one host")
+            self.link(r, "lan", join[0], join[1])
+            self.addr(r, "lan", lan + ".1/24")
+            addrs.append(lan + ".2")
+            self.nft(r, nat_ruleset(nat, addrs))
+            self.routers[index] = (r, nat, addrs)
+            return [join[0]], addrs
         if hosts == 1:
             h = self.ns("h%d" % index)
             self.link(r, "lan", h, "eth0")
@@ -408,4 +435,77 @@ class Net:
             self.route(h, lan + ".1")
             addrs.append(a)
         self.nft(r, nat_ruleset(nat, addrs))
+        self.routers[index] = (r, nat, addrs)
         return names, addrs
+
+    # ---- faults ----
+
+    def roam(self, ns, old_if, new_if, cidr, gateway):
+        """Host ns moves from one network to another, as a laptop does: the
+        old interface loses its address (and so its routes) and goes down,
+        the new one comes up with cidr and a default route via gateway."""
+        run(["ip", "-n", ns, "addr", "flush", "dev", old_if])
+        run(["ip", "-n", ns, "link", "set", old_if, "down"])
+        self.addr(ns, new_if, cidr)
+        self.wait_running(ns, new_if)
+        self.route(ns, gateway)
+
+    def rebind(self, index, ports):
+        """Site index's NAT router forgets its mappings, as one that
+        rebooted does: its outside ports come from the range ports
+        ("LOW-HIGH") from now on (so that every flow gets a new one: masquerade
+        would keep the old port otherwise), and its connection tracking is
+        flushed. Needs the conntrack tool (see has_conntrack)."""
+        r, nat, addrs = self.routers[index]
+        self.nft(r, "delete table ip p2ptnat\n" + nat_ruleset(nat, addrs, ports))
+        run(self.exec_argv(r, ["conntrack", "-F"]))
+
+    def nat_ports(self, index, inside, proto="udp"):
+        """The outside ports that site index's router maps inside's flows
+        (proto) to, from its connection tracking table."""
+        r = self.routers[index][0]
+        out = run(self.exec_argv(r, ["conntrack", "-L", "-p", proto, "-s", inside]),
+                  check_rc=False)
+        ports = set()
+        for line in out.splitlines():
+            # original tuple first, then the reply tuple, whose dport is
+            # the mapped outside port.
+            dports = re.findall(r"\bdport=(\d+)", line)
+            if len(dports) >= 2:
+                ports.add(int(dports[1]))
+        return ports
+
+    def bridge_block(self, rules, hooks=("forward",), table="p2ptun_block"):
+        """Drops what rules match on the lab internet's bridge: traffic
+        between sites at the forward hook; to and from the servers on the
+        bridge's own address at input and output. Each rule gets a counter
+        (bridge_counters)."""
+        net_rules = "".join("  %s counter drop\n" % r for r in rules)
+        chains = "".join(" chain %s {\n  type filter hook %s priority 0;\n%s }\n"
+                         % (hook, hook, net_rules) for hook in hooks)
+        self.nft(self.inet, "table bridge %s {\n%s}\n" % (table, chains))
+
+    def bridge_counters(self, table="p2ptun_block"):
+        """{rule text without its counter: packets dropped, summed over the
+        hooks} of a table made by bridge_block."""
+        out = run(self.exec_argv(self.inet, ["nft", "list", "table", "bridge", table]))
+        counts = {}
+        for line in out.splitlines():
+            m = re.match(r"\s*(.*?) counter packets (\d+) bytes \d+ drop", line)
+            if m:
+                counts[m.group(1)] = counts.get(m.group(1), 0) + int(m.group(2))
+        return counts
+
+    def bridge_unblock(self, table="p2ptun_block"):
+        run(self.exec_argv(self.inet, ["nft", "delete", "table", "bridge", table]))
+
+    def link_rx_packets(self, ns, ifname):
+        """Packets ifname in ns has received (ip netns exec mounts the
+        namespace's own /sys)."""
+        return int(run(self.exec_argv(ns, ["cat", "/sys/class/net/%s/statistics/rx_packets"
+                                           % ifname])).strip())
+
+
+def has_conntrack():
+    """Whether the conntrack tool (package conntrack) is here."""
+    return shutil.which("conntrack") is not None

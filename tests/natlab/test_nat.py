@@ -5,7 +5,9 @@ p2ptun-signal and p2ptun-relay (also the STUN server) on the internet.
 Each case pairs the agents, moves 8 MiB each way through forwarded ports,
 compares SHA-256, and checks that the path in use after the transfer is the
 one this NAT pair should get (EXPECTED). It writes its result as JSON into
-RESULTS_DIR for matrix.py.
+RESULTS_DIR for matrix.py. The "staying connected" cases (link cuts, NAT
+rebinding, roaming, restarts) are in faults.py, one function each; the
+agent lines they wait for are the RE_ constants below.
 
 usage: test_nat.py BUILD_DIR RESULTS_DIR CASE     (CASE: NATA-NATB, same-lan, ...)"""
 
@@ -19,6 +21,7 @@ import shutil
 import threading
 import time
 
+import faults
 import natlab
 from natlab import NAT_TYPES, SERVERS_IP, TestFailure, TestSkip, check
 
@@ -28,6 +31,29 @@ RELAY_PORT = 3478
 SIGNAL_PORT = 8443
 FWD_DOWN, FWD_UP = 10001, 10002
 SETTLE_S = 10
+
+# ---- what the agents print about staying connected (issue 15) ----
+#
+# The lines the fault cases (faults.py) wait for, as regexes: str.format
+# fills {peer} with the other side's peer-id (already escaped). The agents
+# print them on stderr. Adjust them here when the wording changes.
+RE_TUNNEL_UP = r"tunnel up: peer {peer}, path (direct|relayed) \(.*\), rtt [\d.]+ ms"
+RE_PATH_CHANGED = r"path changed: peer {peer}, path (direct|relayed) \(.*\)"
+RE_PATH_LOST = r"peer {peer}: path lost, restarting ICE \(generation (\d+)\)"
+RE_SILENT = r"peer {peer}: no answer for (\d+) s;"
+RE_ANSWERING = r"peer {peer}: answering again after ([\d.]+) s of silence"
+# pair, when its peer went away (restarted) or stayed silent for --hold.
+RE_WENT_AWAY = r"peer {peer} went away: (.*); reconnecting in ([\d.]+) s"
+RE_RECONNECTED = (r"tunnel up: peer {peer}, path (direct|relayed) \(.*\), rtt [\d.]+ ms "
+                  r"\(reconnected after ([\d.]+) s\)")
+# A -L connection that waited too long with no tunnel.
+RE_REFUSED_NO_TUNNEL = r"connection from (\S+) refused: no tunnel to the peer for (\d+) s"
+# The signaling client, once the server answers again after failures.
+RE_SIGNAL_BACK = r"signaling server (\S+) reachable again"
+RE_AGENT_ERROR = r"^p2ptun-agent: error: .*"
+# The options: how long streams survive with no answer from the peer.
+HOLD_OPTION = "--hold"
+GIVE_UP_OPTION = "--give-up-after"
 
 # ---- what each pair of NATs should get ----
 #
@@ -123,11 +149,6 @@ EXPECTED["one-way-block"] = DIRECT
 EXPECTED["signal-killed"] = DIRECT
 SIGNAL_KILLED_SIZE = 64 * MIB
 SIGNAL_KILLED_AFTER_S = 0.5
-# Two public hosts (direct): all UDP between them dropped for 12 s once the
-# tunnel is up. The agents say when the peer went quiet and when it spoke
-# again, and the tunnel rides it out.
-EXPECTED["outage"] = DIRECT
-OUTAGE_S = 12
 # Two port-restricted cones (direct): the pairing site's TCP to the
 # signaling server dropped silently (as a NAT that forgot the mapping does)
 # once the tunnel is up. The pairing agent gives up its dead connections
@@ -162,6 +183,10 @@ SMALL_MTU = 1400
 SMALL_MTU_PACKET = SMALL_MTU - 28 - 37
 PACKET_RE = re.compile(r"tunnel packets of (\d+) bytes")
 
+# The "staying connected" cases (issue 15), one function each in faults.py.
+for _name, (_a, _b, _outcome, _doc) in faults.CASES.items():
+    EXPECTED[_name] = _outcome
+
 LINE_RE = re.compile(r"path (direct|relayed) \((\w+) (\S+) -> (\w+) (\S+), (\w+)\)")
 
 
@@ -169,13 +194,15 @@ class Case:
     def __init__(self, name):
         self.name = name
         self.mtu_a = None
-        if name == "same-lan":
+        if name in faults.CASES:
+            self.nat_a, self.nat_b = faults.CASES[name][:2]
+        elif name == "same-lan":
             self.nat_a = self.nat_b = "portrestricted"
         elif name == "signal-killed":
             self.nat_a = self.nat_b = "portrestricted"
         elif name == "relay-shortcut":
             self.nat_a, self.nat_b = "none", "udpblocked"
-        elif name in ("loopback-relay", "outage"):
+        elif name == "loopback-relay":
             self.nat_a = self.nat_b = "none"
         elif name == "signal-cut":
             self.nat_a = self.nat_b = "portrestricted"
@@ -258,13 +285,16 @@ class Runner:
             f.write("\n")
         os.replace(tmp, path)
 
-    def start_relay(self, net, secret_file):
-        argv = [self.relay_bin, "--listen", "%s:%d" % (self.case.servers_ip, RELAY_PORT),
+    def start_relay(self, net, secret_file, ip=None, name="relay"):
+        """p2ptun-relay on ip (default: the case's servers' address);
+        returns its Process, the first one is also self.relay_proc."""
+        argv = [self.relay_bin, "--listen", "%s:%d" % (ip or self.case.servers_ip, RELAY_PORT),
                 "--secret-file", secret_file, "--realm", "natlab.test"]
         if self.case.name == "loopback-relay":
             argv += ["--allow-peer", "127.0.0.1/32"]
-        proc = net.start("relay", net.inet, argv, capture_stdout=True)
-        self.relay_proc = proc
+        proc = net.start(name, net.inet, argv, capture_stdout=True)
+        if ip is None:
+            self.relay_proc = proc
         lines, done = [], threading.Event()
 
         def read():
@@ -277,18 +307,23 @@ class Runner:
         threading.Thread(target=read, daemon=True).start()
         check(done.wait(30) and "ready" in lines,
               "p2ptun-relay did not start: %r %s" % (lines, proc.text()))
-        sys.stderr.write("[relay] %s\n" % " | ".join(lines))
+        sys.stderr.write("[%s] %s\n" % (name, " | ".join(lines)))
+        return proc
 
-    def start_signal(self, net, secret_file, state):
+    def start_signal(self, net, secret_file, state, relay_ips=None):
+        """p2ptun-signal on the servers' address, handing out the relay
+        there (UDP and TCP), or with relay_ips the relays on those
+        addresses (UDP only). Returns (url, pin)."""
         ip = self.case.servers_ip
-        turn = "turn:%s:%d" % (ip, RELAY_PORT)
         argv = [self.signal_bin, "--listen", "%s:%d" % (ip, SIGNAL_PORT),
-                "--state-dir", state, "--stun", "%s:%d" % (ip, RELAY_PORT),
-                "--relay", turn, "--turn-secret-file", secret_file]
+                "--state-dir", state, "--turn-secret-file", secret_file]
+        for rip in relay_ips or [ip]:
+            argv += ["--stun", "%s:%d" % (rip, RELAY_PORT),
+                     "--relay", "turn:%s:%d" % (rip, RELAY_PORT)]
         # TURN over TCP too, but not on loopback, where the UDP relay alone
         # is under test.
-        if self.case.name != "loopback-relay":
-            argv += ["--relay", turn + "?transport=tcp"]
+        if self.case.name != "loopback-relay" and relay_ips is None:
+            argv += ["--relay", "turn:%s:%d?transport=tcp" % (ip, RELAY_PORT)]
         proc = net.start("signal", net.inet, argv, capture_stdout=True)
         self.signal_proc = proc
         info, done = {}, threading.Event()
@@ -372,33 +407,12 @@ class Runner:
                          % self.result["shortcut_after_s"])
 
     def block(self, rules, hooks=("forward",)):
-        """Drops what rules match on the lab internet's bridge: traffic
-        between sites at the forward hook; to and from the servers on the
-        bridge's own address at input and output."""
-        net_rules = "".join("  %s\n" % r for r in rules)
-        chains = "".join(" chain %s {\n  type filter hook %s priority 0;\n%s }\n"
-                         % (hook, hook, net_rules) for hook in hooks)
-        self.net.nft(self.net.inet, "table bridge p2ptun_block {\n%s}\n" % chains)
+        """Drops what rules (nft matches) match on the lab internet's bridge
+        (natlab.Net.bridge_block)."""
+        self.net.bridge_block(rules, hooks)
 
     def unblock(self):
-        natlab.run(self.net.exec_argv(self.net.inet,
-                                      ["nft", "delete", "table", "bridge", "p2ptun_block"]))
-
-    def ride_out_outage(self, net, client, id_a):
-        """outage: no UDP between the hosts for OUTAGE_S seconds; pair says
-        so, and says when the peer answers again and after how long."""
-        self.block(["ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop",
-                    "ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop"])
-        client.wait_line(r"peer %s: no answer for \d+ s; streams wait" % id_a,
-                         timeout=OUTAGE_S)
-        time.sleep(OUTAGE_S - 8)
-        self.unblock()
-        m = client.wait_line(r"peer %s: answering again after ([\d.]+) s of silence" % id_a,
-                             timeout=30)
-        gap = float(m.group(1))
-        self.result["outage_gap_s"] = gap
-        check(OUTAGE_S - 2 <= gap <= OUTAGE_S + 10, "a gap of %.1f s reported for a %d s outage"
-              % (gap, OUTAGE_S))
+        self.net.bridge_unblock()
 
     def signal_connections(self, net, ns):
         """Local ports of ns's established TCP connections to the
@@ -413,8 +427,8 @@ class Runner:
         new ones) soon, not when the poll times out."""
         before = self.signal_connections(net, host_b)
         check(before, "no connection to the signaling server to cut")
-        self.block(["ip saddr 203.0.113.12 tcp dport %d drop" % SIGNAL_PORT,
-                    "ip daddr 203.0.113.12 tcp sport %d drop" % SIGNAL_PORT],
+        self.block(["ip saddr 203.0.113.12 tcp dport %d" % SIGNAL_PORT,
+                    "ip daddr 203.0.113.12 tcp sport %d" % SIGNAL_PORT],
                    hooks=("input", "output"))
         t0 = time.monotonic()
         while before & self.signal_connections(net, host_b):
@@ -441,16 +455,22 @@ class Runner:
                          timeout=30)
         check(lonely.wait_exit(10) == 1, "pair should exit 1")
 
-    def start_services(self, net, tmp, host_a, host_b):
+    def start_services(self, net, tmp, host_a, host_b, relay_ips=None):
         """p2ptun-relay and p2ptun-signal on the lab internet with a fresh TURN
         secret, and an identity for an agent on each host. Returns (the
-        agents' environment, (config dir, peer-id) of A, the same of B)."""
+        agents' environment, (config dir, peer-id) of A, the same of B).
+        With relay_ips, a relay on each of those addresses (the first is the
+        servers' address) and the signaling server hands out all of them."""
         secret_file = os.path.join(tmp, "turn-secret")
         with open(secret_file, "w") as f:
             f.write(os.urandom(16).hex() + "\n")
         os.chmod(secret_file, 0o600)
+        self.secret_file = secret_file
         self.start_relay(net, secret_file)
-        url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"))
+        for i, ip in enumerate(relay_ips[1:] if relay_ips else ()):
+            self.start_relay(net, secret_file, ip=ip, name="relay%d" % (i + 2))
+        url, pin = self.start_signal(net, secret_file, os.path.join(tmp, "signal"), relay_ips)
+        self.signal_url, self.signal_pin = url, pin
         # The agents' debug lines say what path MTU discovery found.
         # P2PTUN_NATLAB_DEBUG (e.g. "all", with NICE_DEBUG=all) widens that
         # when a case is run by hand to see why it chose its path.
@@ -463,6 +483,9 @@ class Runner:
     def run(self, net, tmp):
         case = self.case
         self.net = net
+        if case.name in faults.CASES:
+            faults.run(self, net, tmp, sys.modules[__name__])
+            return
         net.internet()
         if case.name == "loopback-relay":
             host_a = host_b = net.inet
@@ -475,14 +498,14 @@ class Runner:
                               behind_cgn=case.nat_b == "cgnat")[0][0]
 
         if case.name == "relay-shortcut":
-            self.block(["ip saddr 203.0.113.11 udp dport != %d drop" % RELAY_PORT],
+            self.block(["ip saddr 203.0.113.11 udp dport != %d" % RELAY_PORT],
                        hooks=("input",))
         if case.name in ("relay-to-direct", "one-way-block"):
             # On the lab internet's bridge: UDP between the two hosts only,
             # both ways or from A to B only.
-            rules = ["ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp drop"]
+            rules = ["ip saddr 203.0.113.11 ip daddr 203.0.113.12 meta l4proto udp"]
             if case.name == "relay-to-direct":
-                rules.append("ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp drop")
+                rules.append("ip saddr 203.0.113.12 ip daddr 203.0.113.11 meta l4proto udp")
             self.block(rules)
 
         env, (dir_a, id_a), (dir_b, id_b) = self.start_services(net, tmp, host_a, host_b)
@@ -519,8 +542,6 @@ class Runner:
             self.direct_after_block(net, client, server, id_a, id_b, m.group(0))
         elif case.name == "relay-shortcut":
             self.shortcut_after_block(server, id_b)
-        elif case.name == "outage":
-            self.ride_out_outage(net, client, id_a)
         elif case.name == "signal-cut":
             self.notice_signal_cut(net, host_b)
 
