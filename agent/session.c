@@ -3,6 +3,9 @@
 
 #include "dtls.h"
 
+/* The tick checks for silence this often, so that a dead path is noticed
+ * within a quarter of a second of the thresholds (session.h). */
+#define SESSION_TICKS_PER_S 4
 /* Handshake records that found no selected pair yet, resent when one exists. */
 #define SESSION_MAX_HELD_RECORDS 8
 
@@ -23,7 +26,7 @@ struct _Session
   gint64 last_heard; /* a DTLS record from the peer */
   gboolean silent;   /* stalled: said so through cb.silence */
   guint ticks;
-  GSource *tick;     /* a second: silence, pings, death */
+  GSource *tick;     /* silence, pings, death */
 };
 
 G_DEFINE_QUARK (p2ptun-session-error-quark, session_error)
@@ -147,7 +150,8 @@ on_tick (gpointer data)
     }
   /* A ping a second while the path looks dead: the cheapest probe of a path
    * that may come back. */
-  if (++self->ticks % SESSION_PING_INTERVAL_S == 0 || self->silent)
+  if (++self->ticks % (SESSION_PING_INTERVAL_S * SESSION_TICKS_PER_S) == 0
+      || (self->silent && self->ticks % SESSION_TICKS_PER_S == 0))
     transport_ping (self->transport);
   return G_SOURCE_CONTINUE;
 }
@@ -160,7 +164,7 @@ transport_on_ready (gpointer data)
   self->up = TRUE;
   self->last_pong = self->last_heard = g_get_monotonic_time ();
   transport_ping (self->transport);
-  self->tick = g_timeout_source_new_seconds (1);
+  self->tick = g_timeout_source_new (1000 / SESSION_TICKS_PER_S);
   g_source_set_callback (self->tick, on_tick, self, NULL);
   g_source_attach (self->tick, self->context);
   self->cb.up (self->user_data);

@@ -692,6 +692,10 @@ xport_conn_path_changed (struct xport_conn *c, uint64_t now)
     c->now = now;
   if (xport_pmtu_restart (&c->pmtu, c->now, 0))
     packet_size_changed (c);
+  /* The probe timeout backed off on the old path (up to 1 s, during an
+   * outage): on the new one, probe at the path's own pace, so that data
+   * flows again at once rather than at the next backed-off probe. */
+  c->rec.pto_count = 0;
 }
 
 bool

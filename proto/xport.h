@@ -146,7 +146,8 @@ bool xport_conn_is_closed (const struct xport_conn *c);
 void xport_conn_ping (struct xport_conn *c);
 void xport_conn_stats (const struct xport_conn *c, struct xport_stats *st);
 /* The packets take another path (ICE chose another pair): its MTU is
- * unknown, so packets go back to max_packet until probes prove more. */
+ * unknown, so packets go back to max_packet until probes prove more, and
+ * the probe timeout's backoff starts over. */
 void xport_conn_path_changed (struct xport_conn *c, uint64_t now);
 
 /* Opens a stream of ours. XPORT_ERR_STREAM_LIMIT until the peer allows more. */

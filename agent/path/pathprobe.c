@@ -3,9 +3,13 @@
 
 #include <stun/usages/ice.h>
 
-/* Seconds from one round to the next: doubling from 1 s, then steady. */
+/* Seconds from one round to the next: doubling from 1 s, then steady. A
+ * round is a few packets (one per socket and target); the steady interval
+ * bounds how long a tunnel stays on the relay once a direct path works
+ * again (after an outage of the direct path, or when a NAT's filter
+ * opens). */
 #define PATHPROBE_FIRST_INTERVAL_S 1
-#define PATHPROBE_MAX_INTERVAL_S 30
+#define PATHPROBE_MAX_INTERVAL_S 4
 /* The peer's candidates probed per round, highest priority first: a peer
  * may send up to PATH_MAX_REMOTE_CANDIDATES (path.c), and each probe is a packet
  * to an address it chose. */

@@ -388,8 +388,15 @@ class Fault:
         return cpath, spath
 
     def finish(self, expected):
-        cpath, spath = self.observe()
-        obs = (self.result["observed"]["path"], self.result["observed"]["transport"])
+        # The two sides print their path changes a moment apart: give the
+        # other side the time test_nat gives a plain case to settle.
+        deadline = time.monotonic() + self.t.SETTLE_S
+        while True:
+            cpath, spath = self.observe()
+            obs = (self.result["observed"]["path"], self.result["observed"]["transport"])
+            if obs == expected or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         check(obs == expected, "expected %s over %s at the end, got %s over %s (pair: %s)"
               % (expected[0], expected[1], obs[0], obs[1], cpath["line"]))
         # Each program still running ends cleanly on SIGTERM (exit 0: under

@@ -40,7 +40,7 @@ SETTLE_S = 10
 RE_TUNNEL_UP = r"tunnel up: peer {peer}, path (direct|relayed) \(.*\), rtt [\d.]+ ms"
 RE_PATH_CHANGED = r"path changed: peer {peer}, path (direct|relayed) \(.*\)"
 RE_PATH_LOST = r"peer {peer}: path lost, restarting ICE \(generation (\d+)\)"
-RE_SILENT = r"peer {peer}: no answer for (\d+) s;"
+RE_SILENT = r"peer {peer}: no answer for ([\d.]+) s;"
 RE_ANSWERING = r"peer {peer}: answering again after ([\d.]+) s of silence"
 # pair, when its peer went away (restarted) or stayed silent for --hold.
 RE_WENT_AWAY = r"peer {peer} went away: (.*); reconnecting in ([\d.]+) s"
