@@ -483,7 +483,7 @@ static void
 test_tcp_wait_expires (Fixture *fx, gconstpointer unused)
 {
   guint16 port = free_port (SOCK_STREAM);
-  g_autoptr (Forwards) f = tcp_forwards (fx, port, 1);
+  Forwards *f = tcp_forwards (fx, port, 1);
   Client *c = client_new (port, 100);
   g_autofree char *refused = g_strdup_printf (
       "127.0.0.1:%u -> echo: connection from 127.0.0.1:%u refused: "
@@ -495,6 +495,7 @@ test_tcp_wait_expires (Fixture *fx, gconstpointer unused)
   assert_said (fx, refused);
   g_assert_cmpuint (fx->said->len, ==, 1);
   client_free (c);
+  forwards_free (f);
 }
 
 /* The tunnel goes: its connections are reset, the listener stays, and the

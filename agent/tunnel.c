@@ -4,6 +4,10 @@
 #include "path.h"
 #include "peerid.h"
 
+/* A network change can make two restarts within a debounce of each other;
+ * more than this from a peer is abuse. */
+#define TUNNEL_MAX_OFFERS_PER_S 3
+
 struct _Tunnel
 {
   GMainContext *context;
@@ -33,6 +37,8 @@ struct _Tunnel
   guint backoff_s;
   gint64 last_request;      /* the peer's last restart request we acted on */
   guint32 asked_generation; /* controlled: the generation we asked for last */
+  gint64 offers_since;      /* controlled: restart offers taken in this second */
+  guint offers;
   guint restarts;
   guint stalls;
   GPtrArray *dead;          /* Path*: freed from an idle, not from their own callbacks */
@@ -595,6 +601,22 @@ tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
   else if (msg->type == SIGMSG_OFFER && !self->controlling && session_is_up (self->session)
            && msg->generation > self->max_generation)
     {
+      /* Each generation is an ICE agent with relay allocations: a peer
+       * gets at most TUNNEL_MAX_OFFERS_PER_S a second. (Its offer is not
+       * lost for good: a generation that finds no pair is retried.) */
+      gint64 now = g_get_monotonic_time ();
+
+      if (now - self->offers_since >= G_USEC_PER_SEC)
+        {
+          self->offers_since = now;
+          self->offers = 0;
+        }
+      if (++self->offers > TUNNEL_MAX_OFFERS_PER_S)
+        {
+          g_debug ("session %.8s: ignoring an offer of ICE generation %u: too soon",
+                   self->session_id, msg->generation);
+          return;
+        }
       g_debug ("session %.8s: received offer of ICE generation %u", self->session_id,
                msg->generation);
       tunnel_accept_restart (self, msg);
