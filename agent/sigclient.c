@@ -1,24 +1,19 @@
-/* Client of p2ptun-signal (signaling/API.md) on libcurl's multi interface.
- *
- * libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
- * to call it back (CURLMOPT_TIMERFUNCTION); we keep one GSource per socket and
- * one timeout source, all on the client's GMainContext, and hand events back
- * with curl_multi_socket_action. Finished transfers are collected with
- * curl_multi_info_read after each call. Nothing here waits on the network.
+/* Client of p2ptun-signal (signaling/API.md): the requests, the receive
+ * loop and the public API. sigclient-loop.c runs libcurl's multi interface on
+ * the client's GMainContext and calls sigclient_process_done after each step.
  *
  * Callbacks to the user run only from our own GSource dispatch functions,
  * never from inside a libcurl callback, so the user may send, or free the
  * client, from any of them. sigclient_free tears everything down at once; if
  * it is called from inside one of our dispatch functions, only the final
  * g_free of the struct waits until that dispatch unwinds. */
-#include "sigclient.h"
+#include "sigclient-private.h"
 
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <curl/curl.h>
 #include <json-glib/json-glib.h>
 
 #define SIGCLIENT_MAX_BODY ((size_t)SIGMSG_MAX_BATCH_JSON) /* 1 MiB */
@@ -53,7 +48,6 @@ typedef enum
   REQ_ICE,
 } ReqKind;
 
-typedef struct _SigReq SigReq;
 struct _SigReq
 {
   Sigclient *client;
@@ -71,47 +65,6 @@ struct _SigReq
   gpointer user_data;
 };
 
-typedef struct
-{
-  GSource source;
-  Sigclient *client;
-  curl_socket_t fd;
-  gpointer tag;
-} SigSocket;
-
-struct _Sigclient
-{
-  GMainContext *context;
-  char *base_url; /* without trailing slash */
-  char *pin;      /* NULL: verify with the system CAs */
-  char *cert_path;
-  char *key_path;
-  char peer_id[PEERID_SIZE];
-
-  CURLM *multi;
-  GSource *timer;       /* libcurl's timeout */
-  GHashTable *sockets;  /* fd -> SigSocket*, owned (a ref) */
-  GHashTable *requests; /* SigReq* set, owned */
-
-  /* the receive loop */
-  gboolean polling;
-  SigReq *poll;
-  gint64 poll_started; /* monotonic, µs */
-  GSource *retry;
-  guint backoff_ms;
-  int last_failure; /* kind of failure last logged (0: none), each logged once */
-  SigclientMessageFunc on_message;
-  SigclientFatalFunc on_fatal;
-  gpointer user_data;
-  SigclientNoticeFunc on_notice;
-  gpointer notice_data;
-
-  /* re-entrancy: sigclient_free inside a dispatch defers the final free */
-  guint busy;
-  gboolean dead;
-};
-
-static void sigclient_process_done (Sigclient *c);
 static void sigclient_poll_launch (Sigclient *c);
 
 /* --- helpers --------------------------------------------------------------- */
@@ -163,14 +116,14 @@ sigclient_parse_object (const GByteArray *body, JsonParser *parser)
   return json_node_get_object (root);
 }
 
-static void
+void
 sigclient_enter (Sigclient *c)
 {
   c->busy++;
 }
 
 /* Returns FALSE when the client was freed meanwhile: touch nothing after. */
-static gboolean
+gboolean
 sigclient_leave (Sigclient *c)
 {
   g_assert (c->busy > 0);
@@ -603,11 +556,9 @@ sigclient_poll_launch (Sigclient *c)
     }
 }
 
-/* --- libcurl <-> GMainContext --------------------------------------------- */
+/* --- finished transfers ---------------------------------------------------- */
 
-/* Collects finished transfers. Runs only from our dispatch functions, with
- * the client entered. */
-static void
+void
 sigclient_process_done (Sigclient *c)
 {
   CURLMsg *m;
@@ -641,112 +592,6 @@ sigclient_process_done (Sigclient *c)
         sigreq_finish (r, error, status);
       sigreq_free (r);
     }
-}
-
-static gboolean
-sigsocket_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
-{
-  SigSocket *s = (SigSocket *)source;
-  Sigclient *c = s->client;
-  GIOCondition rev = g_source_query_unix_fd (source, s->tag);
-  int flags = 0;
-  int running = 0;
-
-  if (rev & (G_IO_IN | G_IO_HUP))
-    flags |= CURL_CSELECT_IN;
-  if (rev & G_IO_OUT)
-    flags |= CURL_CSELECT_OUT;
-  if (rev & (G_IO_ERR | G_IO_NVAL))
-    flags |= CURL_CSELECT_ERR;
-
-  sigclient_enter (c);
-  /* May remove this very source (CURL_POLL_REMOVE): do not touch @s after. */
-  curl_multi_socket_action (c->multi, s->fd, flags, &running);
-  sigclient_process_done (c);
-  sigclient_leave (c);
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs sigsocket_funcs = {
-  .dispatch = sigsocket_dispatch,
-};
-
-static void
-sigsocket_destroy (gpointer data)
-{
-  GSource *source = data;
-  g_source_destroy (source);
-  g_source_unref (source);
-}
-
-static int
-sigclient_socket_cb (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-  Sigclient *c = userp;
-  GIOCondition cond = 0;
-
-  if (what == CURL_POLL_REMOVE)
-    {
-      g_hash_table_remove (c->sockets, GINT_TO_POINTER (fd));
-      return 0;
-    }
-  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-    cond |= G_IO_IN;
-  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-    cond |= G_IO_OUT;
-
-  SigSocket *s = g_hash_table_lookup (c->sockets, GINT_TO_POINTER (fd));
-  if (s != NULL)
-    {
-      g_source_modify_unix_fd (&s->source, s->tag, cond);
-      return 0;
-    }
-  s = (SigSocket *)g_source_new (&sigsocket_funcs, sizeof (SigSocket));
-  s->client = c;
-  s->fd = fd;
-  s->tag = g_source_add_unix_fd (&s->source, fd, cond);
-  g_source_set_name (&s->source, "p2ptun sigclient socket");
-  g_source_attach (&s->source, c->context);
-  g_hash_table_insert (c->sockets, GINT_TO_POINTER (fd), s);
-  return 0;
-}
-
-static gboolean
-sigclient_timer_fired (gpointer data)
-{
-  Sigclient *c = data;
-  int running = 0;
-
-  /* Forget this source first: libcurl may set a new timer from inside
-   * curl_multi_socket_action. */
-  if (c->timer == g_main_current_source ())
-    g_clear_pointer (&c->timer, g_source_unref);
-  sigclient_enter (c);
-  curl_multi_socket_action (c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  sigclient_process_done (c);
-  sigclient_leave (c);
-  return G_SOURCE_REMOVE;
-}
-
-static int
-sigclient_timer_cb (CURLM *multi, long timeout_ms, void *userp)
-{
-  Sigclient *c = userp;
-
-  if (c->timer != NULL)
-    {
-      g_source_destroy (c->timer);
-      g_clear_pointer (&c->timer, g_source_unref);
-    }
-  if (timeout_ms < 0)
-    return 0;
-  /* libcurl forbids calling it back from here, even for 0: go through the
-   * loop. */
-  c->timer = g_timeout_source_new ((guint)MIN (timeout_ms, (long)G_MAXINT));
-  g_source_set_name (c->timer, "p2ptun sigclient timer");
-  g_source_set_callback (c->timer, sigclient_timer_fired, c, NULL);
-  g_source_attach (c->timer, c->context);
-  return 0;
 }
 
 /* --- early failures -------------------------------------------------------- */
@@ -857,17 +702,9 @@ sigclient_new (GMainContext *context, const char *url, const char *pin,
   c->cert_path = g_strdup (identity->cert_path);
   c->key_path = g_strdup (identity->key_path);
   g_strlcpy (c->peer_id, identity->peer_id, sizeof c->peer_id);
-  c->sockets = g_hash_table_new_full (NULL, NULL, NULL, sigsocket_destroy);
   c->requests = g_hash_table_new (NULL, NULL);
 
-  c->multi = curl_multi_init ();
-  if (c->multi == NULL
-      || curl_multi_setopt (c->multi, CURLMOPT_SOCKETFUNCTION, sigclient_socket_cb)
-             != CURLM_OK
-      || curl_multi_setopt (c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK
-      || curl_multi_setopt (c->multi, CURLMOPT_TIMERFUNCTION, sigclient_timer_cb)
-             != CURLM_OK
-      || curl_multi_setopt (c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+  if (!sigclient_loop_init (c))
     {
       g_set_error (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
                    "cannot initialise libcurl");
@@ -901,15 +738,7 @@ sigclient_free (Sigclient *c)
       g_hash_table_unref (c->requests);
       c->requests = NULL;
     }
-  if (c->multi != NULL)
-    curl_multi_cleanup (c->multi);
-  c->multi = NULL;
-  g_clear_pointer (&c->sockets, g_hash_table_unref);
-  if (c->timer != NULL)
-    {
-      g_source_destroy (c->timer);
-      g_clear_pointer (&c->timer, g_source_unref);
-    }
+  sigclient_loop_clear (c);
   if (c->retry != NULL)
     {
       g_source_destroy (c->retry);
