@@ -36,6 +36,12 @@ struct _Sigclient
   SigclientNoticeFunc on_notice;
   gpointer notice_data;
 
+  /* sigclient_repoll */
+  gint64 repoll_at;      /* monotonic µs of the last new long-poll it made, 0: none */
+  GSource *repoll_later; /* the one more that a burst of calls asks for */
+  gint64 fresh_until;    /* requests started before this open a new connection */
+  guint draining;        /* superseded long-polls still running (REQ_DRAIN) */
+
   /* re-entrancy: sigclient_free inside a dispatch defers the final free */
   guint busy;
   gboolean dead;

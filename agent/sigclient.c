@@ -35,6 +35,18 @@
 #define SIGCLIENT_SERVER_TEXT_MAX 200    /* bytes of the server's "message" we show */
 #define SIGCLIENT_SMALL_BODY 4096u       /* errors and send receipts */
 #define SIGCLIENT_URL_MAX 2048
+/* sigclient_repoll: at most one new long-poll per this many ms, and at most
+ * this many superseded long-polls kept to collect what they still bring. */
+#define SIGCLIENT_REPOLL_MIN_MS 500
+#define SIGCLIENT_DRAIN_MAX 4u
+/* libcurl reuses no connection idle for longer than this (its default is
+ * 118 s), and after a repoll every request opens a new connection for this
+ * long (CURLOPT_FRESH_CONNECT): so no connection idle since before the
+ * network changed is ever reused, and nothing needs closing by hand (libcurl
+ * has no call to empty its cache). p2ptun-signal closes every connection
+ * after one request (API.md), so this matters only behind a front end that
+ * keeps them open. */
+#define SIGCLIENT_REUSE_MAX_IDLE_S 30L
 #define SIGCLIENT_PIN_MAX 1024
 
 /* clang-format off */
@@ -44,6 +56,7 @@ G_DEFINE_QUARK (p2ptun-sigclient-error-quark, sigclient_error)
 typedef enum
 {
   REQ_POLL,
+  REQ_DRAIN, /* a long-poll superseded by sigclient_repoll */
   REQ_SEND,
   REQ_ICE,
 } ReqKind;
@@ -315,6 +328,9 @@ sigreq_new (Sigclient *c, ReqKind kind, const char *path, char *post_body, gsize
   SETOPT (CURLOPT_TCP_KEEPINTVL, SIGCLIENT_KEEPINTVL_S);
   SETOPT (CURLOPT_SOCKOPTFUNCTION, sigreq_sockopt);
   SETOPT (CURLOPT_CONNECTTIMEOUT_MS, SIGCLIENT_CONNECT_TIMEOUT_MS);
+  SETOPT (CURLOPT_MAXAGE_CONN, SIGCLIENT_REUSE_MAX_IDLE_S);
+  if (g_get_monotonic_time () < c->fresh_until)
+    SETOPT (CURLOPT_FRESH_CONNECT, 1L);
   SETOPT (CURLOPT_TIMEOUT_MS,
           kind == REQ_POLL ? SIGCLIENT_POLL_TIMEOUT_MS : SIGCLIENT_REQUEST_TIMEOUT_MS);
   SETOPT (CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SIGCLIENT_MAX_BODY);
@@ -412,6 +428,7 @@ sigreq_finish (SigReq *r, GError *error, long status)
         break;
       }
     case REQ_POLL:
+    case REQ_DRAIN:
       g_assert_not_reached ();
     }
   g_clear_error (&error);
@@ -556,6 +573,99 @@ sigclient_poll_launch (Sigclient *c)
     }
 }
 
+/* --- sigclient_repoll ------------------------------------------------------ */
+
+/* What p2ptun-signal does with long-polls (signaling/server.c): a receive that
+ * finds messages queued takes them at once; one that waits is answered when a
+ * message is posted, with everything queued, which leaves the mailbox then.
+ * A second receive by the same peer ends the first with an empty list
+ * ("signal-owner-evicts"), and so does the first's connection closing: in both
+ * cases the queued messages stay for the next receive. So the newest poll
+ * always gets what is queued. What can be lost is a message that the server
+ * already wrote into the old poll's answer before the new poll reached it:
+ * - if the old connection is dead (the case repoll is for), the server cannot
+ *   know and the message is gone whatever we do; only an acknowledged delivery
+ *   in the protocol would cure that, and the window is the time from the
+ *   network change to the new poll's arrival, which repoll makes short;
+ * - if it is alive (a repoll for nothing, or an answer already on its way when
+ *   we give up), closing it would throw that answer away. So the old poll is
+ *   not closed but kept, as REQ_DRAIN, until it ends: the server ends it as
+ *   soon as the new poll arrives, and what it brings is delivered; a failure
+ *   is only logged. A dead one ends with TCP keepalive (about 10 s). Its
+ *   messages were taken before any that the new poll gets. */
+static void
+sigclient_drain_done (Sigclient *c, SigReq *r, GError *error)
+{
+  g_autoptr (GPtrArray) msgs = NULL;
+
+  if (error == NULL)
+    {
+      g_autoptr (GError) perr = NULL;
+      msgs = sigmsg_parse_batch (sigreq_body (r), r->body_in->len, &perr);
+      if (msgs == NULL)
+        error = g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                             "bad delivery: %s", perr->message);
+      else
+        g_ptr_array_set_free_func (msgs, (GDestroyNotify)sigmsg_free);
+    }
+  if (error != NULL)
+    {
+      g_debug ("superseded long-poll ended: %s", error->message);
+      g_error_free (error);
+      return;
+    }
+  g_debug ("superseded long-poll ended with %u message(s)", msgs->len);
+  for (guint i = 0; i < msgs->len; i++)
+    {
+      if (c->dead || !c->polling)
+        return;
+      if (c->on_message != NULL)
+        c->on_message (c, g_ptr_array_index (msgs, i), c->user_data);
+    }
+}
+
+/* Replaces the long-poll in flight (if any) with a new one, now. */
+static void
+sigclient_repoll_now (Sigclient *c)
+{
+  c->repoll_at = g_get_monotonic_time ();
+  c->backoff_ms = 0;
+  if (c->retry != NULL)
+    {
+      g_source_destroy (c->retry);
+      g_clear_pointer (&c->retry, g_source_unref);
+    }
+  if (c->poll != NULL)
+    {
+      SigReq *old = g_steal_pointer (&c->poll);
+      if (c->draining < SIGCLIENT_DRAIN_MAX)
+        {
+          old->kind = REQ_DRAIN;
+          c->draining++;
+        }
+      else
+        {
+          /* Repolls every 500 ms with none of the old polls ending: they are
+           * dead, or the server has ended them and their answers are late. */
+          g_hash_table_remove (c->requests, old);
+          sigreq_free (old);
+        }
+    }
+  sigclient_poll_launch (c);
+}
+
+static gboolean
+sigclient_repoll_later_cb (gpointer data)
+{
+  Sigclient *c = data;
+  g_clear_pointer (&c->repoll_later, g_source_unref);
+  sigclient_enter (c);
+  if (c->polling)
+    sigclient_repoll_now (c);
+  sigclient_leave (c);
+  return G_SOURCE_REMOVE;
+}
+
 /* --- finished transfers ---------------------------------------------------- */
 
 void
@@ -587,6 +697,12 @@ sigclient_process_done (Sigclient *c)
           g_assert (r == c->poll);
           c->poll = NULL;
           sigclient_poll_done (c, r, error, status);
+        }
+      else if (r->kind == REQ_DRAIN)
+        {
+          g_assert (c->draining > 0);
+          c->draining--;
+          sigclient_drain_done (c, r, error);
         }
       else
         sigreq_finish (r, error, status);
@@ -744,6 +860,11 @@ sigclient_free (Sigclient *c)
       g_source_destroy (c->retry);
       g_clear_pointer (&c->retry, g_source_unref);
     }
+  if (c->repoll_later != NULL)
+    {
+      g_source_destroy (c->repoll_later);
+      g_clear_pointer (&c->repoll_later, g_source_unref);
+    }
   g_clear_pointer (&c->base_url, g_free);
   g_clear_pointer (&c->pin, g_free);
   g_clear_pointer (&c->cert_path, g_free);
@@ -773,6 +894,32 @@ sigclient_start (Sigclient *client, SigclientMessageFunc on_message,
   client->polling = TRUE;
   client->backoff_ms = 0;
   sigclient_poll_launch (client);
+}
+
+void
+sigclient_repoll (Sigclient *client)
+{
+  g_return_if_fail (client != NULL && !client->dead);
+  gint64 now = g_get_monotonic_time ();
+  gint64 since = now - client->repoll_at;
+
+  client->fresh_until = now + SIGCLIENT_REUSE_MAX_IDLE_S * G_USEC_PER_SEC;
+  if (!client->polling || client->repoll_later != NULL)
+    return;
+  if (client->repoll_at == 0 || since >= SIGCLIENT_REPOLL_MIN_MS * 1000)
+    {
+      sigclient_repoll_now (client);
+      return;
+    }
+  /* Too soon after the last one. A burst of calls (link down, address gone,
+   * address up, route...) ends with the network as it is now, which the poll
+   * made at the first call may not have used: one more at the end of the
+   * interval, however many calls come before it. */
+  guint delay = (guint)((SIGCLIENT_REPOLL_MIN_MS * 1000 - since + 999) / 1000);
+  client->repoll_later = g_timeout_source_new (delay);
+  g_source_set_name (client->repoll_later, "p2ptun sigclient repoll");
+  g_source_set_callback (client->repoll_later, sigclient_repoll_later_cb, client, NULL);
+  g_source_attach (client->repoll_later, client->context);
 }
 
 void
