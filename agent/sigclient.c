@@ -1,24 +1,19 @@
-/* Client of p2ptun-signal (signaling/API.md) on libcurl's multi interface.
- *
- * libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
- * to call it back (CURLMOPT_TIMERFUNCTION); we keep one GSource per socket and
- * one timeout source, all on the client's GMainContext, and hand events back
- * with curl_multi_socket_action. Finished transfers are collected with
- * curl_multi_info_read after each call. Nothing here waits on the network.
+/* Client of p2ptun-signal (signaling/API.md): the requests, the receive
+ * loop and the public API. sigclient-loop.c runs libcurl's multi interface on
+ * the client's GMainContext and calls sigclient_process_done after each step.
  *
  * Callbacks to the user run only from our own GSource dispatch functions,
  * never from inside a libcurl callback, so the user may send, or free the
  * client, from any of them. sigclient_free tears everything down at once; if
  * it is called from inside one of our dispatch functions, only the final
  * g_free of the struct waits until that dispatch unwinds. */
-#include "sigclient.h"
+#include "sigclient-private.h"
 
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <curl/curl.h>
 #include <json-glib/json-glib.h>
 
 #define SIGCLIENT_MAX_BODY ((size_t)SIGMSG_MAX_BATCH_JSON) /* 1 MiB */
@@ -40,6 +35,18 @@
 #define SIGCLIENT_SERVER_TEXT_MAX 200    /* bytes of the server's "message" we show */
 #define SIGCLIENT_SMALL_BODY 4096u       /* errors and send receipts */
 #define SIGCLIENT_URL_MAX 2048
+/* sigclient_repoll: at most one new long-poll per this many ms, and at most
+ * this many superseded long-polls kept to collect what they still bring. */
+#define SIGCLIENT_REPOLL_MIN_MS 500
+#define SIGCLIENT_DRAIN_MAX 4u
+/* libcurl reuses no connection idle for longer than this (its default is
+ * 118 s), and after a repoll every request opens a new connection for this
+ * long (CURLOPT_FRESH_CONNECT): so no connection idle since before the
+ * network changed is ever reused, and nothing needs closing by hand (libcurl
+ * has no call to empty its cache). p2ptun-signal closes every connection
+ * after one request (API.md), so this matters only behind a front end that
+ * keeps them open. */
+#define SIGCLIENT_REUSE_MAX_IDLE_S 30L
 #define SIGCLIENT_PIN_MAX 1024
 
 /* clang-format off */
@@ -49,11 +56,11 @@ G_DEFINE_QUARK (p2ptun-sigclient-error-quark, sigclient_error)
 typedef enum
 {
   REQ_POLL,
+  REQ_DRAIN, /* a long-poll superseded by sigclient_repoll */
   REQ_SEND,
   REQ_ICE,
 } ReqKind;
 
-typedef struct _SigReq SigReq;
 struct _SigReq
 {
   Sigclient *client;
@@ -71,47 +78,6 @@ struct _SigReq
   gpointer user_data;
 };
 
-typedef struct
-{
-  GSource source;
-  Sigclient *client;
-  curl_socket_t fd;
-  gpointer tag;
-} SigSocket;
-
-struct _Sigclient
-{
-  GMainContext *context;
-  char *base_url; /* without trailing slash */
-  char *pin;      /* NULL: verify with the system CAs */
-  char *cert_path;
-  char *key_path;
-  char peer_id[PEERID_SIZE];
-
-  CURLM *multi;
-  GSource *timer;       /* libcurl's timeout */
-  GHashTable *sockets;  /* fd -> SigSocket*, owned (a ref) */
-  GHashTable *requests; /* SigReq* set, owned */
-
-  /* the receive loop */
-  gboolean polling;
-  SigReq *poll;
-  gint64 poll_started; /* monotonic, µs */
-  GSource *retry;
-  guint backoff_ms;
-  int last_failure; /* kind of failure last logged (0: none), each logged once */
-  SigclientMessageFunc on_message;
-  SigclientFatalFunc on_fatal;
-  gpointer user_data;
-  SigclientNoticeFunc on_notice;
-  gpointer notice_data;
-
-  /* re-entrancy: sigclient_free inside a dispatch defers the final free */
-  guint busy;
-  gboolean dead;
-};
-
-static void sigclient_process_done (Sigclient *c);
 static void sigclient_poll_launch (Sigclient *c);
 
 /* --- helpers --------------------------------------------------------------- */
@@ -163,14 +129,14 @@ sigclient_parse_object (const GByteArray *body, JsonParser *parser)
   return json_node_get_object (root);
 }
 
-static void
+void
 sigclient_enter (Sigclient *c)
 {
   c->busy++;
 }
 
 /* Returns FALSE when the client was freed meanwhile: touch nothing after. */
-static gboolean
+gboolean
 sigclient_leave (Sigclient *c)
 {
   g_assert (c->busy > 0);
@@ -362,6 +328,9 @@ sigreq_new (Sigclient *c, ReqKind kind, const char *path, char *post_body, gsize
   SETOPT (CURLOPT_TCP_KEEPINTVL, SIGCLIENT_KEEPINTVL_S);
   SETOPT (CURLOPT_SOCKOPTFUNCTION, sigreq_sockopt);
   SETOPT (CURLOPT_CONNECTTIMEOUT_MS, SIGCLIENT_CONNECT_TIMEOUT_MS);
+  SETOPT (CURLOPT_MAXAGE_CONN, SIGCLIENT_REUSE_MAX_IDLE_S);
+  if (g_get_monotonic_time () < c->fresh_until)
+    SETOPT (CURLOPT_FRESH_CONNECT, 1L);
   SETOPT (CURLOPT_TIMEOUT_MS,
           kind == REQ_POLL ? SIGCLIENT_POLL_TIMEOUT_MS : SIGCLIENT_REQUEST_TIMEOUT_MS);
   SETOPT (CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SIGCLIENT_MAX_BODY);
@@ -459,6 +428,7 @@ sigreq_finish (SigReq *r, GError *error, long status)
         break;
       }
     case REQ_POLL:
+    case REQ_DRAIN:
       g_assert_not_reached ();
     }
   g_clear_error (&error);
@@ -603,11 +573,102 @@ sigclient_poll_launch (Sigclient *c)
     }
 }
 
-/* --- libcurl <-> GMainContext --------------------------------------------- */
+/* --- sigclient_repoll ------------------------------------------------------ */
 
-/* Collects finished transfers. Runs only from our dispatch functions, with
- * the client entered. */
+/* What p2ptun-signal does with long-polls (signaling/server.c): a receive that
+ * finds messages queued takes them at once; one that waits is answered when a
+ * message is posted, with everything queued, which leaves the mailbox then.
+ * A second receive by the same peer ends the first with an empty list
+ * ("signal-owner-evicts"), and so does the first's connection closing: in both
+ * cases the queued messages stay for the next receive. So the newest poll
+ * always gets what is queued. What can be lost is a message that the server
+ * already wrote into the old poll's answer before the new poll reached it:
+ * - if the old connection is dead (the case repoll is for), the server cannot
+ *   know and the message is gone whatever we do; only an acknowledged delivery
+ *   in the protocol would cure that, and the window is the time from the
+ *   network change to the new poll's arrival, which repoll makes short;
+ * - if it is alive (a repoll for nothing, or an answer already on its way when
+ *   we give up), closing it would throw that answer away. So the old poll is
+ *   not closed but kept, as REQ_DRAIN, until it ends: the server ends it as
+ *   soon as the new poll arrives, and what it brings is delivered; a failure
+ *   is only logged. A dead one ends with TCP keepalive (about 10 s). Its
+ *   messages were taken before any that the new poll gets. */
 static void
+sigclient_drain_done (Sigclient *c, SigReq *r, GError *error)
+{
+  g_autoptr (GPtrArray) msgs = NULL;
+
+  if (error == NULL)
+    {
+      g_autoptr (GError) perr = NULL;
+      msgs = sigmsg_parse_batch (sigreq_body (r), r->body_in->len, &perr);
+      if (msgs == NULL)
+        error = g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                             "bad delivery: %s", perr->message);
+      else
+        g_ptr_array_set_free_func (msgs, (GDestroyNotify)sigmsg_free);
+    }
+  if (error != NULL)
+    {
+      g_debug ("superseded long-poll ended: %s", error->message);
+      g_error_free (error);
+      return;
+    }
+  g_debug ("superseded long-poll ended with %u message(s)", msgs->len);
+  for (guint i = 0; i < msgs->len; i++)
+    {
+      if (c->dead || !c->polling)
+        return;
+      if (c->on_message != NULL)
+        c->on_message (c, g_ptr_array_index (msgs, i), c->user_data);
+    }
+}
+
+/* Replaces the long-poll in flight (if any) with a new one, now. */
+static void
+sigclient_repoll_now (Sigclient *c)
+{
+  c->repoll_at = g_get_monotonic_time ();
+  c->backoff_ms = 0;
+  if (c->retry != NULL)
+    {
+      g_source_destroy (c->retry);
+      g_clear_pointer (&c->retry, g_source_unref);
+    }
+  if (c->poll != NULL)
+    {
+      SigReq *old = g_steal_pointer (&c->poll);
+      if (c->draining < SIGCLIENT_DRAIN_MAX)
+        {
+          old->kind = REQ_DRAIN;
+          c->draining++;
+        }
+      else
+        {
+          /* Repolls every 500 ms with none of the old polls ending: they are
+           * dead, or the server has ended them and their answers are late. */
+          g_hash_table_remove (c->requests, old);
+          sigreq_free (old);
+        }
+    }
+  sigclient_poll_launch (c);
+}
+
+static gboolean
+sigclient_repoll_later_cb (gpointer data)
+{
+  Sigclient *c = data;
+  g_clear_pointer (&c->repoll_later, g_source_unref);
+  sigclient_enter (c);
+  if (c->polling)
+    sigclient_repoll_now (c);
+  sigclient_leave (c);
+  return G_SOURCE_REMOVE;
+}
+
+/* --- finished transfers ---------------------------------------------------- */
+
+void
 sigclient_process_done (Sigclient *c)
 {
   CURLMsg *m;
@@ -637,116 +698,16 @@ sigclient_process_done (Sigclient *c)
           c->poll = NULL;
           sigclient_poll_done (c, r, error, status);
         }
+      else if (r->kind == REQ_DRAIN)
+        {
+          g_assert (c->draining > 0);
+          c->draining--;
+          sigclient_drain_done (c, r, error);
+        }
       else
         sigreq_finish (r, error, status);
       sigreq_free (r);
     }
-}
-
-static gboolean
-sigsocket_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
-{
-  SigSocket *s = (SigSocket *)source;
-  Sigclient *c = s->client;
-  GIOCondition rev = g_source_query_unix_fd (source, s->tag);
-  int flags = 0;
-  int running = 0;
-
-  if (rev & (G_IO_IN | G_IO_HUP))
-    flags |= CURL_CSELECT_IN;
-  if (rev & G_IO_OUT)
-    flags |= CURL_CSELECT_OUT;
-  if (rev & (G_IO_ERR | G_IO_NVAL))
-    flags |= CURL_CSELECT_ERR;
-
-  sigclient_enter (c);
-  /* May remove this very source (CURL_POLL_REMOVE): do not touch @s after. */
-  curl_multi_socket_action (c->multi, s->fd, flags, &running);
-  sigclient_process_done (c);
-  sigclient_leave (c);
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs sigsocket_funcs = {
-  .dispatch = sigsocket_dispatch,
-};
-
-static void
-sigsocket_destroy (gpointer data)
-{
-  GSource *source = data;
-  g_source_destroy (source);
-  g_source_unref (source);
-}
-
-static int
-sigclient_socket_cb (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-  Sigclient *c = userp;
-  GIOCondition cond = 0;
-
-  if (what == CURL_POLL_REMOVE)
-    {
-      g_hash_table_remove (c->sockets, GINT_TO_POINTER (fd));
-      return 0;
-    }
-  if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-    cond |= G_IO_IN;
-  if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-    cond |= G_IO_OUT;
-
-  SigSocket *s = g_hash_table_lookup (c->sockets, GINT_TO_POINTER (fd));
-  if (s != NULL)
-    {
-      g_source_modify_unix_fd (&s->source, s->tag, cond);
-      return 0;
-    }
-  s = (SigSocket *)g_source_new (&sigsocket_funcs, sizeof (SigSocket));
-  s->client = c;
-  s->fd = fd;
-  s->tag = g_source_add_unix_fd (&s->source, fd, cond);
-  g_source_set_name (&s->source, "p2ptun sigclient socket");
-  g_source_attach (&s->source, c->context);
-  g_hash_table_insert (c->sockets, GINT_TO_POINTER (fd), s);
-  return 0;
-}
-
-static gboolean
-sigclient_timer_fired (gpointer data)
-{
-  Sigclient *c = data;
-  int running = 0;
-
-  /* Forget this source first: libcurl may set a new timer from inside
-   * curl_multi_socket_action. */
-  if (c->timer == g_main_current_source ())
-    g_clear_pointer (&c->timer, g_source_unref);
-  sigclient_enter (c);
-  curl_multi_socket_action (c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-  sigclient_process_done (c);
-  sigclient_leave (c);
-  return G_SOURCE_REMOVE;
-}
-
-static int
-sigclient_timer_cb (CURLM *multi, long timeout_ms, void *userp)
-{
-  Sigclient *c = userp;
-
-  if (c->timer != NULL)
-    {
-      g_source_destroy (c->timer);
-      g_clear_pointer (&c->timer, g_source_unref);
-    }
-  if (timeout_ms < 0)
-    return 0;
-  /* libcurl forbids calling it back from here, even for 0: go through the
-   * loop. */
-  c->timer = g_timeout_source_new ((guint)MIN (timeout_ms, (long)G_MAXINT));
-  g_source_set_name (c->timer, "p2ptun sigclient timer");
-  g_source_set_callback (c->timer, sigclient_timer_fired, c, NULL);
-  g_source_attach (c->timer, c->context);
-  return 0;
 }
 
 /* --- early failures -------------------------------------------------------- */
@@ -857,17 +818,9 @@ sigclient_new (GMainContext *context, const char *url, const char *pin,
   c->cert_path = g_strdup (identity->cert_path);
   c->key_path = g_strdup (identity->key_path);
   g_strlcpy (c->peer_id, identity->peer_id, sizeof c->peer_id);
-  c->sockets = g_hash_table_new_full (NULL, NULL, NULL, sigsocket_destroy);
   c->requests = g_hash_table_new (NULL, NULL);
 
-  c->multi = curl_multi_init ();
-  if (c->multi == NULL
-      || curl_multi_setopt (c->multi, CURLMOPT_SOCKETFUNCTION, sigclient_socket_cb)
-             != CURLM_OK
-      || curl_multi_setopt (c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK
-      || curl_multi_setopt (c->multi, CURLMOPT_TIMERFUNCTION, sigclient_timer_cb)
-             != CURLM_OK
-      || curl_multi_setopt (c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
+  if (!sigclient_loop_init (c))
     {
       g_set_error (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
                    "cannot initialise libcurl");
@@ -901,19 +854,16 @@ sigclient_free (Sigclient *c)
       g_hash_table_unref (c->requests);
       c->requests = NULL;
     }
-  if (c->multi != NULL)
-    curl_multi_cleanup (c->multi);
-  c->multi = NULL;
-  g_clear_pointer (&c->sockets, g_hash_table_unref);
-  if (c->timer != NULL)
-    {
-      g_source_destroy (c->timer);
-      g_clear_pointer (&c->timer, g_source_unref);
-    }
+  sigclient_loop_clear (c);
   if (c->retry != NULL)
     {
       g_source_destroy (c->retry);
       g_clear_pointer (&c->retry, g_source_unref);
+    }
+  if (c->repoll_later != NULL)
+    {
+      g_source_destroy (c->repoll_later);
+      g_clear_pointer (&c->repoll_later, g_source_unref);
     }
   g_clear_pointer (&c->base_url, g_free);
   g_clear_pointer (&c->pin, g_free);
@@ -944,6 +894,32 @@ sigclient_start (Sigclient *client, SigclientMessageFunc on_message,
   client->polling = TRUE;
   client->backoff_ms = 0;
   sigclient_poll_launch (client);
+}
+
+void
+sigclient_repoll (Sigclient *client)
+{
+  g_return_if_fail (client != NULL && !client->dead);
+  gint64 now = g_get_monotonic_time ();
+  gint64 since = now - client->repoll_at;
+
+  client->fresh_until = now + SIGCLIENT_REUSE_MAX_IDLE_S * G_USEC_PER_SEC;
+  if (!client->polling || client->repoll_later != NULL)
+    return;
+  if (client->repoll_at == 0 || since >= SIGCLIENT_REPOLL_MIN_MS * 1000)
+    {
+      sigclient_repoll_now (client);
+      return;
+    }
+  /* Too soon after the last one. A burst of calls (link down, address gone,
+   * address up, route...) ends with the network as it is now, which the poll
+   * made at the first call may not have used: one more at the end of the
+   * interval, however many calls come before it. */
+  guint delay = (guint)((SIGCLIENT_REPOLL_MIN_MS * 1000 - since + 999) / 1000);
+  client->repoll_later = g_timeout_source_new (delay);
+  g_source_set_name (client->repoll_later, "p2ptun sigclient repoll");
+  g_source_set_callback (client->repoll_later, sigclient_repoll_later_cb, client, NULL);
+  g_source_attach (client->repoll_later, client->context);
 }
 
 void

@@ -55,6 +55,16 @@ void sigclient_set_notice_func (Sigclient *client, SigclientNoticeFunc on_notice
 void sigclient_start (Sigclient *client, SigclientMessageFunc on_message,
                       SigclientFatalFunc on_fatal, gpointer user_data);
 
+/* The network under the client changed (another network, a NAT that forgot
+ * its mappings): the connections it has may be dead without a word. If the
+ * receive loop runs, a new long-poll starts at once on a new connection, and
+ * the old one is left to end by itself, only to deliver what the server may
+ * already have written into it (sigclient.c says when a message can still be
+ * lost). Requests started in the next 30 s open new connections too; sends in
+ * flight go on. Cheap to call on every change: at most one new long-poll per
+ * 500 ms, and calls within that interval make one more at its end. */
+void sigclient_repoll (Sigclient *client);
+
 /* POSTs @msg to @peer_id. @done may be NULL. */
 void sigclient_send (Sigclient *client, const char *peer_id, const Sigmsg *msg,
                      SigclientSendFunc done, gpointer user_data);
