@@ -126,6 +126,9 @@ node_network_changed (gpointer data)
   g_debug ("network changed; default route %s%s", route, moved ? " (moved)" : "");
   g_free (node->default_route);
   node->default_route = g_steal_pointer (&route);
+  /* Our long-poll's connection may have died with the old address or
+   * route: answers to the restarts below must not wait for TCP to notice. */
+  sigclient_repoll (node->sig);
   g_hash_table_iter_init (&it, node->links);
   while (g_hash_table_iter_next (&it, NULL, &value))
     tunnel_network_changed (((Link *) value)->tunnel, netwatch_has_address, moved);

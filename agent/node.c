@@ -299,6 +299,9 @@ tunnel_on_restarting (guint32 generation, TunnelRestartReason reason, gpointer d
 
   event->outgoing = link->outgoing;
   link_emit (link, event);
+  /* The restart's answer comes through the long-poll, whose connection may
+   * have died with the path (a NAT that forgot its mappings). */
+  sigclient_repoll (link->node->sig);
 }
 
 static const SigmsgIceServers *
