@@ -32,6 +32,7 @@ typedef struct
   guint backoff_ms;        /* the last reconnection delay; 0 after a tunnel came up */
   guint reconnects;        /* tunnels after the first */
   GSource *reconnect;      /* the next attempt */
+  GSource *give_up;        /* --give-up-after, while there is no tunnel */
 } Peer;
 
 /* One tunnel (one signaling session) to one peer. */

@@ -44,6 +44,33 @@ tunnel_error_is_final (const GError *error)
              && strstr (error->message, "does not trust") != NULL);
 }
 
+/* --give-up-after ran out with no tunnel: the end, as for a tunnel that
+ * never came up. */
+static gboolean
+on_give_up (gpointer data)
+{
+  Peer *peer = data;
+  Node *node = peer->node;
+  guint seconds = node->config->give_up_after_s;
+  P2ptunEvent *event;
+
+  g_clear_pointer (&peer->give_up, g_source_unref);
+  if (peer->lost_at == 0 || node->closing)
+    return G_SOURCE_REMOVE;
+  event = event_new (P2PTUN_EVENT_PEER_GONE, peer->peer,
+                     "no tunnel to peer %s for %u s (--give-up-after): giving up", peer->peer,
+                     seconds);
+  event->outgoing = TRUE;
+  event->error = g_error_new (P2PTUN_ERROR, P2PTUN_ERROR_TIMEOUT,
+                              "no tunnel to the peer for %u s", seconds);
+  node_emit (node, event);
+  /* The attempt under way goes with the peer and its forwards. */
+  if (peer->link)
+    g_hash_table_remove (node->links, tunnel_session (peer->link->tunnel));
+  g_hash_table_remove (node->peers, peer->peer);
+  return G_SOURCE_REMOVE;
+}
+
 /* The tunnel of a paired peer ended: its streams are reset, its forwards
  * stay, and a new tunnel is tried after the backoff; FALSE when the node
  * gives up instead (never up, a final error, or --give-up-after). */
@@ -59,7 +86,15 @@ peer_schedule_reconnect (Peer *peer, const GError *error)
   if (!peer->was_up || tunnel_error_is_final (error))
     return FALSE;
   if (peer->lost_at == 0)
-    peer->lost_at = now;
+    {
+      peer->lost_at = now;
+      if (node->config->give_up_after_s && peer->give_up == NULL)
+        {
+          peer->give_up = g_timeout_source_new_seconds (node->config->give_up_after_s);
+          g_source_set_callback (peer->give_up, on_give_up, peer, NULL);
+          g_source_attach (peer->give_up, node->context);
+        }
+    }
   if (node->config->give_up_after_s
       && now - peer->lost_at >= (gint64) node->config->give_up_after_s * G_USEC_PER_SEC)
     return FALSE;

@@ -242,6 +242,11 @@ tunnel_on_up (const TunnelPath *path, gpointer data)
       peer->was_up = TRUE;
       peer->lost_at = 0;
       peer->backoff_ms = 0;
+      if (peer->give_up)
+        {
+          g_source_destroy (peer->give_up);
+          g_clear_pointer (&peer->give_up, g_source_unref);
+        }
       peer_forwards_start (peer, tunnel_transport (link->tunnel));
     }
 }
@@ -477,6 +482,11 @@ peer_free (Peer *peer)
     {
       g_source_destroy (peer->reconnect);
       g_source_unref (peer->reconnect);
+    }
+  if (peer->give_up)
+    {
+      g_source_destroy (peer->give_up);
+      g_source_unref (peer->give_up);
     }
   /* Forwards first: their streams ride the link's transport. */
   g_ptr_array_unref (peer->forwards);

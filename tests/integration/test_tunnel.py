@@ -328,6 +328,26 @@ def peer_sigterm(lab):
             got += len(data)
 
 
+def give_up(lab):
+    """pair --give-up-after: its peer stops and does not come back; pair
+    tries again meanwhile, then gives up with one line and exit 1 once the
+    time is over (not before)."""
+    echo = lab.service("echo")
+    port = free_port()
+    server, client, (sid, cid, _, _) = setup_pair(lab, {"echo": echo.port}, {port: "echo"},
+                                                  pair_extra=["--give-up-after", "3"])
+    client.wait_line(UP_RE, timeout=20)
+    server.signal(signal.SIGTERM)
+    client.wait_line(r"peer %s went away: .*; reconnecting in [\d.]+ s" % sid, timeout=10)
+    t0 = time.monotonic()
+    client.wait_line(r"error: no tunnel to peer %s for 3 s \(--give-up-after\): giving up"
+                     % sid, timeout=15)
+    took = time.monotonic() - t0
+    check(client.wait_exit(10) == 1, "pair should exit 1 when it gives up")
+    sys.stderr.write("gave up %.1f s after the peer went away\n" % took)
+    check(took >= 2.5, "pair gave up after %.1f s, before --give-up-after 3" % took)
+
+
 def signal_killed(lab):
     """The signaling server is killed (SIGKILL) in the middle of a transfer:
     the tunnel does not need it, and the transfer completes intact. (A
@@ -640,6 +660,7 @@ CASES = {
     "mutual": mutual,
     "sigterm": sigterm,
     "peer-sigterm": peer_sigterm,
+    "give-up": give_up,
     "signal-killed": signal_killed,
     "signal-errors": signal_errors,
 }

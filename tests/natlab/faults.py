@@ -47,6 +47,11 @@ STALL_S = 0.1
 
 CUT_SHORT_S = 5
 CUT_LONG_S = 60
+# Figures only (figures.py; not in meson's suite): a 3-minute cut, and one
+# past the default --hold of 600 s.
+CUT_FIGURE_S = 180
+HOLD_DEFAULT_S = 600
+HOLD_DEFAULT_CUT_S = 620
 RECOVERY_BOUND_S = 5           # target 1 s (cuts, NAT rebinding)
 HOLD_S = 20
 HOLD_CUT_S = 30
@@ -72,6 +77,12 @@ CASES = {
     "cut-60s": ("none", "none", DIRECT,
                 "two public hosts, B's whole link cut for %d s during a paced transfer"
                 % CUT_LONG_S),
+    "cut-180s": ("none", "none", DIRECT,
+                 "two public hosts, B's whole link cut for %d s during a paced transfer "
+                 "(figures only)" % CUT_FIGURE_S),
+    "hold-default": ("none", "none", DIRECT,
+                     "the default --hold (%d s), B's link cut for %d s: the stream is reset, "
+                     "pair reconnects (figures only)" % (HOLD_DEFAULT_S, HOLD_DEFAULT_CUT_S)),
     "hold-exceeded": ("none", "none", DIRECT,
                       "--hold %d, B's link cut for %d s: the stream is reset, pair "
                       "reconnects, a new connection works" % (HOLD_S, HOLD_CUT_S)),
@@ -434,26 +445,27 @@ def cut(f, seconds):
     f.finish(DIRECT)
 
 
-def hold_exceeded(f):
-    """hold-exceeded: both agents hold streams for HOLD_S; B's link is cut
-    for longer. The stream is reset (not ended cleanly short), pair says
-    the peer went away and keeps running, reconnects once the link is
-    back, and a new connection through the same -L carries data intact."""
+def hold_exceeded(f, hold=HOLD_S, cut_s=HOLD_CUT_S):
+    """hold-exceeded: both agents hold streams for HOLD_S (hold-default:
+    the default, not given); B's link is cut for longer. The stream is
+    reset (not ended cleanly short), pair says the peer went away and keeps
+    running, reconnects once the link is back, and a new connection
+    through the same -L carries data intact."""
     out = natlab.run([f.r.agent_bin, "pair", "--help"], check_rc=False)
     check(f.t.HOLD_OPTION in out, "p2ptun-agent pair has no %s option (issue 15 not landed)"
           % f.t.HOLD_OPTION)
-    hold = [f.t.HOLD_OPTION, str(HOLD_S)]
+    hold = [] if hold == HOLD_DEFAULT_S else [f.t.HOLD_OPTION, str(hold)]
     f.agents(*f.two_sites("none", "none"), serve_args=hold, pair_args=hold)
-    s = f.stream(PRE_S + HOLD_CUT_S + POST_S, timeout=HOLD_CUT_S + 60)
+    s = f.stream(PRE_S + cut_s + POST_S, timeout=cut_s + 60)
     s.wait_flowing()
     time.sleep(PRE_S)
     n0 = f.lines_now(f.pair)
     t_cut = f.cut_b()
-    m = f.wait_new(f.pair, f.rx(f.t.RE_WENT_AWAY, f.id_a), n0, HOLD_CUT_S - 1)
+    m = f.wait_new(f.pair, f.rx(f.t.RE_WENT_AWAY, f.id_a), n0, cut_s - 1)
     f.note("went_away_after_s", round(time.monotonic() - t_cut, 1),
            "pair gave the peer up %.1f s into the cut: %s" % (time.monotonic() - t_cut,
                                                                m.group(0)))
-    time.sleep(max(0.0, t_cut + HOLD_CUT_S - time.monotonic()))
+    time.sleep(max(0.0, t_cut + cut_s - time.monotonic()))
     t_end = f.end_block("cut_dropped", {"from_b": "saddr", "to_b": "daddr"})
     f.check_running(f.pair)
     res = s.result(120)
@@ -712,7 +724,9 @@ def serve_restart(f):
 RUN = {
     "cut-5s": lambda f: cut(f, CUT_SHORT_S),
     "cut-60s": lambda f: cut(f, CUT_LONG_S),
+    "cut-180s": lambda f: cut(f, CUT_FIGURE_S),
     "hold-exceeded": hold_exceeded,
+    "hold-default": lambda f: hold_exceeded(f, HOLD_DEFAULT_S, HOLD_DEFAULT_CUT_S),
     "direct-cut": direct_cut,
     "nat-rebind": nat_rebind,
     "roam": roam,
