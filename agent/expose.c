@@ -220,6 +220,9 @@ expose_open_request (Expose *self, TransportStream *stream, const char *service)
   g_ptr_array_add (self->connects, c);
   client = g_socket_client_new ();
   g_socket_client_set_timeout (client, 10);
+  /* The exposed service is reached as given, never through a proxy that
+   * the desktop's or environment's settings name. */
+  g_socket_client_set_enable_proxy (client, FALSE);
   g_socket_client_connect_to_host_async (client, target, 0, c->cancellable,
                                          on_service_connected, c);
 }

@@ -518,6 +518,10 @@ rp_incoming (GSocketService *service, GSocketConnection *in, GObject *source,
 {
   Repoll *rp = data;
   g_autoptr (GSocketClient) client = g_socket_client_new ();
+  /* Straight to the server: no proxy lookup (libproxy throws C++
+   * exceptions in a thread of its own, which the sanitizer build cannot
+   * unwind). */
+  g_socket_client_set_enable_proxy (client, FALSE);
   rp->conns++;
   rp->splices++;
   g_object_set_data (G_OBJECT (in), "repoll", rp);

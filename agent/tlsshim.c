@@ -452,6 +452,8 @@ shim_on_accept (GSocket *listener, GIOCondition condition, gpointer data)
   conn->connecting = g_cancellable_new ();
   client = g_socket_client_new ();
   g_socket_client_set_timeout (client, SHIM_CONNECT_TIMEOUT_S);
+  /* Straight to the relay, like libnice's own TURN connections. */
+  g_socket_client_set_enable_proxy (client, FALSE);
   /* The callback runs in the thread-default context, which is the tunnel's. */
   g_main_context_push_thread_default (shim->context);
   g_socket_client_connect_to_host_async (client, shim->host, shim->port, conn->connecting,
