@@ -31,7 +31,6 @@ struct _Tunnel
   Path *next;
   gboolean path_lost;       /* ICE declared self->path failed */
   guint32 max_generation;   /* the highest made or asked for */
-  gint64 next_made;         /* when self->next was made */
   GSource *next_deadline;
   GSource *retry;           /* the next restart, after a backoff */
   guint backoff_s;
@@ -298,16 +297,43 @@ tunnel_new_path (Tunnel *self, guint32 generation, GError **error)
   return path_new (self->context, &config, &path_callbacks, self, error);
 }
 
+/* The path of @generation replaces the one under way (if any), with its
+ * deadline; FALSE (said as a warning) when it cannot be made. */
+static gboolean
+tunnel_make_next (Tunnel *self, guint32 generation, TunnelRestartReason reason)
+{
+  g_autoptr (GError) error = NULL;
+
+  tunnel_drop_next (self);
+  self->next = tunnel_new_path (self, generation, &error);
+  if (self->next == NULL)
+    {
+      warn_say (&self->warn, "cannot restart ICE: %s", error->message);
+      return FALSE;
+    }
+  self->restarts++;
+  self->next_deadline = g_timeout_source_new_seconds (TUNNEL_RESTART_DEADLINE_S);
+  g_source_set_callback (self->next_deadline, on_next_deadline, self, NULL);
+  g_source_attach (self->next_deadline, self->context);
+  if (self->cb.restarting)
+    self->cb.restarting (generation, reason, self->user_data);
+  return TRUE;
+}
+
 /* Makes (controlling) or asks for (controlled) the next ICE generation. */
 static void
 tunnel_restart (Tunnel *self, TunnelRestartReason reason)
 {
-  g_autoptr (GError) error = NULL;
-  guint32 generation;
-
   if (self->down || !session_is_up (self->session))
     return;
   tunnel_stop_retry (self);
+  if (!self->controlling && self->next && reason != TUNNEL_RESTART_NETWORK)
+    {
+      /* The peer's generation under way is given its time (its deadline
+       * asks again if it finds nothing). */
+      tunnel_schedule_retry (self);
+      return;
+    }
   if (!self->controlling)
     {
       Sigmsg *msg = sigmsg_new (SIGMSG_RESTART, self->session_id);
@@ -325,48 +351,20 @@ tunnel_restart (Tunnel *self, TunnelRestartReason reason)
    * under it too. */
   if (self->next && reason != TUNNEL_RESTART_NETWORK)
     return;
-  tunnel_drop_next (self);
-  generation = ++self->max_generation;
-  self->next = tunnel_new_path (self, generation, &error);
-  if (self->next == NULL)
-    {
-      warn_say (&self->warn, "cannot restart ICE: %s", error->message);
-      tunnel_schedule_retry (self);
-      return;
-    }
-  self->restarts++;
-  self->next_made = g_get_monotonic_time ();
-  self->next_deadline = g_timeout_source_new_seconds (TUNNEL_RESTART_DEADLINE_S);
-  g_source_set_callback (self->next_deadline, on_next_deadline, self, NULL);
-  g_source_attach (self->next_deadline, self->context);
-  if (self->cb.restarting)
-    self->cb.restarting (generation, reason, self->user_data);
-  path_offer (self->next);
+  if (tunnel_make_next (self, ++self->max_generation, reason))
+    path_offer (self->next);
+  else
+    tunnel_schedule_retry (self);
 }
 
 /* The controlled side: the peer's offer of a later generation. */
 static void
 tunnel_accept_restart (Tunnel *self, const Sigmsg *offer)
 {
-  g_autoptr (GError) error = NULL;
-
   tunnel_stop_retry (self);
-  tunnel_drop_next (self);
   self->max_generation = offer->generation;
-  self->next = tunnel_new_path (self, offer->generation, &error);
-  if (self->next == NULL)
-    {
-      warn_say (&self->warn, "cannot restart ICE: %s", error->message);
-      return;
-    }
-  self->restarts++;
-  self->next_made = g_get_monotonic_time ();
-  self->next_deadline = g_timeout_source_new_seconds (TUNNEL_RESTART_DEADLINE_S);
-  g_source_set_callback (self->next_deadline, on_next_deadline, self, NULL);
-  g_source_attach (self->next_deadline, self->context);
-  if (self->cb.restarting)
-    self->cb.restarting (offer->generation, TUNNEL_RESTART_PEER, self->user_data);
-  path_handle_signal (self->next, offer);
+  if (tunnel_make_next (self, offer->generation, TUNNEL_RESTART_PEER))
+    path_handle_signal (self->next, offer);
 }
 
 /* The next generation selected a pair: the session moves to it, and the
