@@ -465,10 +465,10 @@ peer_start (Peer *peer)
       return;
     }
   peer->link = link;
+  if (peer->was_up)
+    peer->reconnects++;
   link->reconnects = peer->reconnects;
   link->reconnecting_since = peer->lost_at;
-  if (peer->was_up)
-    link->reconnects = ++peer->reconnects;
   link->reoffer = g_timeout_source_new_seconds (NODE_REOFFER_S);
   g_source_set_callback (link->reoffer, on_reoffer, link, NULL);
   g_source_attach (link->reoffer, node->context);

@@ -281,6 +281,17 @@ def sigterm(lab):
           % echo.endings)
 
 
+def read_prefix(s, n, what):
+    """Reads the first n bytes (or a little more) of a download."""
+    s.settimeout(30)
+    got = 0
+    while got < n:
+        data = s.recv(1 << 16)
+        check(data, "%s ended after %d bytes" % (what, got))
+        got += len(data)
+    return got
+
+
 def peer_sigterm(lab):
     """The serving agent stops in the middle of a download: the client sees
     a reset after a prefix, never a clean end; pair says that the peer went
@@ -294,12 +305,7 @@ def peer_sigterm(lab):
                                                       {port: "down"})
     client.wait_line(UP_RE, timeout=20)
     with connect_retry(port) as s:
-        s.settimeout(30)
-        got = 0
-        while got < MIB:
-            data = s.recv(1 << 16)
-            check(data, "the download ended after %d bytes" % got)
-            got += len(data)
+        got = read_prefix(s, MIB, "the download")
         server.signal(signal.SIGTERM)
         n, ending = read_until_end(s, size)
     check(ending == "reset", "a download cut after %d of %d bytes ended with %s, not a reset"
@@ -320,12 +326,35 @@ def peer_sigterm(lab):
     m = client.wait_line(r"tunnel up: .*\(reconnected after ([\d.]+) s\)", timeout=60)
     sys.stderr.write("reconnected %s s after the peer went away\n" % m.group(1))
     with connect_retry(port) as s:
-        s.settimeout(30)
-        got = 0
-        while got < MIB:
-            data = s.recv(1 << 16)
-            check(data, "the download after the reconnection ended after %d bytes" % got)
-            got += len(data)
+        read_prefix(s, MIB, "the download after the reconnection")
+
+
+def pair_killed(lab):
+    """The pairing agent is killed (SIGKILL): serve's session goes silent.
+    A new pair with the same identity gets a new session, which replaces
+    the silent one (its stream reset), and carries data."""
+    echo = lab.service("echo")
+    port = free_port()
+    server, client, (sid, cid, url, pin) = setup_pair(lab, {"echo": echo.port}, {port: "echo"})
+    client.wait_line(UP_RE, timeout=20)
+    s = connect_retry(port)
+    s.sendall(b"x")
+    check(s.recv(1) == b"x", "echo before the kill")
+    client.proc.kill()
+    client.wait_exit(10)
+    s.close()
+    server.wait_line(r"peer %s: no answer for [\d.]+ s" % cid, timeout=20)
+    cdir, _ = lab.agent_dir("client")
+    port2 = free_port()
+    again = lab.agent("client-again", cdir, ["pair", sid, "-L", "%d:echo" % port2], url, pin)
+    again.wait_line(UP_RE, timeout=20)
+    server.wait_line(r"peer %s: a new session replaces its silent one" % cid, timeout=10)
+    check(roundtrip(port2, b"after the kill") == b"after the kill",
+          "echo through the new session differs")
+    # The old session's service connection, and the new one's clean end.
+    endings = echo.wait_endings(2)
+    check(sorted(endings) == ["eof", "reset"], "the old session's service connection must be "
+          "reset, the new one's end cleanly: %r" % endings)
 
 
 def give_up(lab):
@@ -661,6 +690,7 @@ CASES = {
     "sigterm": sigterm,
     "peer-sigterm": peer_sigterm,
     "give-up": give_up,
+    "pair-killed": pair_killed,
     "signal-killed": signal_killed,
     "signal-errors": signal_errors,
 }
