@@ -48,6 +48,8 @@ import tempfile
 import threading
 import time
 
+import bench_profile
+
 MiB = 1 << 20
 PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay", "udp")
 CHUNK = MiB
@@ -921,6 +923,8 @@ class Bench:
                 if status[role] is None:
                     self.problem("%s agent exited (status %s) during the transfers:\n%s"
                                  % (role, p.p.returncode, p.tail()))
+            if self.args.profile and key == "large" and None not in status.values():
+                self.profile_tunnel(lport, serve.pid, pair.pid, n)
             for p in (pair, serve):
                 prob = p.stop()
                 if prob:
@@ -951,6 +955,18 @@ class Bench:
             for p in (pair, serve):
                 if p:
                     self.stop_agent(p)
+
+    def profile_tunnel(self, lport, serve_pid, pair_pid, n):
+        self.say("== profile: three more %d MiB downloads (perf record, perf trace, "
+                 "CPU time)" % (n // MiB))
+        try:
+            prof = bench_profile.run(self, download, lport,
+                                     {"sender": serve_pid, "receiver": pair_pid}, n)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            self.say("  profile skipped: %s" % e)
+            self.res["profile"] = {"skipped": str(e)}
+            return
+        self.res["profile"] = prof
 
     def tunnel_phase(self, key, n, throughput):
         """Fresh serve + pair agents; n bytes down then up; memory of both agents."""
@@ -1380,6 +1396,13 @@ class Bench:
                              % (max(peaks), MEM_TARGET_MIB, met))
                 r["peak_memory_MiB"] = max(peaks)
             lines.append("-" * RULE)
+        prof = r.get("profile")
+        if prof and "skipped" not in prof:
+            bench_profile.report(prof, lines.append)
+            lines.append("-" * RULE)
+        elif prof:
+            lines.append("profile skipped: %s" % prof["skipped"])
+            lines.append("-" * RULE)
         if self.problems:
             lines.append("problems: %d (details above and in the JSON)" % len(self.problems))
             for pr in self.problems:
@@ -1422,6 +1445,11 @@ def main():
     ap.add_argument("--only", metavar="LIST",
                     help="run only these parts, comma-separated: %s (default: all)"
                          % ",".join(PARTS))
+    ap.add_argument("--profile", action="store_true",
+                    help="with the tunnel part: profile both agents during three more "
+                         "downloads (perf record and perf trace; needs perf): CPU by library, "
+                         "top symbols, system calls per MiB, mean datagram size, CPU-seconds "
+                         "per GiB for each agent")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
     if args.size < 1 or args.mem_size < 1 or args.relay_size < 1 or args.runs < 1:
