@@ -10,7 +10,6 @@
  * ICE already proved the path works, so a handshake that takes longer than this
  * will not finish. */
 #define DTLS_HANDSHAKE_TIMEOUT_MS 15000
-#define DTLS_RECORD_MAX 2048
 
 struct _Dtls
 {
@@ -347,7 +346,7 @@ dtls_start (Dtls *self)
 void
 dtls_receive (Dtls *self, const guint8 *buf, gsize len)
 {
-  guint8 plain[DTLS_RECORD_MAX];
+  guint8 plain[DTLS_PLAINTEXT_MAX];
 
   if (self->failed || len == 0 || len > G_MAXINT)
     return;
@@ -400,7 +399,7 @@ dtls_receive (Dtls *self, const guint8 *buf, gsize len)
 gboolean
 dtls_send (Dtls *self, const guint8 *buf, gsize len)
 {
-  if (!self->connected || self->failed || len == 0 || len > dtls_max_payload_probe (self))
+  if (!self->connected || self->failed || len == 0 || len > DTLS_PLAINTEXT_MAX)
     return FALSE;
   ERR_clear_error ();
   return SSL_write (self->ssl, buf, (int) len) == (int) len;
@@ -413,14 +412,16 @@ dtls_max_payload (Dtls *self)
 }
 
 gsize
-dtls_max_payload_probe (Dtls *self)
+dtls_max_payload_for_link (Dtls *self, gsize link_mtu)
 {
   gsize base = dtls_max_payload (self);
 
   /* The record's overhead (header, explicit nonce, tag) does not depend on
    * its length with an AEAD cipher. OpenSSL writes application records
    * larger than its link MTU (the MTU only splits handshake messages). */
-  return base > 0 ? base + DTLS_LINK_MTU_MAX - DTLS_LINK_MTU : 0;
+  if (base == 0 || link_mtu <= DTLS_LINK_MTU)
+    return base;
+  return MIN (base + link_mtu - DTLS_LINK_MTU, DTLS_PLAINTEXT_MAX);
 }
 
 void

@@ -15,8 +15,12 @@
  * handshake and the first records use it. */
 #define DTLS_LINK_MTU 1200
 /* The UDP payload of a 1500-byte IPv4 packet: the largest record the
- * transport probes for (its path MTU discovery finds what a path carries). */
+ * transport probes for on the Internet (its path MTU discovery finds what a
+ * path carries). Paths of larger MTU (loopback, jumbo frames) carry records
+ * up to DTLS_PLAINTEXT_MAX of plaintext. */
 #define DTLS_LINK_MTU_MAX 1472
+/* The most plaintext one record holds (RFC 6347, 2^14). */
+#define DTLS_PLAINTEXT_MAX 16384
 
 #define DTLS_ERROR (dtls_error_quark ())
 GQuark dtls_error_quark (void);
@@ -53,12 +57,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Dtls, dtls_free)
 void dtls_start (Dtls *dtls);
 /* One datagram from the wire (first byte 20..63, RFC 7983). */
 void dtls_receive (Dtls *dtls, const guint8 *buf, gsize len);
-/* Encrypts @len bytes as one record; @len must not exceed
- * dtls_max_payload_probe(). Returns FALSE if the session is not connected. */
+/* Encrypts @len bytes (at most DTLS_PLAINTEXT_MAX) as one record. Returns
+ * FALSE if the session is not connected. */
 gboolean dtls_send (Dtls *dtls, const guint8 *buf, gsize len);
 /* Plaintext bytes that fit in one record of DTLS_LINK_MTU bytes. */
 gsize dtls_max_payload (Dtls *dtls);
-/* The same for a record of DTLS_LINK_MTU_MAX bytes. */
-gsize dtls_max_payload_probe (Dtls *dtls);
+/* The same for a record of @link_mtu bytes (at most DTLS_PLAINTEXT_MAX). */
+gsize dtls_max_payload_for_link (Dtls *dtls, gsize link_mtu);
 /* Sends close_notify. */
 void dtls_close (Dtls *dtls);

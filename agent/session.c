@@ -25,6 +25,7 @@ struct _Session
   gint64 last_pong;
   gint64 last_heard; /* a DTLS record from the peer */
   gboolean silent;   /* stalled: said so through cb.silence */
+  gboolean in_burst; /* the transport is sending: a flush follows */
   guint ticks;
   GSource *tick;     /* silence, pings, death */
 };
@@ -72,7 +73,7 @@ dtls_on_send_record (const guint8 *buf, gsize len, gpointer data)
    * than waiting for a DTLS retransmission. The path cannot tell a
    * handshake record from another; the session can. Later a failed send is
    * a lost datagram, which DTLS and the transport recover from. */
-  if (!self->cb.send_record (buf, len, self->user_data) && !self->up
+  if (!self->cb.send_record (buf, len, self->in_burst, self->user_data) && !self->up
       && self->held->len < SESSION_MAX_HELD_RECORDS)
     g_ptr_array_add (self->held, g_bytes_new (buf, len));
 }
@@ -83,7 +84,7 @@ dtls_on_connected (gpointer data)
   Session *self = data;
 
   transport_start (self->transport, dtls_max_payload (self->dtls),
-                   dtls_max_payload_probe (self->dtls));
+                   dtls_max_payload_for_link (self->dtls, self->cb.max_datagram (self->user_data)));
 }
 
 static void
@@ -122,7 +123,17 @@ transport_on_send_packet (const guint8 *buf, gsize len, gpointer data)
 {
   Session *self = data;
 
+  self->in_burst = TRUE;
   (void) dtls_send (self->dtls, buf, len);
+  self->in_burst = FALSE;
+}
+
+static void
+transport_on_flush (gpointer data)
+{
+  Session *self = data;
+
+  self->cb.flush (self->user_data);
 }
 
 static gboolean
@@ -201,6 +212,7 @@ transport_on_closed (guint8 code, const char *text, gpointer data)
 
 static const TransportCallbacks transport_callbacks = {
   .send_packet = transport_on_send_packet,
+  .flush = transport_on_flush,
   .ready = transport_on_ready,
   .open_request = transport_on_open_request,
   .rtt = transport_on_rtt,
@@ -276,10 +288,12 @@ session_path_changed (Session *self)
       gsize len;
       const guint8 *buf = g_bytes_get_data (self->held->pdata[i], &len);
 
-      (void) self->cb.send_record (buf, len, self->user_data);
+      (void) self->cb.send_record (buf, len, FALSE, self->user_data);
     }
   g_ptr_array_set_size (self->held, 0);
-  transport_path_changed (self->transport);
+  transport_path_changed (self->transport,
+                          dtls_max_payload_for_link (self->dtls,
+                                                     self->cb.max_datagram (self->user_data)));
 }
 
 gboolean

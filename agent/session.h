@@ -38,8 +38,16 @@ typedef struct _Session Session;
 
 typedef struct
 {
-  /* A DTLS record for the peer; returns whether it went out. */
-  gboolean (*send_record) (const guint8 *buf, gsize len, gpointer user_data);
+  /* A DTLS record for the peer; returns whether it went out (or was
+   * queued). @more: a flush follows, so the record may wait for it and go
+   * out with the others of its burst. */
+  gboolean (*send_record) (const guint8 *buf, gsize len, gboolean more, gpointer user_data);
+  /* The records of a burst were all handed to send_record. */
+  void (*flush) (gpointer user_data);
+  /* The largest datagram the path carries as far as this host knows (its
+   * route's MTU, less the IP and UDP headers); the transport probes for up
+   * to that. */
+  gsize (*max_datagram) (gpointer user_data);
   /* The peer is authenticated and the transport is ready: streams may open. */
   void (*up) (gpointer user_data);
   /* The peer wants a stream to @service (see transport.h). */

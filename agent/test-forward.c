@@ -206,8 +206,15 @@ side_closed (guint8 code, const char *text, gpointer data)
   g_test_message ("transport closed: %u %s", code, text);
 }
 
+/* Packets go at once: there is nothing to flush. */
+static void
+side_flush (gpointer data)
+{
+}
+
 static const TransportCallbacks side_callbacks = {
   .send_packet = side_send_packet,
+  .flush = side_flush,
   .ready = side_ready,
   .open_request = side_open_request,
   .closed = side_closed,

@@ -519,6 +519,8 @@ pump_round (Transport *t, guint64 now)
       t->bytes_sent += n;
       sent++;
     }
+  if (sent > 0)
+    t->cb.flush (t->user_data);
   if (t->conn)
     log_packet_size (t);
   return busy || sent > 0;
@@ -630,7 +632,8 @@ transport_start (Transport *t, gsize max_packet, gsize max_packet_probe)
   guint64 id = 0;
 
   g_return_if_fail (t->conn == NULL);
-  t->packet_cap = MAX (max_packet, cfg.max_packet_probe);
+  /* Room for the largest packet, which a later path may probe for. */
+  t->packet_cap = XPORT_MAX_PACKET;
   t->packet = g_malloc (t->packet_cap);
   t->packet_size = (guint32) max_packet;
   t->conn = xport_conn_new (&cfg, now_us ());
@@ -681,16 +684,20 @@ transport_bye (Transport *t, guint8 code, const char *text)
   /* Out now: the caller closes DTLS next. */
   n = xport_conn_send (t->conn, now_us (), t->packet, t->packet_cap);
   if (n > 0)
-    t->cb.send_packet (t->packet, n, t->user_data);
+    {
+      t->cb.send_packet (t->packet, n, t->user_data);
+      t->cb.flush (t->user_data);
+    }
   t->closed = TRUE;
   t->closed_notified = TRUE; /* we said it; nothing to tell the user */
 }
 
 void
-transport_path_changed (Transport *t)
+transport_path_changed (Transport *t, gsize max_packet_probe)
 {
   if (t->conn == NULL || t->closed)
     return;
+  xport_conn_set_max_packet_probe (t->conn, max_packet_probe);
   xport_conn_path_changed (t->conn, now_us ());
   log_packet_size (t);
   transport_kick (t);

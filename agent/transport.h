@@ -21,8 +21,11 @@ typedef struct _TransportStream TransportStream;
 typedef struct
 {
   /* A packet to encrypt and send; dropping it is allowed (the transport
-   * retransmits). */
+   * retransmits). It may wait for the flush that follows every burst. */
   void (*send_packet) (const guint8 *buf, gsize len, gpointer user_data);
+  /* The packets of a burst were all handed to send_packet: they go out now
+   * (together, where the socket can). */
+  void (*flush) (gpointer user_data);
   /* Both sides said HELLO: streams may be opened. */
   void (*ready) (gpointer user_data);
   /* The peer asks to open a stream to @service: answer with
@@ -73,8 +76,9 @@ void transport_set_idle_timeout (Transport *transport, guint seconds);
 /* Starts the connection: packets of @max_packet bytes fit a DTLS record on
  * every path; path MTU discovery probes for up to @max_packet_probe. */
 void transport_start (Transport *transport, gsize max_packet, gsize max_packet_probe);
-/* ICE moved to another path: its MTU is to be found again. */
-void transport_path_changed (Transport *transport);
+/* ICE moved to another path: its MTU is to be found again, probing for up
+ * to @max_packet_probe. */
+void transport_path_changed (Transport *transport, gsize max_packet_probe);
 /* One decrypted packet from the peer. */
 void transport_receive_packet (Transport *transport, const guint8 *buf, gsize len);
 /* Sends a PING; the answer arrives through callbacks->rtt. */

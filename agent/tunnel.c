@@ -102,11 +102,27 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
 /* ---- the session ---- */
 
 static gboolean
-session_on_send_record (const guint8 *buf, gsize len, gpointer data)
+session_on_send_record (const guint8 *buf, gsize len, gboolean more, gpointer data)
 {
   Tunnel *self = data;
 
-  return path_send (self->path, buf, len);
+  return path_send (self->path, buf, len, more);
+}
+
+static void
+session_on_flush (gpointer data)
+{
+  Tunnel *self = data;
+
+  path_flush (self->path);
+}
+
+static gsize
+session_on_max_datagram (gpointer data)
+{
+  Tunnel *self = data;
+
+  return path_max_datagram (self->path);
 }
 
 static void
@@ -176,6 +192,8 @@ session_on_down (const GError *error, gpointer data)
 
 static const SessionCallbacks session_callbacks = {
   .send_record = session_on_send_record,
+  .flush = session_on_flush,
+  .max_datagram = session_on_max_datagram,
   .up = session_on_up,
   .open_request = session_on_open_request,
   .rtt = session_on_rtt,

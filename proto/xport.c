@@ -507,7 +507,7 @@ handle_frame (struct xport_conn *c, const struct xport_frame *f, bool *eliciting
         }
       return 0;
     case XPORT_FRAME_DATAGRAM:
-      if (c->dg_in.n < c->dg_in.cap)
+      if (c->dg_in.n < c->dg_in.cap && f->len <= XPORT_MAX_DATAGRAM)
         {
           struct dgram *d = &c->dg_in.q[(c->dg_in.head + c->dg_in.n) % c->dg_in.cap];
           d->len = (uint16_t)f->len;
@@ -683,6 +683,15 @@ xport_conn_on_timeout (struct xport_conn *c, uint64_t now)
           packet_size_changed (c);
         }
     }
+}
+
+void
+xport_conn_set_max_packet_probe (struct xport_conn *c, size_t size)
+{
+  if (size > XPORT_MAX_PACKET)
+    size = XPORT_MAX_PACKET;
+  c->cfg.max_packet_probe = size;
+  xport_pmtu_set_ceiling (&c->pmtu, size);
 }
 
 void

@@ -149,6 +149,10 @@ void xport_conn_stats (const struct xport_conn *c, struct xport_stats *st);
  * unknown, so packets go back to max_packet until probes prove more, and
  * the probe timeout's backoff starts over. */
 void xport_conn_path_changed (struct xport_conn *c, uint64_t now);
+/* The largest packet to probe for from the next search on (the path's
+ * MTU bounds it; at most XPORT_MAX_PACKET): call before
+ * xport_conn_path_changed() when the new path's MTU differs. */
+void xport_conn_set_max_packet_probe (struct xport_conn *c, size_t size);
 
 /* Opens a stream of ours. XPORT_ERR_STREAM_LIMIT until the peer allows more. */
 int xport_stream_open (struct xport_conn *c, uint64_t *id);

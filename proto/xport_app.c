@@ -175,7 +175,8 @@ xport_datagram_max (const struct xport_conn *c)
   /* Header (version and an 8-byte packet number), frame type and length. It
    * grows when path MTU discovery raises the packet size, and shrinks back
    * when the path changes. */
-  return xport_conn_packet_size (c) - 1 - 8 - 1 - 2;
+  size_t room = xport_conn_packet_size (c) - 1 - 8 - 1 - 2;
+  return room < XPORT_MAX_DATAGRAM ? room : XPORT_MAX_DATAGRAM;
 }
 
 int

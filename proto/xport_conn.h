@@ -37,7 +37,7 @@ enum conn_state
 struct dgram
 {
   uint16_t len;
-  uint8_t data[XPORT_MAX_PACKET];
+  uint8_t data[XPORT_MAX_DATAGRAM];
 };
 
 struct dgram_queue

@@ -3,12 +3,15 @@
 
 #include <string.h>
 
+#include "xport_wire.h"
+
 static void
 search_from (struct xport_pmtu *m, uint64_t at)
 {
   m->lo = m->base;
   m->hi = m->ceiling;
   m->try_ceiling = true;
+  m->try_common = m->base < XPORT_COMMON_PACKET && XPORT_COMMON_PACKET < m->ceiling;
   m->probe_size = 0;
   m->failures = 0;
   m->next_probe = at;
@@ -45,6 +48,8 @@ xport_pmtu_probe_due (const struct xport_pmtu *m, uint64_t now)
   size_t hi = m->hi > m->lo ? m->hi : m->ceiling;
   if (hi <= m->lo)
     return 0;
+  if (m->try_common && m->lo < XPORT_COMMON_PACKET && XPORT_COMMON_PACKET < hi)
+    return XPORT_COMMON_PACKET;
   if (m->try_ceiling || m->hi <= m->lo)
     return hi;
   return m->lo + (hi - m->lo + 1) / 2;
@@ -82,6 +87,13 @@ xport_pmtu_on_acked (struct xport_pmtu *m, uint64_t pn, uint64_t now)
     m->lo = size;
   if (changed)
     m->current = size;
+  if (m->try_common && size == XPORT_COMMON_PACKET)
+    {
+      /* Then the ceiling. */
+      m->try_common = false;
+      m->next_probe = now;
+      return changed;
+    }
   if (m->try_ceiling || m->hi - m->lo < XPORT_PMTU_STEP)
     {
       m->hi = m->lo;
@@ -105,6 +117,7 @@ xport_pmtu_on_lost (struct xport_pmtu *m, uint64_t pn, uint64_t now)
   /* This size does not pass: search below it. */
   m->failures = 0;
   m->try_ceiling = false;
+  m->try_common = false;
   m->hi = size - 1;
   if (m->hi <= m->lo || m->hi - m->lo < XPORT_PMTU_STEP)
     {
@@ -114,6 +127,12 @@ xport_pmtu_on_lost (struct xport_pmtu *m, uint64_t pn, uint64_t now)
   return false;
 }
 
+void
+xport_pmtu_set_ceiling (struct xport_pmtu *m, size_t ceiling)
+{
+  m->ceiling = ceiling > m->base ? ceiling : m->base;
+}
+
 bool
 xport_pmtu_restart (struct xport_pmtu *m, uint64_t now, uint64_t delay)
 {
@@ -121,5 +140,11 @@ xport_pmtu_restart (struct xport_pmtu *m, uint64_t now, uint64_t delay)
   m->current = m->base;
   if (m->ceiling > m->base)
     search_from (m, now + delay);
+  else
+    {
+      m->lo = m->hi = m->base;
+      m->probe_size = 0;
+      m->next_probe = UINT64_MAX;
+    }
   return changed;
 }

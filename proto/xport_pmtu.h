@@ -4,8 +4,10 @@
  * which fits inside TURN framing); probes of PING and PADDING try larger
  * sizes up to a ceiling, and a size is used once a probe of it was
  * acknowledged. A lost probe is not a congestion signal. The search tries
- * the ceiling first (most paths carry 1500-byte IP packets), then halves the
- * interval; a size fails after XPORT_PMTU_TRIES lost probes.
+ * the size of a 1500-byte path first when the ceiling is larger (a host on
+ * a network of jumbo frames mostly talks to the Internet), then the
+ * ceiling, then halves the interval; a size fails after XPORT_PMTU_TRIES
+ * lost probes.
  *
  * Sans-IO and no allocation: the connection asks for the size of the probe
  * due, reports what became of it, and falls back to the base size when the
@@ -29,6 +31,7 @@ struct xport_pmtu
   size_t current;  /* packets are built up to this size */
   size_t lo, hi;   /* lo is known to pass; sizes above hi failed */
   bool try_ceiling; /* the next probe tries hi itself */
+  bool try_common;  /* the next probe tries XPORT_COMMON_PACKET */
   size_t probe_size; /* a probe of this size is in flight; 0: none */
   uint64_t probe_pn;
   unsigned failures;   /* probes of probe_size lost so far */
@@ -46,6 +49,8 @@ void xport_pmtu_probe_sent (struct xport_pmtu *m, uint64_t pn, size_t size);
  * true when the current size changed. */
 bool xport_pmtu_on_acked (struct xport_pmtu *m, uint64_t pn, uint64_t now);
 bool xport_pmtu_on_lost (struct xport_pmtu *m, uint64_t pn, uint64_t now);
+/* The largest size to probe for from the next restart on. */
+void xport_pmtu_set_ceiling (struct xport_pmtu *m, size_t ceiling);
 /* Back to the base size and search again from @now + @delay: the path
  * changed, or full-size packets vanish. Returns true when the size changed. */
 bool xport_pmtu_restart (struct xport_pmtu *m, uint64_t now, uint64_t delay);

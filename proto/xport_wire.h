@@ -21,9 +21,18 @@
  * every path carries, where packets start. */
 #define XPORT_BASE_PACKET 1163
 /* The largest packet either side may send once path MTU discovery proved
- * the path carries it (xport_pmtu.h): a 1500-byte IPv6 packet's UDP
- * payload. Receivers accept up to this. */
-#define XPORT_MAX_PACKET 1452
+ * the path carries it (xport_pmtu.h): the most plaintext a DTLS record
+ * holds. Only paths of large MTU carry it (loopback, jumbo frames); on the
+ * Internet a packet stays under 1500 bytes. Receivers accept up to this. */
+#define XPORT_MAX_PACKET 16384
+/* DTLS 1.2 with AES-GCM in the UDP payload of a 1500-byte IPv4 packet: what
+ * most paths carry, tried first when the ceiling is larger. */
+#define XPORT_COMMON_PACKET 1435
+/* The largest DATAGRAM frame payload, whatever the packet size: a 1500-byte
+ * IPv6 packet's UDP payload (1452 bytes) less the packet's header and the
+ * frame's (12). A UDP application sees one size on every path; receivers
+ * drop larger ones. */
+#define XPORT_MAX_DATAGRAM 1440
 /* RFC 9000 section 16: 2^62 - 1. */
 #define XPORT_VARINT_MAX ((UINT64_C (1) << 62) - 1)
 /* A hostile ACK may claim any number of ranges; we read at most this many

@@ -1,11 +1,16 @@
 /* One ICE path to a peer; see path.h. */
 #include "path.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
 #include <nice/agent.h>
 
 #include "nicesock.h"
 #include "pathprobe.h"
 #include "relays_private.h"
+#include "udpbatch.h"
 
 #define PATH_COMPONENT 1
 /* Buffered remote candidates that arrive before the offer or answer. */
@@ -44,6 +49,9 @@ struct _Path
   GSource *ice_deadline;
   gboolean connected;
   PathInfo info;
+  gsize max_datagram;   /* what the selected pair's route carries */
+  UdpBatch *batch;      /* NULL: P2PTUN_UDP_BATCH=off */
+  GSocket *batch_socket; /* the direct pair's, which the batch sends on */
 };
 
 G_DEFINE_QUARK (p2ptun-path-error-quark, path_error)
@@ -161,6 +169,95 @@ fill_info (Path *self, PathInfo *info, NiceCandidate *local, NiceCandidate *remo
                sizeof info->transport);
 }
 
+/* The IP packets the route to @to carries (its interface's MTU, or what
+ * the kernel learned of the path), less the IP and UDP headers: a socket
+ * connected for the question, which sends nothing. */
+static gsize
+route_max_datagram (const struct sockaddr_storage *to)
+{
+  gboolean v6 = to->ss_family == AF_INET6;
+  socklen_t to_len = v6 ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in);
+  gsize headers = v6 ? 40 + 8 : 20 + 8;
+  int mtu = 0;
+  socklen_t mtu_len = sizeof mtu;
+  int fd = socket (to->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+  if (fd < 0)
+    return PATH_DATAGRAM_COMMON;
+  if (connect (fd, (const struct sockaddr *) to, to_len) < 0
+      || getsockopt (fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu,
+                     &mtu_len) < 0)
+    mtu = 0;
+  close (fd);
+  if (mtu <= 0 || (gsize) mtu < headers + PATH_DATAGRAM_MIN)
+    return PATH_DATAGRAM_COMMON;
+  return MIN ((gsize) mtu - headers, PATH_DATAGRAM_MAX);
+}
+
+/* P2PTUN_MAX_DATAGRAM: a ceiling on the datagrams sent (for A/B figures,
+ * and for paths that lie about their MTU). 0: none. */
+static gsize
+max_datagram_from_env (void)
+{
+  static gsize once;
+  static gsize cap;
+
+  if (g_once_init_enter (&once))
+    {
+      const char *v = g_getenv ("P2PTUN_MAX_DATAGRAM");
+      guint64 n = 0;
+
+      if (v && *v
+          && (!g_ascii_string_to_unsigned (v, 10, PATH_DATAGRAM_MIN, PATH_DATAGRAM_MAX, &n, NULL)))
+        g_printerr ("p2ptun: P2PTUN_MAX_DATAGRAM=%s is not a size from %d to %d: ignored\n", v,
+                    PATH_DATAGRAM_MIN, PATH_DATAGRAM_MAX);
+      cap = (gsize) n;
+      g_once_init_leave (&once, 1);
+    }
+  return cap;
+}
+
+/* The selected pair decides the datagram size and whether records bypass
+ * libnice in batches: a direct UDP pair's socket sends to the peer's
+ * address in batches, and its route's MTU bounds the records. Anything
+ * else (our relay's framing, the peer's relay, TCP) goes through libnice
+ * at the size every path carries. */
+static void
+path_set_target (Path *self, const NiceCandidate *local, const NiceCandidate *remote)
+{
+  struct sockaddr_storage to;
+  GSocket *socket = NULL;
+  gsize cap = max_datagram_from_env ();
+
+  self->max_datagram = PATH_DATAGRAM_COMMON;
+  if (local && remote && !self->info.relayed && local->type != NICE_CANDIDATE_TYPE_RELAYED
+      && local->transport == NICE_CANDIDATE_TRANSPORT_UDP)
+    {
+      memset (&to, 0, sizeof to);
+      nice_address_copy_to_sockaddr (&remote->addr, (struct sockaddr *) &to);
+      self->max_datagram = route_max_datagram (&to);
+      if (self->batch)
+        socket = nice_agent_get_selected_socket (self->agent, self->stream_id, PATH_COMPONENT);
+    }
+  if (cap > 0)
+    self->max_datagram = MIN (self->max_datagram, cap);
+  if (self->batch)
+    {
+      /* What is queued goes to the old pair first, on its socket. */
+      if (socket)
+        udpbatch_set_target (self->batch, g_socket_get_fd (socket), (struct sockaddr *) &to,
+                             to.ss_family == AF_INET6 ? sizeof (struct sockaddr_in6)
+                                                      : sizeof (struct sockaddr_in));
+      else
+        udpbatch_set_target (self->batch, -1, NULL, 0);
+      g_clear_object (&self->batch_socket);
+      self->batch_socket = socket;
+    }
+  g_debug ("session %.8s: datagrams up to %zu bytes, %s", self->session, self->max_datagram,
+           self->batch_socket ? udpbatch_mode_name (udpbatch_mode (self->batch))
+                              : "sent by libnice");
+}
+
 static void
 path_set_info (Path *self, const PathInfo *info, const NiceCandidate *local)
 {
@@ -184,6 +281,7 @@ path_refresh_info (Path *self)
   if (memcmp (&info, &self->info, sizeof info) == 0)
     return;
   path_set_info (self, &info, local);
+  path_set_target (self, local, remote);
   self->cb.selected (self, &self->info, FALSE, self->user_data);
 }
 
@@ -304,6 +402,7 @@ ice_on_selected_pair (NiceAgent *agent, guint stream_id, guint component_id,
     return;
   fill_info (self, &info, local, remote);
   path_set_info (self, &info, local);
+  path_set_target (self, local, remote);
   /* Sockets made since gathering began. */
   nicesock_tune (self->agent, self->stream_id, PATH_COMPONENT);
   self->cb.selected (self, &self->info, TRUE, self->user_data);
@@ -483,6 +582,9 @@ path_new (GMainContext *context, const PathConfig *config, const PathCallbacks *
   self->cb = *callbacks;
   self->user_data = user_data;
   self->early_candidates = g_ptr_array_new_with_free_func (g_free);
+  self->max_datagram = PATH_DATAGRAM_COMMON;
+  if (udpbatch_mode_from_env () != UDPBATCH_OFF)
+    self->batch = udpbatch_new (udpbatch_mode_from_env ());
 
   self->agent = nice_agent_new_full (context, NICE_COMPATIBILITY_RFC5245,
                                      NICE_AGENT_OPTION_ICE_TRICKLE);
@@ -543,6 +645,9 @@ path_free (Path *self)
     return;
   path_stop_ice_deadline (self);
   pathprobe_free (self->probe);
+  /* Queued datagrams go before their socket can. */
+  g_clear_pointer (&self->batch, udpbatch_free);
+  g_clear_object (&self->batch_socket);
   if (self->agent)
     {
       g_signal_handlers_disconnect_by_data (self->agent, self);
@@ -566,10 +671,40 @@ path_free (Path *self)
 }
 
 gboolean
-path_send (Path *self, const guint8 *buf, gsize len)
+path_send (Path *self, const guint8 *buf, gsize len, gboolean more)
 {
+  if (self->batch && udpbatch_has_target (self->batch))
+    {
+      if (!udpbatch_add (self->batch, buf, len))
+        return FALSE;
+      if (!more)
+        udpbatch_flush (self->batch);
+      return TRUE;
+    }
   return nice_agent_send (self->agent, self->stream_id, PATH_COMPONENT, (guint) len,
                           (const gchar *) buf) >= 0;
+}
+
+void
+path_flush (Path *self)
+{
+  if (self->batch)
+    udpbatch_flush (self->batch);
+}
+
+gsize
+path_max_datagram (Path *self)
+{
+  return self->max_datagram;
+}
+
+void
+path_get_send_stats (Path *self, guint64 *datagrams, guint64 *syscalls)
+{
+  const UdpBatchStats *st = self->batch ? udpbatch_stats (self->batch) : NULL;
+
+  *datagrams = st ? st->datagrams : 0;
+  *syscalls = st ? st->syscalls : 0;
 }
 
 gboolean

@@ -35,6 +35,14 @@ typedef struct
 /* "direct (host 192.0.2.1:5000 -> srflx 198.51.100.2:6000, udp)" */
 char *path_info_to_string (const PathInfo *info);
 
+/* Datagram sizes: what a path carries at least (an ICE payload inside TURN
+ * framing); what most paths carry (a 1500-byte IPv4 packet's UDP payload),
+ * the ceiling for any path through a relay or without a known route; and
+ * the largest record (16 KiB of plaintext, on paths of large MTU). */
+#define PATH_DATAGRAM_MIN 1200
+#define PATH_DATAGRAM_COMMON 1472
+#define PATH_DATAGRAM_MAX (16384 + 64)
+
 typedef struct _Path Path;
 
 typedef struct
@@ -82,8 +90,16 @@ void path_offer (Path *path);
  * gathers. */
 void path_handle_signal (Path *path, const Sigmsg *msg);
 /* Sends one datagram over the selected pair; FALSE when it did not go out
- * (no pair selected yet, or the socket refused it). */
-gboolean path_send (Path *path, const guint8 *buf, gsize len);
+ * (no pair selected yet, or the socket refused it). @more: path_flush()
+ * follows, so it may wait in a batch (see udpbatch.h). */
+gboolean path_send (Path *path, const guint8 *buf, gsize len, gboolean more);
+/* Sends the datagrams waiting in the batch. */
+void path_flush (Path *path);
+/* The largest datagram the selected pair carries as far as this host knows
+ * (PATH_DATAGRAM_COMMON until a direct UDP pair is selected). */
+gsize path_max_datagram (Path *path);
+/* Datagrams sent in batches, and the system calls that took them. */
+void path_get_send_stats (Path *path, guint64 *datagrams, guint64 *syscalls);
 /* Whether the peer's credentials (its offer or answer) arrived. */
 gboolean path_has_remote (Path *path);
 guint32 path_generation (Path *path);

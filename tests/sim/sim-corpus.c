@@ -81,7 +81,7 @@ captured_run (const char *dir, const char *name, double loss, size_t max_packets
     .delay_us = 10 * MS, .loss = loss, .rate_bps = 20000000, .queue_bytes = 100000
   };
   struct sim_link *ab = sim_link_new (sim, &p), *ba = sim_link_new (sim, &p);
-  size_t ceiling = probe ? XPORT_MAX_PACKET : 0;
+  size_t ceiling = probe ? SIM_PACKET_CEILING : 0;
   struct xport_config ca = { .is_client = true, .max_packet_probe = ceiling },
                       cb = { .is_client = false, .max_packet_probe = ceiling };
   struct sim_flow f;

@@ -30,6 +30,10 @@ struct sim_link_params
   size_t mtu; /* larger packets are lost (0: no limit) */
 };
 
+/* The largest packet the agent probes for on the Internet: a 1500-byte
+ * path's (XPORT_MAX_PACKET is for paths of large MTU, such as loopback). */
+#define SIM_PACKET_CEILING 1452
+
 struct sim;
 struct sim_link;
 struct sim_node;
