@@ -238,6 +238,7 @@ udpbatch_flush (UdpBatch *self)
         {
           for (guint i = k; i < k + (guint) r; i++)
             self->stats.datagrams += self->count[i];
+          self->stats.messages += (guint) r;
           k += (guint) r;
           continue;
         }

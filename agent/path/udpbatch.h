@@ -33,6 +33,7 @@ typedef struct
 {
   guint64 datagrams; /* handed to the kernel */
   guint64 syscalls;  /* sendmmsg() calls */
+  guint64 messages;  /* what they sent: a GSO run or one datagram each */
   guint64 dropped;   /* refused by the socket (buffer full, too big): lost */
 } UdpBatchStats;
 

@@ -7,6 +7,7 @@ usage: test_tunnel.py BUILD_DIR CASE"""
 import base64
 import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -106,6 +107,32 @@ def transfer(lab, size=64 * MIB, up_re=UP_RE, during=None, **setup):
     sys.stderr.write("%d MiB (%d each way, concurrently) in %.1f s\n"
                      % (2 * size // MIB, size // MIB, elapsed))
     return server, client
+
+
+def transfer_datapath(lab, mode, max_datagram, want_mode, want_size):
+    """transfer() with P2PTUN_UDP_BATCH=mode (and P2PTUN_MAX_DATAGRAM): both
+    agents say which send path and datagram size they use, and the records
+    grow past the Internet size only where the route allows."""
+    os.environ["G_MESSAGES_DEBUG"] = "p2ptun"
+    os.environ["P2PTUN_UDP_BATCH"] = mode
+    if max_datagram:
+        os.environ["P2PTUN_MAX_DATAGRAM"] = str(max_datagram)
+    server, client = transfer(lab)
+    for agent in (server, client):
+        m = agent.wait_line(r"datagrams up to (\d+) bytes, (.*)$", timeout=5)
+        check((m.group(1), m.group(2)) == (str(want_size), want_mode),
+              "%s: datagrams up to %s bytes, %s; expected %d, %s"
+              % (agent.name, m.group(1), m.group(2), want_size, want_mode))
+        sizes = [int(x) for x in re.findall(r"tunnel packets of (\d+) bytes", agent.text())]
+        largest = max(sizes, default=0)
+        if want_size > 1472:
+            check(largest > 1435, "%s: packets never grew past 1435 bytes (%s)"
+                  % (agent.name, sizes))
+        else:
+            check(largest <= 1435, "%s: packets of %d bytes on a 1472-byte path"
+                  % (agent.name, largest))
+        sys.stderr.write("%s: datagrams up to %s bytes (%s), packets grew to %d\n"
+                         % (agent.name, m.group(1), m.group(2), largest))
 
 
 def streams50(lab):
@@ -681,6 +708,12 @@ CASES = {
     "peer-mismatch": peer_mismatch,
     "other-generation": other_generation,
     "transfer": transfer,
+    # Loopback's route carries 65536-byte packets: records of 16 KiB, GSO.
+    "transfer-gso": lambda lab: transfer_datapath(lab, "gso", None, "gso", 16448),
+    "transfer-sendmmsg": lambda lab: transfer_datapath(lab, "sendmmsg", 1472, "sendmmsg", 1472),
+    # The fallback: every record through libnice, as before batching.
+    "transfer-unbatched": lambda lab: transfer_datapath(lab, "off", 1472, "sent by libnice",
+                                                        1472),
     "streams50": streams50,
     "stdio": stdio,
     "untrusted": untrusted,
