@@ -3,9 +3,13 @@
 
 #include "dtls.h"
 
-/* The tick checks for silence this often, so that a dead path is noticed
- * within a quarter of a second of the thresholds (session.h). */
-#define SESSION_TICKS_PER_S 4
+/* The tick runs when a ping, a stall threshold or the hold limit is due,
+ * and at least this often: 4 times a second while data is in flight or the
+ * peer is silent, so that a dead path is noticed within a quarter of a
+ * second of the thresholds (session.h); once a second when idle, so that
+ * an idle agent sleeps (a transfer that starts is seen within a second). */
+#define SESSION_LOOK_BUSY_US (G_USEC_PER_SEC / 4)
+#define SESSION_LOOK_IDLE_US G_USEC_PER_SEC
 /* Handshake records that found no selected pair yet, resent when one exists. */
 #define SESSION_MAX_HELD_RECORDS 8
 
@@ -22,12 +26,12 @@ struct _Session
   Transport *transport;
   gboolean up;
   gboolean down;
-  gint64 last_pong;
+  gboolean controlling;
+  gint64 last_ping;
   gint64 last_heard; /* a DTLS record from the peer */
   gboolean silent;   /* stalled: said so through cb.silence */
   gboolean in_burst; /* the transport is sending: a flush follows */
-  guint ticks;
-  GSource *tick;     /* silence, pings, death */
+  GSource *tick;     /* silence, pings, death; its ready time is the next due */
 };
 
 G_DEFINE_QUARK (p2ptun-session-error-quark, session_error)
@@ -136,15 +140,43 @@ transport_on_flush (gpointer data)
   self->cb.flush (self->user_data);
 }
 
+/* While the path works, the DTLS client's pings keep both ends' failure
+ * detectors fed, and the server pings only when they stop coming; a
+ * silent peer is pinged every second by both. */
+static gint64
+session_next_ping (Session *self)
+{
+  gint64 interval = SESSION_PING_INTERVAL_S * G_USEC_PER_SEC;
+
+  if (self->silent)
+    return self->last_ping + G_USEC_PER_SEC;
+  if (self->controlling)
+    return self->last_ping + interval;
+  return MAX (self->last_ping + interval, self->last_heard + interval + G_USEC_PER_SEC);
+}
+
+static void
+session_schedule_tick (Session *self, gint64 now)
+{
+  gboolean loaded = transport_bytes_in_flight (self->transport) > 0;
+  gint64 next = now + (self->silent || loaded ? SESSION_LOOK_BUSY_US : SESSION_LOOK_IDLE_US);
+
+  next = MIN (next, session_next_ping (self));
+  if (!self->silent)
+    next = MIN (next, self->last_heard
+                          + (loaded ? SESSION_STALL_LOADED_US : SESSION_STALL_IDLE_US) + 1);
+  next = MIN (next, self->last_heard + (gint64) self->hold_s * G_USEC_PER_SEC + 1);
+  g_source_set_ready_time (self->tick, MAX (next, now));
+}
+
 static gboolean
 on_tick (gpointer data)
 {
   Session *self = data;
   gint64 now = g_get_monotonic_time ();
-
   gint64 gap = now - self->last_heard;
 
-  if (now - self->last_pong > (gint64) self->hold_s * G_USEC_PER_SEC)
+  if (gap > (gint64) self->hold_s * G_USEC_PER_SEC)
     {
       session_fail (self, SESSION_ERROR_TIMEOUT,
                     "the peer stopped answering (no reply for %u s, the --hold limit)",
@@ -161,11 +193,24 @@ on_tick (gpointer data)
     }
   /* A ping a second while the path looks dead: the cheapest probe of a path
    * that may come back. */
-  if (++self->ticks % (SESSION_PING_INTERVAL_S * SESSION_TICKS_PER_S) == 0
-      || (self->silent && self->ticks % SESSION_TICKS_PER_S == 0))
-    transport_ping (self->transport);
+  if (now >= session_next_ping (self))
+    {
+      self->last_ping = now;
+      transport_ping (self->transport);
+    }
+  session_schedule_tick (self, now);
   return G_SOURCE_CONTINUE;
 }
+
+static gboolean
+tick_dispatch (GSource *source, GSourceFunc callback, gpointer data)
+{
+  return callback (data);
+}
+
+static GSourceFuncs tick_funcs = {
+  .dispatch = tick_dispatch,
+};
 
 static void
 transport_on_ready (gpointer data)
@@ -173,10 +218,12 @@ transport_on_ready (gpointer data)
   Session *self = data;
 
   self->up = TRUE;
-  self->last_pong = self->last_heard = g_get_monotonic_time ();
+  self->last_ping = self->last_heard = g_get_monotonic_time ();
   transport_ping (self->transport);
-  self->tick = g_timeout_source_new (1000 / SESSION_TICKS_PER_S);
+  self->tick = g_source_new (&tick_funcs, sizeof (GSource));
+  g_source_set_name (self->tick, "p2ptun-session-tick");
   g_source_set_callback (self->tick, on_tick, self, NULL);
+  session_schedule_tick (self, self->last_ping);
   g_source_attach (self->tick, self->context);
   self->cb.up (self->user_data);
 }
@@ -194,7 +241,6 @@ transport_on_rtt (gint64 rtt_us, gpointer data)
 {
   Session *self = data;
 
-  self->last_pong = g_get_monotonic_time ();
   if (self->cb.rtt)
     self->cb.rtt (rtt_us, self->user_data);
 }
@@ -230,6 +276,7 @@ session_new (GMainContext *context, const Identity *identity, const char *peer_i
 
   self->context = g_main_context_ref (context);
   self->hold_s = hold_s;
+  self->controlling = controlling;
   self->cb = *callbacks;
   self->user_data = user_data;
   self->held = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);

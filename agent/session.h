@@ -28,8 +28,9 @@ typedef enum
 /* The failure detector (SessionCallbacks.silence): the peer has said
  * nothing for this long while we have data in flight (it would have
  * acknowledged it within a few round trips), or for this long when idle
- * (both sides ping every SESSION_PING_INTERVAL_S, so a live idle path is
- * never quiet for more than that plus a round trip). */
+ * (the DTLS client pings every SESSION_PING_INTERVAL_S and the server
+ * answers, so neither end of a live idle path is quiet for more than that
+ * plus a round trip; the server pings too when the client's pings stop). */
 #define SESSION_STALL_LOADED_US (2 * G_USEC_PER_SEC)
 #define SESSION_STALL_IDLE_US (5 * G_USEC_PER_SEC)
 #define SESSION_PING_INTERVAL_S 2

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 
+#include "memtrim.h"
 #include "transport_private.h"
 #include "xport.h"
 
@@ -930,6 +931,8 @@ transport_stream_free (TransportStream *s)
         }
       stream_release (s);
       g_hash_table_remove (t->streams, GUINT_TO_POINTER (s->id));
+      if (g_hash_table_size (t->streams) == 0)
+        memtrim_soon (t->context);
     }
   g_free (s->refuse_text);
   g_free (s);

@@ -48,10 +48,11 @@ import tempfile
 import threading
 import time
 
+import bench_idle
 import bench_profile
 
 MiB = 1 << 20
-PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay", "udp")
+PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay", "udp", "idle")
 CHUNK = MiB
 SEED = 0x9E3779B9
 TTFB_TARGET_MS = 100.0
@@ -968,6 +969,24 @@ class Bench:
             return
         self.res["profile"] = prof
 
+    def bench_idle(self):
+        self.say("== idle tunnel and memory after load (fresh agents; %d s idle, %d streams, "
+                 "%d s after)" % (bench_idle.IDLE_S, bench_idle.STREAMS, bench_idle.SETTLE_S))
+        serve = pair = None
+        try:
+            serve = self.start_serve("serve-idle")
+            lport = free_port()
+            pair = Proc(self, "pair-idle", self.pair_argv(lport, "data"))
+            pair.wait_for(r"tunnel up: .*", 20)
+            pair.wait_for(r"forwarding ", 10)
+            self.res["idle"] = bench_idle.run(self, lport, {"serve": serve.pid, "pair": pair.pid})
+        except RuntimeError as e:
+            self.problem("idle: %s" % e)
+        finally:
+            for p in (pair, serve):
+                if p:
+                    self.stop_agent(p)
+
     def tunnel_phase(self, key, n, throughput):
         """Fresh serve + pair agents; n bytes down then up; memory of both agents."""
         try:
@@ -1256,7 +1275,7 @@ class Bench:
         if "ssh" in only:
             self.bench_ssh()
         self.setup_agents()
-        if only & {"memory", "tunnel", "ttfb", "udp"}:
+        if only & {"memory", "tunnel", "ttfb", "udp", "idle"}:
             self.sig, self.url, self.pin = self.start_signal()
         if "memory" in only:
             self.say("== p2ptun -L, %d MiB each way (memory, fresh agents)" % a.mem_size)
@@ -1271,6 +1290,8 @@ class Bench:
             self.bench_relay()
         if "udp" in only:
             self.bench_udp()
+        if "idle" in only:
+            self.bench_idle()
         self.report()
 
     def report(self):
@@ -1395,6 +1416,9 @@ class Bench:
                 lines.append("  peak %.1f MiB (largest VmHWM or sampled VmRSS)   target <= %.0f MiB: %s"
                              % (max(peaks), MEM_TARGET_MIB, met))
                 r["peak_memory_MiB"] = max(peaks)
+            lines.append("-" * RULE)
+        if r.get("idle"):
+            bench_idle.report(r["idle"], lines.append)
             lines.append("-" * RULE)
         prof = r.get("profile")
         if prof and "skipped" not in prof:
