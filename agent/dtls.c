@@ -1,6 +1,8 @@
 /* DTLS 1.2 session over memory BIOs; see dtls.h. */
 #include "dtls.h"
 
+#include <string.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -16,7 +18,8 @@ struct _Dtls
   GMainContext *context;
   SSL_CTX *ctx;
   SSL *ssl;
-  BIO *rbio; /* memory BIO: records from the wire */
+  const guint8 *in; /* the datagram dtls_receive() was given, for the in BIO */
+  gsize in_len;      /* 0 once OpenSSL read it */
   gboolean is_client;
   gboolean connected;
   gboolean failed;
@@ -32,6 +35,7 @@ struct _Dtls
 G_DEFINE_QUARK (p2ptun-dtls-error-quark, dtls_error)
 
 static BIO_METHOD *out_method;
+static BIO_METHOD *in_method;
 
 /* The write side is a BIO of our own so that each datagram OpenSSL writes
  * stays one datagram on the wire (a memory BIO would run them together). */
@@ -68,16 +72,58 @@ out_create (BIO *bio)
   return 1;
 }
 
+/* The read side hands OpenSSL the caller's datagram, whole, once: one copy
+ * (into OpenSSL's record buffer) where a memory BIO took two. */
+static int
+in_read (BIO *bio, char *buf, int len)
+{
+  Dtls *self = BIO_get_data (bio);
+  gsize n;
+
+  BIO_clear_retry_flags (bio);
+  if (self->in_len == 0 || len <= 0)
+    {
+      BIO_set_retry_read (bio);
+      return -1;
+    }
+  /* A datagram longer than OpenSSL's buffer is cut, and DTLS drops it. */
+  n = MIN (self->in_len, (gsize) len);
+  memcpy (buf, self->in, n);
+  self->in_len = 0;
+  return (int) n;
+}
+
+static long
+in_ctrl (BIO *bio, int cmd, long num, void *ptr)
+{
+  Dtls *self = BIO_get_data (bio);
+
+  switch (cmd)
+    {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return self ? (long) self->in_len : 0;
+    default:
+      return 0;
+    }
+}
+
 static gpointer
 out_method_init (gpointer unused)
 {
   BIO_METHOD *m = BIO_meth_new (BIO_get_new_index () | BIO_TYPE_SOURCE_SINK, "p2ptun-dtls-out");
+  BIO_METHOD *in = BIO_meth_new (BIO_get_new_index () | BIO_TYPE_SOURCE_SINK, "p2ptun-dtls-in");
 
-  g_assert (m != NULL);
+  g_assert (m != NULL && in != NULL);
   BIO_meth_set_write (m, out_write);
   BIO_meth_set_ctrl (m, out_ctrl);
   BIO_meth_set_create (m, out_create);
+  BIO_meth_set_read (in, in_read);
+  BIO_meth_set_ctrl (in, in_ctrl);
+  BIO_meth_set_create (in, out_create);
   out_method = m;
+  in_method = in;
   return NULL;
 }
 
@@ -220,7 +266,7 @@ dtls_new (GMainContext *context, const Identity *identity, gboolean is_client,
 {
   static GOnce once = G_ONCE_INIT;
   g_autoptr (Dtls) self = g_new0 (Dtls, 1);
-  BIO *wbio;
+  BIO *rbio, *wbio;
 
   g_return_val_if_fail (peerid_is_valid (expected_peer_id), NULL);
   g_once (&once, out_method_init, NULL);
@@ -249,18 +295,17 @@ dtls_new (GMainContext *context, const Identity *identity, gboolean is_client,
     goto ssl_error;
   SSL_set_app_data (self->ssl, self);
   SSL_set_options (self->ssl, SSL_OP_NO_QUERY_MTU | SSL_OP_NO_RENEGOTIATION);
-  self->rbio = BIO_new (BIO_s_mem ());
+  rbio = BIO_new (in_method);
   wbio = BIO_new (out_method);
-  if (self->rbio == NULL || wbio == NULL)
+  if (rbio == NULL || wbio == NULL)
     {
-      BIO_free (self->rbio);
+      BIO_free (rbio);
       BIO_free (wbio);
-      self->rbio = NULL;
       goto ssl_error;
     }
-  BIO_set_mem_eof_return (self->rbio, -1);
+  BIO_set_data (rbio, self);
   BIO_set_data (wbio, self);
-  SSL_set_bio (self->ssl, self->rbio, wbio);
+  SSL_set_bio (self->ssl, rbio, wbio);
   DTLS_set_link_mtu (self->ssl, DTLS_LINK_MTU);
   DTLS_set_timer_cb (self->ssl, dtls_timer);
   if (is_client)
@@ -350,14 +395,14 @@ dtls_receive (Dtls *self, const guint8 *buf, gsize len)
 
   if (self->failed || len == 0 || len > G_MAXINT)
     return;
-  if (BIO_write (self->rbio, buf, (int) len) != (int) len)
-    return;
+  self->in = buf;
+  self->in_len = len;
   if (!self->connected)
     {
       dtls_handshake (self);
       if (!self->connected)
         {
-          (void) BIO_reset (self->rbio);
+          self->in_len = 0;
           return;
         }
     }
@@ -393,7 +438,7 @@ dtls_receive (Dtls *self, const guint8 *buf, gsize len)
         }
       break;
     }
-  (void) BIO_reset (self->rbio);
+  self->in_len = 0;
 }
 
 gboolean

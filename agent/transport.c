@@ -39,10 +39,16 @@ now_us (void)
   return (guint64) g_get_monotonic_time ();
 }
 
+/* GLib writes to the context's wakeup descriptor on every
+ * g_source_set_ready_time(), so the pump's ready time is set only when it
+ * changes: once per dispatch, not per packet. */
 void
 transport_kick (Transport *t)
 {
-  if (t->pump != NULL)
+  if (t->pump == NULL)
+    return;
+  t->kicked = TRUE;
+  if (!t->pumping && g_source_get_ready_time (t->pump) != 0)
     g_source_set_ready_time (t->pump, 0);
 }
 
@@ -534,26 +540,35 @@ pump_dispatch (GSource *source, GSourceFunc unused, gpointer data)
   guint64 now = now_us ();
   guint64 due;
   gboolean busy = TRUE;
+  gint64 next = -1;
 
-  g_source_set_ready_time (source, -1);
   if (t->conn == NULL)
-    return G_SOURCE_CONTINUE;
+    {
+      g_source_set_ready_time (source, -1);
+      return G_SOURCE_CONTINUE;
+    }
+  t->pumping = TRUE;
+  t->kicked = FALSE;
   if (xport_conn_timeout (t->conn) <= now)
     xport_conn_on_timeout (t->conn, now);
   for (int round = 0; busy && round < PUMP_ROUNDS_MAX; round++)
     busy = pump_round (t, now);
+  t->pumping = FALSE;
   if (t->closed && !t->closed_notified)
     {
       t->closed_notified = TRUE;
+      g_source_set_ready_time (source, -1);
       /* Last: the user may free the transport from here. */
       t->cb.closed (t->close_code, t->close_text, t->user_data);
       return G_SOURCE_CONTINUE;
     }
   due = xport_conn_timeout (t->conn);
-  if (busy || t->noted->len > 0)
-    g_source_set_ready_time (source, 0);
-  else if (due != UINT64_MAX && g_source_get_ready_time (source) != 0)
-    g_source_set_ready_time (source, (gint64) MIN (due, (guint64) G_MAXINT64));
+  if (busy || t->kicked || t->noted->len > 0)
+    next = 0;
+  else if (due != UINT64_MAX)
+    next = (gint64) MIN (due, (guint64) G_MAXINT64);
+  if (g_source_get_ready_time (source) != next)
+    g_source_set_ready_time (source, next);
   return G_SOURCE_CONTINUE;
 }
 
