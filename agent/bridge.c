@@ -22,6 +22,8 @@ struct _Bridge
   GSource *source;
   gpointer in_tag;
   gpointer out_tag;
+  GIOCondition in_watched; /* what in_tag polls for */
+  GIOCondition out_watched;
 
   guint8 up[BRIDGE_BUFFER]; /* local -> stream */
   gsize up_off, up_len;
@@ -79,10 +81,15 @@ bridge_finish (Bridge *self, GError *error)
 
 /* Polls an fd only for what the bridge wants from it now: poll reports
  * POLLHUP even for an fd polled for nothing, and a closed peer would then make
- * the loop spin. */
+ * the loop spin. Only a change is told to GLib: each one wakes the context
+ * through its eventfd (a write and a read per 64 KiB otherwise). */
 static void
-bridge_watch_fd (Bridge *self, gpointer *tag, int fd, GIOCondition cond)
+bridge_watch_fd (Bridge *self, gpointer *tag, GIOCondition *watched, int fd,
+                 GIOCondition cond)
 {
+  if (*tag != NULL && cond == *watched)
+    return;
+  *watched = cond;
   if (cond == 0 && *tag != NULL)
     {
       g_source_remove_unix_fd (self->source, *tag);
@@ -107,8 +114,8 @@ bridge_watch (Bridge *self)
     in_cond = G_IO_IN;
   if (self->down_len > 0 && self->out_fd >= 0)
     out_cond = G_IO_OUT;
-  bridge_watch_fd (self, &self->in_tag, self->in_fd, in_cond);
-  bridge_watch_fd (self, &self->out_tag, self->out_fd, out_cond);
+  bridge_watch_fd (self, &self->in_tag, &self->in_watched, self->in_fd, in_cond);
+  bridge_watch_fd (self, &self->out_tag, &self->out_watched, self->out_fd, out_cond);
 }
 
 /* Moves what can move without blocking, in both directions. */
@@ -193,7 +200,7 @@ bridge_pump (Bridge *self)
               && self->out_fd != self->in_fd)
             {
               /* A closed fd must leave the poll set, or poll reports POLLNVAL. */
-              bridge_watch_fd (self, &self->out_tag, self->out_fd, 0);
+              bridge_watch_fd (self, &self->out_tag, &self->out_watched, self->out_fd, 0);
               close (self->out_fd);
               self->out_fd = -1;
             }

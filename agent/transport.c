@@ -39,17 +39,14 @@ now_us (void)
   return (guint64) g_get_monotonic_time ();
 }
 
-/* GLib writes to the context's wakeup descriptor on every
- * g_source_set_ready_time(), so the pump's ready time is set only when it
- * changes: once per dispatch, not per packet. */
+/* The pump is due when kicked or at the connection's next timeout, which
+ * its prepare() tells GLib. (A ready time would do the same, but GLib
+ * writes to the context's wakeup descriptor on every change of one: three
+ * system calls per burst.) Called on the context's thread, like the rest. */
 void
 transport_kick (Transport *t)
 {
-  if (t->pump == NULL)
-    return;
   t->kicked = TRUE;
-  if (!t->pumping && g_source_get_ready_time (t->pump) != 0)
-    g_source_set_ready_time (t->pump, 0);
 }
 
 static void
@@ -533,46 +530,77 @@ pump_round (Transport *t, guint64 now)
   return busy || sent > 0;
 }
 
+typedef struct
+{
+  GSource source;
+  Transport *t;
+} PumpSource;
+
+/* Whether the pump has work now; else, in *@timeout_ms, when it will. */
+static gboolean
+pump_due (Transport *t, gint *timeout_ms)
+{
+  guint64 due, now;
+
+  *timeout_ms = -1;
+  if (t->conn == NULL)
+    return FALSE;
+  if (t->kicked || t->noted->len > 0)
+    return TRUE;
+  due = xport_conn_timeout (t->conn);
+  if (due == UINT64_MAX)
+    return FALSE;
+  now = now_us ();
+  if (due <= now)
+    return TRUE;
+  *timeout_ms = (gint) MIN ((due - now + 999) / 1000, (guint64) G_MAXINT);
+  return FALSE;
+}
+
+static gboolean
+pump_prepare (GSource *source, gint *timeout_ms)
+{
+  return pump_due (((PumpSource *) source)->t, timeout_ms);
+}
+
+static gboolean
+pump_check (GSource *source)
+{
+  gint unused;
+
+  return pump_due (((PumpSource *) source)->t, &unused);
+}
+
 static gboolean
 pump_dispatch (GSource *source, GSourceFunc unused, gpointer data)
 {
-  Transport *t = data;
+  Transport *t = ((PumpSource *) source)->t;
   guint64 now = now_us ();
-  guint64 due;
   gboolean busy = TRUE;
-  gint64 next = -1;
 
-  if (t->conn == NULL)
-    {
-      g_source_set_ready_time (source, -1);
-      return G_SOURCE_CONTINUE;
-    }
-  t->pumping = TRUE;
   t->kicked = FALSE;
+  if (t->conn == NULL)
+    return G_SOURCE_CONTINUE;
   if (xport_conn_timeout (t->conn) <= now)
     xport_conn_on_timeout (t->conn, now);
   for (int round = 0; busy && round < PUMP_ROUNDS_MAX; round++)
     busy = pump_round (t, now);
-  t->pumping = FALSE;
   if (t->closed && !t->closed_notified)
     {
       t->closed_notified = TRUE;
-      g_source_set_ready_time (source, -1);
       /* Last: the user may free the transport from here. */
       t->cb.closed (t->close_code, t->close_text, t->user_data);
       return G_SOURCE_CONTINUE;
     }
-  due = xport_conn_timeout (t->conn);
-  if (busy || t->kicked || t->noted->len > 0)
-    next = 0;
-  else if (due != UINT64_MAX)
-    next = (gint64) MIN (due, (guint64) G_MAXINT64);
-  if (g_source_get_ready_time (source) != next)
-    g_source_set_ready_time (source, next);
+  /* Rounds left over: the next iteration goes on, after the others ran. */
+  if (busy)
+    t->kicked = TRUE;
   return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs pump_funcs = {
+  .prepare = pump_prepare,
+  .check = pump_check,
   .dispatch = pump_dispatch,
 };
 
@@ -654,7 +682,8 @@ transport_start (Transport *t, gsize max_packet, gsize max_packet_probe)
   t->packet_size = (guint32) max_packet;
   t->conn = xport_conn_new (&cfg, now_us ());
   g_assert (t->conn != NULL); /* the configuration is ours; memory is there */
-  t->pump = g_source_new (&pump_funcs, sizeof (GSource));
+  t->pump = g_source_new (&pump_funcs, sizeof (PumpSource));
+  ((PumpSource *) t->pump)->t = t;
   g_source_set_callback (t->pump, NULL, t, NULL);
   g_source_set_name (t->pump, "p2ptun-transport");
   g_source_attach (t->pump, t->context);

@@ -65,8 +65,7 @@ struct _Transport
   gboolean ready;
   gboolean closed;          /* no more traffic; closed() is (to be) delivered */
   gboolean closed_notified; /* closed() delivered */
-  gboolean pumping;         /* in the pump's dispatch */
-  gboolean kicked;          /* transport_kick() since the dispatch began */
+  gboolean kicked;          /* the pump has work: transport_kick() */
   guint8 close_code;
   char *close_text;
   guint8 *dgram;          /* one received datagram */
