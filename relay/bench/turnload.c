@@ -51,12 +51,12 @@
 /* Datagrams per sendmmsg (one allocation's socket) and per recvmmsg. */
 #define TURNLOAD_SEND_BATCH 32
 #define TURNLOAD_RECV_BATCH 64
-/* Packets per second that make one packet per sendmmsg worth batching. */
-#define TURNLOAD_MIN_BATCH_RATE 20000
+/* Batches span at least 1/TURNLOAD_MIN_BATCH_HZ s of the rate. */
+#define TURNLOAD_MIN_BATCH_HZ 10000
 #define TURNLOAD_RECV_ROUNDS 8
 /* A sender that falls behind (descheduled) catches up by at most this much
  * of its rate in a burst; slots further behind are skipped and counted. */
-#define TURNLOAD_MAX_BACKLOG_MS 10
+#define TURNLOAD_MAX_BACKLOG_MS 50
 /* After the last send: wait until the sink has been quiet this long, but no
  * longer than the cap. */
 #define TURNLOAD_DRAIN_QUIET_MS 200
@@ -509,12 +509,13 @@ turnload_run (struct turnload *tl, uint64_t rate, uint64_t ms,
   const uint64_t max_backlog
       = rate * TURNLOAD_MAX_BACKLOG_MS / 1000 + TURNLOAD_SEND_BATCH;
   /* A syscall per packet would cost the generator more than the relay's
-   * batched reads cost it: above 20,000 packets/s, send 50 us worth of the
-   * rate at once (up to a batch), to one allocation. */
-  uint64_t min_batch = rate / TURNLOAD_MIN_BATCH_RATE;
-  min_batch = min_batch < 1                     ? 1
-              : min_batch > TURNLOAD_SEND_BATCH ? TURNLOAD_SEND_BATCH
-                                                : min_batch;
+   * batched reads cost it: send 100 us worth of the rate at once (up to a
+   * batch), to one allocation. */
+  uint64_t min_batch = rate / TURNLOAD_MIN_BATCH_HZ;
+  if (min_batch < 1)
+    min_batch = 1;
+  if (min_batch > TURNLOAD_SEND_BATCH)
+    min_batch = TURNLOAD_SEND_BATCH;
   size_t rr = 0;
   int64_t t0 = turnload_now_ns ();
   for (;;)
@@ -544,11 +545,12 @@ turnload_run (struct turnload *tl, uint64_t rate, uint64_t ms,
       turnload_sink_read (tl);
       if (due < res->slots + min_batch)
         {
-          /* Until the next batch is due: sleep in ppoll on the sink when that
-           * is long enough to be worth a wakeup, else spin. */
+          /* Until the next batch is due, in ppoll on the sink: no spinning,
+           * the cores are shared with the relay. A late wakeup is caught up
+           * by the next batches (due counts from t0). */
           int64_t next_ns = (int64_t)((res->slots + min_batch - 1) * 1000000000u / rate);
           int64_t wait = next_ns - (turnload_now_ns () - t0);
-          if (wait > 50000)
+          if (wait > 0)
             {
               if (wait > 1000000)
                 wait = 1000000;
