@@ -156,10 +156,13 @@ class Generator:
 
 
 def describe(r):
-    return ("%7d pps offered: %8d sent, %8d lost (%.3f %%)%s, relay %.2f CPU-s"
-            % (r["rate"], r["sent"], r["lost"], 100.0 * r["loss"],
-               "" if r["generator_kept_up"] else ", generator fell behind (%d slots skipped)"
-               % r["skipped"], r["relay_cpu_s"]))
+    t = r["send_ns"] / 1e9 or 1.0
+    gen = r["generator_cpu_s"]
+    return ("%7d pps offered: %7d pps relayed, %8d lost (%.3f %%)%s; CPU: relay %.2f, "
+            "generator %s core"
+            % (r["rate"], r["pps"], r["lost"], 100.0 * r["loss"],
+               "" if r["generator_kept_up"] else ", generator behind (%d slots skipped)"
+               % r["skipped"], r["relay_cpu_s"] / t, "-" if gen is None else "%.2f" % (gen / t)))
 
 
 def search(bench, gen, seconds, say):
