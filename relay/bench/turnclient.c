@@ -125,6 +125,14 @@ turnclient_build (struct turnclient *tc, int64_t now_ms)
   return TURNCLIENT_SEND;
 }
 
+void
+turnclient_restart (struct turnclient *tc)
+{
+  tc->state = TURNCLIENT_IDLE;
+  tc->mismatch = false;
+  tc->error[0] = '\0';
+}
+
 enum turnclient_step
 turnclient_allocate (struct turnclient *tc, int64_t now_ms)
 {
@@ -242,12 +250,14 @@ turnclient_input (struct turnclient *tc, const uint8_t *buf, size_t len, int64_t
         }
       if (code == 401 || code == 438)
         return turnclient_on_challenge (tc, &msg, code, now_ms);
-      /* RFC 8656 section 7.3: 437 to a Refresh: the allocation is gone. */
+      /* RFC 8656 section 7.3: 437 to a Refresh: the allocation is gone;
+       * to an Allocate: the 5-tuple is taken. */
       if (code == 437 && tc->state == TURNCLIENT_RELEASING)
         {
           tc->state = TURNCLIENT_RELEASED;
           return TURNCLIENT_DONE;
         }
+      tc->mismatch = code == 437 && tc->state == TURNCLIENT_ALLOCATING;
       snprintf (what, sizeof what, "%s: %u %.*s", name, code,
                 (int)(reason_len > 80 ? 80 : reason_len), reason);
       return turnclient_fail (tc, what);

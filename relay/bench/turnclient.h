@@ -72,6 +72,10 @@ struct turnclient
   unsigned nonce_retries;
 
   char error[160]; /* why FAILED */
+  /* FAILED on a 437 to Allocate: this 5-tuple holds an allocation the
+   * client does not know (an earlier client on the same port, RFC 8656
+   * section 7.3); a new socket may succeed (turnclient_restart). */
+  bool mismatch;
 };
 
 /* Sets up tc for one allocation. secret is the REST shared secret; name the
@@ -83,6 +87,9 @@ bool turnclient_init (struct turnclient *tc, const uint8_t *secret, size_t secre
                       const struct stun_addr *peer, uint16_t channel);
 /* Clears the credentials (OPENSSL_cleanse). */
 void turnclient_clear (struct turnclient *tc);
+
+/* Back to IDLE after a mismatch, for an Allocate from a new socket. */
+void turnclient_restart (struct turnclient *tc);
 
 /* Starts an exchange: Allocate from IDLE, ChannelBind again from BOUND (it
  * refreshes the channel and its permission, RFC 8656 sections 9 and 11),

@@ -43,6 +43,8 @@
 #define TURNLOAD_USER_VALID_S 86400
 /* Control transactions in flight at once while setting up. */
 #define TURNLOAD_WINDOW 64
+/* Allocations started again from a new socket after a 437, per exchange. */
+#define TURNLOAD_MAX_RESTARTS 100
 #define TURNLOAD_SETUP_TIMEOUT_MS 60000
 #define TURNLOAD_RELEASE_TIMEOUT_MS 10000
 /* Permissions last 300 s and channels 600 s (RFC 8656 sections 9 and 12):
@@ -84,6 +86,8 @@ struct turnload_out
 
 struct turnload
 {
+  struct sockaddr_storage server;
+  socklen_t server_len;
   size_t n;
   size_t size; /* payload bytes */
   int *fds;    /* client sockets, connected to the server */
@@ -265,10 +269,29 @@ turnload_free (struct turnload *tl)
   g_free (tl->out);
 }
 
+/* A client socket connected to the server, or -1 (said why). */
+static int
+turnload_client_socket (const struct turnload *tl, size_t i)
+{
+  int fd = socket (tl->server.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    {
+      fprintf (stderr, "turnload: socket %zu of %zu: %s (raise ulimit -n?)\n", i + 1,
+               tl->n, strerror (errno));
+      return -1;
+    }
+  if (connect (fd, (const struct sockaddr *)&tl->server, tl->server_len) != 0)
+    {
+      fprintf (stderr, "turnload: connect: %s\n", strerror (errno));
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
 /* The sink (peer) socket and one connected client socket per allocation. */
 static bool
-turnload_open (struct turnload *tl, const struct sockaddr_storage *server,
-               socklen_t server_len, const struct sockaddr_storage *peer,
+turnload_open (struct turnload *tl, const struct sockaddr_storage *peer,
                socklen_t peer_len)
 {
   tl->sink = socket (peer->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -282,19 +305,9 @@ turnload_open (struct turnload *tl, const struct sockaddr_storage *server,
   turnload_grow_buffers (tl->sink);
   for (size_t i = 0; i < tl->n; i++)
     {
-      int fd = socket (server->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd < 0)
-        {
-          fprintf (stderr, "turnload: socket %zu of %zu: %s (raise ulimit -n?)\n", i + 1,
-                   tl->n, strerror (errno));
-          return false;
-        }
-      tl->fds[i] = fd;
-      if (connect (fd, (const struct sockaddr *)server, server_len) != 0)
-        {
-          fprintf (stderr, "turnload: connect: %s\n", strerror (errno));
-          return false;
-        }
+      tl->fds[i] = turnload_client_socket (tl, i);
+      if (tl->fds[i] < 0)
+        return false;
     }
   return true;
 }
@@ -327,7 +340,7 @@ turnload_exchange (struct turnload *tl, turnload_begin_fn begin, int64_t timeout
 {
   size_t active[TURNLOAD_WINDOW];
   struct pollfd pfd[TURNLOAD_WINDOW];
-  size_t n_active = 0, next = 0, failed = 0;
+  size_t n_active = 0, next = 0, failed = 0, restarts = 0;
   int64_t deadline = turnload_now_ms () + timeout_ms;
   uint8_t buf[2048];
   while ((next < tl->n || n_active > 0) && turnload_now_ms () < deadline)
@@ -335,8 +348,10 @@ turnload_exchange (struct turnload *tl, turnload_begin_fn begin, int64_t timeout
       while (n_active < TURNLOAD_WINDOW && next < tl->n)
         {
           struct turnclient *tc = &tl->tcs[next];
-          /* One that failed before (and said why) is left alone. */
-          if (tc->state == TURNCLIENT_FAILED)
+          /* One that failed before (and said why) is left alone, and only
+           * bound ones are bound again or released. */
+          if (tc->state == TURNCLIENT_FAILED
+              || (begin != turnclient_allocate && tc->state != TURNCLIENT_BOUND))
             {
               next++;
               continue;
@@ -383,6 +398,23 @@ turnload_exchange (struct turnload *tl, turnload_begin_fn begin, int64_t timeout
               step = turnclient_tick (tc, turnload_now_ms ());
               if (step == TURNCLIENT_SEND)
                 turnload_send_request (tc, tl->fds[i]);
+            }
+          /* A 5-tuple the server still holds for someone else: the same
+           * allocation from a new socket (a new port), a few times in all. */
+          if (tc->state == TURNCLIENT_FAILED && tc->mismatch
+              && restarts < TURNLOAD_MAX_RESTARTS)
+            {
+              int fd = turnload_client_socket (tl, i);
+              if (fd >= 0)
+                {
+                  restarts++;
+                  close (tl->fds[i]);
+                  tl->fds[i] = fd;
+                  turnclient_restart (tc);
+                  if (turnclient_allocate (tc, turnload_now_ms ()) == TURNCLIENT_SEND)
+                    turnload_send_request (tc, fd);
+                  continue; /* poll it again next round */
+                }
             }
           if (step == TURNCLIENT_DONE || tc->state == TURNCLIENT_FAILED)
             {
@@ -750,7 +782,9 @@ main (int argc, char **argv)
   tl.in = g_new0 (struct turnload_sink, 1);
   tl.out = g_new0 (struct turnload_out, 1);
   int status = 1;
-  if (!turnload_open (&tl, &server_ss, server_len, &peer_ss, peer_len))
+  tl.server = server_ss;
+  tl.server_len = server_len;
+  if (!turnload_open (&tl, &peer_ss, peer_len))
     goto out;
   struct sockaddr_storage sink_ss;
   socklen_t sink_len = sizeof sink_ss;
@@ -776,13 +810,15 @@ main (int argc, char **argv)
   int64_t t0 = turnload_now_ms ();
   if (turnload_exchange (&tl, turnclient_allocate, TURNLOAD_SETUP_TIMEOUT_MS,
                          "Allocate and ChannelBind")
-      > 0)
-    goto out;
-  tl.bound_ms = turnload_now_ms ();
-  printf ("ready allocations=%zu setup_ms=%lld peer_port=%u\n", tl.n,
-          (long long)(tl.bound_ms - t0), sink_addr.port);
-  fflush (stdout);
-  status = turnload_commands (&tl);
+      == 0)
+    {
+      tl.bound_ms = turnload_now_ms ();
+      printf ("ready allocations=%zu setup_ms=%lld peer_port=%u\n", tl.n,
+              (long long)(tl.bound_ms - t0), sink_addr.port);
+      fflush (stdout);
+      status = turnload_commands (&tl);
+    }
+  /* Also after a failed setup: the ones that were made go. */
   size_t not_released = turnload_exchange (&tl, turnclient_release,
                                            TURNLOAD_RELEASE_TIMEOUT_MS, "Refresh");
   if (not_released > 0)
