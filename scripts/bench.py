@@ -24,6 +24,10 @@ In one run it measures and prints:
     of 172-byte datagrams (an RTP packet) in lockstep, through the tunnel and
     straight to the echo; and the share of paced 1200-byte datagrams that come
     back at 10, 100 and 300 Mbit/s offered.
+ 6. the relay on its own (--only relay-load, scripts/bench_relay_load.py):
+    p2ptun-relay and coturn (default threads and --relay-threads 1) under the
+    build's TURN load generator relay/bench/turnload: packets/s at <= 0.1 %
+    loss and relay CPU-s per million packets, for 1, 100 and 1000 allocations.
 
 Targets printed next to the figures (not asserted): median time to first byte
 <= 100 ms, peak agent memory <= 32 MiB.  Exit status is 0 unless the benchmark
@@ -50,9 +54,10 @@ import time
 
 import bench_idle
 import bench_profile
+import bench_relay_load
 
 MiB = 1 << 20
-PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay", "udp", "idle")
+PARTS = ("raw", "ssh", "memory", "tunnel", "ttfb", "relay", "udp", "idle", "relay-load")
 CHUNK = MiB
 SEED = 0x9E3779B9
 TTFB_TARGET_MS = 100.0
@@ -620,6 +625,8 @@ class Bench:
         self.agent = os.path.join(self.build, "agent", "p2ptun-agent")
         self.signal_bin = os.path.join(self.build, "signaling", "p2ptun-signal")
         self.relay_bin = os.path.join(self.build, "relay", "p2ptun-relay")
+        self.turnload_bin = os.path.join(self.build, "relay", "bench", "turnload")
+        self.turnserver = TURNSERVER
         self.work = tempfile.mkdtemp(prefix="p2ptun-bench.")
         self.procs = []
         self.problems = []
@@ -634,6 +641,13 @@ class Bench:
             "targets": {"ttfb_median_ms": TTFB_TARGET_MS, "peak_memory_MiB": MEM_TARGET_MIB},
             "problems": self.problems,
         }
+
+    # For bench_relay_load: its processes are cleaned up with the others.
+    def spawn(self, name, argv, stdin=subprocess.DEVNULL):
+        return Proc(self, name, argv, stdin)
+
+    cpu_s = staticmethod(proc_cpu_s)
+    clock = staticmethod(now)
 
     def say(self, msg):
         print(msg, flush=True)
@@ -1010,10 +1024,10 @@ class Bench:
             f.write(secret + "\n")
         return secret, path
 
-    def start_p2ptun_relay(self, secret_file):
-        """p2ptun-relay on loopback as the integration tests start it.  Returns
-        (port, tcp) where tcp says whether its --help shows a TCP listener, or
-        raises RuntimeError."""
+    def start_p2ptun_relay(self, secret_file, extra=()):
+        """p2ptun-relay on loopback as the integration tests start it, with
+        extra options.  Returns (port, tcp) where tcp says whether its --help
+        shows a TCP listener, or raises RuntimeError."""
         if not os.access(self.relay_bin, os.X_OK):
             raise RuntimeError("%s is missing" % self.relay_bin)
         r = subprocess.run([self.relay_bin, "--help"], capture_output=True, text=True, timeout=10)
@@ -1021,7 +1035,7 @@ class Bench:
         tcp = bool(listen) and "TCP" in listen[0]
         p = Proc(self, "p2ptun-relay", [self.relay_bin, "--listen", "127.0.0.1:0",
                                         "--secret-file", secret_file, "--realm", REALM,
-                                        "--allow-peer", "127.0.0.1/32"])
+                                        "--allow-peer", "127.0.0.1/32"] + list(extra))
         p.wait_for(r"^ready$", 10, "out")
         ports = [int(l.rsplit(":", 1)[1]) for _, t, l in p.lines
                  if t == "out" and l.startswith("listen 127.0.0.1:")]
@@ -1029,27 +1043,38 @@ class Bench:
             raise RuntimeError("p2ptun-relay printed no listen line:\n%s" % p.tail())
         return ports[0], tcp
 
-    def start_coturn(self, secret):
+    def start_coturn(self, secret, name="coturn", span=20, extra=()):
         """coturn's turnserver on loopback with the same TURN REST secret, UDP and
-        TCP on one port, as the integration tests start it; returns the port or
-        raises RuntimeError.  The secret goes in a 0600 config file rather than on
-        the command line, where any user could read it."""
-        d = os.path.join(self.work, "coturn")
+        TCP on one port, as the integration tests start it, span relayed ports and
+        extra options; returns the port or raises RuntimeError.  The secret goes
+        in a 0600 config file rather than on the command line, where any user
+        could read it."""
+        d = os.path.join(self.work, name)
         os.makedirs(d)
         conf = os.path.join(d, "turnserver.conf")
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write("static-auth-secret=%s\n" % secret)
         port = free_port()
-        low = free_port()
-        p = Proc(self, "coturn", [
+        low = min(free_port(), 65535 - span)
+        if span > 100:
+            # Many relayed ports: below the kernel's ephemeral range, where
+            # the clients' own sockets (a load generator's thousand) are not.
+            try:
+                with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                    eph = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                eph = 32768
+            if eph - span - 1 > 10000:
+                low = eph - span - 1
+        p = Proc(self, name, [
             TURNSERVER, "-c", conf, "--listening-ip=127.0.0.1", "--listening-port=%d" % port,
             "--relay-ip=127.0.0.1", "--use-auth-secret", "--realm=" + REALM, "--no-dtls",
             "--no-cli", "--no-tcp-relay", "--allow-loopback-peers",
-            "--min-port=%d" % low, "--max-port=%d" % min(low + 20, 65535),
+            "--min-port=%d" % low, "--max-port=%d" % (low + span),
             "--log-file=stdout", "--simple-log", "--no-tls",
             "--pidfile=" + os.path.join(d, "turnserver.pid"),
-            "--db=" + os.path.join(d, "turndb")])
+            "--db=" + os.path.join(d, "turndb")] + list(extra))
         deadline = now() + 20
         while not stun_answers(port):
             if p.p.poll() is not None:
@@ -1269,12 +1294,15 @@ class Bench:
         self.say("p2ptun bench: loopback 127.0.0.1, build %s, work dir %s" % (self.build, self.work))
         only = set(a.only.split(",")) if a.only else set(PARTS)
         self.only = only
-        self.start_service()
+        # relay-load needs neither the service nor the agents.
+        if only - {"relay-load"}:
+            self.start_service()
         if "raw" in only:
             self.bench_raw()
         if "ssh" in only:
             self.bench_ssh()
-        self.setup_agents()
+        if only - {"relay-load"}:
+            self.setup_agents()
         if only & {"memory", "tunnel", "ttfb", "udp", "idle"}:
             self.sig, self.url, self.pin = self.start_signal()
         if "memory" in only:
@@ -1292,6 +1320,8 @@ class Bench:
             self.bench_udp()
         if "idle" in only:
             self.bench_idle()
+        if "relay-load" in only:
+            bench_relay_load.run(self)
         self.report()
 
     def report(self):
@@ -1370,6 +1400,9 @@ class Bench:
             else:
                 lines.append("UDP forward: error: %s" % u.get("error", "not run")[:60])
             lines.append("-" * RULE)
+
+        if "relay-load" in only:
+            lines += bench_relay_load.report_lines(r.get("relay_load"), RULE)
 
         if "ttfb" in only:
             t = r["ttfb"] or {}
@@ -1475,6 +1508,7 @@ def main():
                          "top symbols, system calls per MiB, mean datagram size, CPU-seconds "
                          "per GiB for each agent")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    bench_relay_load.add_arguments(ap)
     args = ap.parse_args()
     if args.size < 1 or args.mem_size < 1 or args.relay_size < 1 or args.runs < 1:
         ap.error("sizes and runs must be positive")
@@ -1483,6 +1517,7 @@ def main():
         if bad:
             ap.error("--only: unknown part(s) %s (choose from %s)"
                      % (",".join(sorted(bad)), ",".join(PARTS)))
+    bench_relay_load.check_arguments(ap, args)
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
