@@ -7,7 +7,8 @@ that no view distorts another:
     (p2ptun, libcrypto, libnice, GLib, libc, kernel) and the top symbols;
  2. perf trace -s on both agents: system calls per MiB by name, and the mean
     datagram size the receiving agent read (payload bytes per successful
-    recvmsg: libnice reads one datagram per call);
+    recvmsg: libnice reads one datagram per call); with it, malloc() calls
+    per MiB (a uprobe on libc's malloc, removed afterwards);
  3. no tool attached: CPU-seconds per GiB for each agent.
 
 perf must be installed (Debian: linux-perf); the profile is skipped with the
@@ -103,6 +104,43 @@ def trace_counts(log):
     return counts
 
 
+def libc_of(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            path = line.split()[-1]
+            if os.path.basename(path).startswith("libc.so"):
+                return path
+    return None
+
+
+class MallocProbe:
+    """A uprobe on libc's malloc while it lives (perf probe; root)."""
+
+    EVENT = "probe_libc:malloc"
+
+    def __init__(self, pid):
+        libc = libc_of(pid)
+        if libc is None:
+            raise RuntimeError("no libc mapped in PID %d" % pid)
+        subprocess.run(["perf", "probe", "-q", "-d", self.EVENT], capture_output=True, timeout=30)
+        r = subprocess.run(["perf", "probe", "-q", "-x", libc, "malloc"], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError("perf probe on malloc: %s" % r.stderr.strip()[-300:])
+
+    def close(self):
+        subprocess.run(["perf", "probe", "-q", "-d", self.EVENT], capture_output=True, timeout=30)
+
+
+def malloc_count(log):
+    with open(log) as f:
+        for line in f:
+            m = re.match(r"\s*([\d,]+)\s+probe_libc:malloc", line)
+            if m:
+                return int(m.group(1).replace(",", ""))
+    return None
+
+
 def run(bench, download, lport, agents, n):
     """agents: {"sender": pid, "receiver": pid} for a download (the serving
     agent sends).  Returns the profile as a dict; raises RuntimeError."""
@@ -133,16 +171,33 @@ def run(bench, download, lport, agents, n):
         out["agents"][role] = {"cpu_share_pct": {g: round(v, 1) for g, v in groups.items()},
                                "top": [{"pct": p, "dso": os.path.basename(d), "symbol": s}
                                        for p, d, s in top[:8]]}
-    # 2. System calls.
+    # 2. System calls, and malloc() calls.
+    probe = None
+    try:
+        probe = MallocProbe(next(iter(agents.values())))
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        out["malloc_skipped"] = str(e)
     traces = {role: Attached(["perf", "trace", "-s", "-p", str(pid),
                               "-o", os.path.join(work, role + ".trace")],
                              os.path.join(work, role + ".tracer"))
               for role, pid in agents.items()}
+    if probe:
+        traces.update({role + "-malloc": Attached(
+            ["perf", "stat", "-e", MallocProbe.EVENT, "-p", str(pid),
+             "-o", os.path.join(work, role + ".malloc")], os.path.join(work, role + ".mstat"))
+            for role, pid in agents.items()})
     try:
         transfer("perf trace")
     finally:
         for x in traces.values():
             x.stop()
+        if probe:
+            probe.close()
+    if probe:
+        for role in agents:
+            c = malloc_count(os.path.join(work, role + ".malloc"))
+            out["agents"][role]["malloc_per_mib"] = (round(c / (n / MiB), 1)
+                                                      if c is not None else None)
     for role in agents:
         counts = trace_counts(os.path.join(work, role + ".trace"))
         per_mib = {}
@@ -195,6 +250,10 @@ def report(prof, say):
     for s in names:
         say("    %-32s %12s %12s" % (s, ag["sender"]["syscalls_per_mib"].get(s, 0),
                                      ag["receiver"]["syscalls_per_mib"].get(s, 0)))
+    say("  %-34s %12s %12s" % ("malloc() calls per MiB", ag["sender"].get("malloc_per_mib", "-"),
+                               ag["receiver"].get("malloc_per_mib", "-")))
+    if prof.get("malloc_skipped"):
+        say("  (malloc not counted: %s)" % prof["malloc_skipped"])
     say("  mean datagram read by the receiver: %s bytes" % prof.get("mean_datagram_bytes"))
     for r in roles:
         say("  top symbols, %s:" % r)

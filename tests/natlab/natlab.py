@@ -336,6 +336,12 @@ class Net:
         if mtu is not None:
             run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(mtu)])
             run(["ip", "-n", self.inet, "link", "set", "dev", port, "mtu", str(mtu)])
+            # A UDP GSO message stays whole through veths and the bridge,
+            # which check the MTU only of packets already cut: a wire cuts it
+            # at the sender. The port cuts it, so that the cut packets meet
+            # the black hole as a wire's would.
+            run(["ip", "netns", "exec", self.inet, "ethtool", "-K", port,
+                 "tx-udp-segmentation", "off"])
         run(["ip", "-n", self.inet, "link", "set", port, "master", "br0", "up"])
         self.addr(ns, ifname, cidr)
         if link is not None:
