@@ -54,6 +54,9 @@ typedef struct
   /* A UDP flow's datagram (transport_open_datagram, or a peer's flow). */
   void (*datagram) (TransportStream *stream, const guint8 *buf, gsize len,
                     gpointer user_data);
+  /* Optional: the flow's datagram() calls of a burst are over, so what the
+   * user held back to send in one batch may go now. */
+  void (*datagrams_done) (TransportStream *stream, gpointer user_data);
 } TransportStreamCallbacks;
 
 typedef enum

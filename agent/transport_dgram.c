@@ -7,11 +7,25 @@
 
 #include "dgram.h"
 
+/* Tells the flow @id, if it is still there, that its burst is over. */
+static void
+datagrams_done (Transport *t, guint32 id)
+{
+  TransportStream *s = transport_stream_lookup (t, id);
+
+  if (s != NULL && s->state == STREAM_OPEN && s->cb.datagrams_done != NULL)
+    s->cb.datagrams_done (s, s->user_data);
+}
+
 /* Datagrams of UDP flows (PROTOCOL.md section 3), straight to the flow's
- * user: they are not ordered with anything, and a late one is worth less. */
+ * user: they are not ordered with anything, and a late one is worth less.
+ * A burst for one flow ends with its datagrams_done(), so that the user may
+ * send them on in one system call; flows taking turns end many bursts. */
 void
 transport_deliver_datagrams (Transport *t)
 {
+  gboolean burst = FALSE;
+  guint32 burst_id = 0;
   gssize n;
 
   while (!t->closed && (n = xport_datagram_recv (t->conn, t->dgram, XPORT_MAX_PACKET)) >= 0)
@@ -28,9 +42,15 @@ transport_deliver_datagrams (Transport *t)
           t->dgrams_dropped++;
           continue;
         }
+      if (burst && burst_id != s->id)
+        datagrams_done (t, burst_id);
+      burst = TRUE;
+      burst_id = s->id;
       /* The user may free the stream, or send, from here. */
       s->cb.datagram (s, payload, len, s->user_data);
     }
+  if (burst && !t->closed)
+    datagrams_done (t, burst_id);
 }
 
 TransportStream *

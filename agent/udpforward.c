@@ -2,14 +2,18 @@
 #include "udpforward.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "ctlmsg.h"
+#include "dgram.h"
+#include "dgrambatch.h"
 
 /* Datagrams read from one socket in one dispatch, before others run. */
 #define UDP_READ_BURST 64
-/* The largest UDP payload (IPv4: 65535 - 20 - 8). */
-#define UDP_PAYLOAD_MAX 65507
+/* Datagrams read with one system call, and sent back to the clients with
+ * one. */
+#define UDP_BATCH 32
 /* Datagrams that find the tunnel's datagram queue full wait in their flow
  * and try again this often, so many times: a burst (the first datagrams of
  * many flows accepted at once, or many clients sending at once) is more
@@ -71,6 +75,8 @@ struct _UdpListener
   char *service;
   char *display;
   GHashTable *flows; /* GBytes (sockaddr) -> UdpFlow* */
+  DgramBatch *in;  /* read from the clients */
+  DgramBatch *out; /* to send back to them */
   DropReport drops[DROP_KINDS];
   guint64 no_tunnel;       /* dropped while there is no tunnel, not told yet */
   gint64 no_tunnel_report; /* when that was last told, or the tunnel went */
@@ -85,7 +91,6 @@ struct _UdpForwards
   GSource *idle_check;
   GSource *flush_retry; /* flow_flush(): held datagrams wait for the queue */
   ForwardReport report;
-  guint8 *buf; /* one datagram */
 };
 
 /* Drops are told at once, then at most every UDP_DROP_REPORT_US per reason
@@ -148,22 +153,27 @@ flow_end (UdpFlow *f)
   g_hash_table_remove (f->l->flows, f->key);
 }
 
+static void
+report_too_big (UdpFlow *f, gsize len)
+{
+  char why[96];
+
+  g_snprintf (why, sizeof why, "%" G_GSIZE_FORMAT " bytes; the tunnel carries at most %"
+              G_GSIZE_FORMAT " now", len, transport_stream_datagram_max (f->stream));
+  report_drop (f->l, DROP_TOO_BIG, why);
+}
+
 /* Sends one datagram; FALSE when the tunnel's datagram queue is full (not
  * reported here). */
 static gboolean
 flow_try_send (UdpFlow *f, const guint8 *buf, gsize len)
 {
-  gsize max = transport_stream_datagram_max (f->stream);
-  char why[96];
-
   switch (transport_stream_send_datagram (f->stream, buf, len))
     {
     case TRANSPORT_DATAGRAM_OK:
       break;
     case TRANSPORT_DATAGRAM_TOO_BIG:
-      g_snprintf (why, sizeof why, "%" G_GSIZE_FORMAT " bytes; the tunnel carries at most %"
-                  G_GSIZE_FORMAT " now", len, max);
-      report_drop (f->l, DROP_TOO_BIG, why);
+      report_too_big (f, len);
       break;
     case TRANSPORT_DATAGRAM_QUEUE_FULL:
       return FALSE;
@@ -330,17 +340,41 @@ flow_closed (TransportStream *stream, const GError *error, gpointer data)
   flow_end (f);
 }
 
+/* Back to the clients, what the listener holds; a full socket buffer
+ * drops it, as UDP does. */
+static void
+listener_answer (UdpListener *l)
+{
+  int error = 0;
+
+  if (dgrambatch_send (l->out, g_socket_get_fd (l->socket), &error) > 0 && error != EAGAIN
+      && error != EWOULDBLOCK)
+    g_debug ("udp %s: cannot answer a client: %s", l->display, g_strerror (error));
+}
+
 static void
 flow_datagram (TransportStream *stream, const guint8 *buf, gsize len, gpointer data)
 {
   UdpFlow *f = data;
+  const struct sockaddr *to = (const struct sockaddr *) &f->addr;
 
   f->last_active = g_get_monotonic_time ();
-  /* Back to the client; a full socket buffer drops it, as UDP does. */
-  if (sendto (g_socket_get_fd (f->l->socket), buf, len, MSG_DONTWAIT,
-              (const struct sockaddr *) &f->addr, f->addr_len) < 0
-      && errno != EAGAIN && errno != EWOULDBLOCK)
-    g_debug ("udp %s: cannot answer a client: %s", f->l->display, g_strerror (errno));
+  /* Held for the burst's end (flow_datagrams_done), or for room. */
+  if (!dgrambatch_add (f->l->out, buf, len, to, f->addr_len))
+    {
+      listener_answer (f->l);
+      if (!dgrambatch_add (f->l->out, buf, len, to, f->addr_len))
+        g_debug ("udp %s: a datagram of %" G_GSIZE_FORMAT " bytes from the peer is too long",
+                 f->l->display, len);
+    }
+}
+
+static void
+flow_datagrams_done (TransportStream *stream, gpointer data)
+{
+  UdpFlow *f = data;
+
+  listener_answer (f->l);
 }
 
 static const TransportStreamCallbacks flow_callbacks = {
@@ -349,11 +383,11 @@ static const TransportStreamCallbacks flow_callbacks = {
   .readable = flow_readable,
   .closed = flow_closed,
   .datagram = flow_datagram,
+  .datagrams_done = flow_datagrams_done,
 };
 
 static UdpFlow *
-flow_new (UdpListener *l, const struct sockaddr_storage *addr, socklen_t addr_len,
-          GBytes *key)
+flow_new (UdpListener *l, const struct sockaddr *addr, socklen_t addr_len, GBytes *key)
 {
   UdpForwards *self = l->owner;
   g_autoptr (GError) error = NULL;
@@ -367,8 +401,8 @@ flow_new (UdpListener *l, const struct sockaddr_storage *addr, socklen_t addr_le
     }
   f = g_new0 (UdpFlow, 1);
   f->l = l;
-  f->addr = *addr;
-  f->addr_len = addr_len;
+  f->addr_len = MIN (addr_len, (socklen_t) sizeof f->addr);
+  memcpy (&f->addr, addr, f->addr_len);
   f->key = g_bytes_ref (key);
   f->last_active = g_get_monotonic_time ();
   g_queue_init (&f->pending);
@@ -385,42 +419,62 @@ flow_new (UdpListener *l, const struct sockaddr_storage *addr, socklen_t addr_le
   return f;
 }
 
+/* One datagram from a client. */
+static void
+listener_take (UdpListener *l, const struct sockaddr *addr, socklen_t addr_len,
+               const guint8 *buf, gsize len)
+{
+  g_autoptr (GBytes) key = NULL;
+  UdpFlow *f;
+
+  if (l->owner->transport == NULL)
+    {
+      l->no_tunnel++;
+      return;
+    }
+  key = g_bytes_new (addr, addr_len);
+  f = g_hash_table_lookup (l->flows, key);
+  if (f == NULL
+      && (f = flow_new (l, addr, addr_len, key)) == NULL)
+    return;
+  f->last_active = g_get_monotonic_time ();
+  /* Read truncated: too big for any flow, and only its start is here. */
+  if (len > DGRAM_PAYLOAD_MAX)
+    report_too_big (f, len);
+  else if (f->open)
+    flow_send (f, buf, len);
+  else
+    flow_hold (f, buf, len);
+}
+
 static gboolean
 on_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   UdpListener *l = data;
-  UdpForwards *self = l->owner;
+  guint taken = 0;
 
-  for (int i = 0; i < UDP_READ_BURST; i++)
+  while (taken < UDP_READ_BURST)
     {
-      struct sockaddr_storage addr;
-      socklen_t addr_len = sizeof addr;
-      g_autoptr (GBytes) key = NULL;
-      UdpFlow *f;
-      gssize n = recvfrom (g_socket_get_fd (socket), self->buf, UDP_PAYLOAD_MAX, MSG_DONTWAIT,
-                           (struct sockaddr *) &addr, &addr_len);
+      gint n = dgrambatch_recv (l->in, g_socket_get_fd (socket));
 
       if (n < 0)
+        forward_report_say (&l->owner->report, "udp %s: receive failed: %s", l->display,
+                            g_strerror (errno));
+      if (n <= 0)
+        break;
+      for (guint i = 0; i < (guint) n; i++)
         {
-          if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            forward_report_say (&self->report, "udp %s: receive failed: %s", l->display,
-                                g_strerror (errno));
-          break;
+          socklen_t addr_len;
+          const struct sockaddr *addr = dgrambatch_from (l->in, i, &addr_len);
+          gsize len;
+          const guint8 *buf = dgrambatch_data (l->in, i, &len);
+
+          listener_take (l, addr, addr_len, buf, len);
         }
-      if (self->transport == NULL)
-        {
-          l->no_tunnel++;
-          continue;
-        }
-      key = g_bytes_new (&addr, addr_len);
-      f = g_hash_table_lookup (l->flows, key);
-      if (f == NULL && (f = flow_new (l, &addr, addr_len, key)) == NULL)
-        continue;
-      f->last_active = g_get_monotonic_time ();
-      if (f->open)
-        flow_send (f, self->buf, (gsize) n);
-      else
-        flow_hold (f, self->buf, (gsize) n);
+      taken += (guint) n;
+      /* Fewer than it holds: the socket was empty. */
+      if ((guint) n < dgrambatch_capacity (l->in))
+        break;
     }
   return G_SOURCE_CONTINUE;
 }
@@ -466,6 +520,8 @@ listener_free (UdpListener *l)
       g_source_unref (l->source);
     }
   g_hash_table_unref (l->flows);
+  dgrambatch_free (l->in);
+  dgrambatch_free (l->out);
   g_clear_object (&l->socket);
   g_free (l->service);
   g_free (l->display);
@@ -482,7 +538,6 @@ udp_forwards_new (GMainContext *context, const char *const *specs, guint idle_ti
   self->context = g_main_context_ref (context);
   self->idle_timeout_s = idle_timeout_s;
   forward_report_init (&self->report, self->context, fatal, say, user_data);
-  self->buf = g_malloc (UDP_PAYLOAD_MAX);
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
   for (guint i = 0; specs[i]; i++)
     {
@@ -492,6 +547,8 @@ udp_forwards_new (GMainContext *context, const char *const *specs, guint idle_ti
       l->flows = g_hash_table_new_full (g_bytes_hash, g_bytes_equal,
                                         (GDestroyNotify) g_bytes_unref,
                                         (GDestroyNotify) flow_free);
+      l->in = dgrambatch_new (UDP_BATCH);
+      l->out = dgrambatch_new (UDP_BATCH);
       g_ptr_array_add (self->listeners, l);
       l->socket = forward_bind ("-U", specs[i], G_SOCKET_TYPE_DATAGRAM, &l->service,
                                 &l->display, error);
@@ -567,6 +624,5 @@ udp_forwards_free (UdpForwards *self)
   forward_report_clear (&self->report);
   g_ptr_array_unref (self->listeners);
   g_main_context_unref (self->context);
-  g_free (self->buf);
   g_free (self);
 }

@@ -8,8 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xport_wire.h"
+
 /* The longest flow prefix (an 8-byte varint). */
 #define DGRAM_HEADER_MAX 8
+/* No UDP payload of a flow is longer, either way: no DATAGRAM frame is
+ * (receivers drop longer ones), and the prefix takes a byte at least. */
+#define DGRAM_PAYLOAD_MAX XPORT_MAX_DATAGRAM
 
 /* Writes the prefix for @flow; returns its length, or 0 if @cap is too
  * small. */

@@ -8,7 +8,9 @@ usage: test_udp.py BUILD_DIR CASE"""
 import os
 import re
 import select
+import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -284,6 +286,62 @@ def limit(lab):
         echo.close()
 
 
+BURSTS = 40
+BURST = 32  # datagrams at once: within the tunnel's datagram queue (64)
+
+
+def burst(lab):
+    """Bursts of BURST datagrams that wait in the forward's socket, read
+    and sent on together (the pairing agent is stopped while a burst is
+    sent, so that it finds all of it at once), each answered before the
+    next: every datagram comes back once, in the order sent, with its bytes
+    intact. Sizes vary from 8 bytes to 1200."""
+    echo = UdpEcho(port=False)
+    try:
+        port = free_port()
+        _, client = start(lab, ["echo=127.0.0.1:%d/udp" % echo.port], {port: "echo"})
+        agent = client.proc
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.bind(("127.0.0.1", 0))
+            ask(s, port, b"the flow is open", me=-1)
+            sent = []
+            got = []
+            for b in range(BURSTS):
+                burst = []
+                for i in range(BURST):
+                    seq = b * BURST + i
+                    size = 8 + (seq * 389) % (1200 - 8)
+                    burst.append(struct.pack(">II", seq, size) + os.urandom(size - 8))
+                agent.send_signal(signal.SIGSTOP)
+                try:
+                    for d in burst:
+                        s.sendto(d, ("127.0.0.1", port))
+                finally:
+                    agent.send_signal(signal.SIGCONT)
+                sent += burst
+                deadline = time.monotonic() + 10
+                while len(got) < len(sent) and time.monotonic() < deadline:
+                    r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+                    if r:
+                        got.append(s.recv(65535))
+                if len(got) < len(sent):
+                    break
+            seqs = [struct.unpack(">I", d[:4])[0] if len(d) >= 4 else -1 for d in got]
+            lost = sorted(set(range(len(sent))) - set(seqs))
+            check(len(seqs) == len(set(seqs)), "datagrams came back twice: %r"
+                  % sorted(q for q in set(seqs) if seqs.count(q) > 1)[:10])
+            check(not lost, "%d of %d datagrams did not come back (the first: %r; the service "
+                  "got %d)" % (len(lost), len(sent), lost[:10], echo.received - 1))
+            check(seqs == sorted(seqs), "datagrams came back out of order: %r"
+                  % [q for i, q in enumerate(seqs[1:]) if q < seqs[i]][:10])
+            check(got == sent, "a datagram came back changed")
+        sys.stderr.write("%d bursts of %d datagrams: all back once, in order\n"
+                         % (BURSTS, BURST))
+    finally:
+        echo.close()
+
+
 def wrong_kind(lab):
     """-U to a TCP service and -L to a UDP one: refused by the serving agent,
     and the pairing agent exits 1 saying what is wrong."""
@@ -323,6 +381,7 @@ def wrong_kind(lab):
 
 CASES = {
     "flows": flows,
+    "burst": burst,
     "idle": idle,
     "limit": limit,
     "wrong-kind": wrong_kind,
