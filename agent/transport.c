@@ -484,6 +484,27 @@ log_packet_size (Transport *t)
     }
 }
 
+/* The packets due now, up to PUMP_PACKETS_MAX, then the flush that lets
+ * them leave together. Returns how many. */
+static guint
+send_burst (Transport *t, guint64 now)
+{
+  guint sent = 0;
+
+  while (t->conn && sent < PUMP_PACKETS_MAX)
+    {
+      gsize n = xport_conn_send (t->conn, now, t->packet, t->packet_cap);
+      if (n == 0)
+        break;
+      t->cb.send_packet (t->packet, n, t->user_data);
+      t->bytes_sent += n;
+      sent++;
+    }
+  if (sent > 0)
+    t->cb.flush (t->user_data);
+  return sent;
+}
+
 /* Returns TRUE if anything happened. */
 static gboolean
 pump_round (Transport *t, guint64 now)
@@ -514,17 +535,7 @@ pump_round (Transport *t, guint64 now)
       stream_deliver (t, s, notes);
       busy = TRUE;
     }
-  while (t->conn && sent < PUMP_PACKETS_MAX)
-    {
-      gsize n = xport_conn_send (t->conn, now, t->packet, t->packet_cap);
-      if (n == 0)
-        break;
-      t->cb.send_packet (t->packet, n, t->user_data);
-      t->bytes_sent += n;
-      sent++;
-    }
-  if (sent > 0)
-    t->cb.flush (t->user_data);
+  sent = send_burst (t, now);
   if (t->conn)
     log_packet_size (t);
   return busy || sent > 0;
@@ -707,6 +718,21 @@ transport_receive_packet (Transport *t, const guint8 *buf, gsize len)
    * a burst of packets could overflow it before the pump runs. */
   transport_deliver_datagrams (t);
   transport_kick (t);
+}
+
+void
+transport_flush (Transport *t)
+{
+  /* Nothing but packets: no callback runs from here. */
+  if (t->conn != NULL && !t->closed && t->kicked)
+    (void) send_burst (t, now_us ());
+}
+
+void
+transport_stream_flush (TransportStream *s)
+{
+  if (s->transport != NULL)
+    transport_flush (s->transport);
 }
 
 void

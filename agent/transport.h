@@ -119,6 +119,11 @@ gboolean transport_stream_drain (TransportStream *stream);
 /* Sends one datagram of an open flow (unreliable: it may be lost). */
 TransportDatagramResult transport_stream_send_datagram (TransportStream *stream,
                                                         const guint8 *buf, gsize len);
+/* The datagrams just queued (a burst read from a local socket) leave now
+ * rather than at the pump's next turn, a main-loop iteration later: the
+ * latency of a lockstep exchange. No callback runs from here. */
+void transport_flush (Transport *transport);
+void transport_stream_flush (TransportStream *stream);
 
 /* For a stream from open_request: set its callbacks and accept it. */
 void transport_stream_accept (TransportStream *stream, const TransportStreamCallbacks *callbacks,

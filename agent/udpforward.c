@@ -476,6 +476,8 @@ on_readable (GSocket *socket, GIOCondition cond, gpointer data)
       if ((guint) n < dgrambatch_capacity (l->in))
         break;
     }
+  if (l->owner->transport != NULL)
+    transport_flush (l->owner->transport);
   return G_SOURCE_CONTINUE;
 }
 

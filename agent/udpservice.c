@@ -191,7 +191,10 @@ service_pump (UdpService *self)
           break;
         case TRANSPORT_DATAGRAM_QUEUE_FULL:
           if (!self->queue_gave_up && self->queue_tries++ < UDP_QUEUE_TRIES)
-            return FALSE;
+            {
+              transport_stream_flush (self->stream);
+              return FALSE;
+            }
           self->queue_tries = 0;
           self->queue_gave_up = TRUE;
           self->dropped++;
@@ -209,6 +212,8 @@ service_pump (UdpService *self)
       dgrambatch_clear (self->in);
       self->in_next = 0;
     }
+  if (taken > 0)
+    transport_stream_flush (self->stream);
   return TRUE;
 }
 
