@@ -308,6 +308,10 @@ bridge_new (GMainContext *context, int in_fd, int out_fd, BridgeDoneFunc done,
   g_unix_set_fd_nonblocking (out_fd, TRUE, NULL);
   self->source = g_source_new (&bridge_source_funcs, sizeof (GSource));
   g_source_set_callback (self->source, NULL, self, NULL);
+  /* Not blocked while it runs: GLib takes a blocked source's descriptors
+   * out of the poll set and back, waking the context each time (two
+   * eventfd writes per dispatch); nothing here runs a nested loop. */
+  g_source_set_can_recurse (self->source, TRUE);
   g_source_attach (self->source, context);
   return self;
 }

@@ -444,6 +444,8 @@ shim_on_accept (GSocket *listener, GIOCondition condition, gpointer data)
   ((ShimSource *) conn->source)->conn = conn;
   conn->local_events = G_IO_IN;
   conn->local_tag = g_source_add_unix_fd (conn->source, g_socket_get_fd (local), G_IO_IN);
+  /* See bridge_new(): no wakeups for each dispatch. */
+  g_source_set_can_recurse (conn->source, TRUE);
   /* TURN messages are small and latency matters: no Nagle on either leg. */
   g_socket_set_option (local, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
   g_source_attach (conn->source, shim->context);

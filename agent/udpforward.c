@@ -577,6 +577,8 @@ udp_forwards_start (UdpForwards *self, Transport *transport)
         continue;
       l->source = g_socket_create_source (l->socket, G_IO_IN, NULL);
       g_source_set_callback (l->source, (GSourceFunc) (void (*) (void)) on_readable, l, NULL);
+      /* See bridge_new(): no wakeups for each dispatch. */
+      g_source_set_can_recurse (l->source, TRUE);
       g_source_attach (l->source, self->context);
       forward_report_say (&self->report, "forwarding udp %s -> %s", l->display, l->service);
     }

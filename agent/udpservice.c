@@ -149,6 +149,8 @@ service_watch (UdpService *self)
   self->source = g_socket_create_source (self->socket, G_IO_IN, NULL);
   g_source_set_callback (self->source, (GSourceFunc) (void (*) (void)) on_service_readable,
                          self, NULL);
+  /* See bridge_new(): no wakeups for each dispatch. */
+  g_source_set_can_recurse (self->source, TRUE);
   g_source_attach (self->source, self->context);
 }
 
