@@ -55,13 +55,16 @@ def cpu_s(pid):
 
 
 def memory(pid):
-    """{"rss_MiB", "anon_MiB"} from smaps_rollup, or None."""
+    """{"rss_MiB", "pss_MiB", "anon_MiB"} from smaps_rollup, or None.  Pss
+    shares each shared page among the processes that map it."""
     out = {}
     try:
         with open("/proc/%d/smaps_rollup" % pid) as f:
             for line in f:
                 if line.startswith("Rss:"):
                     out["rss_MiB"] = round(int(line.split()[1]) / 1024, 1)
+                elif line.startswith("Pss:"):
+                    out["pss_MiB"] = round(int(line.split()[1]) / 1024, 1)
                 elif line.startswith("Anonymous:"):
                     out["anon_MiB"] = round(int(line.split()[1]) / 1024, 1)
     except OSError:
@@ -110,7 +113,7 @@ def load(port, pids):
     errors, lock = [], threading.Lock()
     threads = [threading.Thread(target=one_download, args=(port, STREAM_BYTES, errors, lock),
                                 daemon=True) for _ in range(STREAMS)]
-    peak = {r: {"rss_MiB": 0, "anon_MiB": 0} for r in pids}
+    peak = {r: {"rss_MiB": 0, "pss_MiB": 0, "anon_MiB": 0} for r in pids}
     for t in threads:
         t.start()
     deadline = time.monotonic() + 120
@@ -158,7 +161,8 @@ def report(res, say):
                                    cell(res["idle"].get("pair"), key)))
     for label, part in (("idle", "idle_memory"), ("peak under load", "load_memory"),
                         ("%d s after the load" % res["settle_s"], "after_memory")):
-        for k, name in (("rss_MiB", "VmRSS MiB"), ("anon_MiB", "anonymous MiB")):
+        for k, name in (("rss_MiB", "VmRSS MiB"), ("pss_MiB", "Pss MiB"),
+                        ("anon_MiB", "anonymous MiB")):
             say("  %-34s %14s %14s" % ("%s, %s" % (label, name), cell(res[part].get("serve"), k),
                                        cell(res[part].get("pair"), k)))
     verdicts = []
