@@ -698,14 +698,6 @@ path_max_datagram (Path *self)
   return self->max_datagram;
 }
 
-void
-path_get_send_stats (Path *self, guint64 *datagrams, guint64 *syscalls)
-{
-  const UdpBatchStats *st = self->batch ? udpbatch_stats (self->batch) : NULL;
-
-  *datagrams = st ? st->datagrams : 0;
-  *syscalls = st ? st->syscalls : 0;
-}
 
 gboolean
 path_has_remote (Path *self)

@@ -98,8 +98,6 @@ void path_flush (Path *path);
 /* The largest datagram the selected pair carries as far as this host knows
  * (PATH_DATAGRAM_COMMON until a direct UDP pair is selected). */
 gsize path_max_datagram (Path *path);
-/* Datagrams sent in batches, and the system calls that took them. */
-void path_get_send_stats (Path *path, guint64 *datagrams, guint64 *syscalls);
 /* Whether the peer's credentials (its offer or answer) arrived. */
 gboolean path_has_remote (Path *path);
 guint32 path_generation (Path *path);
