@@ -114,6 +114,16 @@ xport_pmtu_on_lost (struct xport_pmtu *m, uint64_t pn, uint64_t now)
   m->next_probe = now;
   if (++m->failures < XPORT_PMTU_TRIES)
     return false;
+  /* The common size passed and the ceiling does not: a jumbo-frame host
+   * talking over the Internet. Sizes between are rare; no search for them. */
+  if (m->try_ceiling && size == m->ceiling && m->lo == XPORT_COMMON_PACKET)
+    {
+      m->failures = 0;
+      m->try_ceiling = false;
+      m->hi = m->lo;
+      search_done (m, now);
+      return false;
+    }
   /* This size does not pass: search below it. */
   m->failures = 0;
   m->try_ceiling = false;

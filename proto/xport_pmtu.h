@@ -7,7 +7,9 @@
  * the size of a 1500-byte path first when the ceiling is larger (a host on
  * a network of jumbo frames mostly talks to the Internet), then the
  * ceiling, then halves the interval; a size fails after XPORT_PMTU_TRIES
- * lost probes.
+ * lost probes. When the common size passes and the ceiling fails, the
+ * search stops there: sizes between are rare, and each costs three lost
+ * probes.
  *
  * Sans-IO and no allocation: the connection asks for the size of the probe
  * due, reports what became of it, and falls back to the base size when the

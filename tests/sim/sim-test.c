@@ -11,6 +11,7 @@
 
 #include "sim.h"
 #include "xport.h"
+#include "xport_conn.h"
 #include "xport_pmtu.h"
 #include "xport_wire.h"
 
@@ -578,6 +579,25 @@ test_pmtu (void)
   CHECK (raised == SIM_PACKET_CEILING, "the raise timer found %u, not %u", raised,
          SIM_PACKET_CEILING);
   CHECK (!f.closed, "the idle connection closed (code %llu)", (unsigned long long)f.close_code);
+
+  /* A host with jumbo frames (a ceiling of 16 KiB) on a 1500-byte path:
+   * the common size, at once, and no search between it and the ceiling. */
+  t = sim_now (pr.sim);
+  set_mtu (&pr, &p, XPORT_COMMON_PACKET);
+  xport_conn_set_max_packet_probe (sim_node_conn (pr.a), XPORT_MAX_PACKET);
+  xport_conn_path_changed (sim_node_conn (pr.a), t);
+  sim_run (pr.sim, t + 5 * SEC, never_done, NULL);
+  uint32_t jumbo = packet_size (pr.a);
+  uint64_t lost_before = sim_node_conn (pr.a)->pmtu.failures;
+  sim_run (pr.sim, t + 60 * SEC, never_done, NULL);
+  printf ("pmtu, jumbo host: %u after 5 s, %u after 60 s, next search in %.0f s\n", jumbo,
+          packet_size (pr.a),
+          (double)(xport_pmtu_next_probe (&sim_node_conn (pr.a)->pmtu) - sim_now (pr.sim)) / 1e6);
+  CHECK (jumbo == XPORT_COMMON_PACKET, "a jumbo host on a 1500-byte path: %u", jumbo);
+  CHECK (packet_size (pr.a) == XPORT_COMMON_PACKET, "then %u", packet_size (pr.a));
+  CHECK (lost_before == 0 && xport_pmtu_next_probe (&sim_node_conn (pr.a)->pmtu)
+                                 > sim_now (pr.sim) + XPORT_PMTU_RAISE_US - 60 * SEC,
+         "the search went on below the ceiling");
   sim_flow_clear (&f);
   sim_free (pr.sim);
   return failures ? 1 : 0;
