@@ -169,6 +169,7 @@ relay_io_send (void *user, void *handle, const struct stun_addr *to, const uint8
   o->msgs[i].msg_hdr.msg_iovlen = 1;
 }
 
+/* Reads a socket and feeds the core; the caller flushes what it sent. */
 static void
 read_socket (RelayMain *m, GSocket *socket, void *handle)
 {
@@ -210,13 +211,13 @@ read_socket (RelayMain *m, GSocket *socket, void *handle)
       if (n < RELAY_BATCH)
         break;
     }
-  relay_udp_flush (m);
 }
 
 static gboolean
 on_listener (GSocket *socket, GIOCondition cond, gpointer user_data)
 {
   read_socket (user_data, socket, NULL);
+  relay_udp_flush (user_data);
   return G_SOURCE_CONTINUE;
 }
 
@@ -252,6 +253,10 @@ on_relayed_ready (gint fd, GIOCondition cond, gpointer user_data)
       if (r->socket != NULL)
         read_socket (m, r->socket, r);
     }
+  /* Once for all the sockets read: what they relay goes to clients through
+   * the listener, so relay_io_send puts it in one sendmmsg even when each
+   * allocation had only a datagram or two. */
+  relay_udp_flush (m);
   rd->dispatching = FALSE;
   if (rd->closed->len > 0)
     g_ptr_array_remove_range (rd->closed, 0, rd->closed->len);
@@ -341,6 +346,7 @@ ready_start (RelayMain *m, GError **error)
   rd->epfd = epfd;
   rd->closed = g_ptr_array_new_with_free_func ((GDestroyNotify)relayed_free);
   rd->source = g_unix_fd_source_new (epfd, G_IO_IN);
+  g_source_set_can_recurse (rd->source, TRUE); /* see relay_udp_start */
   g_source_set_callback (rd->source, G_SOURCE_FUNC (on_relayed_ready), m, NULL);
   g_source_attach (rd->source, m->context);
   m->udp_ready = rd;
@@ -386,6 +392,11 @@ relay_udp_start (RelayMain *m, GInetSocketAddress *addr, GError **error)
     }
   grow_socket_buffers (m->listener);
   m->listen_source = g_socket_create_source (m->listener, G_IO_IN, NULL);
+  /* GLib takes a source that may not recurse out of the poll set while it
+   * is dispatched and puts it back after, and each of the two signals the
+   * context's wakeup fd: two writes, a read and a poll that returns at once,
+   * per dispatch. Nothing here runs the context from a callback. */
+  g_source_set_can_recurse (m->listen_source, TRUE);
   g_source_set_callback (m->listen_source, G_SOURCE_FUNC (on_listener), m, NULL);
   g_source_attach (m->listen_source, m->context);
   return TRUE;
