@@ -1,7 +1,8 @@
 /* The I/O shell of p2ptun-relay around the protocol core (server.h): all
  * sockets on one GMainContext. udp.c: the UDP listener and the relayed
- * sockets, read and written in batches (recvmmsg/sendmmsg). conn.c: the TCP
- * and TLS listeners and their client connections (stream.h framing).
+ * sockets (watched through one epoll set), read and written in batches
+ * (recvmmsg/sendmmsg). conn.c: the TCP and TLS listeners and their client
+ * connections (stream.h framing).
  * main.c: options, signals, timers. Nothing here allocates per packet. */
 #pragma once
 
@@ -35,6 +36,7 @@
 
 struct relay_udp_in;  /* udp.c */
 struct relay_udp_out; /* udp.c */
+struct relay_udp_ready; /* udp.c */
 struct relay_conn;    /* conn.c */
 
 typedef struct RelayMain
@@ -52,6 +54,7 @@ typedef struct RelayMain
   GSource *listen_source;
   struct relay_udp_in *udp_in;
   struct relay_udp_out *udp_out;
+  struct relay_udp_ready *udp_ready; /* the relayed sockets' epoll set */
 
   /* conn.c */
   GSocket *tcp_listener;
