@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include "addr.h"
 #include "server.h"
 
 /* Datagrams per recvmmsg/sendmmsg call, and read calls per wakeup of a
@@ -73,8 +74,6 @@ typedef struct RelayMain
 } RelayMain;
 
 /* udp.c */
-void relay_addr_from_sockaddr (const struct sockaddr_storage *ss, struct stun_addr *out);
-socklen_t relay_addr_to_sockaddr (const struct stun_addr *a, struct sockaddr_storage *ss);
 gboolean relay_udp_start (RelayMain *m, GInetSocketAddress *addr, GError **error);
 void relay_udp_stop (RelayMain *m);
 /* Sends what relay_io_send queued (sendmmsg). Called at the end of every

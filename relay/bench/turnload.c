@@ -29,6 +29,7 @@
 #include <glib.h>
 #include <openssl/crypto.h>
 
+#include "addr.h"
 #include "turnclient.h"
 
 #define TURNLOAD_MAX_ALLOCATIONS 10000
@@ -189,26 +190,6 @@ turnload_parse_addr (const char *text, struct sockaddr_storage *ss, socklen_t *l
     }
   freeaddrinfo (ai);
   return ok;
-}
-
-static void
-turnload_stun_addr (const struct sockaddr_storage *ss, struct stun_addr *out)
-{
-  memset (out, 0, sizeof *out);
-  if (ss->ss_family == AF_INET6)
-    {
-      const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-      out->family = 6;
-      out->port = ntohs (s6->sin6_port);
-      memcpy (out->ip, &s6->sin6_addr, 16);
-    }
-  else
-    {
-      const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-      out->family = 4;
-      out->port = ntohs (s4->sin_port);
-      memcpy (out->ip, &s4->sin_addr, 4);
-    }
 }
 
 static void
@@ -794,7 +775,7 @@ main (int argc, char **argv)
       goto out;
     }
   struct stun_addr sink_addr;
-  turnload_stun_addr (&sink_ss, &sink_addr);
+  relay_addr_from_sockaddr (&sink_ss, &sink_addr);
   int64_t expiry = (int64_t)time (NULL) + TURNLOAD_USER_VALID_S;
   for (size_t i = 0; i < tl.n; i++)
     {
