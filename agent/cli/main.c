@@ -22,7 +22,13 @@ static const char usage_summary[] =
   "\n"
   "Defaults come from the environment (P2PTUN_SIGNAL, P2PTUN_SIGNAL_PIN) and from\n"
   "the [agent] group of agent.conf in the config directory (keys: signal,\n"
-  "signal-pin, expose, trust, local-address; lists separated by ';').";
+  "signal-pin, expose, trust, local-address; lists separated by ';').\n"
+  "\n"
+  "The data path, for comparisons and for networks that misbehave:\n"
+  "  P2PTUN_UDP_BATCH=gso|sendmmsg|off  how a direct pair's records are sent\n"
+  "                                     (default gso; off: one by one through libnice)\n"
+  "  P2PTUN_MAX_DATAGRAM=BYTES          the largest datagram sent (1200 to 16448;\n"
+  "                                     default: what the route to the peer carries)";
 
 typedef struct
 {
