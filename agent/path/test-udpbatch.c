@@ -182,6 +182,32 @@ test_retarget (void)
   close (fd);
 }
 
+/* A socket that refuses GSO (Linux refuses it without UDP checksums, as a
+ * device without checksum offload does): the batch goes on without GSO,
+ * and nothing is lost on the way. */
+static void
+test_gso_refused (void)
+{
+  g_autoptr (UdpBatch) b = udpbatch_new (UDPBATCH_GSO);
+  int fd = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  Receiver r;
+
+  g_assert_cmpint (setsockopt (fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof one), ==, 0);
+  receiver_open (&r);
+  udpbatch_set_target (b, fd, (struct sockaddr *) &r.addr, sizeof r.addr);
+  send_range (b, &r, 0, 200);
+  g_test_message ("after the refusal: mode %s, %" G_GUINT64_FORMAT " datagrams in %"
+                  G_GUINT64_FORMAT " messages", udpbatch_mode_name (udpbatch_mode (b)),
+                  udpbatch_stats (b)->datagrams, udpbatch_stats (b)->messages);
+  g_assert_cmpuint (r.received, ==, 200);
+  g_assert_cmpuint (udpbatch_stats (b)->dropped, ==, 0);
+  g_assert_cmpint (udpbatch_mode (b), ==, UDPBATCH_SENDMMSG);
+  close (r.fd);
+  g_clear_pointer (&b, udpbatch_free);
+  close (fd);
+}
+
 /* What no socket takes: empty and oversized datagrams. */
 static void
 test_limits (void)
@@ -227,6 +253,7 @@ main (int argc, char **argv)
                         test_burst);
   g_test_add_data_func ("/udpbatch/burst/gso", GINT_TO_POINTER (UDPBATCH_GSO), test_burst);
   g_test_add_func ("/udpbatch/retarget", test_retarget);
+  g_test_add_func ("/udpbatch/gso-refused", test_gso_refused);
   g_test_add_func ("/udpbatch/limits", test_limits);
   return g_test_run ();
 }
