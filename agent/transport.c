@@ -23,9 +23,6 @@
 /* Bound on control bytes queued behind a full control stream, and on the
  * peer's control bytes that do not yet make a whole message. */
 #define CONTROL_QUEUE_MAX (256 * 1024)
-/* Packets sent in one pump dispatch before the loop gets to others. */
-#define PUMP_PACKETS_MAX 64
-#define PUMP_ROUNDS_MAX 8
 /* xport counts application close codes from here (PROTOCOL.md). */
 #define BYE_CODE_BASE XPORT_CLOSE_APP
 
@@ -33,21 +30,12 @@
 static void transport_fail (Transport *t, guint8 code, const char *text);
 static void transport_handle_control (Transport *t, const struct ctlmsg *msg);
 
-static guint64
-now_us (void)
+guint64
+transport_now_us (void)
 {
   return (guint64) g_get_monotonic_time ();
 }
 
-/* The pump is due when kicked or at the connection's next timeout, which
- * its prepare() tells GLib. (A ready time would do the same, but GLib
- * writes to the context's wakeup descriptor on every change of one: three
- * system calls per burst.) Called on the context's thread, like the rest. */
-void
-transport_kick (Transport *t)
-{
-  t->kicked = TRUE;
-}
 
 static void
 stream_note (TransportStream *s, guint note)
@@ -484,30 +472,9 @@ log_packet_size (Transport *t)
     }
 }
 
-/* The packets due now, up to PUMP_PACKETS_MAX, then the flush that lets
- * them leave together. Returns how many. */
-static guint
-send_burst (Transport *t, guint64 now)
-{
-  guint sent = 0;
 
-  while (t->conn && sent < PUMP_PACKETS_MAX)
-    {
-      gsize n = xport_conn_send (t->conn, now, t->packet, t->packet_cap);
-      if (n == 0)
-        break;
-      t->cb.send_packet (t->packet, n, t->user_data);
-      t->bytes_sent += n;
-      sent++;
-    }
-  if (sent > 0)
-    t->cb.flush (t->user_data);
-  return sent;
-}
-
-/* Returns TRUE if anything happened. */
-static gboolean
-pump_round (Transport *t, guint64 now)
+gboolean
+transport_pump_round (Transport *t, guint64 now)
 {
   struct xport_event ev;
   gboolean busy = FALSE;
@@ -535,85 +502,12 @@ pump_round (Transport *t, guint64 now)
       stream_deliver (t, s, notes);
       busy = TRUE;
     }
-  sent = send_burst (t, now);
+  sent = transport_send_burst (t, now);
   if (t->conn)
     log_packet_size (t);
   return busy || sent > 0;
 }
 
-typedef struct
-{
-  GSource source;
-  Transport *t;
-} PumpSource;
-
-/* Whether the pump has work now; else, in *@timeout_ms, when it will. */
-static gboolean
-pump_due (Transport *t, gint *timeout_ms)
-{
-  guint64 due, now;
-
-  *timeout_ms = -1;
-  if (t->conn == NULL)
-    return FALSE;
-  if (t->kicked || t->noted->len > 0)
-    return TRUE;
-  due = xport_conn_timeout (t->conn);
-  if (due == UINT64_MAX)
-    return FALSE;
-  now = now_us ();
-  if (due <= now)
-    return TRUE;
-  *timeout_ms = (gint) MIN ((due - now + 999) / 1000, (guint64) G_MAXINT);
-  return FALSE;
-}
-
-static gboolean
-pump_prepare (GSource *source, gint *timeout_ms)
-{
-  return pump_due (((PumpSource *) source)->t, timeout_ms);
-}
-
-static gboolean
-pump_check (GSource *source)
-{
-  gint unused;
-
-  return pump_due (((PumpSource *) source)->t, &unused);
-}
-
-static gboolean
-pump_dispatch (GSource *source, GSourceFunc unused, gpointer data)
-{
-  Transport *t = ((PumpSource *) source)->t;
-  guint64 now = now_us ();
-  gboolean busy = TRUE;
-
-  t->kicked = FALSE;
-  if (t->conn == NULL)
-    return G_SOURCE_CONTINUE;
-  if (xport_conn_timeout (t->conn) <= now)
-    xport_conn_on_timeout (t->conn, now);
-  for (int round = 0; busy && round < PUMP_ROUNDS_MAX; round++)
-    busy = pump_round (t, now);
-  if (t->closed && !t->closed_notified)
-    {
-      t->closed_notified = TRUE;
-      /* Last: the user may free the transport from here. */
-      t->cb.closed (t->close_code, t->close_text, t->user_data);
-      return G_SOURCE_CONTINUE;
-    }
-  /* Rounds left over: the next iteration goes on, after the others ran. */
-  if (busy)
-    t->kicked = TRUE;
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs pump_funcs = {
-  .prepare = pump_prepare,
-  .check = pump_check,
-  .dispatch = pump_dispatch,
-};
 
 /* ---- the interface ---- */
 
@@ -691,10 +585,9 @@ transport_start (Transport *t, gsize max_packet, gsize max_packet_probe)
   t->packet_cap = XPORT_MAX_PACKET;
   t->packet = g_malloc (t->packet_cap);
   t->packet_size = (guint32) max_packet;
-  t->conn = xport_conn_new (&cfg, now_us ());
+  t->conn = xport_conn_new (&cfg, transport_now_us ());
   g_assert (t->conn != NULL); /* the configuration is ours; memory is there */
-  t->pump = g_source_new (&pump_funcs, sizeof (PumpSource));
-  ((PumpSource *) t->pump)->t = t;
+  t->pump = transport_pump_new (t);
   g_source_set_callback (t->pump, NULL, t, NULL);
   g_source_set_name (t->pump, "p2ptun-transport");
   g_source_attach (t->pump, t->context);
@@ -713,27 +606,13 @@ transport_receive_packet (Transport *t, const guint8 *buf, gsize len)
   if (t->conn == NULL || t->closed)
     return;
   t->bytes_received += len;
-  xport_conn_receive (t->conn, now_us (), buf, len);
+  xport_conn_receive (t->conn, transport_now_us (), buf, len);
   /* Datagrams at once: the transport's queue of received ones is short, and
    * a burst of packets could overflow it before the pump runs. */
   transport_deliver_datagrams (t);
   transport_kick (t);
 }
 
-void
-transport_flush (Transport *t)
-{
-  /* Nothing but packets: no callback runs from here. */
-  if (t->conn != NULL && !t->closed && t->kicked)
-    (void) send_burst (t, now_us ());
-}
-
-void
-transport_stream_flush (TransportStream *s)
-{
-  if (s->transport != NULL)
-    transport_flush (s->transport);
-}
 
 void
 transport_ping (Transport *t)
@@ -753,7 +632,7 @@ transport_bye (Transport *t, guint8 code, const char *text)
     return;
   xport_conn_close (t->conn, BYE_CODE_BASE + code, text);
   /* Out now: the caller closes DTLS next. */
-  n = xport_conn_send (t->conn, now_us (), t->packet, t->packet_cap);
+  n = xport_conn_send (t->conn, transport_now_us (), t->packet, t->packet_cap);
   if (n > 0)
     {
       t->cb.send_packet (t->packet, n, t->user_data);
@@ -769,7 +648,7 @@ transport_path_changed (Transport *t, gsize max_packet_probe)
   if (t->conn == NULL || t->closed)
     return;
   xport_conn_set_max_packet_probe (t->conn, max_packet_probe);
-  xport_conn_path_changed (t->conn, now_us ());
+  xport_conn_path_changed (t->conn, transport_now_us ());
   log_packet_size (t);
   transport_kick (t);
 }

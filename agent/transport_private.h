@@ -1,5 +1,6 @@
 /* The tunnel transport's insides, shared by transport.c (control channel,
- * streams, the pump) and transport_dgram.c (UDP flows and their datagrams).
+ * streams, a round of the pump), transport_pump.c (the pump's source and
+ * its sends) and transport_dgram.c (UDP flows and their datagrams).
  * Nothing else includes this. */
 #pragma once
 
@@ -84,3 +85,13 @@ TransportStream *transport_stream_open_typed (Transport *t, guint8 type, const c
                                               gpointer user_data, GError **error);
 /* XPORT_EVENT_DATAGRAM: hands every datagram to its flow. */
 void transport_deliver_datagrams (Transport *t);
+
+/* transport_pump.c: the pump's source, and the sends of one burst. */
+guint64 transport_now_us (void);
+GSource *transport_pump_new (Transport *t);
+/* The packets due at @now, up to a burst, then the flush that lets them
+ * leave together. Returns how many. */
+guint transport_send_burst (Transport *t, guint64 now);
+/* In transport.c: control messages, events, notes to the streams, then a
+ * burst. Returns TRUE if anything happened. */
+gboolean transport_pump_round (Transport *t, guint64 now);
