@@ -45,15 +45,6 @@ def wakeups(pid):
     return total
 
 
-def cpu_s(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def memory(pid):
     """{"rss_MiB", "pss_MiB", "anon_MiB"} from smaps_rollup, or None.  Pss
     shares each shared page among the processes that map it."""
@@ -72,8 +63,9 @@ def memory(pid):
     return out
 
 
-def idle_window(pids, seconds):
-    """{role: {"wakeups_per_s", "cpu_pct"}} over seconds of doing nothing."""
+def idle_window(cpu_s, pids, seconds):
+    """{role: {"wakeups_per_s", "cpu_pct"}} over seconds of doing nothing;
+    cpu_s(pid) reads a process's CPU time."""
     w0 = {r: wakeups(p) for r, p in pids.items()}
     c0 = {r: cpu_s(p) for r, p in pids.items()}
     t0 = time.monotonic()
@@ -137,7 +129,7 @@ def run(bench, port, pids):
     time.sleep(SETTLE_UP_S)  # ICE finishes its checks (about 50 wake-ups/s until then)
     res = {"idle_s": IDLE_S, "streams": STREAMS, "stream_bytes": STREAM_BYTES,
            "settle_s": SETTLE_S}
-    res["idle"] = idle_window(pids, IDLE_S)
+    res["idle"] = idle_window(bench.cpu_s, pids, IDLE_S)
     res["idle_memory"] = {r: memory(p) for r, p in pids.items()}
     res["load_memory"], errors = load(port, pids)
     time.sleep(SETTLE_S)

@@ -214,22 +214,13 @@ def run(bench, download, lport, agents, n):
             reads = calls - errors
             out["mean_datagram_bytes"] = round(n / reads) if reads > 0 else None
     # 3. CPU time, nothing attached.
-    before = {role: bench_cpu(pid) for role, pid in agents.items()}
+    before = {role: bench.cpu_s(pid) for role, pid in agents.items()}
     transfer("CPU time")
     for role, pid in agents.items():
-        after = bench_cpu(pid)
+        after = bench.cpu_s(pid)
         if before[role] is not None and after is not None:
             out["agents"][role]["cpu_s_per_gib"] = round((after - before[role]) / (n / GiB), 2)
     return out
-
-
-def bench_cpu(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(prof, say):

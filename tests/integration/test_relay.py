@@ -37,6 +37,8 @@ import sys
 import tempfile
 import time
 
+from stunwire import COOKIE, stun_attr, stun_attrs, stun_msg
+
 STARTUP_TIMEOUT = 15.0
 CLIENT_TIMEOUT = 90.0
 SECRET = "relay-interop-secret"
@@ -134,25 +136,6 @@ def uclient(relay_port, peer_port, secret, extra):
 
 # A small TURN client of our own for what coturn's clients cannot show:
 # STUN over a TCP stream (RFC 8489), long-term credentials (RFC 8489 9.2).
-COOKIE = 0x2112A442
-
-
-def stun_attr(t, v):
-    return struct.pack(">HH", t, len(v)) + v + bytes((4 - len(v) % 4) % 4)
-
-
-def stun_msg(mtype, attrs, txid=None):
-    txid = txid or os.urandom(12)
-    return struct.pack(">HHI", mtype, len(attrs), COOKIE) + txid + attrs
-
-
-def stun_attrs(data):
-    out, off = {}, 20
-    while off + 4 <= len(data):
-        t, n = struct.unpack(">HH", data[off:off + 4])
-        out.setdefault(t, data[off + 4:off + 4 + n])
-        off += 4 + (n + 3) // 4 * 4
-    return out
 
 
 def xor_addr(ip, port):

@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import tap
+
 STARTUP_TIMEOUT = 20.0
 RUN_TIMEOUT = 120.0
 REALM = "p2ptun.test"
@@ -160,14 +162,7 @@ def main():
         except OSError:
             pass
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % len(outcomes))
-    for i, (ok, name, why) in enumerate(outcomes, 1):
-        print("%s %d - %s" % ("ok" if ok else "not ok", i, name))
-        if not ok:
-            print("# " + why.replace("\n", "\n# "))
-    if not all(ok for ok, _, _ in outcomes) and log:
-        print("# relay stderr:\n# " + log.replace("\n", "\n# "))
-    return 0 if all(ok for ok, _, _ in outcomes) else 1
+    return tap.finish(outcomes, log)
 
 
 if __name__ == "__main__":

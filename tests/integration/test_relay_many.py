@@ -38,6 +38,9 @@ import sys
 import tempfile
 import time
 
+import tap
+from stunwire import COOKIE, stun_attr, stun_attrs, stun_msg
+
 ALLOCATIONS = 100
 ROUNDS = 20
 STARTUP_TIMEOUT = 20.0
@@ -46,7 +49,6 @@ DATA_TIMEOUT = 30.0     # for all datagrams of one phase (sanitizer builds are s
 QUIET = 0.5             # nothing more may arrive within this, after a phase
 REALM = "p2ptun.test"
 SECRET = "relay-many-secret"
-COOKIE = 0x2112A442
 CHANNEL0 = 0x4000       # RFC 8656 section 12: 0x4000 through 0x4FFF
 
 ALLOCATE, REFRESH, CREATE_PERMISSION, CHANNEL_BIND = 0x003, 0x004, 0x008, 0x009
@@ -64,23 +66,6 @@ class Failure(Exception):
 def check(cond, what):
     if not cond:
         raise Failure(what)
-
-
-def stun_attr(t, v):
-    return struct.pack(">HH", t, len(v)) + v + bytes((4 - len(v) % 4) % 4)
-
-
-def stun_msg(mtype, attrs, txid):
-    return struct.pack(">HHI", mtype, len(attrs), COOKIE) + txid + attrs
-
-
-def stun_attrs(data):
-    out, off = {}, 20
-    while off + 4 <= len(data):
-        t, n = struct.unpack(">HH", data[off:off + 4])
-        out.setdefault(t, data[off + 4:off + 4 + n])
-        off += 4 + (n + 3) // 4 * 4
-    return out
 
 
 def xor_addr(addr):
@@ -395,14 +380,7 @@ def main():
         except OSError:
             pass
         shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % len(outcomes))
-    for i, (ok, name, why) in enumerate(outcomes, 1):
-        print("%s %d - %s" % ("ok" if ok else "not ok", i, name))
-        if not ok:
-            print("# " + why.replace("\n", "\n# "))
-    if not all(ok for ok, _, _ in outcomes) and log:
-        print("# relay stderr:\n# " + log.replace("\n", "\n# "))
-    return 0 if all(ok for ok, _, _ in outcomes) else 1
+    return tap.finish(outcomes, log)
 
 
 if __name__ == "__main__":
