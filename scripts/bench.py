@@ -366,6 +366,7 @@ def free_port():
 
 UDP_RTT_SIZE = 172       # an RTP packet of 20 ms of G.711 audio
 UDP_RTT_COUNT = 1000
+RTT_ADDED_TARGET_US = 60
 UDP_PACED_SIZE = 1200
 UDP_PACED_S = 3
 UDP_RATES_MBIT = (10, 100, 300)
@@ -647,6 +648,8 @@ class Bench:
         self.signal_bin = os.path.join(self.build, "signaling", "p2ptun-signal")
         self.relay_bin = os.path.join(self.build, "relay", "p2ptun-relay")
         self.turnload_bin = os.path.join(self.build, "relay", "bench", "turnload")
+        self.udphop_bin = os.path.join(self.build, "agent", "bench", "udphop")
+        self.libsonly_bin = os.path.join(self.build, "agent", "bench", "libsonly")
         self.turnserver = TURNSERVER
         self.work = tempfile.mkdtemp(prefix="p2ptun-bench.")
         self.procs = []
@@ -1274,6 +1277,27 @@ class Bench:
         }
 
     # ---------------------------------------------------------------- udp
+    def spawn_anchor(self, name, argv):
+        """An anchor program of agent/bench, which runs until its stdin closes."""
+        return Proc(self, name, argv, stdin=subprocess.PIPE)
+
+    def udp_rtts_two_hops(self, echo_port):
+        """The lockstep round trip through two bare UDP relays in a row
+        (agent/bench/udphop: poll, recv, send): the floor of any design
+        with two processes in the path, as the tunnel has."""
+        hops = []
+        try:
+            target = echo_port
+            for i in (2, 1):
+                hop = self.spawn_anchor("udphop-%d" % i, [self.udphop_bin, str(target)])
+                hops.append(hop)
+                _, m = hop.wait_for(r"^port (\d+)$", 10, "out")
+                target = int(m.group(1))
+            return udp_rtts(target, UDP_RTT_COUNT)
+        finally:
+            for hop in hops:
+                hop.stop()
+
     def bench_udp(self):
         """UDP forwarding (-U to a service exposed /udp): round-trip time of
         small datagrams in lockstep through the tunnel and straight to the
@@ -1294,8 +1318,13 @@ class Bench:
             pair.wait_for(r"forwarding udp 127\.0\.0\.1:%d -> echo" % uport, 20)
             res["rtt_tunnel_us"] = udp_rtts(uport, UDP_RTT_COUNT)
             res["rtt_direct_us"] = udp_rtts(echo.port, UDP_RTT_COUNT)
-            for k in ("rtt_tunnel_us", "rtt_direct_us"):
+            res["rtt_two_hops_us"] = self.udp_rtts_two_hops(echo.port)
+            for k in ("rtt_tunnel_us", "rtt_direct_us", "rtt_two_hops_us"):
                 self.say("  %s: median %.0f us, p99 %.0f us" % (k, res[k]["median"], res[k]["p99"]))
+            res["rtt_added_us"] = round(res["rtt_tunnel_us"]["median"]
+                                        - res["rtt_direct_us"]["median"], 1)
+            res["rtt_two_hops_added_us"] = round(res["rtt_two_hops_us"]["median"]
+                                                 - res["rtt_direct_us"]["median"], 1)
             res["paced"] = []
             for mbit in UDP_RATES_MBIT:
                 r = udp_paced(uport, mbit, UDP_PACED_S, echo.port)
@@ -1415,9 +1444,13 @@ class Bench:
                 lines.append("UDP forward (-U), loopback: round trip of %d-byte datagrams, %d in "
                              "lockstep:" % (UDP_RTT_SIZE, UDP_RTT_COUNT))
                 for k, name in (("rtt_tunnel_us", "through the tunnel"),
-                                ("rtt_direct_us", "straight to the echo")):
+                                ("rtt_direct_us", "straight to the echo"),
+                                ("rtt_two_hops_us", "two bare UDP relays")):
                     lines.append("  %-22s median %6.0f us   p99 %6.0f us"
                                  % (name, u[k]["median"], u[k]["p99"]))
+                lines.append("  added by the tunnel %.0f us (target <= %d us); by two bare relays "
+                             "(agent/bench/udphop) %.0f us"
+                             % (u["rtt_added_us"], RTT_ADDED_TARGET_US, u["rtt_two_hops_added_us"]))
                 lines.append("  paced %d-byte datagrams for %d s, echoed back through the tunnel:"
                              % (UDP_PACED_SIZE, UDP_PACED_S))
                 for x in u["paced"]:

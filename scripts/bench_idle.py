@@ -123,6 +123,22 @@ def load(port, pids):
     return peak, errors
 
 
+def libs_only_memory(bench):
+    """memory() of agent/bench/libsonly, which loads the agent's libraries and
+    does nothing: the part of VmRSS no code of ours decides."""
+    proc = None
+    try:
+        proc = bench.spawn_anchor("libsonly", [bench.libsonly_bin])
+        proc.wait_for(r"^ready$", 10, "out")
+        return memory(proc.pid)
+    except RuntimeError as e:
+        bench.problem("idle part: libsonly: %s" % e)
+        return None
+    finally:
+        if proc:
+            proc.stop()
+
+
 def run(bench, port, pids):
     """pids: {"serve": pid, "pair": pid} of agents with a tunnel up and port
     forwarded to the bench's data service."""
@@ -131,6 +147,7 @@ def run(bench, port, pids):
            "settle_s": SETTLE_S}
     res["idle"] = idle_window(bench.cpu_s, pids, IDLE_S)
     res["idle_memory"] = {r: memory(p) for r, p in pids.items()}
+    res["libs_only_memory"] = libs_only_memory(bench)
     res["load_memory"], errors = load(port, pids)
     time.sleep(SETTLE_S)
     res["after_memory"] = {r: memory(p) for r, p in pids.items()}
@@ -169,3 +186,8 @@ def report(res, say):
                            AFTER_LOAD_MARGIN * mem["rss_MiB"]))
     for v in verdicts:
         say("  " + v)
+    base = res.get("libs_only_memory")
+    if base:
+        say("  anchor: a program that only loads the same libraries (agent/bench/libsonly): "
+            "VmRSS %s MiB, Pss %s MiB, anonymous %s MiB"
+            % (base["rss_MiB"], base["pss_MiB"], base["anon_MiB"]))

@@ -22,6 +22,8 @@
  * own after this long without a working pair. Checks on any real path take
  * well under a second. */
 #define PATH_ICE_TIMEOUT_S 10
+/* libnice's Ta in ms (see path_new). */
+#define PATH_ICE_TA_MS 10u
 
 struct _Path
 {
@@ -345,8 +347,17 @@ ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, g
              gpointer data)
 {
   Path *self = data;
+  GSource *source = g_main_current_source ();
   guint8 first;
 
+  /* libnice calls this from its socket's source, which it does not let
+   * recurse: GLib then takes the socket out of the poll set around every
+   * dispatch and puts it back, each time writing the loop's wakeup eventfd,
+   * and the next poll returns at once for it (docs/fast-path.md).  Nothing
+   * under this callback iterates a main loop, so letting the source recurse
+   * changes only that. */
+  if (source != NULL && !g_source_get_can_recurse (source))
+    g_source_set_can_recurse (source, TRUE);
   if (len == 0)
     return;
   /* RFC 7983: 20..63 is DTLS. STUN (0..3) never reaches here. */
@@ -588,8 +599,12 @@ path_new (GMainContext *context, const PathConfig *config, const PathCallbacks *
 
   self->agent = nice_agent_new_full (context, NICE_COMPATIBILITY_RFC5245,
                                      NICE_AGENT_OPTION_ICE_TRICKLE);
+  /* Ta: the pace of connectivity checks, and the wait before the first.
+   * libnice's 20 ms holds every check, triggered ones too, until its next
+   * tick; RFC 8445 (section 14) allows 5 ms, and a path has few pairs. */
   g_object_set (self->agent, "controlling-mode", config->controlling, "upnp", FALSE,
-                "ice-tcp", FALSE, "keepalive-conncheck", TRUE, NULL);
+                "ice-tcp", FALSE, "keepalive-conncheck", TRUE, "stun-pacing-timer",
+                PATH_ICE_TA_MS, NULL);
   if (config->relay_only)
     {
       /* "force-relay" is in libnice since 0.1.x; check rather than warn at run time. */
