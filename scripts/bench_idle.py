@@ -20,7 +20,8 @@ import time
 
 IDLE_S = 20
 # After the tunnel came up: libnice checks the remaining candidate pairs
-# for about 5 s (a timer every 20 ms); idle starts after that.
+# for about 5 s (a timer every Ta, 10 ms: agent/path/path.c); idle starts
+# after that.
 SETTLE_UP_S = 8
 STREAMS = 200
 STREAM_BYTES = 1 << 20
