@@ -284,7 +284,11 @@ dtls_new (GMainContext *context, const Identity *identity, gboolean is_client,
       || !SSL_CTX_set_cipher_list (self->ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
                                               "ECDHE-ECDSA-AES256-GCM-SHA384:"
                                               "ECDHE-ECDSA-CHACHA20-POLY1305")
-      || !SSL_CTX_set1_groups_list (self->ctx, "X25519:P-256"))
+      || !SSL_CTX_set1_groups_list (self->ctx, "X25519:P-256")
+      /* Keys for the media leg (RFC 5764); GCM first (RFC 7714). Note
+       * OpenSSL's return convention here: 0 on success. */
+      || SSL_CTX_set_tlsext_use_srtp (self->ctx, "SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80")
+             != 0)
     goto ssl_error;
   SSL_CTX_set_verify (self->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                       dtls_verify);
@@ -477,4 +481,74 @@ dtls_close (Dtls *self)
       ERR_clear_error ();
       (void) SSL_shutdown (self->ssl);
     }
+}
+
+const char *
+dtls_srtp_profile_name (DtlsSrtpProfile profile)
+{
+  switch (profile)
+    {
+    case DTLS_SRTP_AEAD_AES_128_GCM:
+      return "SRTP_AEAD_AES_128_GCM";
+    case DTLS_SRTP_AES128_CM_SHA1_80:
+      return "SRTP_AES128_CM_SHA1_80";
+    case DTLS_SRTP_NONE:
+    default:
+      return "none";
+    }
+}
+
+void
+dtls_srtp_keys_clear (DtlsSrtpKeys *keys)
+{
+  OPENSSL_cleanse (keys, sizeof *keys);
+}
+
+gboolean
+dtls_srtp_keys (Dtls *self, DtlsSrtpKeys *out)
+{
+  static const char label[] = "EXTRACTOR-dtls_srtp";
+  /* RFC 5764 section 4.2: client key, server key, client salt, server salt. */
+  guint8 block[2 * (DTLS_SRTP_KEY_LEN + DTLS_SRTP_SALT_MAX)];
+  const guint8 *client_key = block, *server_key = block + DTLS_SRTP_KEY_LEN;
+  const guint8 *client_salt, *server_salt;
+  const SRTP_PROTECTION_PROFILE *p;
+  gsize salt_len;
+
+  memset (out, 0, sizeof *out);
+  if (!self->connected || self->failed)
+    return FALSE;
+  p = SSL_get_selected_srtp_profile (self->ssl);
+  if (p == NULL)
+    return FALSE;
+  switch (p->id)
+    {
+    case SRTP_AEAD_AES_128_GCM:
+      out->profile = DTLS_SRTP_AEAD_AES_128_GCM;
+      salt_len = 12;
+      break;
+    case SRTP_AES128_CM_SHA1_80:
+      out->profile = DTLS_SRTP_AES128_CM_SHA1_80;
+      salt_len = 14;
+      break;
+    default:
+      return FALSE; /* we offered no other */
+    }
+  if (SSL_export_keying_material (self->ssl, block, 2 * (DTLS_SRTP_KEY_LEN + salt_len), label,
+                                  sizeof label - 1, NULL, 0, 0) != 1)
+    {
+      OPENSSL_cleanse (block, sizeof block);
+      memset (out, 0, sizeof *out);
+      return FALSE;
+    }
+  client_salt = block + 2 * DTLS_SRTP_KEY_LEN;
+  server_salt = client_salt + salt_len;
+  out->salt_len = salt_len;
+  memcpy (out->local, self->is_client ? client_key : server_key, DTLS_SRTP_KEY_LEN);
+  memcpy (out->local + DTLS_SRTP_KEY_LEN, self->is_client ? client_salt : server_salt, salt_len);
+  memcpy (out->remote, self->is_client ? server_key : client_key, DTLS_SRTP_KEY_LEN);
+  memcpy (out->remote + DTLS_SRTP_KEY_LEN, self->is_client ? server_salt : client_salt,
+          salt_len);
+  OPENSSL_cleanse (block, sizeof block);
+  return TRUE;
 }

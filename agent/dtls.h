@@ -66,3 +66,29 @@ gsize dtls_max_payload (Dtls *dtls);
 gsize dtls_max_payload_for_link (Dtls *dtls, gsize link_mtu);
 /* Sends close_notify. */
 void dtls_close (Dtls *dtls);
+
+/* SRTP keys from the handshake (RFC 5764): master key and salt for each
+ * direction, as the negotiated protection profile sizes them. */
+#define DTLS_SRTP_KEY_LEN 16
+#define DTLS_SRTP_SALT_MAX 14
+typedef enum
+{
+  DTLS_SRTP_NONE = 0,          /* not negotiated: the peer's agent has no media */
+  DTLS_SRTP_AEAD_AES_128_GCM,  /* RFC 7714; salt of 12 bytes */
+  DTLS_SRTP_AES128_CM_SHA1_80, /* RFC 3711; salt of 14 bytes */
+} DtlsSrtpProfile;
+
+typedef struct
+{
+  DtlsSrtpProfile profile;
+  gsize salt_len;
+  guint8 local[DTLS_SRTP_KEY_LEN + DTLS_SRTP_SALT_MAX];  /* what we protect with */
+  guint8 remote[DTLS_SRTP_KEY_LEN + DTLS_SRTP_SALT_MAX]; /* what the peer protects with */
+} DtlsSrtpKeys;
+
+/* The profile the handshake agreed on, and the keys exported for it. FALSE
+ * (profile DTLS_SRTP_NONE) before the handshake or if the peer did not offer
+ * use_srtp. Clear the keys with dtls_srtp_keys_clear() after use. */
+gboolean dtls_srtp_keys (Dtls *dtls, DtlsSrtpKeys *out);
+void dtls_srtp_keys_clear (DtlsSrtpKeys *keys);
+const char *dtls_srtp_profile_name (DtlsSrtpProfile profile);

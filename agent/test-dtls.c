@@ -198,6 +198,35 @@ test_stale_error_in_session (Fixture *f, gconstpointer data)
   ERR_clear_error ();
 }
 
+/* RFC 5764: both sides agree on the profile (GCM first) and each one's
+ * sending key is the other's receiving key; nothing before the handshake. */
+static void
+test_srtp_keys (Fixture *f, gconstpointer data)
+{
+  DtlsSrtpKeys keys[2];
+  static const guint8 zero[sizeof keys[0].local] = { 0 };
+
+  g_assert_false (dtls_srtp_keys (f->dtls[0], &keys[0]));
+  g_assert_cmpint (keys[0].profile, ==, DTLS_SRTP_NONE);
+  handshake (f);
+  for (int i = 0; i < 2; i++)
+    {
+      g_assert_true (dtls_srtp_keys (f->dtls[i], &keys[i]));
+      g_assert_cmpint (keys[i].profile, ==, DTLS_SRTP_AEAD_AES_128_GCM);
+      g_assert_cmpuint (keys[i].salt_len, ==, 12);
+      g_assert_cmpstr (dtls_srtp_profile_name (keys[i].profile), ==, "SRTP_AEAD_AES_128_GCM");
+    }
+  g_assert_cmpmem (keys[0].local, sizeof keys[0].local, keys[1].remote, sizeof keys[1].remote);
+  g_assert_cmpmem (keys[0].remote, sizeof keys[0].remote, keys[1].local, sizeof keys[1].local);
+  g_assert_true (memcmp (keys[0].local, keys[0].remote, sizeof keys[0].local) != 0);
+  g_assert_true (memcmp (keys[0].local, zero, sizeof zero) != 0);
+  for (int i = 0; i < 2; i++)
+    {
+      dtls_srtp_keys_clear (&keys[i]);
+      g_assert_cmpmem (keys[i].local, sizeof keys[i].local, zero, sizeof zero);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -206,6 +235,7 @@ main (int argc, char **argv)
   g_test_add (name, Fixture, NULL, fixture_setup, fn, fixture_teardown)
   ADD ("/dtls/records", test_records);
   ADD ("/dtls/stale-error-in-session", test_stale_error_in_session);
+  ADD ("/dtls/srtp-keys", test_srtp_keys);
 #undef ADD
   return g_test_run ();
 }

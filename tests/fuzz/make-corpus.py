@@ -111,6 +111,28 @@ def sigmsgs():
     write("sigmsg", "5-turns-uri", "\x05turns:[::1]:5349")
 
 
+def rtp(seq, ssrc, payload, pt=96, marker=0):
+    return struct.pack(">BBHII", 0x80, (marker << 7) | pt, seq, 160 * seq, ssrc) + payload
+
+
+def srtps():
+    """Media leg packets (tests/fuzz/fuzz-srtp.c): mode byte, then the packet."""
+    l16 = bytes(range(160))
+    for profile, name in ((0, "gcm"), (1, "cm")):
+        write("srtp", "rtp-%s" % name, bytes([profile]) + rtp(7, 0x11223344, l16))
+        write("srtp", "rtp-%s-rollover" % name, bytes([profile]) + rtp(65535, 0x11223344, l16))
+        write("srtp", "rtcp-rr-%s" % name,
+              bytes([profile]) + struct.pack(">BBHI", 0x80, 201, 1, 0x55667788))
+        write("srtp", "rtp-csrc-ext-%s" % name, bytes([profile]) + struct.pack(
+            ">BBHII", 0x91, 96, 9, 1440, 0x01020304) + struct.pack(">I", 0x0a0b0c0d)
+            + struct.pack(">HH", 0xbede, 1) + b"\x10\xaa\x00\x00" + l16[:20])
+        write("srtp", "wire-%s" % name, bytes([2 + profile]) + rtp(8, 0x11223344, l16)
+              + bytes(16))
+    write("srtp", "wire-short", b"\x02\x80\x60\x00")
+    write("srtp", "wire-rtcp-short", b"\x03\x80\xc9\x00\x01\x00\x00\x00\x01")
+    write("srtp", "wire-version-0", b"\x02" + bytes(40))
+
+
 def tlshellos():
     """First bytes of connections to the signaling server (RFC 8446 5.1)."""
     hello = b"\x01\x00\x00\x2c\x03\x03" + bytes(32) + b"\x00\x00\x02\x13\x01\x01\x00"
@@ -131,3 +153,4 @@ if __name__ == "__main__":
     dgrams()
     sigmsgs()
     tlshellos()
+    srtps()
