@@ -8,6 +8,7 @@
 
 #include "bridge.h"
 #include "ctlmsg.h"
+#include "media.h"
 #include "udpservice.h"
 
 struct _Expose
@@ -21,6 +22,23 @@ struct _Expose
   GPtrArray *bridges;      /* Bridge* */
   GPtrArray *connects;     /* ServiceConnect* in flight */
   GPtrArray *udp_services; /* UdpService*: the peer's UDP flows */
+  GPtrArray *media_services; /* MediaService*: the peer's media leg (one at most) */
+};
+
+typedef enum
+{
+  KIND_TCP,
+  KIND_UDP,
+  KIND_RTP,
+} ServiceKind;
+
+static const struct
+{
+  const char *name, *option, *what;
+} kinds[] = {
+  [KIND_TCP] = { "TCP", "-L", "stream" },
+  [KIND_UDP] = { "UDP", "-U", "udp flow" },
+  [KIND_RTP] = { "RTP", "-M", "media leg" },
 };
 
 typedef struct
@@ -56,6 +74,7 @@ expose_new (GMainContext *context, const char *peer_id, const P2ptunConfig *conf
   self->bridges = g_ptr_array_new_with_free_func ((GDestroyNotify) bridge_free);
   self->connects = g_ptr_array_new_with_free_func ((GDestroyNotify) service_connect_free);
   self->udp_services = g_ptr_array_new_with_free_func ((GDestroyNotify) udp_service_free);
+  self->media_services = g_ptr_array_new_with_free_func ((GDestroyNotify) media_service_free);
   return self;
 }
 
@@ -67,6 +86,7 @@ expose_free (Expose *self)
   g_ptr_array_unref (self->connects);
   g_ptr_array_unref (self->bridges);
   g_ptr_array_unref (self->udp_services);
+  g_ptr_array_unref (self->media_services);
   g_free (self);
 }
 
@@ -144,6 +164,16 @@ udp_service_done (UdpService *service, const GError *error, gpointer data)
 }
 
 static void
+media_service_done (MediaService *service, const GError *error, gpointer data)
+{
+  Expose *self = data;
+
+  if (error)
+    g_debug ("media leg with %s ended: %s", self->peer, error->message);
+  g_ptr_array_remove_fast (self->media_services, service);
+}
+
+static void
 udp_service_say (const char *line, gpointer data)
 {
   Expose *self = data;
@@ -169,13 +199,17 @@ expose_local (Expose *self, TransportStream *stream, const char *service,
 }
 
 void
-expose_open_request (Expose *self, TransportStream *stream, const char *service)
+expose_open_request (Expose *self, Tunnel *tunnel, TransportStream *stream, const char *service)
 {
   const char *target = g_hash_table_lookup (self->config->exposed, service);
   const ExposeLocal *local = g_hash_table_lookup (self->locals, service);
-  gboolean udp = g_hash_table_contains (self->config->exposed_udp, service);
-  gboolean wants_udp = transport_stream_is_datagram (stream);
-  const char *what = wants_udp ? "udp flow" : "stream";
+  ServiceKind kind = g_hash_table_contains (self->config->exposed_udp, service)   ? KIND_UDP
+                     : g_hash_table_contains (self->config->exposed_rtp, service) ? KIND_RTP
+                                                                                   : KIND_TCP;
+  ServiceKind wants = transport_stream_is_media (stream)      ? KIND_RTP
+                      : transport_stream_is_datagram (stream) ? KIND_UDP
+                                                              : KIND_TCP;
+  const char *what = kinds[wants].what;
   g_autoptr (GSocketClient) client = NULL;
   ServiceConnect *c;
 
@@ -191,11 +225,11 @@ expose_open_request (Expose *self, TransportStream *stream, const char *service)
       transport_stream_refuse (stream, CTLMSG_REFUSE_NOT_EXPOSED, text);
       return;
     }
-  if (udp != wants_udp)
+  if (kind != wants)
     {
-      g_autofree char *text = g_strdup_printf (
-          "service '%s' is a %s service (forward it with %s)", service, udp ? "UDP" : "TCP",
-          udp ? "-U" : "-L");
+      g_autofree char *text = g_strdup_printf ("service '%s' is a%s %s service (forward it with %s)",
+                                               service, kind == KIND_RTP ? "n" : "",
+                                               kinds[kind].name, kinds[kind].option);
 
       expose_refuse (self, stream, CTLMSG_REFUSE_WRONG_KIND, what, text);
       return;
@@ -205,7 +239,14 @@ expose_open_request (Expose *self, TransportStream *stream, const char *service)
       expose_local (self, stream, service, local);
       return;
     }
-  if (udp)
+  if (kind == KIND_RTP)
+    {
+      g_ptr_array_add (self->media_services,
+                       media_service_open (self->context, tunnel, stream, service, target,
+                                           media_service_done, udp_service_say, self));
+      return;
+    }
+  if (kind == KIND_UDP)
     {
       g_ptr_array_add (self->udp_services,
                        udp_service_open (self->context, stream, service, target,

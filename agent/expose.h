@@ -7,6 +7,7 @@
 
 #include "p2ptun-private.h"
 #include "transport.h"
+#include "tunnel.h"
 
 typedef struct _Expose Expose;
 
@@ -23,7 +24,9 @@ typedef void (*ExposeEmitFunc) (P2ptunEvent *event, gpointer user_data);
 /* @config and @locals (name -> ExposeLocal*) are borrowed and outlive it. */
 Expose *expose_new (GMainContext *context, const char *peer_id, const P2ptunConfig *config,
                     GHashTable *locals, ExposeEmitFunc emit, gpointer user_data);
-/* The peer asks for a stream or a UDP flow to @service. */
-void expose_open_request (Expose *expose, TransportStream *stream, const char *service);
+/* The peer asks @tunnel for a stream, a UDP flow or the media leg to
+ * @service. */
+void expose_open_request (Expose *expose, Tunnel *tunnel, TransportStream *stream,
+                          const char *service);
 /* Ends every stream and flow (before the transport goes). */
 void expose_free (Expose *expose);

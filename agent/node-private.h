@@ -6,6 +6,7 @@
 #include "bridge.h"
 #include "expose.h"
 #include "forward.h"
+#include "media.h"
 #include "netwatch.h"
 #include "node.h"
 #include "relays.h"
@@ -26,6 +27,7 @@ typedef struct
   Link *link;              /* the tunnel to it, once begun */
   GPtrArray *forwards;     /* Forwards* */
   GPtrArray *udp_forwards; /* UdpForwards* */
+  MediaForward *media;     /* -M: the tunnel's media leg, if asked for */
   gboolean told_offline;
   gboolean was_up;         /* a tunnel to it came up once: reconnect when it ends */
   gint64 lost_at;          /* when the last tunnel ended; 0 while one is up */
@@ -49,6 +51,7 @@ struct _Link
   Expose *expose;
   GPtrArray *fd_streams; /* FdStream* */
   GPtrArray *flows;      /* NodeFlow* */
+  GPtrArray *medias;     /* NodeMedia*: an application's media leg (one at most) */
   GSource *reoffer;
 };
 
@@ -58,6 +61,16 @@ typedef struct
   guint id;
   Bridge *bridge;
 } FdStream;
+
+struct _NodeMedia
+{
+  Link *link;
+  MediaApp *app;
+  MediaAppPacketFunc packet;
+  MediaAppEndedFunc ended;
+  NodeFlowLostFunc lost;
+  gpointer user_data;
+};
 
 struct _NodeFlow
 {

@@ -21,6 +21,8 @@ peer_stop_forwards (Peer *peer, const char *why)
     forwards_stop (peer->forwards->pdata[i], why);
   for (guint i = 0; i < peer->udp_forwards->len; i++)
     udp_forwards_stop (peer->udp_forwards->pdata[i], why);
+  if (peer->media)
+    media_forward_stop (peer->media, why);
 }
 
 static gboolean

@@ -34,6 +34,14 @@ link_end_streams (Link *link)
       transport_stream_free (flow->stream);
       g_free (flow);
     }
+  while (link->medias->len > 0)
+    {
+      NodeMedia *media = g_ptr_array_steal_index (link->medias, link->medias->len - 1);
+
+      media->lost (media->user_data);
+      media_app_free (media->app);
+      g_free (media);
+    }
 }
 
 /* The newest tunnel up to @peer_id. */
@@ -181,6 +189,71 @@ node_flow_close (NodeFlow *flow)
   g_ptr_array_remove_fast (flow->link->flows, flow);
   transport_stream_free (flow->stream);
   g_free (flow);
+}
+
+static void
+node_media_packet (const guint8 *packet, gsize len, gpointer data)
+{
+  NodeMedia *media = data;
+
+  media->packet (packet, len, media->user_data);
+}
+
+static void
+node_media_ended (const GError *error, gpointer data)
+{
+  NodeMedia *media = data;
+
+  media->ended (error, media->user_data);
+}
+
+static void
+node_media_say (const char *line, gpointer data)
+{
+  NodeMedia *media = data;
+
+  link_emit (media->link, event_new (P2PTUN_EVENT_NOTICE, media->link->peer, "%s", line));
+}
+
+NodeMedia *
+node_open_media (Node *node, const char *peer_id, const char *service,
+                 MediaAppPacketFunc packet, MediaAppEndedFunc ended, NodeFlowLostFunc lost,
+                 gpointer user_data, GError **error)
+{
+  Link *link = node_up_link (node, peer_id, error);
+  NodeMedia *media;
+
+  if (link == NULL)
+    return NULL;
+  media = g_new0 (NodeMedia, 1);
+  media->link = link;
+  media->packet = packet;
+  media->ended = ended;
+  media->lost = lost;
+  media->user_data = user_data;
+  media->app = media_app_open (node->context, link->tunnel, service, node_media_packet,
+                               node_media_ended, node_media_say, media, error);
+  if (media->app == NULL)
+    {
+      g_free (media);
+      return NULL;
+    }
+  g_ptr_array_add (link->medias, media);
+  return media;
+}
+
+MediaApp *
+node_media_app (NodeMedia *media)
+{
+  return media->app;
+}
+
+void
+node_media_close (NodeMedia *media)
+{
+  g_ptr_array_remove_fast (media->link->medias, media);
+  media_app_free (media->app);
+  g_free (media);
 }
 
 GPtrArray *

@@ -180,16 +180,20 @@ tunnel_on_open_request (TransportStream *stream, const char *service, gpointer d
 {
   Link *link = data;
 
-  expose_open_request (link->expose, stream, service);
+  expose_open_request (link->expose, link->tunnel, stream, service);
 }
 
 static void
-peer_forwards_start (Peer *peer, Transport *transport)
+peer_forwards_start (Peer *peer, Tunnel *tunnel)
 {
+  Transport *transport = tunnel_transport (tunnel);
+
   for (guint i = 0; i < peer->forwards->len; i++)
     forwards_start (peer->forwards->pdata[i], transport);
   for (guint i = 0; i < peer->udp_forwards->len; i++)
     udp_forwards_start (peer->udp_forwards->pdata[i], transport);
+  if (peer->media)
+    media_forward_start (peer->media, tunnel);
 }
 
 static void
@@ -247,7 +251,7 @@ tunnel_on_up (const TunnelPath *path, gpointer data)
           g_source_destroy (peer->give_up);
           g_clear_pointer (&peer->give_up, g_source_unref);
         }
-      peer_forwards_start (peer, tunnel_transport (link->tunnel));
+      peer_forwards_start (peer, link->tunnel);
     }
 }
 
@@ -396,6 +400,7 @@ link_new (Node *node, const char *peer, const char *session, gboolean outgoing, 
                              link);
   link->fd_streams = g_ptr_array_new ();
   link->flows = g_ptr_array_new ();
+  link->medias = g_ptr_array_new ();
   link->tunnel = tunnel_new (node->context, &config, &link_callbacks, link, error);
   if (link->tunnel == NULL)
     {
@@ -426,6 +431,7 @@ link_free (Link *link)
   link_end_streams (link);
   g_ptr_array_unref (link->fd_streams);
   g_ptr_array_unref (link->flows);
+  g_ptr_array_unref (link->medias);
   expose_free (link->expose);
   tunnel_free (link->tunnel);
   g_free (link);
@@ -491,6 +497,7 @@ peer_free (Peer *peer)
   /* Forwards first: their streams ride the link's transport. */
   g_ptr_array_unref (peer->forwards);
   g_ptr_array_unref (peer->udp_forwards);
+  media_forward_free (peer->media);
   if (peer->link)
     peer->link->outgoing = FALSE;
   g_free (peer);
@@ -818,7 +825,22 @@ node_forward (Node *node, const char *peer_id, P2ptunServiceKind kind, const cha
 
   if (peer == NULL)
     return FALSE;
-  if (kind == P2PTUN_SERVICE_UDP)
+  if (kind == P2PTUN_SERVICE_RTP)
+    {
+      if (peer->media != NULL)
+        {
+          g_set_error (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID,
+                       "-M %s: a tunnel carries one media leg, and this peer has one", spec);
+          return FALSE;
+        }
+      peer->media = media_forward_new (node->context, spec, on_forward_fatal, on_forward_say,
+                                       node, error);
+      if (peer->media == NULL)
+        return FALSE;
+      if (peer->link && tunnel_is_up (peer->link->tunnel))
+        media_forward_start (peer->media, peer->link->tunnel);
+    }
+  else if (kind == P2PTUN_SERVICE_UDP)
     {
       UdpForwards *f = udp_forwards_new (node->context, specs, node->config->udp_timeout_s,
                                          on_forward_fatal, on_forward_say, node, error);

@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "p2ptun-private.h"
+#include "media.h"
 #include "transport.h"
 
 typedef struct _Node Node;
@@ -43,6 +44,18 @@ NodeFlow *node_open_flow (Node *node, const char *peer_id, const char *service,
 TransportStream *node_flow_stream (NodeFlow *flow);
 /* Ends the flow and frees it (not from inside its own lost function). */
 void node_flow_close (NodeFlow *flow);
+
+/* An application's media leg (media.h) that the node ends with its tunnel:
+ * @lost is called then and the leg is freed right after. @packet and
+ * @ended as media_app_open() says; the drops it reports become NOTICE
+ * events. */
+typedef struct _NodeMedia NodeMedia;
+NodeMedia *node_open_media (Node *node, const char *peer_id, const char *service,
+                            MediaAppPacketFunc packet, MediaAppEndedFunc ended,
+                            NodeFlowLostFunc lost, gpointer user_data, GError **error);
+MediaApp *node_media_app (NodeMedia *media);
+/* Ends the leg and frees it (not from inside its own lost function). */
+void node_media_close (NodeMedia *media);
 
 /* P2ptunStatus* of every tunnel. */
 GPtrArray *node_statuses (Node *node);

@@ -20,6 +20,7 @@ struct _P2ptunConfig
   GPtrArray *trust;      /* char* peer-ids */
   GHashTable *exposed;   /* name -> "host:port" */
   GHashTable *exposed_udp; /* names of the UDP ones */
+  GHashTable *exposed_rtp; /* names of the RTP ones (media legs) */
   char **local_addresses;
   gboolean relay_only;
   guint udp_timeout_s;

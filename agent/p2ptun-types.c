@@ -125,6 +125,7 @@ p2ptun_config_new (void)
   self->trust = g_ptr_array_new_with_free_func (g_free);
   self->exposed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   self->exposed_udp = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->exposed_rtp = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->udp_timeout_s = CONFIG_UDP_TIMEOUT_DEFAULT_S;
   self->hold_s = SESSION_HOLD_DEFAULT_S;
   return self;
@@ -147,6 +148,7 @@ p2ptun_config_unref (P2ptunConfig *self)
   g_ptr_array_unref (self->trust);
   g_hash_table_unref (self->exposed);
   g_hash_table_unref (self->exposed_udp);
+  g_hash_table_unref (self->exposed_rtp);
   g_strfreev (self->local_addresses);
   g_free (self);
 }
@@ -201,6 +203,8 @@ p2ptun_config_add_service (P2ptunConfig *self, const char *name, const char *hos
     }
   if (kind == P2PTUN_SERVICE_UDP)
     g_hash_table_add (self->exposed_udp, g_strdup (name));
+  else if (kind == P2PTUN_SERVICE_RTP)
+    g_hash_table_add (self->exposed_rtp, g_strdup (name));
   g_hash_table_insert (self->exposed, g_strdup (name), g_strdup (host_port));
   return TRUE;
 }

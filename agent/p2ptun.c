@@ -283,6 +283,113 @@ p2ptun_node_close (P2ptunNode *self)
   node_close (self->node);
 }
 
+/* ---- media legs ---- */
+
+struct _P2ptunMedia
+{
+  GObject parent;
+  NodeMedia *media; /* NULL once the leg ended */
+  P2ptunPacketFunc func;
+  gpointer user_data;
+  GDestroyNotify destroy;
+};
+
+G_DEFINE_FINAL_TYPE (P2ptunMedia, p2ptun_media, G_TYPE_OBJECT)
+
+static void
+p2ptun_media_finalize (GObject *object)
+{
+  P2ptunMedia *self = P2PTUN_MEDIA (object);
+
+  if (self->media)
+    node_media_close (self->media);
+  if (self->destroy)
+    self->destroy (self->user_data);
+  G_OBJECT_CLASS (p2ptun_media_parent_class)->finalize (object);
+}
+
+static void
+p2ptun_media_class_init (P2ptunMediaClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = p2ptun_media_finalize;
+}
+
+static void
+p2ptun_media_init (P2ptunMedia *self)
+{
+}
+
+static void
+media_on_packet (const guint8 *buf, gsize len, gpointer data)
+{
+  P2ptunMedia *self = g_object_ref (data);
+  g_autoptr (GBytes) packet = g_bytes_new (buf, len);
+
+  self->func (self, packet, self->user_data);
+  g_object_unref (self);
+}
+
+static void
+media_on_ended (const GError *error, gpointer data)
+{
+  P2ptunMedia *self = data;
+
+  g_debug ("media leg ended: %s", error->message);
+  g_clear_pointer (&self->media, node_media_close);
+}
+
+static void
+media_on_lost (gpointer data)
+{
+  P2ptunMedia *self = data;
+
+  self->media = NULL; /* the node frees it */
+}
+
+P2ptunMedia *
+p2ptun_node_open_media (P2ptunNode *node, const char *peer_id, const char *service,
+                        P2ptunPacketFunc func, gpointer user_data, GDestroyNotify destroy,
+                        GError **error)
+{
+  P2ptunMedia *self;
+
+  g_return_val_if_fail (P2PTUN_IS_NODE (node) && func != NULL, NULL);
+  self = g_object_new (P2PTUN_TYPE_MEDIA, NULL);
+  self->media = node_open_media (node->node, peer_id, service, media_on_packet, media_on_ended,
+                                 media_on_lost, self, error);
+  if (self->media == NULL)
+    {
+      g_object_unref (self);
+      return NULL;
+    }
+  self->func = func;
+  self->user_data = user_data;
+  self->destroy = destroy;
+  return self;
+}
+
+P2ptunSendResult
+p2ptun_media_send (P2ptunMedia *self, const guint8 *packet, gsize len)
+{
+  g_return_val_if_fail (P2PTUN_IS_MEDIA (self), P2PTUN_SEND_CLOSED);
+  if (self->media == NULL)
+    return P2PTUN_SEND_CLOSED;
+  switch (media_app_send (node_media_app (self->media), packet, len))
+    {
+    case MEDIA_SEND_OK:
+      return P2PTUN_SEND_OK;
+    case MEDIA_SEND_TOO_BIG:
+      return P2PTUN_SEND_TOO_BIG;
+    case MEDIA_SEND_OVER_RATE:
+      return P2PTUN_SEND_QUEUE_FULL;
+    case MEDIA_SEND_INVALID:
+      return P2PTUN_SEND_INVALID;
+    case MEDIA_SEND_CLOSED:
+    default:
+      return P2PTUN_SEND_CLOSED;
+    }
+}
+
 /* ---- flows ---- */
 
 struct _P2ptunFlow

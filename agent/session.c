@@ -3,6 +3,8 @@
 
 #include "dtls.h"
 
+#include <string.h>
+
 /* The tick runs when a ping, a stall threshold or the hold limit is due,
  * and at least this often: 4 times a second while data is in flight or the
  * peer is silent, so that a dead path is noticed within a quarter of a
@@ -359,6 +361,17 @@ Transport *
 session_transport (Session *self)
 {
   return self->transport;
+}
+
+gboolean
+session_srtp_keys (Session *self, DtlsSrtpKeys *keys)
+{
+  if (!session_is_up (self))
+    {
+      memset (keys, 0, sizeof *keys);
+      return FALSE;
+    }
+  return dtls_srtp_keys (self->dtls, keys);
 }
 
 void

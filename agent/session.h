@@ -8,6 +8,7 @@
 
 #include <gio/gio.h>
 
+#include "dtls.h"
 #include "identity.h"
 #include "transport.h"
 
@@ -87,6 +88,9 @@ gboolean session_is_stalled (Session *session);
 /* Whether the session came up (see SessionCallbacks.up). */
 gboolean session_is_up (Session *session);
 Transport *session_transport (Session *session);
+/* The SRTP keys of the session's DTLS handshake (dtls_srtp_keys); FALSE
+ * before it is up or when the peer negotiated none. */
+gboolean session_srtp_keys (Session *session, DtlsSrtpKeys *keys);
 /* Says goodbye inside the session (BYE with @text, then close_notify), if
  * it came up. */
 void session_close (Session *session, const char *text);

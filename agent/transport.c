@@ -221,7 +221,8 @@ stream_read_header (Transport *t, TransportStream *s)
           continue;
         }
       if (ctlmsg_parse (s->header, s->header_len, &msg, &used) != CTLMSG_OK
-          || (msg.type != CTLMSG_OPEN && msg.type != CTLMSG_OPEN_DGRAM)
+          || (msg.type != CTLMSG_OPEN && msg.type != CTLMSG_OPEN_DGRAM
+              && msg.type != CTLMSG_OPEN_MEDIA)
           || msg.stream_id != s->id)
         {
           struct ctlmsg refuse = { .type = CTLMSG_REFUSE, .stream_id = s->id,
@@ -232,7 +233,9 @@ stream_read_header (Transport *t, TransportStream *s)
           return;
         }
       s->state = STREAM_PENDING;
-      s->datagram = msg.type == CTLMSG_OPEN_DGRAM;
+      /* A media leg's stream carries no bytes either (section 7). */
+      s->datagram = msg.type != CTLMSG_OPEN;
+      s->media = msg.type == CTLMSG_OPEN_MEDIA;
       /* Last: the user may accept, refuse (and so free) it from there. */
       t->cb.open_request (s, msg.name, t->user_data);
       return;
@@ -728,7 +731,8 @@ transport_stream_open_typed (Transport *t, guint8 type, const char *service,
   s = stream_new (t, (guint32) id, STREAM_OPENING);
   s->cb = *callbacks;
   s->user_data = user_data;
-  s->datagram = type == CTLMSG_OPEN_DGRAM;
+  s->datagram = type != CTLMSG_OPEN;
+  s->media = type == CTLMSG_OPEN_MEDIA;
   return s;
 }
 

@@ -110,6 +110,14 @@ TransportStream *transport_open_datagram (Transport *transport, const char *serv
                                           gpointer user_data, GError **error);
 /* For a stream from open_request: TRUE if the peer opened a UDP flow. */
 gboolean transport_stream_is_datagram (TransportStream *stream);
+/* Asks the peer to open the tunnel's media leg to @service (a service it
+ * exposes as RTP). The stream carries neither bytes nor datagrams: it is
+ * the leg's id and end; SRTP goes beside the transport (media.h). */
+TransportStream *transport_open_media (Transport *transport, const char *service,
+                                       const TransportStreamCallbacks *callbacks,
+                                       gpointer user_data, GError **error);
+/* For a stream from open_request: TRUE if the peer opened a media leg. */
+gboolean transport_stream_is_media (TransportStream *stream);
 /* The largest datagram the flow carries now: it changes with the path's
  * MTU (0 when the tunnel is down). */
 gsize transport_stream_datagram_max (TransportStream *stream);

@@ -36,7 +36,7 @@ transport_deliver_datagrams (Transport *t)
       TransportStream *s;
 
       if (!dgram_parse (t->dgram, (gsize) n, &flow, &payload, &len)
-          || (s = transport_stream_lookup (t, flow)) == NULL || !s->datagram
+          || (s = transport_stream_lookup (t, flow)) == NULL || !s->datagram || s->media
           || s->state != STREAM_OPEN || s->cb.datagram == NULL)
         {
           t->dgrams_dropped++;
@@ -65,7 +65,21 @@ transport_open_datagram (Transport *t, const char *service,
 gboolean
 transport_stream_is_datagram (TransportStream *s)
 {
-  return s->datagram;
+  return s->datagram && !s->media;
+}
+
+TransportStream *
+transport_open_media (Transport *t, const char *service, const TransportStreamCallbacks *callbacks,
+                      gpointer user_data, GError **error)
+{
+  return transport_stream_open_typed (t, CTLMSG_OPEN_MEDIA, service, callbacks, user_data,
+                                      error);
+}
+
+gboolean
+transport_stream_is_media (TransportStream *s)
+{
+  return s->media;
 }
 
 gsize
@@ -98,7 +112,8 @@ transport_stream_send_datagram (TransportStream *s, const guint8 *buf, gsize len
   guint8 packet[XPORT_MAX_PACKET];
   gsize n;
 
-  if (t == NULL || t->closed || t->conn == NULL || !s->datagram || s->state != STREAM_OPEN)
+  if (t == NULL || t->closed || t->conn == NULL || !s->datagram || s->media
+      || s->state != STREAM_OPEN)
     return TRANSPORT_DATAGRAM_CLOSED;
   if (len > transport_stream_datagram_max (s))
     return TRANSPORT_DATAGRAM_TOO_BIG;

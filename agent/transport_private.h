@@ -40,7 +40,8 @@ struct _TransportStream
   guint8 refuse_code;
   char *refuse_text;
   gboolean released; /* xport_stream_release done */
-  gboolean datagram; /* a UDP flow (OPEN_DGRAM): its datagrams carry its id */
+  gboolean datagram;
+  gboolean media; /* a media leg's stream: no bytes, and no datagrams either */ /* a UDP flow (OPEN_DGRAM): its datagrams carry its id */
   guint8 header[CTLMSG_MAX_LEN]; /* STREAM_HEADER: the OPEN message so far */
   gsize header_len;
 };

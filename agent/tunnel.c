@@ -44,6 +44,9 @@ struct _Tunnel
   GSource *reaper;
   GPtrArray *sent; /* Sigmsg* of generation 0, for tunnel_resend_signals */
 
+  TunnelMediaSink media_sink;
+  gpointer media_data;
+
   gboolean down;
   GError *down_error;
   GSource *down_idle;
@@ -440,8 +443,17 @@ path_on_receive (Path *path, const guint8 *buf, gsize len, gpointer data)
 {
   Tunnel *self = data;
 
-  if (!self->down)
-    session_receive (self->session, buf, len);
+  if (self->down)
+    return;
+  /* RFC 7983: 128..191 is RTP or RTCP (here SRTP or SRTCP); the path
+   * passes on nothing but that and DTLS. */
+  if (buf[0] >= 128 && buf[0] <= 191)
+    {
+      if (self->media_sink != NULL)
+        self->media_sink (buf, len, self->media_data);
+      return;
+    }
+  session_receive (self->session, buf, len);
 }
 
 /* Before the session is up, losing the path ends the tunnel, with what ICE
@@ -739,4 +751,43 @@ tunnel_close (Tunnel *self, const char *reason, const char *text)
   bye->reason = g_strdup (reason);
   bye->text = g_strdup (text);
   tunnel_send_signal (self, bye);
+}
+
+gboolean
+tunnel_set_media_sink (Tunnel *self, TunnelMediaSink sink, gpointer user_data)
+{
+  if (self->media_sink != NULL)
+    return FALSE;
+  self->media_sink = sink;
+  self->media_data = user_data;
+  return TRUE;
+}
+
+void
+tunnel_clear_media_sink (Tunnel *self, gpointer user_data)
+{
+  if (self->media_data != user_data)
+    return;
+  self->media_sink = NULL;
+  self->media_data = NULL;
+}
+
+gboolean
+tunnel_send_media (Tunnel *self, const guint8 *buf, gsize len)
+{
+  if (self->down || self->path == NULL)
+    return FALSE;
+  return path_send (self->path, buf, len, FALSE);
+}
+
+gsize
+tunnel_media_max (Tunnel *self)
+{
+  return self->path != NULL ? path_max_datagram (self->path) : PATH_DATAGRAM_MIN;
+}
+
+gboolean
+tunnel_srtp_keys (Tunnel *self, DtlsSrtpKeys *keys)
+{
+  return session_srtp_keys (self->session, keys);
 }

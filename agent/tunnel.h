@@ -117,6 +117,21 @@ gboolean tunnel_is_stalled (Tunnel *tunnel);
 const char *tunnel_session (Tunnel *tunnel);
 const char *tunnel_peer_id (Tunnel *tunnel);
 Transport *tunnel_transport (Tunnel *tunnel);
+
+/* The media leg beside the session (media.h): SRTP and SRTCP packets (first
+ * byte 128..191, RFC 7983) go on the path in use as they are, not through
+ * DTLS or the transport, and those that arrive go to the sink. */
+typedef void (*TunnelMediaSink) (const guint8 *buf, gsize len, gpointer user_data);
+/* FALSE if the tunnel has a sink already: one media leg per tunnel. */
+gboolean tunnel_set_media_sink (Tunnel *tunnel, TunnelMediaSink sink, gpointer user_data);
+/* Takes the sink away if it is @user_data's. */
+void tunnel_clear_media_sink (Tunnel *tunnel, gpointer user_data);
+/* FALSE if there is no path to send on. */
+gboolean tunnel_send_media (Tunnel *tunnel, const guint8 *buf, gsize len);
+/* The largest packet the path in use carries (PATH_DATAGRAM_MIN at least). */
+gsize tunnel_media_max (Tunnel *tunnel);
+/* See session_srtp_keys(). */
+gboolean tunnel_srtp_keys (Tunnel *tunnel, DtlsSrtpKeys *keys);
 /* The path in use (valid once up). */
 const TunnelPath *tunnel_path (Tunnel *tunnel);
 /* The network under us changed (netwatch.h): restarts ICE at once when the

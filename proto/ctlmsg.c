@@ -19,7 +19,7 @@
 static int
 ctlmsg_type_is_known (uint8_t type)
 {
-  return type >= CTLMSG_HELLO && type <= CTLMSG_OPEN_DGRAM;
+  return type >= CTLMSG_HELLO && type <= CTLMSG_OPEN_MEDIA;
 }
 
 static int
@@ -137,6 +137,7 @@ ctlmsg_parse_body (uint8_t type, const uint8_t *b, size_t body_len, struct ctlms
 
     case CTLMSG_OPEN:
     case CTLMSG_OPEN_DGRAM:
+    case CTLMSG_OPEN_MEDIA:
       if (body_len < CTLMSG_OPEN_FIXED_LEN)
         return CTLMSG_INVALID;
       out->stream_id = ctlmsg_get_u32 (b);
@@ -276,6 +277,7 @@ ctlmsg_build (uint8_t *buf, size_t cap, const struct ctlmsg *msg)
 
     case CTLMSG_OPEN:
     case CTLMSG_OPEN_DGRAM:
+    case CTLMSG_OPEN_MEDIA:
       n = ctlmsg_string_len (msg->name, sizeof msg->name, ctlmsg_name_char_ok);
       if (msg->stream_id == CTLMSG_CONTROL_STREAM || n == 0 || n > CTLMSG_NAME_MAX)
         return 0;

@@ -32,6 +32,7 @@ enum ctlmsg_type
   CTLMSG_BYE = 8,    /* code, text: the peer is going away */
   CTLMSG_FIN = 9,    /* stream_id, token = final size: no more bytes after that */
   CTLMSG_OPEN_DGRAM = 10, /* stream_id, name: open a UDP flow to service NAME */
+  CTLMSG_OPEN_MEDIA = 11, /* stream_id, name: open the media leg (SRTP) to service NAME */
 };
 
 enum ctlmsg_refuse_code
@@ -41,7 +42,7 @@ enum ctlmsg_refuse_code
   CTLMSG_REFUSE_LIMIT = 3,          /* too many streams */
   CTLMSG_REFUSE_NOT_TRUSTED = 4,    /* the peer is not trusted */
   CTLMSG_REFUSE_BAD_STREAM = 5,     /* stream id in use or of the wrong parity */
-  CTLMSG_REFUSE_WRONG_KIND = 6,     /* a TCP service asked for UDP, or the reverse */
+  CTLMSG_REFUSE_WRONG_KIND = 6,     /* a TCP service asked for UDP, or any other mix of kinds */
 };
 
 enum ctlmsg_status

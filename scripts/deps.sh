@@ -6,7 +6,8 @@ P2PTUN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libnice-dev li
   glib-networking python3 openssl curl ca-certificates
   gobject-introspection libgirepository1.0-dev gi-docgen"
 P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-client
-  openssh-server iperf3 ethtool python3-gi conntrack"
+  openssh-server iperf3 ethtool python3-gi conntrack gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad tcpdump"
 
 p2ptun_ensure_packages() {
   local missing=() pkg

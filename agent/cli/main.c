@@ -39,6 +39,7 @@ typedef struct
   char **trust;
   char **forward;
   char **udp_forward;
+  char *media; /* -M */
   int udp_timeout_s;
   char *stdio_service;
   char **local_addresses;
@@ -67,6 +68,7 @@ options_clear (Options *o)
   g_strfreev (o->trust);
   g_strfreev (o->forward);
   g_strfreev (o->udp_forward);
+  g_free (o->media);
   g_free (o->stdio_service);
   g_strfreev (o->local_addresses);
 }
@@ -368,7 +370,7 @@ on_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* NAME=HOST:PORT or NAME=HOST:PORT/udp */
+/* NAME=HOST:PORT, NAME=HOST:PORT/udp or NAME=HOST:PORT/rtp */
 static gboolean
 cli_add_services (P2ptunConfig *config, char **expose, GError **error)
 {
@@ -379,13 +381,14 @@ cli_add_services (P2ptunConfig *config, char **expose, GError **error)
       const char *spec = expose[i];
       const char *eq = strchr (spec, '=');
       gboolean udp = g_str_has_suffix (spec, "/udp");
+      gboolean rtp = g_str_has_suffix (spec, "/rtp");
       g_autofree char *name = NULL;
       g_autofree char *target = NULL;
 
       if (eq == NULL || (gsize) (eq - spec) > SERVICE_NAME_MAX)
         goto bad;
       name = g_strndup (spec, (gsize) (eq - spec));
-      target = g_strndup (eq + 1, strlen (eq + 1) - (udp ? 4 : 0));
+      target = g_strndup (eq + 1, strlen (eq + 1) - (udp || rtp ? 4 : 0));
       if (g_hash_table_contains (names, name))
         {
           g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
@@ -393,13 +396,17 @@ cli_add_services (P2ptunConfig *config, char **expose, GError **error)
           return FALSE;
         }
       if (!p2ptun_config_add_service (config, name, target,
-                                      udp ? P2PTUN_SERVICE_UDP : P2PTUN_SERVICE_TCP, NULL))
+                                      udp   ? P2PTUN_SERVICE_UDP
+                                      : rtp ? P2PTUN_SERVICE_RTP
+                                            : P2PTUN_SERVICE_TCP,
+                                      NULL))
         goto bad;
       g_hash_table_add (names, g_steal_pointer (&name));
       continue;
     bad:
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--expose %s: expected NAME=HOST:PORT (TCP) or NAME=HOST:PORT/udp, NAME of "
+                   "--expose %s: expected NAME=HOST:PORT (TCP), NAME=HOST:PORT/udp or "
+                   "NAME=HOST:PORT/rtp (RTP and RTCP as SRTP), NAME of "
                    "letters, digits, '.', '_' or '-' (at most %d)", spec, SERVICE_NAME_MAX);
       return FALSE;
     }
@@ -438,6 +445,9 @@ cli_forwards (Cli *cli, GError **error)
     if (!p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_UDP,
                               o->udp_forward[i], error))
       return FALSE;
+  if (o->media && !p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_RTP, o->media,
+                                        error))
+    return FALSE;
   return TRUE;
 }
 
@@ -503,8 +513,10 @@ run (int argc, char **argv, const char *command)
       "The signaling server's public key pin, sha256//BASE64 (printed by p2ptun-signal); "
       "without it the server's certificate must be trusted by the system", "PIN" },
     { "expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &o.expose,
-      "Let trusted peers open SERVICE NAME, which is the TCP service HOST:PORT here, or "
-      "with /udp the UDP service HOST:PORT (repeatable)", "NAME=HOST:PORT[/udp]" },
+      "Let trusted peers open SERVICE NAME, which is the TCP service HOST:PORT here, "
+      "with /udp the UDP service HOST:PORT, with /rtp an RTP application at HOST:PORT "
+      "(RTCP to PORT+1, or to PORT once it sends RTCP there) reached by the peer's -M "
+      "(repeatable)", "NAME=HOST:PORT[/udp|/rtp]" },
     { "trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &o.trust,
       "Accept tunnels from this peer (repeatable)", "PEER-ID" },
     { "local-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.local_addresses,
@@ -526,6 +538,12 @@ run (int argc, char **argv, const char *command)
     { "udp", 'U', 0, G_OPTION_ARG_STRING_ARRAY, &o.udp_forward,
       "Receive UDP on [BIND:]PORT (BIND defaults to 127.0.0.1) and forward the datagrams of "
       "each client to the peer's UDP SERVICE, answers back to the client (repeatable)",
+      "[BIND:]PORT:SERVICE" },
+    { "media", 'M', 0, G_OPTION_ARG_STRING, &o.media,
+      "The tunnel's media leg: RTP on [BIND:]PORT and RTCP on PORT+1 (or muxed on PORT) go "
+      "to the peer's RTP SERVICE as SRTP (keys from the tunnel's DTLS handshake, RFC 5764), "
+      "and what comes back goes to the last local sender; one per tunnel. "
+      "P2PTUN_SRTP_KEYLOG=FILE appends the SRTP keys to FILE, for debugging only",
       "[BIND:]PORT:SERVICE" },
     { "udp-timeout", 0, 0, G_OPTION_ARG_INT, &o.udp_timeout_s,
       "A UDP client's flow ends after this many seconds without a datagram either way "
@@ -564,7 +582,8 @@ run (int argc, char **argv, const char *command)
              "is up; connections made meanwhile wait up to 30 s.\n\nExample:\n  p2ptun-agent pair PEER-ID --signal "
              "https://signal.example.org:8443 --signal-pin sha256//... -L 8000:music\n"
              "  (and on the peer: p2ptun-agent serve --expose music=127.0.0.1:8000 ...;\n"
-             "  UDP: -U 5004:rtp here, --expose rtp=127.0.0.1:5004/udp there)");
+             "  UDP: -U 5004:rtp here, --expose rtp=127.0.0.1:5004/udp there;\n"
+             "  RTP as SRTP: -M 5004:music here, --expose music=127.0.0.1:5004/rtp there)");
 
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     {
@@ -592,11 +611,11 @@ run (int argc, char **argv, const char *command)
       return code;
     }
   if (is_pair && o.forward == NULL && o.udp_forward == NULL && o.stdio_service == NULL
-      && o.expose == NULL)
+      && o.expose == NULL && o.media == NULL)
     {
       options_clear (&o);
       return fail ("pair needs something to do: -L PORT:SERVICE, -U PORT:SERVICE, "
-                   "--stdio SERVICE or --expose");
+                   "-M PORT:SERVICE, --stdio SERVICE or --expose");
     }
 
   identity = p2ptun_identity_load (o.config_dir, &error);

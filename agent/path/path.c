@@ -360,9 +360,10 @@ ice_on_recv (NiceAgent *agent, guint stream_id, guint component_id, guint len, g
     g_source_set_can_recurse (source, TRUE);
   if (len == 0)
     return;
-  /* RFC 7983: 20..63 is DTLS. STUN (0..3) never reaches here. */
+  /* RFC 7983: 20..63 is DTLS, 128..191 RTP and RTCP (the media leg's SRTP).
+   * STUN (0..3) never reaches here. */
   first = (guint8) buf[0];
-  if (first < 20 || first > 63)
+  if ((first < 20 || first > 63) && (first < 128 || first > 191))
     return;
   self->cb.receive (self, (const guint8 *) buf, len, self->user_data);
 }

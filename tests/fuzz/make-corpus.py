@@ -45,6 +45,7 @@ def ctlmsgs():
     write("ctlmsg", "conversation", hello + open_ + accept + ping + pong + close + bye)
     open_dgram = ctl(10, struct.pack(">IB", 7, 3) + b"rtp")
     write("ctlmsg", "open-dgram", open_dgram)
+    write("ctlmsg", "open-media", ctl(11, struct.pack(">IB", 9, 5) + b"music"))
     write("ctlmsg", "refuse-wrong-kind",
           ctl(4, struct.pack(">IBB", 7, 6, 20) + b"not a UDP service!!!"))
     write("ctlmsg", "open-max-name", ctl(2, struct.pack(">IB", 9, 63) + b"n" * 63))

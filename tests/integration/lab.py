@@ -47,22 +47,29 @@ def _port_range():
 _ports_given = set()
 
 
-def free_port():
+def free_port(count=1):
     """A TCP and UDP port that nothing on loopback uses right now, outside
-    the ephemeral range, and not handed out before by this process."""
+    the ephemeral range, and not handed out before by this process; with
+    count, the first of that many such ports in a row (RTP's port and
+    RTCP's, the next one)."""
     lo, hi = _port_range()
     for _ in range(200):
-        port = random.randrange(lo, hi)
-        if port in _ports_given:
+        port = random.randrange(lo, hi - count + 1)
+        ports = range(port, port + count)
+        if _ports_given.intersection(ports):
             continue
+        socks = []
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                t.bind(("127.0.0.1", port))
-                u.bind(("127.0.0.1", port))
+            for p in ports:
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    socks.append(socket.socket(socket.AF_INET, kind))
+                    socks[-1].bind(("127.0.0.1", p))
         except OSError:
             continue
-        _ports_given.add(port)
+        finally:
+            for s in socks:
+                s.close()
+        _ports_given.update(ports)
         return port
     raise TestFailure("no free port")
 

@@ -1,6 +1,8 @@
 /* Two libp2ptun nodes in one process, over loopback, through a real
  * p2ptun-signal: a stream carries 16 MiB each way, a UDP flow's datagrams
- * come back, the events come in order, and the status counts the bytes.
+ * come back, an RTP packet goes through the media leg (SRTP) to B's RTP
+ * service and comes back decrypted, the events come in order, and the
+ * status counts the bytes.
  * Usage: test-inprocess PATH-TO-p2ptun-signal */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +46,7 @@ static Bulk bulk_a, bulk_b;
 static GSocket *udp_echo;
 static P2ptunFlow *flow;
 static guint datagrams_back;
+static GByteArray *media_back; /* the first RTP packet the media leg delivered */
 
 static guint8
 pattern (guint8 seed, gsize i)
@@ -132,6 +135,16 @@ on_udp_echo (GSocket *socket, GIOCondition cond, gpointer data)
   if (n > 0)
     g_socket_send_to (socket, from, (const char *) buf, (gsize) n, NULL, NULL);
   return G_SOURCE_CONTINUE;
+}
+
+static void
+on_media_packet (P2ptunMedia *media, GBytes *packet, gpointer data)
+{
+  gsize len;
+  const guint8 *buf = g_bytes_get_data (packet, &len);
+
+  if (media_back == NULL)
+    media_back = g_byte_array_new_take (g_memdup2 (buf, len), len);
 }
 
 static void
@@ -249,6 +262,11 @@ test_two_nodes_child (void)
   g_assert_true (p2ptun_config_add_service (config_b, "udpecho", udp_target,
                                             P2PTUN_SERVICE_UDP, &error));
   g_assert_no_error (error);
+  /* The same echo as an RTP service: what the media leg delivers there in
+   * the clear comes back from there. */
+  g_assert_true (p2ptun_config_add_service (config_b, "rtpecho", udp_target,
+                                            P2PTUN_SERVICE_RTP, &error));
+  g_assert_no_error (error);
 
   b.node = p2ptun_node_new (NULL, id_b, config_b, &error);
   g_assert_no_error (error);
@@ -343,6 +361,38 @@ test_two_nodes_child (void)
     }
   g_assert_cmpuint (datagrams_back, >, 0);
   g_assert_null (flow);
+
+  /* An RTP packet through the media leg: protected on the way, decrypted by
+   * B for its RTP service (the echo), protected again, and delivered back
+   * decrypted, equal to what was sent. What is not RTP is refused. */
+  {
+    static const guint8 rtp[] = { 0x80, 96, 0x12, 0x34, 0, 0, 0, 160, 0xca, 0xfe, 0xba, 0xbe,
+                                  'm', 'e', 'd', 'i', 'a', '!' };
+    g_autoptr (P2ptunMedia) media = p2ptun_node_open_media (
+        a.node, p2ptun_identity_get_peer_id (id_b), "rtpecho", on_media_packet, NULL, NULL,
+        &error);
+    P2ptunSendResult sent = P2PTUN_SEND_CLOSED;
+
+    g_assert_no_error (error);
+    g_assert_cmpint (p2ptun_media_send (media, (const guint8 *) "not RTP", 7), !=,
+                     P2PTUN_SEND_OK);
+    /* CLOSED until the peer accepted the leg; then one packet, sent once
+     * (a second copy would be a replay). */
+    for (guint i = 0; i < 100 && sent != P2PTUN_SEND_OK; i++)
+      {
+        sent = p2ptun_media_send (media, rtp, sizeof rtp);
+        g_assert_true (sent == P2PTUN_SEND_OK || sent == P2PTUN_SEND_CLOSED);
+        run (50);
+      }
+    g_assert_cmpint (sent, ==, P2PTUN_SEND_OK);
+    for (guint i = 0; i < 100 && media_back == NULL; i++)
+      run (50);
+    g_assert_nonnull (media_back);
+    g_assert_cmpmem (media_back->data, media_back->len, rtp, sizeof rtp);
+    g_assert_cmpint (p2ptun_media_send (media, (const guint8 *) "not RTP", 7), ==,
+                     P2PTUN_SEND_INVALID);
+    g_byte_array_unref (media_back);
+  }
 
   /* A node freed while its offer is on its way to the signaling server:
    * nothing of it may stay behind (the sanitizer build checks). */

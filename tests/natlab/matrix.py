@@ -118,6 +118,13 @@ OTHER_CASES = [
      "pairs (agents back on it after: pair / serve)", details(("", "signal_back_s"))),
     ("serve-restart", "the serving agent killed mid-transfer and restarted (pair reconnected "
      "after)", seconds("reconnected_s")),
+    # The media leg (media.py).
+    ("media-srtp", "an RTP stream through -M between two public hosts, captured between the "
+     "sites: SRTP, decrypted by libsrtp2 with the key log (packets captured)",
+     lambda r: "%s SRTP packets" % r.get("srtp_packets_captured", "-")),
+    ("media-relay-to-direct", "an RTP stream through -M, started on the relay and moved to the "
+     "direct pair mid-stream (frames lost at the move)",
+     lambda r: "%s of 1000" % r.get("media_frames_missing_at_move", "-")),
 ]
 
 

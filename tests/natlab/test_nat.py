@@ -22,6 +22,7 @@ import threading
 import time
 
 import faults
+import media
 import natlab
 from natlab import NAT_TYPES, SERVERS_IP, TestFailure, TestSkip, check
 
@@ -186,6 +187,9 @@ PACKET_RE = re.compile(r"tunnel packets of (\d+) bytes")
 # The "staying connected" cases (issue 15), one function each in faults.py.
 for _name, (_a, _b, _outcome, _doc) in faults.CASES.items():
     EXPECTED[_name] = _outcome
+# The media leg on the wire (issue 17), in media.py.
+for _name, (_a, _b, _outcome, _doc) in media.CASES.items():
+    EXPECTED[_name] = _outcome
 
 LINE_RE = re.compile(r"path (direct|relayed) \((\w+) (\S+) -> (\w+) (\S+), (\w+)\)")
 
@@ -196,6 +200,8 @@ class Case:
         self.mtu_a = None
         if name in faults.CASES:
             self.nat_a, self.nat_b = faults.CASES[name][:2]
+        elif name in media.CASES:
+            self.nat_a, self.nat_b = media.CASES[name][:2]
         elif name == "same-lan":
             self.nat_a = self.nat_b = "portrestricted"
         elif name == "signal-killed":
@@ -485,6 +491,9 @@ class Runner:
         self.net = net
         if case.name in faults.CASES:
             faults.run(self, net, tmp, sys.modules[__name__])
+            return
+        if case.name in media.CASES:
+            media.run(self, net, tmp, sys.modules[__name__])
             return
         net.internet()
         if case.name == "loopback-relay":

@@ -31,12 +31,14 @@ static const Vector valid[] = {
   V ("bye-no-text", 8, 0, 2, 9, 0),
   V ("fin", 9, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0, 2),
   V ("open-dgram", 10, 0, 8, 0, 0, 0, 7, 3, 'r', 't', 'p'),
+  V ("open-media", 11, 0, 10, 0, 0, 0, 9, 5, 'm', 'u', 's', 'i', 'c'),
   V ("refuse-wrong-kind", 4, 0, 8, 0, 0, 0, 7, 6, 2, 'n', 'o'),
 };
 
 static const Vector invalid[] = {
   V ("type-0", 0, 0, 0),
-  V ("type-11", 11, 0, 0),
+  V ("type-12", 12, 0, 0),
+  V ("open-media-stream-0", 11, 0, 8, 0, 0, 0, 0, 3, 'r', 't', 'p'),
   V ("open-dgram-empty-name", 10, 0, 5, 0, 0, 0, 7, 0),
   V ("open-dgram-stream-0", 10, 0, 8, 0, 0, 0, 0, 3, 'r', 't', 'p'),
   V ("fin-short", 9, 0, 11, 0, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0),

@@ -160,6 +160,9 @@ gboolean p2ptun_peer_id_is_valid (const char *text);
  * P2ptunServiceKind:
  * @P2PTUN_SERVICE_TCP: a byte stream service (TCP)
  * @P2PTUN_SERVICE_UDP: a datagram service (UDP)
+ * @P2PTUN_SERVICE_RTP: RTP and RTCP, carried as SRTP and SRTCP (the media
+ *   leg; RTCP on the port after the RTP port, or muxed with RTP); one per
+ *   tunnel
  *
  * What a service carries.
  */
@@ -167,6 +170,7 @@ typedef enum
 {
   P2PTUN_SERVICE_TCP,
   P2PTUN_SERVICE_UDP,
+  P2PTUN_SERVICE_RTP,
 } P2ptunServiceKind;
 
 /**
@@ -233,7 +237,7 @@ gboolean p2ptun_config_add_trust (P2ptunConfig *config, const char *peer_id, GEr
  * @config: a configuration
  * @name: the service's name: letters, digits, '.', '_' or '-' (at most 64)
  * @host_port: where it is: HOST:PORT
- * @kind: TCP or UDP
+ * @kind: TCP, UDP or RTP
  * @error: return location for a #GError
  *
  * Exposes a service to trusted peers (see also p2ptun_node_expose()).
@@ -770,13 +774,15 @@ gboolean p2ptun_node_pair (P2ptunNode *node, const char *peer_id, GError **error
  * p2ptun_node_forward:
  * @node: a node
  * @peer_id: the peer (p2ptun_node_pair() first)
- * @kind: TCP (what `pair -L` does) or UDP (`pair -U`)
+ * @kind: TCP (what `pair -L` does), UDP (`pair -U`) or RTP (`pair -M`)
  * @spec: [BIND:]PORT:SERVICE
  * @error: return location for a #GError
  *
  * Listens on BIND:PORT (BIND defaults to 127.0.0.1; PORT 0 picks one) and
  * carries each connection, or each UDP client's flow, to the peer's
- * SERVICE once the tunnel is up. FORWARDING says where it listens.
+ * SERVICE once the tunnel is up. FORWARDING says where it listens. RTP binds
+ * PORT and PORT+1 (RTCP; PORT 0 is refused) and carries what arrives there
+ * as SRTP, the tunnel's one media leg.
  *
  * Returns: %FALSE if @spec is wrong or the port cannot be bound
  */
@@ -867,8 +873,12 @@ typedef void (*P2ptunDatagramFunc) (P2ptunFlow *flow, GBytes *datagram, gpointer
  * @P2PTUN_SEND_TOO_BIG: larger than p2ptun_flow_get_max_datagram()
  * @P2PTUN_SEND_QUEUE_FULL: dropped, as a full link would
  * @P2PTUN_SEND_CLOSED: the flow is not open (yet, or any more)
+ * @P2PTUN_SEND_INVALID: a media packet that is not RTP or RTCP, or a new SSRC
+ *   beyond the 16 a media leg takes each way
  *
- * What became of a datagram given to p2ptun_flow_send().
+ * What became of a datagram given to p2ptun_flow_send(), or of a packet
+ * given to p2ptun_media_send() (where %P2PTUN_SEND_QUEUE_FULL means over
+ * 5,000 packets a second).
  */
 typedef enum
 {
@@ -876,6 +886,7 @@ typedef enum
   P2PTUN_SEND_TOO_BIG,
   P2PTUN_SEND_QUEUE_FULL,
   P2PTUN_SEND_CLOSED,
+  P2PTUN_SEND_INVALID,
 } P2ptunSendResult;
 
 /**
@@ -920,6 +931,60 @@ P2ptunSendResult p2ptun_flow_send (P2ptunFlow *flow, const guint8 *data, gsize l
  * Returns: bytes; 0 when the flow is closed
  */
 gsize p2ptun_flow_get_max_datagram (P2ptunFlow *flow);
+
+/**
+ * P2ptunMedia:
+ *
+ * A tunnel's media leg to a peer's RTP service: RTP and RTCP packets carried
+ * as SRTP and SRTCP, keyed by the tunnel's DTLS handshake (RFC 5764).
+ */
+#define P2PTUN_TYPE_MEDIA (p2ptun_media_get_type ())
+G_DECLARE_FINAL_TYPE (P2ptunMedia, p2ptun_media, P2PTUN, MEDIA, GObject)
+
+/**
+ * P2ptunPacketFunc:
+ * @media: the media leg
+ * @packet: one RTP or RTCP packet from the peer, decrypted and authenticated
+ * @user_data: the data given with the function
+ *
+ * One packet of the leg, called from the node's context.
+ */
+typedef void (*P2ptunPacketFunc) (P2ptunMedia *media, GBytes *packet, gpointer user_data);
+
+/**
+ * p2ptun_node_open_media:
+ * @node: a node
+ * @peer_id: a peer with a tunnel up
+ * @service: the name of one of its RTP services
+ * @func: (scope notified) (closure user_data) (destroy destroy): called for each packet
+ * @user_data: its data
+ * @destroy: (nullable): frees @user_data with the leg
+ * @error: return location for a #GError
+ *
+ * Opens the tunnel's media leg (one per tunnel) to one of the peer's RTP
+ * services (p2ptun_config_add_service() with %P2PTUN_SERVICE_RTP there):
+ * each p2ptun_media_send() is one RTP or RTCP packet, protected as SRTP or
+ * SRTCP, and each packet that comes back reaches @func decrypted. Sends
+ * before the peer accepted the leg return %P2PTUN_SEND_CLOSED; try again.
+ * The leg ends with the tunnel, and when the peer closes it.
+ *
+ * Returns: (transfer full) (nullable): the leg; unref it to end it
+ */
+P2ptunMedia *p2ptun_node_open_media (P2ptunNode *node, const char *peer_id, const char *service,
+                                     P2ptunPacketFunc func, gpointer user_data,
+                                     GDestroyNotify destroy, GError **error);
+/**
+ * p2ptun_media_send:
+ * @media: a media leg
+ * @packet: (array length=len): one RTP or RTCP packet
+ * @len: its length
+ *
+ * Protects one packet and sends it on the tunnel's path. Like RTP over UDP,
+ * it may be lost.
+ *
+ * Returns: what became of it
+ */
+P2ptunSendResult p2ptun_media_send (P2ptunMedia *media, const guint8 *packet, gsize len);
 
 /**
  * p2ptun_node_get_peer_id:
