@@ -49,6 +49,7 @@ typedef struct
   gboolean rtcp_mux;       /* service end: the service sent RTCP on its RTP port */
   MediaDrops drops, told;
   gint64 told_at;
+  GSource *tell_later; /* the drops of the second after a report */
   guint64 sent, received, unsent;
   MediaRate rate_out, rate_in;
   /* An application's leg: packets go to it, not to sockets. */
@@ -100,9 +101,12 @@ leg_say (Leg *leg, const char *format, ...)
   leg->say (line, leg->user_data);
 }
 
-/* The drops since the last time, at most once a second (or now, @force). */
+static gboolean leg_on_tell_drops (gpointer data);
+
+/* The drops since the last time, at most once a second: those of the
+ * second after a report are told when it is over. */
 static void
-leg_tell_drops (Leg *leg, gboolean force)
+leg_tell_drops (Leg *leg)
 {
   MediaDrops *d = &leg->drops, *t = &leg->told;
   gint64 now = g_get_monotonic_time ();
@@ -120,8 +124,16 @@ leg_tell_drops (Leg *leg, gboolean force)
   };
   g_autoptr (GString) line = NULL;
 
-  if (memcmp (d, t, sizeof *d) == 0 || (!force && now - leg->told_at < G_USEC_PER_SEC))
+  if (memcmp (d, t, sizeof *d) == 0 || leg->tell_later != NULL)
     return;
+  if (now - leg->told_at < G_USEC_PER_SEC)
+    {
+      leg->tell_later = g_timeout_source_new (
+          (guint) ((leg->told_at + G_USEC_PER_SEC - now + 999) / 1000));
+      g_source_set_callback (leg->tell_later, leg_on_tell_drops, leg, NULL);
+      g_source_attach (leg->tell_later, leg->context);
+      return;
+    }
   line = g_string_new (NULL);
   for (gsize i = 0; i < G_N_ELEMENTS (parts); i++)
     if (parts[i].n > 0)
@@ -130,6 +142,16 @@ leg_tell_drops (Leg *leg, gboolean force)
   leg_say (leg, "media leg %s: dropped %s", leg->name, line->str);
   *t = *d;
   leg->told_at = now;
+}
+
+static gboolean
+leg_on_tell_drops (gpointer data)
+{
+  Leg *leg = data;
+
+  g_clear_pointer (&leg->tell_later, g_source_unref);
+  leg_tell_drops (leg);
+  return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -174,7 +196,7 @@ leg_count (Leg *leg, SrtpCtxResult result)
       leg->drops.malformed++;
       break;
     }
-  leg_tell_drops (leg, FALSE);
+  leg_tell_drops (leg);
 }
 
 /* A packet from the peer: checked, decrypted, and on to the local side. */
@@ -193,7 +215,7 @@ leg_on_media (const guint8 *packet, gsize len, gpointer data)
   if (!rate_take (&leg->rate_in))
     {
       leg->drops.over_rate++;
-      leg_tell_drops (leg, FALSE);
+      leg_tell_drops (leg);
       return;
     }
   memcpy (buf, packet, len);
@@ -235,13 +257,13 @@ leg_send (Leg *leg, guint8 *buf, gsize len)
   if (len > MEDIA_PACKET_MAX || len + SRTPCTX_OVERHEAD_MAX > tunnel_media_max (leg->tunnel))
     {
       leg->drops.too_big++;
-      leg_tell_drops (leg, FALSE);
+      leg_tell_drops (leg);
       return MEDIA_SEND_TOO_BIG;
     }
   if (!rate_take (&leg->rate_out))
     {
       leg->drops.over_rate++;
-      leg_tell_drops (leg, FALSE);
+      leg_tell_drops (leg);
       return MEDIA_SEND_OVER_RATE;
     }
   result = srtpctx_protect (leg->srtp, buf, &len, MEDIA_BUF);
@@ -391,14 +413,26 @@ leg_detach (Leg *leg)
   leg->sending = FALSE;
 }
 
+/* Frees what the leg holds. Its owner is going away (a node or a tunnel
+ * being freed): the last counts go to the debug log, not to the owner. */
 static void
 leg_clear (Leg *leg)
 {
+  MediaDrops *d = &leg->drops;
+
   leg_detach (leg);
-  leg_tell_drops (leg, TRUE);
+  if (leg->tell_later != NULL)
+    {
+      g_source_destroy (leg->tell_later);
+      g_clear_pointer (&leg->tell_later, g_source_unref);
+    }
   g_debug ("media leg %s: %" G_GUINT64_FORMAT " packets sent, %" G_GUINT64_FORMAT
-           " received, %" G_GUINT64_FORMAT " not sent (no leg or no path)",
-           leg->name, leg->sent, leg->received, leg->unsent);
+           " received, %" G_GUINT64_FORMAT " not sent (no leg or no path); dropped in all %"
+           G_GUINT64_FORMAT " failing authentication, %" G_GUINT64_FORMAT " replayed, %"
+           G_GUINT64_FORMAT " too large, %" G_GUINT64_FORMAT " over the rate, %" G_GUINT64_FORMAT
+           " beyond the SSRCs, %" G_GUINT64_FORMAT " not RTP or RTCP",
+           leg->name, leg->sent, leg->received, leg->unsent, d->auth_failed, d->replayed,
+           d->too_big, d->over_rate, d->ssrcs, d->malformed);
   for (int i = 0; i < 2; i++)
     {
       if (leg->source[i])

@@ -435,12 +435,12 @@ def rtcp_back(lab, learned):
 
 def drops_reported(client, mport):
     """What the leg cannot carry is dropped and said: a datagram larger than
-    any path carries, then (a second later, the reports' pace) one that is
-    not RTP. Last: the test's socket is the app's last sender from here on."""
+    any path carries, told at once, then one that is not RTP, told when the
+    second of the first report is over (reports come at most once a
+    second). Last: the test's socket is the app's last sender from here on."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"\x80\x60" + bytes(20000), ("127.0.0.1", mport))
         client.wait_line(r"media leg music: dropped 1 too large for the path$", timeout=10)
-        time.sleep(1.1)
         s.sendto(bytes(40), ("127.0.0.1", mport))
         client.wait_line(r"media leg music: dropped 1 not RTP or RTCP$", timeout=10)
 
