@@ -533,19 +533,9 @@ media_forward_new (GMainContext *context, const char *spec, ForwardsFatalFunc fa
   g_autofree char *service = NULL;
   g_autoptr (GSocketAddress) rtp_addr = NULL;
   g_autoptr (GSocketAddress) rtcp_addr = NULL;
-  g_autofree char *bind = NULL;
   GInetAddress *inet;
   guint16 port;
 
-  if (!forward_spec_parse ("-M", spec, &bind, &port, &service, error))
-    return NULL;
-  if (port == 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "-M %s: give the RTP port; RTCP takes the one after it", spec);
-      return NULL;
-    }
-  g_clear_pointer (&service, g_free);
   self->leg.socket[MEDIA_RTP] = forward_bind ("-M", spec, G_SOCKET_TYPE_DATAGRAM, &service,
                                               &self->display, error);
   leg_init (&self->leg, context, service ? service : "", FALSE, say, user_data);

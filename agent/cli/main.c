@@ -39,7 +39,7 @@ typedef struct
   char **trust;
   char **forward;
   char **udp_forward;
-  char *media; /* -M */
+  char **media; /* -M: more than one is refused (one leg per tunnel) */
   int udp_timeout_s;
   char *stdio_service;
   char **local_addresses;
@@ -68,7 +68,7 @@ options_clear (Options *o)
   g_strfreev (o->trust);
   g_strfreev (o->forward);
   g_strfreev (o->udp_forward);
-  g_free (o->media);
+  g_strfreev (o->media);
   g_free (o->stdio_service);
   g_strfreev (o->local_addresses);
 }
@@ -445,9 +445,10 @@ cli_forwards (Cli *cli, GError **error)
     if (!p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_UDP,
                               o->udp_forward[i], error))
       return FALSE;
-  if (o->media && !p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_RTP, o->media,
-                                        error))
-    return FALSE;
+  for (guint i = 0; o->media && o->media[i]; i++)
+    if (!p2ptun_node_forward (cli->node, cli->pair_peer, P2PTUN_SERVICE_RTP, o->media[i],
+                              error))
+      return FALSE;
   return TRUE;
 }
 
@@ -539,7 +540,7 @@ run (int argc, char **argv, const char *command)
       "Receive UDP on [BIND:]PORT (BIND defaults to 127.0.0.1) and forward the datagrams of "
       "each client to the peer's UDP SERVICE, answers back to the client (repeatable)",
       "[BIND:]PORT:SERVICE" },
-    { "media", 'M', 0, G_OPTION_ARG_STRING, &o.media,
+    { "media", 'M', 0, G_OPTION_ARG_STRING_ARRAY, &o.media,
       "The tunnel's media leg: RTP on [BIND:]PORT and RTCP on PORT+1 (or muxed on PORT) go "
       "to the peer's RTP SERVICE as SRTP (keys from the tunnel's DTLS handshake, RFC 5764), "
       "and what comes back goes to the last local sender; one per tunnel. "

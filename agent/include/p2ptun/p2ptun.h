@@ -778,11 +778,11 @@ gboolean p2ptun_node_pair (P2ptunNode *node, const char *peer_id, GError **error
  * @spec: [BIND:]PORT:SERVICE
  * @error: return location for a #GError
  *
- * Listens on BIND:PORT (BIND defaults to 127.0.0.1; PORT 0 picks one) and
- * carries each connection, or each UDP client's flow, to the peer's
+ * Listens on BIND:PORT (BIND defaults to 127.0.0.1; PORT from 1 to 65535)
+ * and carries each connection, or each UDP client's flow, to the peer's
  * SERVICE once the tunnel is up. FORWARDING says where it listens. RTP binds
- * PORT and PORT+1 (RTCP; PORT 0 is refused) and carries what arrives there
- * as SRTP, the tunnel's one media leg.
+ * PORT and PORT+1 (RTCP) and carries what arrives there as SRTP, the
+ * tunnel's one media leg.
  *
  * Returns: %FALSE if @spec is wrong or the port cannot be bound
  */
