@@ -7,6 +7,8 @@
 /* A network change can make two restarts within a debounce of each other;
  * more than this from a peer is abuse. */
 #define TUNNEL_MAX_OFFERS_PER_S 3
+/* Candidates of a next generation held until its offer (tunnel_hold_early). */
+#define TUNNEL_MAX_EARLY_CANDIDATES 64
 
 struct _Tunnel
 {
@@ -43,6 +45,12 @@ struct _Tunnel
   GPtrArray *dead;          /* Path*: freed from an idle, not from their own callbacks */
   GSource *reaper;
   GPtrArray *sent; /* Sigmsg* of generation 0, for tunnel_resend_signals */
+  /* Controlled side: the candidates of a next generation that came before
+   * its offer (the peer POSTs them at once, and the server may store them
+   * in another order), for the path that the offer makes. */
+  guint32 early_generation;
+  GPtrArray *early_candidates; /* char*, at most TUNNEL_MAX_EARLY_CANDIDATES */
+  gboolean early_end;
 
   TunnelMediaSink media_sink;
   gpointer media_data;
@@ -379,13 +387,64 @@ tunnel_restart (Tunnel *self, TunnelRestartReason reason)
 }
 
 /* The controlled side: the peer's offer of a later generation. */
+/* Controlled side: a candidate (or the end of them) of a generation whose
+ * offer has not come yet. Only the newest such generation is kept. */
+static void
+tunnel_hold_early (Tunnel *self, const Sigmsg *msg)
+{
+  if (msg->generation != self->early_generation)
+    {
+      g_ptr_array_set_size (self->early_candidates, 0);
+      self->early_end = FALSE;
+      self->early_generation = msg->generation;
+    }
+  g_debug ("session %.8s: holding a %s of ICE generation %u until its offer", self->session_id,
+           sigmsg_type_to_string (msg->type), msg->generation);
+  if (msg->type == SIGMSG_END_OF_CANDIDATES)
+    self->early_end = TRUE;
+  else if (self->early_candidates->len < TUNNEL_MAX_EARLY_CANDIDATES)
+    g_ptr_array_add (self->early_candidates, g_strdup (msg->candidate));
+}
+
+/* What tunnel_hold_early() kept for the generation @next was made for. */
+static void
+tunnel_replay_early (Tunnel *self, Path *next)
+{
+  guint32 generation = path_generation (next);
+
+  if (generation == self->early_generation)
+    {
+      for (guint i = 0; i < self->early_candidates->len; i++)
+        {
+          g_autoptr (Sigmsg) m = sigmsg_new (SIGMSG_CANDIDATE, self->session_id);
+
+          m->generation = generation;
+          m->candidate = g_strdup (self->early_candidates->pdata[i]);
+          path_handle_signal (next, m);
+        }
+      if (self->early_end)
+        {
+          g_autoptr (Sigmsg) m = sigmsg_new (SIGMSG_END_OF_CANDIDATES, self->session_id);
+
+          m->generation = generation;
+          path_handle_signal (next, m);
+        }
+    }
+  g_ptr_array_set_size (self->early_candidates, 0);
+  self->early_end = FALSE;
+  self->early_generation = 0;
+}
+
 static void
 tunnel_accept_restart (Tunnel *self, const Sigmsg *offer)
 {
   tunnel_stop_retry (self);
   self->max_generation = offer->generation;
   if (tunnel_make_next (self, offer->generation, TUNNEL_RESTART_PEER))
-    path_handle_signal (self->next, offer);
+    {
+      path_handle_signal (self->next, offer);
+      tunnel_replay_early (self, self->next);
+    }
 }
 
 /* The next generation selected a pair: the session moves to it, and the
@@ -519,6 +578,7 @@ tunnel_new (GMainContext *context, const TunnelConfig *config, const TunnelCallb
   g_strlcpy (self->peer_id, config->peer_id, sizeof self->peer_id);
   g_strlcpy (self->session_id, config->session, sizeof self->session_id);
   self->sent = g_ptr_array_new_with_free_func ((GDestroyNotify) sigmsg_free);
+  self->early_candidates = g_ptr_array_new_with_free_func (g_free);
   self->dead = g_ptr_array_new_with_free_func ((GDestroyNotify) path_free);
 
   self->session = session_new (context, config->identity, config->peer_id, config->controlling,
@@ -549,6 +609,7 @@ tunnel_free (Tunnel *self)
   path_free (self->path);
   g_clear_pointer (&self->dead, g_ptr_array_unref);
   g_clear_pointer (&self->sent, g_ptr_array_unref);
+  g_clear_pointer (&self->early_candidates, g_ptr_array_unref);
   g_clear_error (&self->down_error);
   g_main_context_unref (self->context);
   g_free (self);
@@ -648,6 +709,12 @@ tunnel_handle_signal (Tunnel *self, const Sigmsg *msg)
       g_debug ("session %.8s: received offer of ICE generation %u", self->session_id,
                msg->generation);
       tunnel_accept_restart (self, msg);
+      return;
+    }
+  if (path == NULL && !self->controlling && msg->generation > self->max_generation
+      && (msg->type == SIGMSG_CANDIDATE || msg->type == SIGMSG_END_OF_CANDIDATES))
+    {
+      tunnel_hold_early (self, msg);
       return;
     }
   if (path == NULL)
