@@ -217,7 +217,10 @@ def idle(lab):
                 time.sleep(1)
                 seen, _ = ask(s, port, b"keep")
                 check(seen == first, "the flow ended while in use (%d, then %d)" % (first, seen))
-            time.sleep(4)
+            # The flow ends at the first idle check (every second, on a GLib
+            # seconds timer that may fire up to a second late) after 2 s
+            # without a datagram: by 4 s at the latest; twice that here.
+            time.sleep(8)
             later, _ = ask(s, port, b"again")
             check(later != first, "the flow outlived --udp-timeout 2 (still socket %d)" % first)
     finally:
