@@ -372,7 +372,7 @@ main (int argc, char **argv)
     }
   else if (o.turn_secret_file != NULL || o.turn_ttl != NULL || o.relay_pin != NULL)
     die_usage ("--turn-secret-file, --turn-ttl and --relay-pin go with --relay");
-  config.turn_ttl = parse_count ("--turn-ttl", o.turn_ttl, 86400, 60, 31536000);
+  config.turn_ttl = parse_count ("--turn-ttl", o.turn_ttl, 86400, 10, 31536000);
   config.max_peers
       = parse_count ("--max-peers", o.max_peers, MAILBOX_DEFAULT_PEERS_MAX, 1, 10000000);
   config.rate = parse_count ("--rate", o.rate, SIGNAL_RATE_DEFAULT, 1, 1000000);
