@@ -434,6 +434,20 @@ mailbox_store_prune (MailboxStore *store, gint64 now)
 }
 
 guint
+mailbox_store_drop (MailboxStore *store, const char *peer)
+{
+  Mailbox *box = g_hash_table_lookup (store->boxes, peer);
+  guint dropped;
+
+  if (box == NULL)
+    return 0;
+  dropped = g_queue_get_length (&box->entries);
+  mailbox_free (store, box);
+  g_hash_table_remove (store->boxes, peer);
+  return dropped;
+}
+
+guint
 mailbox_store_size (MailboxStore *store)
 {
   return g_hash_table_size (store->boxes);

@@ -98,5 +98,9 @@ gboolean mailbox_store_is_online (MailboxStore *store, const char *peer, gint64 
  * Returns the number of items dropped. */
 guint mailbox_store_prune (MailboxStore *store, gint64 now);
 
+/* Drops @peer's mailbox with everything queued in it (a revoked peer).
+ * Returns the number of items dropped. */
+guint mailbox_store_drop (MailboxStore *store, const char *peer);
+
 /* Mailboxes held now. */
 guint mailbox_store_size (MailboxStore *store);

@@ -1,13 +1,18 @@
 /* p2ptun-signal: the HTTPS mailbox server of p2ptun. See signaling/API.md. */
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sys/resource.h>
 
 #include <gio/gio.h>
 #include <glib-unix.h>
 
+#include "accessfile.h"
+#include "admincli.h"
+#include "adminsock.h"
 #include "cert.h"
 #include "mailbox.h"
 #include "server.h"
@@ -36,7 +41,20 @@ static const char summary[]
       "  ready";
 
 static const char description[]
-    = "Without --cert and --key, the first run creates an ECDSA P-256 key and a\n"
+    = "Only enrolled agents may use the server (and get relay credentials).\n"
+      "The operator enrolls them with the commands below, which reach the\n"
+      "running server through DIR/admin.sock (or edit DIR when none runs):\n"
+      "  p2ptun-signal enroll --state-dir DIR [--reusable] [--expires 24h] [--note T]\n"
+      "  p2ptun-signal enroll --state-dir DIR --peer PEER-ID | --seen\n"
+      "  p2ptun-signal peers --state-dir DIR [--json]\n"
+      "  p2ptun-signal revoke --state-dir DIR PEER-ID\n"
+      "  p2ptun-signal tokens --state-dir DIR [--cancel ID]\n"
+      "  p2ptun-signal policy --state-dir DIR PEER-ID|--default [--max-allocations N]\n"
+      "                       [--max-bps B]\n"
+      "(p2ptun-signal COMMAND --help says more.) --client-ca admits, besides,\n"
+      "agents whose certificate that CA signed; --open admits everyone (a lab).\n"
+      "\n"
+      "Without --cert and --key, the first run creates an ECDSA P-256 key and a\n"
       "self-signed certificate in DIR (key.pem, cert.pem; mode 0600) and later\n"
       "runs reuse them. SIGINT or SIGTERM stop the server.\n"
       "\n"
@@ -69,6 +87,8 @@ typedef struct
   char *burst;
   char *max_connections;
   char *max_connections_per_address;
+  char *client_ca;
+  gboolean open;
 } Options;
 
 static void
@@ -88,6 +108,7 @@ options_clear (Options *o)
   g_free (o->burst);
   g_free (o->max_connections);
   g_free (o->max_connections_per_address);
+  g_free (o->client_ca);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
@@ -291,6 +312,11 @@ main (int argc, char **argv)
     { "max-connections-per-address", 0, 0, G_OPTION_ARG_STRING,
       &o.max_connections_per_address,
       "Connections held at most per client address (default 100)", "N" },
+    { "client-ca", 0, 0, G_OPTION_ARG_FILENAME, &o.client_ca,
+      "Admit agents whose client certificate this CA (PEM) signed, besides the "
+      "enrolled ones", "FILE" },
+    { "open", 0, 0, G_OPTION_ARG_NONE, &o.open,
+      "Admit every agent that is not revoked, enrolled or not (for a lab)", NULL },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) octx = g_option_context_new ("- p2ptun signaling server");
@@ -306,9 +332,16 @@ main (int argc, char **argv)
   g_autofree char *host_text = NULL;
   g_autofree char *turn_secret = NULL;
   GSource *sigint = NULL, *sigterm = NULL;
+  g_autoptr (GTlsCertificate) client_ca = NULL;
+  AdminSocket *admin = NULL;
+  g_autoptr (AccessStore) access = NULL;
+  int lock = -1;
   GMainContext *ctx = g_main_context_default ();
   SignalServerConfig config = { 0 };
   guint16 port = 0, bound_port = 0;
+
+  if (argc > 1 && admin_cli_is_command (argv[1]))
+    return admin_cli_main (argc, argv);
 
   refuse_old_tls ();
   /* stdout carries the url/pin/ready lines that scripts read; logs go to stderr. */
@@ -325,6 +358,9 @@ main (int argc, char **argv)
     die_usage ("--listen is required");
   if (o.state_dir == NULL && (o.cert == NULL || o.key == NULL))
     die_usage ("--state-dir is required unless --cert and --key are given");
+  if (o.state_dir == NULL && !o.open)
+    die_usage ("--state-dir is required: it keeps the enrolled peer-ids (or --open, for a "
+               "lab)");
   if ((o.cert == NULL) != (o.key == NULL))
     die_usage ("--cert and --key go together");
   if (!parse_listen (o.listen, &listen_addr, &port))
@@ -391,6 +427,42 @@ main (int argc, char **argv)
   if (!fd_limit_covers (config.connections.max_total))
     return 1;
 
+  if (o.client_ca != NULL)
+    {
+      client_ca = g_tls_certificate_new_from_file (o.client_ca, &error);
+      if (client_ca == NULL)
+        {
+          g_printerr ("p2ptun-signal: --client-ca: %s\n", error->message);
+          return 1;
+        }
+    }
+  if (o.state_dir != NULL)
+    {
+      if (g_mkdir_with_parents (o.state_dir, 0700) != 0)
+        {
+          g_printerr ("p2ptun-signal: --state-dir %s: %s\n", o.state_dir, g_strerror (errno));
+          return 1;
+        }
+      lock = access_file_lock (o.state_dir, &error);
+      if (lock < 0)
+        {
+          g_printerr ("p2ptun-signal: %s\n", error->message);
+          return 1;
+        }
+      access = access_file_load (o.state_dir, &error);
+      if (access == NULL)
+        {
+          g_printerr ("p2ptun-signal: %s\n", error->message);
+          return 1;
+        }
+      config.state_dir = o.state_dir;
+    }
+  config.open = o.open;
+  config.client_ca = client_ca;
+  if (o.open)
+    g_printerr ("p2ptun-signal: WARNING: --open: every agent may use this server and get "
+                "relay credentials, enrolled or not; for a lab only\n");
+
   host_text = g_inet_address_to_string (listen_addr);
   if (o.cert != NULL)
     {
@@ -416,7 +488,17 @@ main (int argc, char **argv)
       return 1;
     }
 
+  config.access = g_steal_pointer (&access);
   server = signal_server_new (ctx, &config, cert);
+  if (o.state_dir != NULL)
+    {
+      admin = admin_socket_new (ctx, o.state_dir, signal_server_admin, server, &error);
+      if (admin == NULL)
+        {
+          g_printerr ("p2ptun-signal: %s\n", error->message);
+          return 1;
+        }
+    }
   sockaddr = g_inet_socket_address_new (listen_addr, port);
   if (!signal_server_listen (server, sockaddr, &bound_port, &error))
     {
@@ -440,5 +522,10 @@ main (int argc, char **argv)
 
   source_clear (&sigint);
   source_clear (&sigterm);
+  admin_socket_free (admin);
+  signal_server_flush (server);
+  g_clear_pointer (&server, signal_server_free);
+  if (lock >= 0)
+    close (lock);
   return 0;
 }

@@ -5,8 +5,11 @@
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
+#include <openssl/crypto.h>
 
 #include "accept.h"
+#include "accessfile.h"
+#include "admin.h"
 #include "cert.h"
 #include "mailbox.h"
 #include "peerid.h"
@@ -21,6 +24,12 @@
  * refused until old buckets have refilled. */
 #define SIGNAL_RATE_KEYS_MAX 65536
 #define SIGNAL_PRUNE_INTERVAL_S 1
+/* Last-seen times reach access.json at most this late. */
+#define SIGNAL_SAVE_INTERVAL_S 60
+/* Enrollment tries per client address: a burst of 5, then one a second
+ * (a token has 160 random bits; this keeps logs and disks calm). */
+#define SIGNAL_ENROLL_RATE 1
+#define SIGNAL_ENROLL_BURST 5
 /* RFC 6585 section 4; libsoup 3.2 has no name for it. */
 #define SIGNAL_STATUS_TOO_MANY_REQUESTS 429
 
@@ -59,6 +68,13 @@ struct _SignalServer
   char *turn_pin;     /* for turns: relays */
   GHashTable *waiters; /* peer-id (in the Waiter) -> Waiter*, owned by hand */
   GSource *prune_timer;
+  AccessStore *access;
+  char *state_dir;      /* NULL: the access state is not saved */
+  gboolean open;
+  GTlsCertificate *client_ca;
+  RateLimiter *enroll_limits; /* enrollment tries by remote address */
+  gboolean access_dirty;      /* something not yet in access.json */
+  GSource *save_timer;
 };
 
 static void
@@ -203,6 +219,21 @@ waiter_finish (Waiter *w, gboolean deliver)
   reply_messages (self, w->msg, w->peer, deliver, now);
   soup_server_message_unpause (w->msg);
   mailbox_store_set_receiving (self->mailboxes, w->peer, FALSE, now);
+  waiter_free (w);
+}
+
+/* Ends the long-poll with an error: its peer was revoked. */
+static void
+waiter_refuse (Waiter *w, const char *code, const char *text)
+{
+  SignalServer *self = w->self;
+
+  g_hash_table_remove (self->waiters, w->peer);
+  g_signal_handler_disconnect (w->msg, w->finished_id);
+  w->finished_id = 0;
+  reply_error (w->msg, SOUP_STATUS_FORBIDDEN, code, text);
+  soup_server_message_unpause (w->msg);
+  mailbox_store_set_receiving (self->mailboxes, w->peer, FALSE, g_get_monotonic_time ());
   waiter_free (w);
 }
 
@@ -368,6 +399,217 @@ handle_get (SignalServer *self, SoupServerMessage *msg, GHashTable *query,
   waiter_start (self, msg, owner, wait_s);
 }
 
+/* --- access --- */
+
+#define CA_ADMITS_KEY "p2ptun-ca-admits"
+
+static gint64
+unix_now (void)
+{
+  return g_get_real_time () / G_USEC_PER_SEC;
+}
+
+/* Writes access.json if anything changed; FALSE (said why) when it cannot. */
+static gboolean
+access_save (SignalServer *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!self->access_dirty || self->state_dir == NULL)
+    return TRUE;
+  if (!access_file_save (self->state_dir, self->access, &error))
+    {
+      g_warning ("cannot save the access state (again in %d s): %s", SIGNAL_SAVE_INTERVAL_S,
+                 error->message);
+      return FALSE;
+    }
+  self->access_dirty = FALSE;
+  return TRUE;
+}
+
+void
+signal_server_flush (SignalServer *self)
+{
+  access_save (self);
+}
+
+static gboolean
+on_save_timer (gpointer data)
+{
+  access_save (data);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Whether @caller may use the server; notes that it was seen. A peer-id
+ * whose certificate the client CA signed is enrolled on first sight. */
+static AccessVerdict
+access_admit (SignalServer *self, SoupServerMessage *msg, const char *caller)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  gint64 now = unix_now ();
+  AccessVerdict verdict = access_store_check (self->access, caller);
+
+  if (verdict == ACCESS_NOT_ENROLLED && remote != NULL
+      && g_object_get_data (G_OBJECT (remote), CA_ADMITS_KEY) != NULL
+      && access_store_enroll (self->access, caller, "client-ca", NULL, now, NULL))
+    {
+      g_message ("enrolled %.8s… by its client CA certificate", caller);
+      verdict = ACCESS_ADMITTED;
+      self->access_dirty = TRUE;
+      access_save (self);
+    }
+  if (verdict != ACCESS_REVOKED && access_store_saw (self->access, caller, now))
+    self->access_dirty = TRUE; /* a new peer-id in the seen list */
+  if (verdict == ACCESS_ADMITTED)
+    self->access_dirty = TRUE; /* its last-seen time */
+  if (verdict == ACCESS_NOT_ENROLLED && self->open)
+    return ACCESS_ADMITTED;
+  return verdict;
+}
+
+static void
+reply_not_admitted (SoupServerMessage *msg, AccessVerdict verdict, const char *caller)
+{
+  g_autofree char *text = NULL;
+
+  if (verdict == ACCESS_REVOKED)
+    {
+      text = g_strdup_printf ("the operator of this signaling server revoked this agent "
+                              "(peer-id %s)", caller);
+      reply_error (msg, SOUP_STATUS_FORBIDDEN, "revoked", text);
+      return;
+    }
+  /* The peer-id is the hash of the caller's key: 52 characters of a-z2-7. */
+  text = g_strdup_printf ("this signaling server does not know this agent (peer-id %s); "
+                          "ask its operator for an enrollment token, then run "
+                          "`p2ptun-agent enroll`", caller);
+  reply_error (msg, SOUP_STATUS_FORBIDDEN, "not-enrolled", text);
+}
+
+/* POST /v1/enroll {"token":"..."}: the token is never logged. */
+static void
+handle_enroll (SignalServer *self, SoupServerMessage *msg, const char *caller,
+               const char *remote)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = NULL;
+  guint8 token[ACCESS_TOKEN_RAW_LEN];
+  const char *data;
+  gsize len = 0;
+  gboolean well_formed;
+  g_autofree char *json = NULL;
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_POST)
+    {
+      reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+                   "this path takes POST");
+      return;
+    }
+  if (!ratelimit_allow (self->enroll_limits, remote, g_get_monotonic_time ()))
+    {
+      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "rate-limited",
+                   "too many enrollment tries from your address; wait a few seconds");
+      return;
+    }
+  if (body->length < 0 || (guint64) body->length > SIGNAL_BODY_MAX)
+    {
+      reply_too_large (msg);
+      return;
+    }
+  bytes = soup_message_body_flatten (body);
+  data = g_bytes_get_data (bytes, &len);
+  well_formed = access_enroll_body_parse (data, len, token);
+  if (!well_formed)
+    {
+      reply_error (msg, SOUP_STATUS_FORBIDDEN, "bad-token",
+                   "the enrollment token is not valid: unknown, malformed, expired, used "
+                   "up or cancelled");
+      return;
+    }
+  switch (access_store_redeem (self->access, token, caller, unix_now ()))
+    {
+    case ACCESS_REDEEM_ENROLLED:
+      OPENSSL_cleanse (token, sizeof token);
+      self->access_dirty = TRUE;
+      if (!access_save (self))
+        {
+          reply_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal",
+                       "the server cannot store the enrollment now; try again later");
+          return;
+        }
+      g_message ("enrolled %.8s… with a token", caller);
+      json = g_strdup_printf ("{\"enrolled\":true,\"peer_id\":\"%s\"}", caller);
+      reply_literal (msg, SOUP_STATUS_OK, json);
+      return;
+    case ACCESS_REDEEM_ALREADY:
+      json = g_strdup_printf ("{\"enrolled\":true,\"already\":true,\"peer_id\":\"%s\"}",
+                              caller);
+      reply_literal (msg, SOUP_STATUS_OK, json);
+      break;
+    case ACCESS_REDEEM_REVOKED:
+      reply_not_admitted (msg, ACCESS_REVOKED, caller);
+      break;
+    case ACCESS_REDEEM_FULL:
+      reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
+                   "the server holds its maximum number of enrolled peers");
+      break;
+    case ACCESS_REDEEM_BAD_TOKEN:
+    default:
+      reply_error (msg, SOUP_STATUS_FORBIDDEN, "bad-token",
+                   "the enrollment token is not valid: unknown, malformed, expired, used "
+                   "up or cancelled");
+      break;
+    }
+  OPENSSL_cleanse (token, sizeof token);
+}
+
+static gboolean
+admin_is_online (const char *peer, gpointer data)
+{
+  SignalServer *self = data;
+
+  return mailbox_store_is_online (self->mailboxes, peer, g_get_monotonic_time ());
+}
+
+/* A revoked peer loses at once what it has open here. */
+static void
+admin_revoked (const char *peer, gpointer data)
+{
+  SignalServer *self = data;
+  Waiter *w = g_hash_table_lookup (self->waiters, peer);
+  g_autofree char *text = g_strdup_printf ("the operator of this signaling server revoked "
+                                           "this agent (peer-id %s)", peer);
+
+  if (w != NULL)
+    waiter_refuse (w, "revoked", text);
+  mailbox_store_drop (self->mailboxes, peer);
+  g_message ("revoked %.8s…", peer);
+}
+
+char *
+signal_server_admin (const char *request, gsize len, gsize *reply_len, gpointer data)
+{
+  SignalServer *self = data;
+  AdminHooks hooks = { admin_is_online, admin_revoked, self };
+  gboolean changed = FALSE;
+  char *reply = admin_run (self->access, request, len, unix_now (), &hooks, &changed,
+                           reply_len);
+
+  if (changed)
+    {
+      self->access_dirty = TRUE;
+      if (!access_save (self))
+        {
+          g_free (reply);
+          reply = g_strdup ("{\"ok\":false,\"error\":\"the change is made in the running "
+                            "server, but access.json cannot be written (see the server's "
+                            "log); it is tried again every minute\"}");
+          *reply_len = strlen (reply);
+        }
+    }
+  return reply;
+}
+
 /* "/v1/peers/<id>/messages": returns the <id> segment (which may still be
  * invalid), or NULL for any other path. */
 static char *
@@ -485,6 +727,21 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
       return;
     }
 
+  if (strcmp (path, "/v1/enroll") == 0)
+    {
+      handle_enroll (self, msg, caller, remote != NULL ? remote : "");
+      return;
+    }
+  {
+    AccessVerdict verdict = access_admit (self, msg, caller);
+
+    if (verdict != ACCESS_ADMITTED)
+      {
+        reply_not_admitted (msg, verdict, caller);
+        return;
+      }
+  }
+
   if (strcmp (path, "/v1/ice-servers") == 0)
     {
       if (method == SOUP_METHOD_GET)
@@ -516,6 +773,13 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
     {
       reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-peer-id",
                    "the path does not name a valid peer-id");
+      return;
+    }
+  if (method == SOUP_METHOD_POST && !self->open
+      && access_store_check (self->access, peer) != ACCESS_ADMITTED)
+    {
+      reply_error (msg, SOUP_STATUS_NOT_FOUND, "unknown-peer",
+                   "the recipient is not enrolled on this signaling server");
       return;
     }
   if (method == SOUP_METHOD_POST)
@@ -588,7 +852,12 @@ on_accepted (GIOStream *stream, GSocketAddress *local, GSocketAddress *remote,
   char peer[PEERID_SIZE];
 
   if (cert != NULL && signal_cert_peer_id (cert, peer))
-    g_object_set_data_full (G_OBJECT (remote), PEER_ID_KEY, g_strdup (peer), g_free);
+    {
+      g_object_set_data_full (G_OBJECT (remote), PEER_ID_KEY, g_strdup (peer), g_free);
+      /* Validity dates and signatures up the chain the client sent, to the CA. */
+      if (self->client_ca != NULL && g_tls_certificate_verify (cert, NULL, self->client_ca) == 0)
+        g_object_set_data (G_OBJECT (remote), CA_ADMITS_KEY, GINT_TO_POINTER (1));
+    }
   /* libsoup attaches the connection's sources to the thread-default context. */
   g_main_context_push_thread_default (self->ctx);
   soup_server_accept_iostream (self->soup, stream, local, remote, NULL);
@@ -606,6 +875,7 @@ on_prune (gpointer data)
     g_debug ("dropped %u expired message(s)", dropped);
   ratelimit_prune (self->peer_limits, now);
   ratelimit_prune (self->addr_limits, now);
+  ratelimit_prune (self->enroll_limits, now);
   return G_SOURCE_CONTINUE;
 }
 
@@ -641,6 +911,15 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->turn_ttl = config->turn_ttl;
   self->turn_pin = g_strdup (config->turn_pin);
   self->waiters = g_hash_table_new (g_str_hash, g_str_equal);
+  self->access = config->access != NULL ? config->access : access_store_new ();
+  self->state_dir = g_strdup (config->state_dir);
+  self->open = config->open;
+  self->client_ca = config->client_ca != NULL ? g_object_ref (config->client_ca) : NULL;
+  self->enroll_limits
+      = ratelimit_new (SIGNAL_ENROLL_RATE, SIGNAL_ENROLL_BURST, SIGNAL_RATE_KEYS_MAX);
+  self->save_timer = g_timeout_source_new_seconds (SIGNAL_SAVE_INTERVAL_S);
+  g_source_set_callback (self->save_timer, on_save_timer, self, NULL);
+  g_source_attach (self->save_timer, self->ctx);
 
   /* libsoup does HTTP only: accept.c owns the socket and the TLS. */
   self->soup = soup_server_new (NULL, NULL);
@@ -692,6 +971,17 @@ signal_server_free (SignalServer *self)
       g_source_destroy (self->prune_timer);
       g_source_unref (self->prune_timer);
     }
+  if (self->save_timer != NULL)
+    {
+      g_source_destroy (self->save_timer);
+      g_source_unref (self->save_timer);
+    }
+  if (self->access != NULL)
+    access_save (self);
+  access_store_free (self->access);
+  g_free (self->state_dir);
+  g_clear_object (&self->client_ca);
+  ratelimit_free (self->enroll_limits);
   mailbox_store_free (self->mailboxes);
   ratelimit_free (self->peer_limits);
   ratelimit_free (self->addr_limits);

@@ -5,6 +5,7 @@
 #include <gio/gio.h>
 
 #include "accept.h"
+#include "access.h"
 
 typedef struct
 {
@@ -18,6 +19,10 @@ typedef struct
   guint turn_ttl;          /* seconds the handed-out TURN credentials are valid */
   const char *turn_pin;    /* NULL, or the key pin handed out with turns: relays */
   SignalAcceptLimits connections; /* caps and deadlines of connections */
+  AccessStore *access;     /* who may use the server; the server takes it over */
+  const char *state_dir;   /* where the access state is saved; NULL: not saved */
+  gboolean open;           /* admit every peer-id that is not revoked */
+  GTlsCertificate *client_ca; /* NULL, or a CA whose certificates admit agents */
 } SignalServerConfig;
 
 typedef struct _SignalServer SignalServer;
@@ -33,3 +38,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (SignalServer, signal_server_free)
  * @bound_port; a SIGNAL_ACCEPT_ERROR on failure. */
 gboolean signal_server_listen (SignalServer *self, GSocketAddress *address,
                                guint16 *bound_port, GError **error);
+
+/* Runs an operator's request (admin.h) on the server's access state; for
+ * the admin socket. Returns the reply's text. */
+char *signal_server_admin (const char *request, gsize len, gsize *reply_len, gpointer self);
+
+/* Saves the access state now if anything in it changed (last-seen times are
+ * otherwise saved once a minute). */
+void signal_server_flush (SignalServer *self);

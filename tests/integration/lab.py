@@ -159,6 +159,9 @@ class Lab:
         self.dir = tempfile.mkdtemp(prefix="p2ptun-test-")
         self.procs = []
         self.services = []
+        self.signal_states = {}  # url -> the server's --state-dir
+        self.agent_ids = {}      # config dir -> peer-id
+        self.enrolled = set()    # (state dir, peer-id)
 
     def __enter__(self):
         return self
@@ -179,9 +182,11 @@ class Lab:
         self.procs.append(p)
         return p
 
-    def signal_server(self, *extra):
-        """Starts p2ptun-signal; returns (process, url, pin)."""
-        state = self.path("signal-%d" % len(self.procs))
+    def signal_server(self, *extra, state=None):
+        """Starts p2ptun-signal; returns (process, url, pin). Agents that
+        lab.agent() starts against it are enrolled first (enroll=False
+        leaves one a stranger). state reuses a state directory."""
+        state = state or self.path("signal-%d" % len(self.procs))
         argv = [self.signal_bin, "--listen", "127.0.0.1:0", "--state-dir", state] + list(extra)
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -207,7 +212,18 @@ class Lab:
             elif line == "ready":
                 break
         check(url and pin, "p2ptun-signal did not print url and pin")
+        self.signal_states[url] = state
+        wrapper.state = state
         return wrapper, url, pin
+
+    def enroll(self, state, peer_id):
+        """Enrolls peer_id on the signaling server of state (running or not)."""
+        if (state, peer_id) in self.enrolled:
+            return
+        out = subprocess.run([self.signal_bin, "enroll", "--state-dir", state, "--peer", peer_id],
+                             capture_output=True, timeout=30)
+        check(out.returncode == 0, "p2ptun-signal enroll --peer failed: %s" % out.stderr.decode())
+        self.enrolled.add((state, peer_id))
 
     def turn_secret(self):
         """A fresh random TURN REST secret in a file of its own; returns (secret, path)."""
@@ -250,18 +266,28 @@ class Lab:
         proc.tls_pin = pins[0] if pins else None
         return proc, ports[0]
 
+    def peer_id_of(self, config):
+        """The peer-id of the agent directory config (made on first use)."""
+        if config not in self.agent_ids:
+            out = subprocess.run([self.agent_bin, "id", "--config", config], capture_output=True,
+                                 timeout=30)
+            check(out.returncode == 0, "p2ptun-agent id failed: %s" % out.stderr.decode())
+            peer_id = out.stdout.decode().strip()
+            check(re.fullmatch(r"[a-z2-7]{52}", peer_id), "bad peer-id %r" % peer_id)
+            self.agent_ids[config] = peer_id
+        return self.agent_ids[config]
+
     def agent_dir(self, name):
         d = self.path("agent-" + name)
-        out = subprocess.run([self.agent_bin, "id", "--config", d], capture_output=True, timeout=30)
-        check(out.returncode == 0, "p2ptun-agent id failed: %s" % out.stderr.decode())
-        peer_id = out.stdout.decode().strip()
-        check(re.fullmatch(r"[a-z2-7]{52}", peer_id), "bad peer-id %r" % peer_id)
-        return d, peer_id
+        return d, self.peer_id_of(d)
 
     def agent(self, name, config, args, url=None, pin=None, stdin=subprocess.DEVNULL,
-              capture_stdout=False, local="127.0.0.1"):
+              capture_stdout=False, local="127.0.0.1", enroll=True):
         """Starts p2ptun-agent ARGS (["pair", PEER, ...] or ["serve", ...]) with its
-        host candidates on loopback only (local)."""
+        host candidates on loopback only (local), enrolled on the signaling
+        server of url when lab.signal_server() started it."""
+        if enroll and url in self.signal_states:
+            self.enroll(self.signal_states[url], self.peer_id_of(config))
         argv = [self.agent_bin] + list(args) + ["--config", config, "--local-address", local]
         if url:
             argv += ["--signal", url]
