@@ -149,9 +149,37 @@ def tlshellos():
     write("tlshello", "largest", struct.pack(">BHH", 22, 0x0303, 16384) + bytes(16384))
 
 
+def accesses():
+    """Seeds of fuzz-access: the first byte picks the parser (0 access.json,
+    1 the enroll body, 2 a token, 3 an admin request)."""
+    token = "p2ptun1-" + "abcdefghijklmnopqrstuvwxyz234567"
+    state = ('{"version":1,"default_policy":{"max_allocations":4},'
+             '"peers":[{"id":"%s","via":"operator","note":"nas","enrolled":1800000000,'
+             '"last_seen":1800000100,"max_bps":100000}],'
+             '"revoked":[{"id":"ohmqcatfvr3zdy6jz5fkcuyrhh5apluyek3i2gecmnutodhjcm2q",'
+             '"when":1800000000}],'
+             '"tokens":[{"sha256":"%s","reusable":true,"created":1,"expires":0,"uses":2,'
+             '"note":"x"}],"seen":[]}' % (PEER, "ab" * 32))
+    write("access", "file", b"\x00" + state.encode())
+    write("access", "file-empty", b"\x00" + b'{"version":1,"default_policy":{},"peers":[],'
+          b'"revoked":[],"tokens":[],"seen":[]}')
+    write("access", "body", b"\x01" + ('{"token":"%s"}' % token).encode())
+    write("access", "body-extra", b"\x01" + ('{"token":"%s","a":1}' % token).encode())
+    write("access", "token", b"\x02" + token.encode())
+    write("access", "token-bad", b"\x02" + token.upper().encode())
+    for op in ('{"op":"token","reusable":false,"expires":1800003600,"note":"n"}',
+               '{"op":"enroll","peer":"%s","note":"laptop"}' % PEER,
+               '{"op":"revoke","peer":"%s"}' % PEER, '{"op":"peers"}', '{"op":"tokens"}',
+               '{"op":"cancel","id":"abababab"}', '{"op":"enroll-seen"}',
+               '{"op":"policy","peer":"%s","max_allocations":2,"max_bps":1000}' % PEER):
+        name = "admin-" + op.split('"')[3]
+        write("access", name, b"\x03" + op.encode())
+
+
 if __name__ == "__main__":
     ctlmsgs()
     dgrams()
     sigmsgs()
     tlshellos()
     srtps()
+    accesses()
