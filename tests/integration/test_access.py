@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Integration tests of who may use p2ptun-signal (issue 18): enrollment
+tokens, revocation, restarts, a client CA and --open, with the real
+p2ptun-signal and p2ptun-agent. Every token the test makes is looked for in
+every log and file afterwards: none may appear but on the operator's stdout.
+
+usage: test_access.py BUILD_DIR CASE"""
+
+import http.client
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+from lab import TestFailure, check, free_port, pattern_bytes, roundtrip, run_cases
+
+NOT_ENROLLED = ("this signaling server does not know this agent (peer-id %s); ask its "
+                "operator for an enrollment token, then run `p2ptun-agent enroll`")
+
+
+def api(url, config, method, path, body=None, timeout=10.0):
+    """One request to the signaling server as the agent of config (its own
+    certificate); returns (status, JSON answer)."""
+    host, port = re.fullmatch(r"https://([\d.]+):(\d+)", url).groups()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(os.path.join(config, "identity.crt"), os.path.join(config, "identity.key"))
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=timeout)
+    try:
+        conn.request(method, path, body=body,
+                     headers={"Content-Type": "application/json"} if body else {})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+class Operator:
+    """The p2ptun-signal admin commands on one state directory; keeps every
+    token it was given, for the final search of the logs."""
+
+    def __init__(self, lab, state):
+        self.lab, self.state = lab, state
+        self.tokens = []
+
+    def run(self, *args, ok=True):
+        out = subprocess.run([self.lab.signal_bin] + list(args) + ["--state-dir", self.state],
+                             capture_output=True, timeout=30)
+        text = out.stderr.decode()
+        sys.stderr.write("[operator %s] %s" % (" ".join(args), text))
+        self.lab.operator_output.append(text)
+        if ok:
+            check(out.returncode == 0, "p2ptun-signal %s failed: %s" % (args[0], text))
+        return out.returncode, out.stdout.decode(), text
+
+    def token(self, *args):
+        _, stdout, _ = self.run("enroll", *args)
+        token = stdout.strip()
+        check(re.fullmatch(r"p2ptun1-[a-z2-7]{32}", token), "enroll printed %r" % stdout)
+        self.tokens.append(token)
+        return token
+
+    def peers(self):
+        _, stdout, _ = self.run("peers", "--json")
+        return json.loads(stdout)
+
+
+def agent_enroll(lab, config, url, pin, token, stdin=False):
+    """p2ptun-agent enroll; returns (exit code, its output). With stdin the
+    token goes through standard input ("-"), as --help advises."""
+    argv = [lab.agent_bin, "enroll", "--config", config, "--signal", url, "--signal-pin", pin,
+            "-" if stdin else token]
+    env = dict(os.environ, G_MESSAGES_DEBUG="all")
+    out = subprocess.run(argv, input=(token + "\n").encode() if stdin else None,
+                         capture_output=True, timeout=60, env=env)
+    text = out.stdout.decode() + out.stderr.decode()
+    sys.stderr.write("[enroll %s] %s\n" % (os.path.basename(config), text))
+    lab.agent_output.append(text)
+    return out.returncode, text
+
+
+def no_token_anywhere(lab, operator):
+    """No token in any process's output, any agent's output, the state
+    directory or the operator's messages (stderr)."""
+    texts = [p.text() for p in lab.procs] + lab.agent_output + lab.operator_output
+    for root, _, files in os.walk(lab.dir):
+        for name in files:
+            try:
+                with open(os.path.join(root, name), "rb") as f:
+                    texts.append(f.read().decode("latin-1"))
+            except OSError:
+                pass
+    check(operator.tokens, "the test made no token")
+    for token in operator.tokens:
+        for text in texts:
+            check(token not in text, "a token appears in a log or file")
+    sys.stderr.write("no token of %d in %d logs and files\n" % (len(operator.tokens), len(texts)))
+
+
+def prepare(lab):
+    lab.agent_output = []
+    lab.operator_output = []
+
+
+def enrollment(lab):
+    """Strangers are refused with the issue's words and get no relay
+    credentials; tokens admit once, race, expire; enrolled agents pair; a
+    revoke ends a live long-poll; a restart keeps it all."""
+    prepare(lab)
+    sig, url, pin = lab.signal_server()
+    op = Operator(lab, sig.state)
+    nas, nas_id = lab.agent_dir("nas")
+    laptop, laptop_id = lab.agent_dir("laptop")
+    phone, phone_id = lab.agent_dir("phone")
+    other, other_id = lab.agent_dir("other")
+
+    # A stranger: the API and the CLI say what to do.
+    status, body = api(url, nas, "GET", "/v1/ice-servers")
+    check(status == 403 and body["error"] == "not-enrolled"
+          and body["message"] == NOT_ENROLLED % nas_id, "stranger's ice-servers: %s %r"
+          % (status, body))
+    stranger = lab.agent("stranger", nas, ["serve", "--expose", "x=127.0.0.1:9"], url, pin,
+                         enroll=False)
+    stranger.wait_line(re.escape(NOT_ENROLLED % nas_id), timeout=20)
+    stranger.stop()
+    check(any(s["id"] == nas_id for s in op.peers()["seen"]),
+          "the refused peer-id is not in the seen list")
+
+    # A one-time token admits one agent, once.
+    t1 = op.token("--note", "home server")
+    code, text = agent_enroll(lab, nas, url, pin, t1)
+    check(code == 0 and nas_id in text, "enroll with a fresh token: %d %s" % (code, text))
+    code, text = agent_enroll(lab, laptop, url, pin, t1)
+    check(code != 0 and "not valid" in text, "a used token was accepted: %d %s" % (code, text))
+    status, body = api(url, laptop, "GET", "/v1/ice-servers")
+    check(status == 403, "the refused laptop got ice-servers: %s" % status)
+
+    # Two agents race for one token: exactly one wins.
+    t2 = op.token()
+    results = {}
+
+    def race(name, config):
+        results[name] = agent_enroll(lab, config, url, pin, t2)
+
+    threads = [threading.Thread(target=race, args=(n, c))
+               for n, c in (("laptop", laptop), ("phone", phone))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    winners = [n for n, (code, _) in results.items() if code == 0]
+    check(len(winners) == 1, "two agents raced for a one-time token: %r" % results)
+    sys.stderr.write("the race for one token: %s won\n" % winners[0])
+
+    # An expired token.
+    t3 = op.token("--expires", "1s")
+    time.sleep(1.5)
+    code, text = agent_enroll(lab, other, url, pin, t3)
+    check(code != 0 and "not valid" in text, "an expired token was accepted: %d %s" % (code, text))
+
+    # A reusable token, through stdin, for the rest.
+    t4 = op.token("--reusable", "--expires", "1h", "--note", "family")
+    for config in (laptop, phone, other):
+        code, text = agent_enroll(lab, config, url, pin, t4, stdin=True)
+        check(code == 0, "enroll with a reusable token: %d %s" % (code, text))
+    listed = {p["id"]: p for p in op.peers()["peers"]}
+    check(set(listed) == {nas_id, laptop_id, phone_id, other_id}, "peers: %r" % listed)
+    check(listed[nas_id]["note"] == "home server", "the token's note: %r" % listed[nas_id])
+
+    # Enrolled agents pair.
+    echo = lab.service("echo")
+    server = lab.agent("nas", nas, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                    "--trust", laptop_id], url, pin, enroll=False)
+    server.wait_line("serving as " + nas_id)
+    lport = free_port()
+    client = lab.agent("laptop", laptop, ["pair", nas_id, "-L", "%d:echo" % lport], url, pin,
+                       enroll=False)
+    client.wait_line("tunnel up", timeout=20)
+    data = pattern_bytes(3, 256 * 1024)
+    check(roundtrip(lport, data) == data, "echo through the tunnel differs")
+
+    # Revoke during a live long-poll: the poll ends with 403 at once.
+    answer = {}
+
+    def poll():
+        answer["r"] = api(url, other, "GET", "/v1/peers/%s/messages?wait=25" % other_id,
+                          timeout=30)
+        answer["t"] = time.monotonic()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(1.0)
+    check(poller.is_alive(), "the long-poll ended before the revoke: %r" % answer)
+    revoked_at = time.monotonic()
+    op.run("revoke", other_id)
+    poller.join(10)
+    check(not poller.is_alive(), "the long-poll did not end after the revoke")
+    status, body = answer["r"]
+    check(status == 403 and body["error"] == "revoked", "the ended poll: %s %r" % (status, body))
+    sys.stderr.write("the revoked long-poll ended %.3f s after the revoke command began\n"
+                     % (answer["t"] - revoked_at))
+    status, body = api(url, other, "GET", "/v1/ice-servers")
+    check(status == 403 and body["error"] == "revoked", "after the revoke: %s %r" % (status, body))
+    code, text = agent_enroll(lab, other, url, pin, t4)
+    check(code != 0 and "revoked" in text, "a revoked agent enrolled again: %d %s" % (code, text))
+
+    # A restart keeps the enrollments and the revocation.
+    client.stop()
+    server.stop()
+    sig.stop()
+    sig2, url2, pin2 = lab.signal_server(state=sig.state)
+    check(pin2 == pin, "the restarted server has another key")
+    for config in (nas, laptop, phone):
+        status, _ = api(url2, config, "GET", "/v1/ice-servers")
+        check(status == 200, "%s after the restart: %s" % (config, status))
+    status, body = api(url2, other, "GET", "/v1/ice-servers")
+    check(status == 403 and body["error"] == "revoked", "revoked after the restart: %s" % status)
+    check(other_id in [r["id"] for r in op.peers()["revoked"]], "revoked list after the restart")
+
+    no_token_anywhere(lab, op)
+
+
+def open_server(lab):
+    """--open admits strangers, says so at start, and still refuses a revoked peer."""
+    prepare(lab)
+    sig, url, pin = lab.signal_server("--open")
+    sig.wait_line(r"WARNING: --open")
+    op = Operator(lab, sig.state)
+    a, a_id = lab.agent_dir("a")
+    status, _ = api(url, a, "GET", "/v1/ice-servers")
+    check(status == 200, "--open refused a stranger: %s" % status)
+    check([s["id"] for s in op.peers()["seen"]] == [a_id], "--open keeps the peer-ids it served")
+    op.run("revoke", a_id)
+    status, body = api(url, a, "GET", "/v1/ice-servers")
+    check(status == 403 and body["error"] == "revoked", "--open and revoked: %s %r" % (status, body))
+    # And back: enroll --seen after a revoke does not admit the revoked one.
+    b, b_id = lab.agent_dir("b")
+    api(url, b, "GET", "/v1/ice-servers")
+    _, _, text = op.run("enroll", "--seen")
+    check("enrolled 1 peer-id" in text, "enroll --seen: %s" % text)
+    peers = op.peers()
+    check([p["id"] for p in peers["peers"]] == [b_id], "after enroll --seen: %r" % peers)
+
+
+CASES = {
+    "enrollment": enrollment,
+    "open": open_server,
+}
+
+if __name__ == "__main__":
+    sys.exit(run_cases(CASES, sys.argv))
