@@ -26,10 +26,10 @@
 #define SIGNAL_PRUNE_INTERVAL_S 1
 /* Last-seen times reach access.json at most this late. */
 #define SIGNAL_SAVE_INTERVAL_S 60
-/* Enrollment tries per client address: a burst of 5, then one a second
+/* Enrollment tries per client address: a burst of 10, then two a second
  * (a token has 160 random bits; this keeps logs and disks calm). */
-#define SIGNAL_ENROLL_RATE 1
-#define SIGNAL_ENROLL_BURST 5
+#define SIGNAL_ENROLL_RATE 2
+#define SIGNAL_ENROLL_BURST 10
 /* RFC 6585 section 4; libsoup 3.2 has no name for it. */
 #define SIGNAL_STATUS_TOO_MANY_REQUESTS 429
 
