@@ -34,8 +34,9 @@ struct relay_alloc
 {
   struct relay_tuple tuple;
   char *username;
-  char *name;      /* the username's NAME: the quota's key (quota.h) */
-  guint64 max_bps; /* the username's "b=", else config.max_bps */
+  char *name;         /* the username's NAME: the quota's key (quota.h) */
+  gint64 cred_expiry; /* the username's EXPIRY: expiry never passes it */
+  guint64 max_bps;    /* the username's "b=", else config.max_bps */
   uint8_t key[16];
   struct stun_addr relayed;
   void *handle;

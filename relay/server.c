@@ -248,15 +248,15 @@ reply_error (RelayServer *s, gint64 now, const struct relay_tuple *to,
  * key holds the long-term key, *cred the parsed username (turnuser.h,
  * pointing into m) and TRUE is returned; otherwise the error was sent.
  *
- * A REST username's expiry bounds when it can make an allocation. Requests
- * on the allocation it made (@a, from the same 5-tuple) are accepted after
- * that with the same, still verified, credentials: a tunnel that lasts for
- * days keeps its relay as long as its agent refreshes, and a stolen
- * credential gains nothing, since only that 5-tuple can use the allocation. */
+ * A username whose EXPIRY has come is refused (401) for every request,
+ * Refresh, CreatePermission and ChannelBind on its own allocation too, and
+ * an allocation never outlives its username (lifetime_for): so the
+ * signaling server can revoke a peer by no longer handing it credentials,
+ * and the revocation takes effect within one credential lifetime. */
 static gboolean
 authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
-              const struct relay_alloc *a, const struct stun_msg *m, uint8_t key[static 16],
-              const char **user, size_t *user_len, struct turnuser *cred)
+              const struct stun_msg *m, uint8_t key[static 16], const char **user,
+              size_t *user_len, struct turnuser *cred)
 {
   const char *realm, *nonce;
   size_t realm_len, nonce_len;
@@ -286,10 +286,7 @@ authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
   char password[29];
   if (realm_len != strlen (s->config.realm)
       || memcmp (realm, s->config.realm, realm_len) != 0
-      || turnuser_parse (*user, *user_len, cred) != TURNUSER_OK
-      || (cred->expiry <= now
-          && (a == NULL || strlen (a->username) != *user_len
-              || memcmp (a->username, *user, *user_len) != 0))
+      || turnuser_parse (*user, *user_len, cred) != TURNUSER_OK || cred->expiry <= now
       || s->secret == NULL
       || !relay_rest_password (s->secret, s->secret_len, *user, *user_len, password)
       || !stun_long_term_key (*user, *user_len, realm, realm_len, password,
@@ -353,8 +350,10 @@ check_unknown (RelayServer *s, gint64 now, const struct relay_tuple *from,
   return FALSE;
 }
 
+/* The lifetime to grant to an allocation whose username expires at
+ * cred_expiry (> now). */
 static guint32
-lifetime_for (RelayServer *s, const struct stun_msg *m)
+lifetime_for (RelayServer *s, const struct stun_msg *m, gint64 now, gint64 cred_expiry)
 {
   /* RFC 8656 section 7.2: the requested lifetime, bounded by the server's
    * maximum, and never below the default. */
@@ -366,6 +365,10 @@ lifetime_for (RelayServer *s, const struct stun_msg *m)
       if (want < s->config.default_lifetime)
         want = s->config.default_lifetime;
     }
+  /* Never past the username's expiry (authenticate): the allocation is
+   * then removed by the expiry sweep. */
+  if (cred_expiry - now < (gint64)want)
+    want = (guint32)(cred_expiry - now);
   return want;
 }
 
@@ -577,11 +580,12 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   a->tuple = *tuple;
   a->username = g_steal_pointer (&username);
   a->name = g_steal_pointer (&name);
+  a->cred_expiry = cred->expiry;
   a->max_bps = cred->max_bps != 0 ? cred->max_bps : s->config.max_bps;
   memcpy (a->key, key, sizeof a->key);
   a->relayed = relayed;
   a->handle = handle;
-  a->expiry = now + lifetime_for (s, m);
+  a->expiry = now + lifetime_for (s, m, now, a->cred_expiry);
   memcpy (a->txid, m->txid, STUN_TXID_LEN);
   a->perms = g_new0 (struct relay_perm, MAX (s->config.max_permissions, 1));
   a->chans = g_new0 (struct relay_chan, MAX (s->config.max_channels, 1));
@@ -890,9 +894,13 @@ relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *
   const char *user;
   size_t user_len;
   struct turnuser cred;
-  if (!authenticate (s, now, from, a, &m, key, &user, &user_len, &cred))
+  if (!authenticate (s, now, from, &m, key, &user, &user_len, &cred))
     return;
-  /* RFC 8656 section 5: requests on an allocation use its credentials. */
+  /* RFC 8656 section 5: every request after the Allocate must use the same
+   * username as the Allocate did (441 otherwise), lest another user take
+   * the allocation over. So newer credentials cannot extend an allocation
+   * past the expiry of those that made it: an agent moves its relayed path
+   * to a new allocation made with fresh credentials before then. */
   if (a != NULL
       && (strlen (a->username) != user_len || memcmp (a->username, user, user_len) != 0))
     {
@@ -915,7 +923,7 @@ relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *
         }
       else
         {
-          guint32 lifetime = lifetime_for (s, &m);
+          guint32 lifetime = lifetime_for (s, &m, now, a->cred_expiry);
           a->expiry = now + lifetime;
           reply_success (s, from, &m, key, TRUE, lifetime);
         }

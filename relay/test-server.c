@@ -379,42 +379,102 @@ request_result (Fixture *f, gint64 now, const struct req *r)
   return m.cls == STUN_CLASS_SUCCESS ? 0 : error_code (&m);
 }
 
-/* Credentials that expire while their allocation lives: the allocation
- * keeps being refreshed with them, but they make no new allocation. */
+static unsigned
+refresh_result (Fixture *f, gint64 now, const char *user)
+{
+  return request_result (
+      f, now,
+      &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
+}
+
+/* A username whose EXPIRY has come is refused (401) for every request on
+ * the allocation, even one of the same NAME; the allocation made with
+ * valid credentials is not disturbed by it. */
 static void
-test_expired_credentials_refresh (Fixture *f, gconstpointer data)
+test_expired_username_refused (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  g_autofree char *expired = fresh_user (NOW);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  allocate (f, &f->client, user, 0);
+
+  g_assert_cmpuint (refresh_result (f, NOW, expired), ==, 401);
+  g_assert_cmpuint (
+      request_result (f, NOW,
+                      &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                                     .user = expired,
+                                     .lifetime = -1,
+                                     .peer = &peer }),
+      ==, 401);
+  g_assert_cmpuint (request_result (f, NOW,
+                                    &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                                                   .user = expired,
+                                                   .lifetime = -1,
+                                                   .peer = &peer,
+                                                   .channel = 0x4001 }),
+                    ==, 401);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
+  g_assert_cmpuint (permission_result (f, user, &peer), ==, 0);
+}
+
+/* The lifetime granted on Allocate and Refresh stops at the username's
+ * EXPIRY, and the allocation is gone then, whatever was asked. */
+static void
+test_lifetime_clamped (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 100);
+  g_autofree char *longer = g_strdup_printf ("%d:bob", NOW + 3600);
+  const struct stun_addr other_client = addr4 (198, 51, 100, 2, 40000);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  struct stun_msg m;
+  uint32_t lifetime = 0;
+
+  allocate (f, &other_client, longer, 0);
+  allocate (f, &f->client, user, 0);
+  parse_last (f, &m);
+  g_assert_true (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &lifetime));
+  g_assert_cmpuint (lifetime, ==, 100);
+
+  send_req (
+      f, NOW + 40, &f->client,
+      &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = 3600 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  g_assert_true (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &lifetime));
+  g_assert_cmpuint (lifetime, ==, 60);
+  g_assert_cmpuint (permission_result (f, user, &peer), ==, 0);
+
+  /* One second before: still there, and relaying. */
+  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 99));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 2);
+  struct relay_source relayed = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (2), NULL };
+  guint before = f->sent->len;
+  process (f, NOW + 99, &relayed, &peer, (const uint8_t *)"x", 1);
+  g_assert_cmpuint (f->sent->len, ==, before + 1);
+
+  /* At the EXPIRY: gone, and nothing more is relayed; the other
+   * allocation, with longer credentials, stays. */
+  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 100));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
+  g_assert_cmpuint (f->n_close, ==, 1);
+  before = f->sent->len;
+  process (f, NOW + 100, &relayed, &peer, (const uint8_t *)"x", 1);
+  g_assert_cmpuint (f->sent->len, ==, before);
+  g_assert_cmpuint (refresh_result (f, NOW + 100, user), ==, 401);
+}
+
+/* Without the sweep, the next request on an allocation whose credentials
+ * expired finds it gone: refused (401), and then no allocation (437) for
+ * fresh credentials of the same NAME, which cannot take it over. */
+static void
+test_gone_after_credential_expiry (Fixture *f, gconstpointer data)
 {
   g_autofree char *user = fresh_user (NOW + 10);
   g_autofree char *fresh = fresh_user (NOW + 3600);
-  const struct stun_addr other_client = addr4 (198, 51, 100, 2, 40000);
-  struct stun_msg m;
-
-  allocate (f, &other_client, user, 0);
   allocate (f, &f->client, user, 0);
-  send_req (f, NOW + 100, &f->client,
-            &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
-  parse_last (f, &m);
-  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
-  /* The other client did not refresh: its allocation is gone at NOW + 650,
-   * and the expired credentials make it no new one (the nonce is good: fresh
-   * credentials do). */
-  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 650));
-  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
-  nonce_for (f, &other_client);
-  send_req (f, NOW + 650, &other_client,
-            &(struct req){ .method = STUN_METHOD_ALLOCATE,
-                           .user = user,
-                           .lifetime = -1,
-                           .transport = TRUE });
-  parse_last (f, &m);
-  g_assert_cmpuint (error_code (&m), ==, 401);
-  send_req (f, NOW + 650, &other_client,
-            &(struct req){ .method = STUN_METHOD_ALLOCATE,
-                           .user = fresh,
-                           .lifetime = -1,
-                           .transport = TRUE });
-  parse_last (f, &m);
-  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  g_assert_cmpuint (refresh_result (f, NOW + 10, user), ==, 401);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+  g_assert_cmpuint (refresh_result (f, NOW + 10, fresh), ==, 437);
 }
 
 /* A username's "a=" replaces --max-allocations-per-user (3 here) for its
@@ -787,7 +847,9 @@ main (int argc, char **argv)
   T ("unauthenticated", test_unauthenticated);
   T ("allocate", test_allocate);
   T ("bad-credentials", test_bad_credentials);
-  T ("expired-credentials-refresh", test_expired_credentials_refresh);
+  T ("expired-username-refused", test_expired_username_refused);
+  T ("lifetime-clamped", test_lifetime_clamped);
+  T ("gone-after-credential-expiry", test_gone_after_credential_expiry);
   T ("quota-per-peer-option", test_quota_per_peer_option);
   T ("send-and-data", test_send_and_data);
   T ("channel", test_channel);
