@@ -124,6 +124,8 @@ turnuser_parse_inner (const char *s, size_t len, struct turnuser *out)
 {
   if (len > TURNUSER_MAX_LEN)
     return TURNUSER_TOO_LONG;
+  if (len == 0) /* s may then be NULL, which memchr must not get */
+    return TURNUSER_BAD_EXPIRY;
   const char *colon = memchr (s, ':', len);
   size_t expiry_len = colon != NULL ? (size_t)(colon - s) : len;
   guint64 expiry;

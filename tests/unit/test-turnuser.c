@@ -131,6 +131,7 @@ static void
 test_lengths (void)
 {
   struct turnuser u;
+  g_assert_cmpint (turnuser_parse (NULL, 0, &u), ==, TURNUSER_BAD_EXPIRY);
   const char with_nul[] = "1:al\0ice";
   g_assert_cmpint (turnuser_parse (with_nul, sizeof with_nul - 1, &u), ==,
                    TURNUSER_BAD_NAME);
