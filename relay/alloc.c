@@ -48,6 +48,7 @@ relay_alloc_free (gpointer p)
 {
   struct relay_alloc *a = p;
   g_free (a->username);
+  g_free (a->name);
   g_free (a->perms);
   g_free (a->chans);
   g_free (a);

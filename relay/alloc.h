@@ -34,6 +34,9 @@ struct relay_alloc
 {
   struct relay_tuple tuple;
   char *username;
+  char *name;         /* the username's NAME: the quota's key (quota.h) */
+  gint64 cred_expiry; /* the username's EXPIRY: expiry never passes it */
+  guint64 max_bps;    /* the username's "b=", else config.max_bps */
   uint8_t key[16];
   struct stun_addr relayed;
   void *handle;
@@ -45,7 +48,7 @@ struct relay_alloc
   guint n_chans;
   struct relay_perm *perms; /* config.max_permissions entries */
   struct relay_chan *chans; /* config.max_channels entries */
-  /* Token bucket of the bandwidth limit (config.max_bps): credit in
+  /* Token bucket of the bandwidth limit (max_bps): credit in
    * byte-microseconds and when last filled; when a drop was last logged and
    * what was dropped since. */
   guint64 bw_tokens;

@@ -85,23 +85,3 @@ relay_nonce_check (const uint8_t key[static RELAY_NONCE_KEY_LEN], gint64 now,
     return RELAY_NONCE_STALE;
   return RELAY_NONCE_VALID;
 }
-
-/* TURN REST username "EXPIRY:ANYTHING" (or just "EXPIRY"), EXPIRY in Unix
- * seconds, strictly digits. */
-gboolean
-relay_rest_username_expiry (const char *user, size_t len, gint64 *expiry)
-{
-  size_t i = 0;
-  gint64 v = 0;
-  while (i < len && g_ascii_isdigit (user[i]))
-    {
-      if (v > (G_MAXINT64 - 9) / 10)
-        return FALSE;
-      v = v * 10 + (user[i] - '0');
-      i++;
-    }
-  if (i == 0 || (i < len && user[i] != ':'))
-    return FALSE;
-  *expiry = v;
-  return TRUE;
-}

@@ -1,5 +1,6 @@
-/* TURN REST credentials (coturn's use-auth-secret) and stateless nonces
- * (RFC 8489 section 9.2). No state: the nonce key is the caller's. */
+/* TURN REST credentials (coturn's use-auth-secret; the username's grammar
+ * is proto/turnuser.h) and stateless nonces (RFC 8489 section 9.2). No
+ * state: the nonce key is the caller's. */
 #pragma once
 
 #include <glib.h>
@@ -28,10 +29,6 @@ void relay_nonce_make (const uint8_t key[static RELAY_NONCE_KEY_LEN], gint64 now
 enum relay_nonce_status relay_nonce_check (const uint8_t key[static RELAY_NONCE_KEY_LEN],
                                            gint64 now, const struct stun_addr *client,
                                            const char *nonce, size_t len);
-
-/* TURN REST username "EXPIRY:ANYTHING" (or "EXPIRY"): EXPIRY, Unix seconds,
- * digits only. FALSE when malformed. */
-gboolean relay_rest_username_expiry (const char *user, size_t len, gint64 *expiry);
 
 /* For tests and tools: the REST password base64(HMAC-SHA1(secret, username))
  * into out (at least 29 bytes), NUL-terminated. */

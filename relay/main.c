@@ -309,7 +309,8 @@ main (int argc, char **argv)
       "Allocations in all (default 1000)", "N" },
     { "max-allocations-per-user", 0, 0, G_OPTION_ARG_STRING, &max_user,
       "Allocations per user: per NAME of the REST username EXPIRY:NAME, whatever its "
-      "EXPIRY (default 30: UDP, TCP and TLS allocations for 10 tunnels)",
+      "EXPIRY (default 30: UDP, TCP and TLS allocations for 10 tunnels); a username's "
+      "a=N replaces it for that peer",
       "N" },
     { "max-allocations-per-address", 0, 0, G_OPTION_ARG_STRING, &max_addr,
       "Allocations from one client IP address, over UDP, TCP and TLS together (default "
@@ -327,7 +328,8 @@ main (int argc, char **argv)
       "SECONDS" },
     { "max-bps", 0, 0, G_OPTION_ARG_STRING, &max_bps,
       "Relayed bytes (not bits) per second per allocation, both directions together, as "
-      "coturn's max-bps; over it data is dropped and logged (default 0: no limit)",
+      "coturn's max-bps; over it data is dropped and logged (default 0: no limit); a "
+      "username's b=N replaces it for the allocations made with it",
       "BYTES" },
     { "max-connections", 0, 0, G_OPTION_ARG_STRING, &max_conns,
       "TCP and TLS connections in all (default 1000)", "N" },
@@ -344,10 +346,15 @@ main (int argc, char **argv)
       octx,
       "A TURN server (RFC 8656) over UDP, TCP and TLS with TURN REST credentials:\n"
       "usernames are \"EXPIRY:NAME\" (EXPIRY in Unix seconds), passwords\n"
-      "base64(HMAC-SHA1(secret, username)), as coturn's use-auth-secret. Relaying to\n"
-      "peers is over UDP. An allocation made over a TCP or TLS connection ends when the\n"
-      "connection closes. The TLS listener closes a connection whose first byte does "
-      "not\n"
+      "base64(HMAC-SHA1(secret, username)), as coturn's use-auth-secret. A NAME that is\n"
+      "a peer-id may carry options, \"EXPIRY:PEERID:a=N,b=N\": a= allocations for the\n"
+      "peer, b= bytes per second per allocation. A username is refused once its EXPIRY\n"
+      "has come, on every request, and an allocation ends at the EXPIRY of the username\n"
+      "that made it (RFC 8656 section 5: later requests must use the same username);\n"
+      "a client must move to a new allocation, with fresh credentials, before then.\n"
+      "Relaying to peers is over UDP. An allocation made over a TCP or TLS connection\n"
+      "ends when the connection closes. The TLS listener closes a connection whose\n"
+      "first byte does not\n"
       "start a TLS handshake. Prints \"listen ADDR:PORT\" (UDP and TCP), \"tls-listen\n"
       "ADDR:PORT\" and \"tls-pin sha256//BASE64\" (the certificate's key pin, for\n"
       "p2ptun-signal --relay-pin) and \"ready\" on stdout once listening. By default it\n"

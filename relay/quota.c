@@ -1,8 +1,6 @@
 /* Allocation quotas per REST name and per client address; see quota.h. */
 #include "quota.h"
 
-#include <string.h>
-
 #include "alloc.h"
 
 void
@@ -17,13 +15,6 @@ relay_quota_clear (struct relay_quota *q)
 {
   g_clear_pointer (&q->per_name, g_hash_table_unref);
   g_clear_pointer (&q->per_addr, g_hash_table_unref);
-}
-
-const char *
-relay_quota_name (const char *username)
-{
-  const char *colon = strchr (username, ':');
-  return colon != NULL ? colon + 1 : "";
 }
 
 /* The client's IP without its port: the key of per_addr. */
@@ -53,13 +44,13 @@ quota_step (GHashTable *table, const char *key, int delta)
 }
 
 enum relay_quota_status
-relay_quota_check (const struct relay_quota *q, const char *username,
+relay_quota_check (const struct relay_quota *q, const char *name,
                    const struct stun_addr *client, guint max_per_name,
                    guint max_per_address)
 {
   char key[64];
   quota_addr_key (client, key);
-  if (quota_count (q->per_name, relay_quota_name (username)) >= max_per_name)
+  if (quota_count (q->per_name, name) >= max_per_name)
     return RELAY_QUOTA_NAME;
   if (quota_count (q->per_addr, key) >= max_per_address)
     return RELAY_QUOTA_ADDRESS;
@@ -67,21 +58,20 @@ relay_quota_check (const struct relay_quota *q, const char *username,
 }
 
 void
-relay_quota_add (struct relay_quota *q, const char *username,
-                 const struct stun_addr *client)
+relay_quota_add (struct relay_quota *q, const char *name, const struct stun_addr *client)
 {
   char key[64];
   quota_addr_key (client, key);
-  quota_step (q->per_name, relay_quota_name (username), 1);
+  quota_step (q->per_name, name, 1);
   quota_step (q->per_addr, key, 1);
 }
 
 void
-relay_quota_remove (struct relay_quota *q, const char *username,
+relay_quota_remove (struct relay_quota *q, const char *name,
                     const struct stun_addr *client)
 {
   char key[64];
   quota_addr_key (client, key);
-  quota_step (q->per_name, relay_quota_name (username), -1);
+  quota_step (q->per_name, name, -1);
   quota_step (q->per_addr, key, -1);
 }

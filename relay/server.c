@@ -108,7 +108,7 @@ alloc_remove (RelayServer *s, struct relay_alloc *a, const char *why)
   char buf[80];
   g_info ("allocation of %s from %s removed: %s", a->username,
           relay_addr_to_string (&a->tuple.client, buf, sizeof buf), why);
-  relay_quota_remove (&s->quota, a->username, &a->tuple.client);
+  relay_quota_remove (&s->quota, a->name, &a->tuple.client);
   relay_reach_remove (s->reach, &a->relayed);
   g_hash_table_remove (s->by_handle, a->handle);
   if (a->tuple.conn != NULL)
@@ -245,18 +245,18 @@ reply_error (RelayServer *s, gint64 now, const struct relay_tuple *to,
 }
 
 /* Authentication (RFC 8489 section 9.2.4), REST credentials. On success,
- * key holds the long-term key and TRUE is returned; otherwise the error was
- * sent.
+ * key holds the long-term key, *cred the parsed username (turnuser.h,
+ * pointing into m) and TRUE is returned; otherwise the error was sent.
  *
- * A REST username's expiry bounds when it can make an allocation. Requests
- * on the allocation it made (@a, from the same 5-tuple) are accepted after
- * that with the same, still verified, credentials: a tunnel that lasts for
- * days keeps its relay as long as its agent refreshes, and a stolen
- * credential gains nothing, since only that 5-tuple can use the allocation. */
+ * A username whose EXPIRY has come is refused (401) for every request,
+ * Refresh, CreatePermission and ChannelBind on its own allocation too, and
+ * an allocation never outlives its username (lifetime_for): so the
+ * signaling server can revoke a peer by no longer handing it credentials,
+ * and the revocation takes effect within one credential lifetime. */
 static gboolean
 authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
-              const struct relay_alloc *a, const struct stun_msg *m, uint8_t key[static 16],
-              const char **user, size_t *user_len)
+              const struct stun_msg *m, uint8_t key[static 16], const char **user,
+              size_t *user_len, struct turnuser *cred)
 {
   const char *realm, *nonce;
   size_t realm_len, nonce_len;
@@ -283,14 +283,10 @@ authenticate (RelayServer *s, gint64 now, const struct relay_tuple *from,
       reply_error (s, now, from, m, 401, "Unauthorized", NULL);
       return FALSE;
     }
-  gint64 expiry;
   char password[29];
   if (realm_len != strlen (s->config.realm)
       || memcmp (realm, s->config.realm, realm_len) != 0
-      || !relay_rest_username_expiry (*user, *user_len, &expiry)
-      || (expiry <= now
-          && (a == NULL || strlen (a->username) != *user_len
-              || memcmp (a->username, *user, *user_len) != 0))
+      || turnuser_parse (*user, *user_len, cred) != TURNUSER_OK || cred->expiry <= now
       || s->secret == NULL
       || !relay_rest_password (s->secret, s->secret_len, *user, *user_len, password)
       || !stun_long_term_key (*user, *user_len, realm, realm_len, password,
@@ -354,8 +350,10 @@ check_unknown (RelayServer *s, gint64 now, const struct relay_tuple *from,
   return FALSE;
 }
 
+/* The lifetime to grant to an allocation whose username expires at
+ * cred_expiry (> now). */
 static guint32
-lifetime_for (RelayServer *s, const struct stun_msg *m)
+lifetime_for (RelayServer *s, const struct stun_msg *m, gint64 now, gint64 cred_expiry)
 {
   /* RFC 8656 section 7.2: the requested lifetime, bounded by the server's
    * maximum, and never below the default. */
@@ -367,6 +365,10 @@ lifetime_for (RelayServer *s, const struct stun_msg *m)
       if (want < s->config.default_lifetime)
         want = s->config.default_lifetime;
     }
+  /* Never past the username's expiry (authenticate): the allocation is
+   * then removed by the expiry sweep. */
+  if (cred_expiry - now < (gint64)want)
+    want = (guint32)(cred_expiry - now);
   return want;
 }
 
@@ -465,7 +467,8 @@ open_relayed (RelayServer *s, gint64 now, gboolean even, gboolean reserve,
 static void
 handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
                  struct relay_alloc *existing, const struct stun_msg *m,
-                 const uint8_t *key, const char *user, size_t user_len)
+                 const uint8_t *key, const char *user, size_t user_len,
+                 const struct turnuser *cred)
 {
   const struct relay_tuple *from = tuple;
   char buf[80];
@@ -511,12 +514,12 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
         }
       family = v == 0x01 ? 4 : 6;
     }
+  /* turnuser_parse refused a NUL in the name; EXPIRY is digits. */
   g_autofree char *username = g_strndup (user, user_len);
-  if (strlen (username) != user_len)
-    {
-      reply_error (s, now, from, m, 400, "Bad Request", key);
-      return;
-    }
+  g_autofree char *name = g_strndup (cred->name, cred->name_len);
+  /* The username's own limits, signed by the operator's secret, replace
+   * the defaults for this peer, both higher and lower. */
+  guint max_per_name = cred->max_alloc != 0 ? cred->max_alloc : s->config.max_per_user;
   if (g_hash_table_size (s->by_tuple) >= s->config.max_allocations)
     {
       g_message ("allocation refused for %s: %u allocations in all (limit)",
@@ -525,13 +528,13 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
       reply_error (s, now, from, m, 508, "Insufficient Capacity", key);
       return;
     }
-  switch (relay_quota_check (&s->quota, username, &from->client, s->config.max_per_user,
+  switch (relay_quota_check (&s->quota, name, &from->client, max_per_name,
                              s->config.max_per_address))
     {
     case RELAY_QUOTA_NAME:
       g_message ("allocation refused for %s: %u allocations for name %s (limit)",
-                 relay_addr_to_string (&from->client, buf, sizeof buf),
-                 s->config.max_per_user, relay_quota_name (username));
+                 relay_addr_to_string (&from->client, buf, sizeof buf), max_per_name,
+                 name);
       reply_error (s, now, from, m, 486, "Allocation Quota Reached", key);
       return;
     case RELAY_QUOTA_ADDRESS:
@@ -576,10 +579,13 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   struct relay_alloc *a = g_new0 (struct relay_alloc, 1);
   a->tuple = *tuple;
   a->username = g_steal_pointer (&username);
+  a->name = g_steal_pointer (&name);
+  a->cred_expiry = cred->expiry;
+  a->max_bps = cred->max_bps != 0 ? cred->max_bps : s->config.max_bps;
   memcpy (a->key, key, sizeof a->key);
   a->relayed = relayed;
   a->handle = handle;
-  a->expiry = now + lifetime_for (s, m);
+  a->expiry = now + lifetime_for (s, m, now, a->cred_expiry);
   memcpy (a->txid, m->txid, STUN_TXID_LEN);
   a->perms = g_new0 (struct relay_perm, MAX (s->config.max_permissions, 1));
   a->chans = g_new0 (struct relay_chan, MAX (s->config.max_channels, 1));
@@ -587,7 +593,7 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
   g_hash_table_insert (s->by_handle, handle, a);
   if (a->tuple.conn != NULL)
     g_hash_table_insert (s->by_conn, a->tuple.conn, a);
-  relay_quota_add (&s->quota, a->username, &a->tuple.client);
+  relay_quota_add (&s->quota, a->name, &a->tuple.client);
   relay_reach_add (s->reach, &a->relayed);
   char rbuf[80];
   g_info ("allocation for %s from %s%s relayed at %s", a->username,
@@ -750,7 +756,7 @@ handle_send_indication (RelayServer *s, gint64 now_us, struct relay_alloc *a,
       || !stun_msg_get_data (m, &data, &len)
       || relay_alloc_perm_find (a, &peer, now) == NULL
       || !relay_reach_datagram_allowed (s->reach, &a->relayed, &peer)
-      || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
+      || !relay_alloc_bw_allow (a, a->max_bps, now_us, len))
     return;
   s->io.send (s->io.user, a->handle, &peer, data, len);
 }
@@ -772,7 +778,7 @@ handle_channel_data (RelayServer *s, gint64 now_us, struct relay_alloc *a,
   struct relay_chan *c = relay_alloc_chan_by_number (a, number, now);
   if (c == NULL || relay_alloc_perm_find (a, &c->peer, now) == NULL
       || !relay_reach_datagram_allowed (s->reach, &a->relayed, &c->peer)
-      || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, dlen))
+      || !relay_alloc_bw_allow (a, a->max_bps, now_us, dlen))
     return;
   s->io.send (s->io.user, a->handle, &c->peer, buf + RELAY_CHANNEL_HEADER_LEN, dlen);
 }
@@ -793,7 +799,7 @@ process_peer (RelayServer *s, gint64 now_us, void *handle, const struct stun_add
       size_t n = RELAY_CHANNEL_HEADER_LEN + len;
       size_t padded = a->tuple.conn != NULL ? (n + 3) & ~(size_t)3 : n;
       if (len > 0xFFFF || padded > sizeof s->out
-          || !relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
+          || !relay_alloc_bw_allow (a, a->max_bps, now_us, len))
         return;
       s->out[0] = (uint8_t)(c->number >> 8);
       s->out[1] = (uint8_t)c->number;
@@ -804,7 +810,7 @@ process_peer (RelayServer *s, gint64 now_us, void *handle, const struct stun_add
       send_client (s, &a->tuple, padded);
       return;
     }
-  if (!relay_alloc_bw_allow (a, s->config.max_bps, now_us, len))
+  if (!relay_alloc_bw_allow (a, a->max_bps, now_us, len))
     return;
   uint8_t txid[STUN_TXID_LEN];
   txid_next (s, txid);
@@ -887,9 +893,14 @@ relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *
   uint8_t key[16];
   const char *user;
   size_t user_len;
-  if (!authenticate (s, now, from, a, &m, key, &user, &user_len))
+  struct turnuser cred;
+  if (!authenticate (s, now, from, &m, key, &user, &user_len, &cred))
     return;
-  /* RFC 8656 section 5: requests on an allocation use its credentials. */
+  /* RFC 8656 section 5: every request after the Allocate must use the same
+   * username as the Allocate did (441 otherwise), lest another user take
+   * the allocation over. So newer credentials cannot extend an allocation
+   * past the expiry of those that made it: an agent moves its relayed path
+   * to a new allocation made with fresh credentials before then. */
   if (a != NULL
       && (strlen (a->username) != user_len || memcmp (a->username, user, user_len) != 0))
     {
@@ -899,7 +910,7 @@ relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *
     }
 
   if (m.method == STUN_METHOD_ALLOCATE)
-    handle_allocate (s, now, &tuple, a, &m, key, user, user_len);
+    handle_allocate (s, now, &tuple, a, &m, key, user, user_len, &cred);
   else if (a == NULL)
     reply_error (s, now, from, &m, 437, "Allocation Mismatch", key);
   else if (m.method == STUN_METHOD_REFRESH)
@@ -912,7 +923,7 @@ relay_server_process (RelayServer *s, gint64 now_us, const struct relay_source *
         }
       else
         {
-          guint32 lifetime = lifetime_for (s, &m);
+          guint32 lifetime = lifetime_for (s, &m, now, a->cred_expiry);
           a->expiry = now + lifetime;
           reply_success (s, from, &m, key, TRUE, lifetime);
         }

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "policy.h"
 #include "stun.h"
+#include "turnuser.h"
 
 /* RFC 8656 section 9: permissions last 300 s; section 12: channels 600 s. */
 #define RELAY_PERMISSION_LIFETIME 300
@@ -34,8 +35,9 @@
 #define RELAY_TOKEN_LEN 8
 /* Tries to find an even port (pair) before answering 508. */
 #define RELAY_EVEN_PORT_TRIES 32
-/* Largest --max-bps (1 TB/s): the bucket counts byte-microseconds in 64 bits. */
-#define RELAY_MAX_BPS_LIMIT 1000000000000ull
+/* Largest --max-bps and username "b=" (1 TB/s): the bucket counts
+ * byte-microseconds in 64 bits. */
+#define RELAY_MAX_BPS_LIMIT TURNUSER_MAX_BPS
 /* A bandwidth limit's drops are logged at most once per this many seconds
  * per allocation. */
 #define RELAY_BW_LOG_INTERVAL 10
@@ -54,14 +56,16 @@ struct relay_config
 {
   char *realm;
   guint max_allocations;
-  guint max_per_user;     /* per NAME of "EXPIRY:NAME" (quota.h) */
+  guint max_per_user;    /* per NAME of "EXPIRY:NAME" (quota.h), unless the
+                            username's "a=" says otherwise */
   guint max_per_address; /* per client IP address, any transport */
   guint max_permissions;
   guint max_channels;
   guint default_lifetime;
   guint max_lifetime;
   /* Relayed payload bytes per second per allocation, both directions
-   * together (coturn's max-bps); 0: no limit. Bursts of one second's worth. */
+   * together (coturn's max-bps), unless the username's "b=" says otherwise;
+   * 0: no limit. Bursts of one second's worth. */
   guint64 max_bps;
   GArray *allow_peers; /* of struct relay_cidr; may be NULL */
 };

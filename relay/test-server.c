@@ -361,42 +361,210 @@ test_cidr (void)
   g_assert_false (relay_cidr_contains (&c, &out));
 }
 
-/* Credentials that expire while their allocation lives: the allocation
- * keeps being refreshed with them, but they make no new allocation. */
+/* A few valid peer-ids (peerid.h): base32, the last character's low bits
+ * zero. */
+#define PEER_A "v7hgw73wxjh5x4e2yhbzmzbd3ozvxabnxzgkcsusztm34ucax2ma"
+#define PEER_B "b7hgw73wxjh5x4e2yhbzmzbd3ozvxabnxzgkcsusztm34ucax2ma"
+#define PEER_C "c7hgw73wxjh5x4e2yhbzmzbd3ozvxabnxzgkcsusztm34ucax2ma"
+#define PEER_D "d7hgw73wxjh5x4e2yhbzmzbd3ozvxabnxzgkcsusztm34ucax2ma"
+
+/* The answer's error code (0: success) to a request on the fixture's
+ * client's allocation at now. */
+static unsigned
+request_result (Fixture *f, gint64 now, const struct req *r)
+{
+  struct stun_msg m;
+  send_req (f, now, &f->client, r);
+  parse_last (f, &m);
+  return m.cls == STUN_CLASS_SUCCESS ? 0 : error_code (&m);
+}
+
+static unsigned
+refresh_result (Fixture *f, gint64 now, const char *user)
+{
+  return request_result (
+      f, now,
+      &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
+}
+
+/* A username whose EXPIRY has come is refused (401) for every request on
+ * the allocation, even one of the same NAME; the allocation made with
+ * valid credentials is not disturbed by it. */
 static void
-test_expired_credentials_refresh (Fixture *f, gconstpointer data)
+test_expired_username_refused (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 3600);
+  g_autofree char *expired = fresh_user (NOW);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  allocate (f, &f->client, user, 0);
+
+  g_assert_cmpuint (refresh_result (f, NOW, expired), ==, 401);
+  g_assert_cmpuint (
+      request_result (f, NOW,
+                      &(struct req){ .method = STUN_METHOD_CREATE_PERMISSION,
+                                     .user = expired,
+                                     .lifetime = -1,
+                                     .peer = &peer }),
+      ==, 401);
+  g_assert_cmpuint (request_result (f, NOW,
+                                    &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                                                   .user = expired,
+                                                   .lifetime = -1,
+                                                   .peer = &peer,
+                                                   .channel = 0x4001 }),
+                    ==, 401);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
+  g_assert_cmpuint (permission_result (f, user, &peer), ==, 0);
+}
+
+/* The lifetime granted on Allocate and Refresh stops at the username's
+ * EXPIRY, and the allocation is gone then, whatever was asked. */
+static void
+test_lifetime_clamped (Fixture *f, gconstpointer data)
+{
+  g_autofree char *user = fresh_user (NOW + 100);
+  g_autofree char *longer = g_strdup_printf ("%d:bob", NOW + 3600);
+  const struct stun_addr other_client = addr4 (198, 51, 100, 2, 40000);
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  struct stun_msg m;
+  uint32_t lifetime = 0;
+
+  allocate (f, &other_client, longer, 0);
+  allocate (f, &f->client, user, 0);
+  parse_last (f, &m);
+  g_assert_true (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &lifetime));
+  g_assert_cmpuint (lifetime, ==, 100);
+
+  send_req (
+      f, NOW + 40, &f->client,
+      &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = 3600 });
+  parse_last (f, &m);
+  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  g_assert_true (stun_msg_get_u32 (&m, STUN_ATTR_LIFETIME, &lifetime));
+  g_assert_cmpuint (lifetime, ==, 60);
+  g_assert_cmpuint (permission_result (f, user, &peer), ==, 0);
+
+  /* One second before: still there, and relaying. */
+  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 99));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 2);
+  struct relay_source relayed = { RELAY_TRANSPORT_UDP, GUINT_TO_POINTER (2), NULL };
+  guint before = f->sent->len;
+  process (f, NOW + 99, &relayed, &peer, (const uint8_t *)"x", 1);
+  g_assert_cmpuint (f->sent->len, ==, before + 1);
+
+  /* At the EXPIRY: gone, and nothing more is relayed; the other
+   * allocation, with longer credentials, stays. */
+  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 100));
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
+  g_assert_cmpuint (f->n_close, ==, 1);
+  before = f->sent->len;
+  process (f, NOW + 100, &relayed, &peer, (const uint8_t *)"x", 1);
+  g_assert_cmpuint (f->sent->len, ==, before);
+  g_assert_cmpuint (refresh_result (f, NOW + 100, user), ==, 401);
+}
+
+/* Without the sweep, the next request on an allocation whose credentials
+ * expired finds it gone: refused (401), and then no allocation (437) for
+ * fresh credentials of the same NAME, which cannot take it over. */
+static void
+test_gone_after_credential_expiry (Fixture *f, gconstpointer data)
 {
   g_autofree char *user = fresh_user (NOW + 10);
   g_autofree char *fresh = fresh_user (NOW + 3600);
-  const struct stun_addr other_client = addr4 (198, 51, 100, 2, 40000);
-  struct stun_msg m;
-
-  allocate (f, &other_client, user, 0);
   allocate (f, &f->client, user, 0);
-  send_req (f, NOW + 100, &f->client,
-            &(struct req){ .method = STUN_METHOD_REFRESH, .user = user, .lifetime = -1 });
-  parse_last (f, &m);
-  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
-  /* The other client did not refresh: its allocation is gone at NOW + 650,
-   * and the expired credentials make it no new one (the nonce is good: fresh
-   * credentials do). */
-  relay_server_expire (f->server, G_USEC_PER_SEC * (gint64)(NOW + 650));
-  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 1);
-  nonce_for (f, &other_client);
-  send_req (f, NOW + 650, &other_client,
-            &(struct req){ .method = STUN_METHOD_ALLOCATE,
-                           .user = user,
-                           .lifetime = -1,
-                           .transport = TRUE });
-  parse_last (f, &m);
-  g_assert_cmpuint (error_code (&m), ==, 401);
-  send_req (f, NOW + 650, &other_client,
-            &(struct req){ .method = STUN_METHOD_ALLOCATE,
-                           .user = fresh,
-                           .lifetime = -1,
-                           .transport = TRUE });
-  parse_last (f, &m);
-  g_assert_cmpint (m.cls, ==, STUN_CLASS_SUCCESS);
+  g_assert_cmpuint (refresh_result (f, NOW + 10, user), ==, 401);
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 0);
+  g_assert_cmpuint (refresh_result (f, NOW + 10, fresh), ==, 437);
+}
+
+/* A username's "a=" replaces --max-allocations-per-user (3 here) for its
+ * peer, higher or lower; the count is per peer-id whatever the EXPIRY and
+ * options, and --max-allocations (10 here) still caps them all. */
+static void
+test_quota_per_peer_option (Fixture *f, gconstpointer data)
+{
+  teardown (f, NULL);
+  setup_with (f, 10, 3, NULL);
+  static const char *const a_users[] = {
+    PEER_A ":a=5", PEER_A ":a=5,b=1000", PEER_A ":zz=1,a=5",
+    PEER_A ":a=5", PEER_A ":a=5",        PEER_A ":a=5", /* the sixth: over 5 */
+    PEER_A, /* the default (3) is below the 5 held */
+  };
+  uint16_t port = 40000;
+  for (size_t i = 0; i < G_N_ELEMENTS (a_users); i++)
+    {
+      g_autofree char *user = g_strdup_printf ("%d:%s", NOW + 100 + (int)i, a_users[i]);
+      struct stun_addr c = addr4 (198, 51, 100, 1, port++);
+      allocate (f, &c, user, i < 5 ? 0 : 486);
+    }
+  /* Lower than the default. */
+  for (int i = 0; i < 2; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("%d:%s:a=1", NOW + 200 + i, PEER_B);
+      struct stun_addr c = addr4 (198, 51, 100, 1, port++);
+      allocate (f, &c, user, i < 1 ? 0 : 486);
+    }
+  /* No option: the default. */
+  for (int i = 0; i < 4; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("%d:%s", NOW + 300 + i, PEER_C);
+      struct stun_addr c = addr4 (198, 51, 100, 1, port++);
+      allocate (f, &c, user, i < 3 ? 0 : 486);
+    }
+  /* 9 held: the total cap of 10 beats a= 10000. */
+  for (int i = 0; i < 2; i++)
+    {
+      g_autofree char *user = g_strdup_printf ("%d:%s:a=10000", NOW + 400, PEER_D);
+      struct stun_addr c = addr4 (198, 51, 100, 1, port++);
+      allocate (f, &c, user, i < 1 ? 0 : 508);
+    }
+  g_assert_cmpuint (relay_server_n_allocations (f->server), ==, 10);
+  /* A malformed or out of range option is not a valid username. */
+  g_autofree char *bad = g_strdup_printf ("%d:%s:a=0", NOW + 100, PEER_D);
+  struct stun_addr c = addr4 (198, 51, 100, 1, port++);
+  allocate (f, &c, bad, 401);
+}
+
+/* ChannelData of len bytes, n times, from the fixture's client on channel
+ * 0x4001 (bound first) at NOW: how many were relayed. */
+static guint
+bound_and_relayed (Fixture *f, const char *user, guint n, size_t len)
+{
+  struct stun_addr peer = addr4 (198, 51, 100, 7, 9000);
+  g_assert_cmpuint (request_result (f, NOW,
+                                    &(struct req){ .method = STUN_METHOD_CHANNEL_BIND,
+                                                   .user = user,
+                                                   .lifetime = -1,
+                                                   .peer = &peer,
+                                                   .channel = 0x4001 }),
+                    ==, 0);
+  uint8_t cd[4 + 300];
+  g_assert_cmpuint (len, <=, sizeof cd - 4);
+  memset (cd, 'a', sizeof cd);
+  cd[0] = 0x40, cd[1] = 0x01, cd[2] = (uint8_t)(len >> 8), cd[3] = (uint8_t)len;
+  struct relay_source client = { RELAY_TRANSPORT_UDP, NULL, NULL };
+  guint before = f->sent->len;
+  for (guint i = 0; i < n; i++)
+    process (f, NOW, &client, &f->client, cd, 4 + len);
+  return f->sent->len - before;
+}
+
+/* A username's "b=" replaces --max-bps (1000 here) for the allocations made
+ * with it, higher or lower. */
+static void
+test_bps_option (Fixture *f, gconstpointer data)
+{
+  g_autofree char *low = g_strdup_printf ("%d:%s:b=500", NOW + 3600, PEER_A);
+  g_autofree char *high = g_strdup_printf ("%d:%s:a=2,b=2000", NOW + 3600, PEER_B);
+  g_autofree char *plain = g_strdup_printf ("%d:%s", NOW + 3600, PEER_C);
+  allocate (f, &f->client, low, 0);
+  g_assert_cmpuint (bound_and_relayed (f, low, 10, 300), ==, 1);
+  f->client.port++;
+  allocate (f, &f->client, high, 0);
+  g_assert_cmpuint (bound_and_relayed (f, high, 10, 300), ==, 6);
+  f->client.port++;
+  allocate (f, &f->client, plain, 0);
+  g_assert_cmpuint (bound_and_relayed (f, plain, 10, 300), ==, 3);
 }
 
 static void
@@ -679,7 +847,10 @@ main (int argc, char **argv)
   T ("unauthenticated", test_unauthenticated);
   T ("allocate", test_allocate);
   T ("bad-credentials", test_bad_credentials);
-  T ("expired-credentials-refresh", test_expired_credentials_refresh);
+  T ("expired-username-refused", test_expired_username_refused);
+  T ("lifetime-clamped", test_lifetime_clamped);
+  T ("gone-after-credential-expiry", test_gone_after_credential_expiry);
+  T ("quota-per-peer-option", test_quota_per_peer_option);
   T ("send-and-data", test_send_and_data);
   T ("channel", test_channel);
   T ("quota", test_quota);
@@ -691,6 +862,7 @@ main (int argc, char **argv)
   T ("errors", test_errors);
   T ("tcp-allocation", test_tcp_allocation);
   g_test_add ("/relay/bandwidth", Fixture, NULL, setup_bw, test_bandwidth, teardown);
+  g_test_add ("/relay/bps-option", Fixture, NULL, setup_bw, test_bps_option, teardown);
 #undef T
   return g_test_run ();
 }

@@ -15,6 +15,7 @@
 #include "peerid.h"
 #include "ratelimit.h"
 #include "sigmsg.h"
+#include "turnuser.h"
 
 /* API.md: bodies over 16 KiB are refused; receives wait 0..30 s, 25 by default. */
 #define SIGNAL_BODY_MAX SIGMSG_MAX_JSON
@@ -644,8 +645,8 @@ signal_request_peer_id (SoupServerMessage *msg, char caller[static PEERID_SIZE])
 }
 
 /* The TURN REST credentials of coturn's use-auth-secret for @caller:
- * username "EXPIRY:PEER-ID" (EXPIRY in Unix seconds), password
- * base64(HMAC-SHA1(secret, username)). */
+ * username "EXPIRY:PEER-ID" (EXPIRY in Unix seconds; proto/turnuser.h, no
+ * per-peer options yet), password base64(HMAC-SHA1(secret, username)). */
 static SigmsgTurnServer *
 turn_server_for (const SignalServer *self, const char *uri, const char *caller)
 {
@@ -659,7 +660,8 @@ turn_server_for (const SignalServer *self, const char *uri, const char *caller)
   t->uri = g_strdup (uri);
   if (self->turn_pin != NULL && g_str_has_prefix (uri, "turns:"))
     t->pin = g_strdup (self->turn_pin);
-  t->username = g_strdup_printf ("%" G_GINT64_FORMAT ":%s", expiry, caller);
+  t->username = turnuser_format (expiry, caller, 0, 0);
+  g_assert (t->username != NULL); /* caller is the peer-id of a checked key */
   g_hmac_update (hmac, (const guchar *) t->username, (gssize) strlen (t->username));
   g_hmac_get_digest (hmac, digest, &digest_len);
   t->password = g_base64_encode (digest, digest_len);

@@ -176,6 +176,23 @@ def accesses():
         write("access", name, b"\x03" + op.encode())
 
 
+def turnusers():
+    """TURN REST usernames (proto/turnuser.h)."""
+    write("turnuser", "peer", "1700000000:" + PEER)
+    write("turnuser", "peer-a", "1700000000:%s:a=5" % PEER)
+    write("turnuser", "peer-b", "1700000000:%s:b=125000" % PEER)
+    write("turnuser", "peer-a-b", "1700000000:%s:a=10000,b=1000000000000" % PEER)
+    write("turnuser", "peer-unknown-keys", "1700000000:%s:zz=1,b=7,abcdefgh=0,a=3" % PEER)
+    write("turnuser", "bare-expiry", "9223372036854775807")
+    write("turnuser", "anyname", "1700000000:alice")
+    write("turnuser", "anyname-colons", "1700000000:alice:a=5")
+    write("turnuser", "duplicate", "1700000000:%s:a=5,a=6" % PEER)
+    write("turnuser", "out-of-range", "1700000000:%s:a=10001,b=99999999999999999999" % PEER)
+    write("turnuser", "trailing-comma", "1700000000:%s:a=5," % PEER)
+    write("turnuser", "nul-in-name", "1700000000:al\x00ice")
+    write("turnuser", "too-long", "1:" + "n" * 255)
+
+
 if __name__ == "__main__":
     ctlmsgs()
     dgrams()
@@ -183,3 +200,4 @@ if __name__ == "__main__":
     tlshellos()
     srtps()
     accesses()
+    turnusers()
