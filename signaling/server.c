@@ -645,8 +645,8 @@ signal_request_peer_id (SoupServerMessage *msg, char caller[static PEERID_SIZE])
 }
 
 /* The TURN REST credentials of coturn's use-auth-secret for @caller:
- * username "EXPIRY:PEER-ID" (EXPIRY in Unix seconds; proto/turnuser.h, no
- * per-peer options yet), password base64(HMAC-SHA1(secret, username)). */
+ * username "EXPIRY:PEER-ID" with the caller's relay policy as options
+ * (proto/turnuser.h), password base64(HMAC-SHA1(secret, username)). */
 static SigmsgTurnServer *
 turn_server_for (const SignalServer *self, const char *uri, const char *caller)
 {
@@ -656,11 +656,13 @@ turn_server_for (const SignalServer *self, const char *uri, const char *caller)
                                        strlen (self->turn_secret));
   guint8 digest[20];
   gsize digest_len = sizeof digest;
+  AccessPolicy policy;
 
   t->uri = g_strdup (uri);
   if (self->turn_pin != NULL && g_str_has_prefix (uri, "turns:"))
     t->pin = g_strdup (self->turn_pin);
-  t->username = turnuser_format (expiry, caller, 0, 0);
+  policy = access_store_policy_for (self->access, caller);
+  t->username = turnuser_format (expiry, caller, policy.max_allocations, policy.max_bps);
   g_assert (t->username != NULL); /* caller is the peer-id of a checked key */
   g_hmac_update (hmac, (const guchar *) t->username, (gssize) strlen (t->username));
   g_hmac_get_digest (hmac, digest, &digest_len);
