@@ -226,21 +226,35 @@ def enrollment(lab):
 
 
 def open_server(lab):
-    """--open admits strangers, says so at start, and still refuses a revoked peer."""
+    """--open admits strangers, says so at start, and still refuses a revoked
+    peer; relay policies reach the TURN usernames."""
     prepare(lab)
-    sig, url, pin = lab.signal_server("--open")
+    _, secret_file = lab.turn_secret()
+    sig, url, pin = lab.signal_server("--open", "--relay", "turn:127.0.0.1:3478",
+                                      "--turn-secret-file", secret_file)
     sig.wait_line(r"WARNING: --open")
     op = Operator(lab, sig.state)
     a, a_id = lab.agent_dir("a")
-    status, _ = api(url, a, "GET", "/v1/ice-servers")
+    status, body = api(url, a, "GET", "/v1/ice-servers")
     check(status == 200, "--open refused a stranger: %s" % status)
-    check([s["id"] for s in op.peers()["seen"]] == [a_id], "--open keeps the peer-ids it served")
+    check(re.fullmatch(r"\d+:" + a_id, body["turn"][0]["username"]),
+          "username without a policy: %r" % body)
+    op.run("policy", "--default", "--max-allocations", "4")
+    op.run("enroll", "--peer", a_id, "--note", "lab")
+    op.run("policy", a_id, "--max-bps", "125000")
+    _, body = api(url, a, "GET", "/v1/ice-servers")
+    check(re.fullmatch(r"\d+:" + a_id + ":a=4,b=125000", body["turn"][0]["username"]),
+          "username with a policy: %r" % body)
+    peers = op.peers()
+    check(peers["peers"][0]["max_bps"] == 125000 and peers["default_policy"]["max_allocations"] == 4,
+          "policy listing: %r" % peers)
     op.run("revoke", a_id)
     status, body = api(url, a, "GET", "/v1/ice-servers")
     check(status == 403 and body["error"] == "revoked", "--open and revoked: %s %r" % (status, body))
     # And back: enroll --seen after a revoke does not admit the revoked one.
     b, b_id = lab.agent_dir("b")
     api(url, b, "GET", "/v1/ice-servers")
+    check([s["id"] for s in op.peers()["seen"]] == [b_id], "--open keeps the peer-ids it served")
     _, _, text = op.run("enroll", "--seen")
     check("enrolled 1 peer-id" in text, "enroll --seen: %s" % text)
     peers = op.peers()
