@@ -6,6 +6,7 @@
 
 #include "ctlmsg.h"
 #include "peerid.h"
+#include "sigclient.h"
 #include "sigmsg.h"
 
 /* A UDP flow's default idle time, and the longest allowed. */
@@ -63,6 +64,21 @@ error_from_tunnel (const GError *error)
     default:
       return P2PTUN_ERROR_FAILED;
     }
+}
+
+P2ptunError
+error_from_sigclient (const GError *error)
+{
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_NOT_ENROLLED))
+    return P2PTUN_ERROR_NOT_ENROLLED;
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_REVOKED))
+    return P2PTUN_ERROR_REVOKED;
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_BAD_TOKEN))
+    return P2PTUN_ERROR_BAD_TOKEN;
+  if (error != NULL && error->domain == G_IO_ERROR
+      && error->code == G_IO_ERROR_INVALID_ARGUMENT)
+    return P2PTUN_ERROR_INVALID;
+  return P2PTUN_ERROR_SIGNALING;
 }
 
 /* ---- identity ---- */

@@ -55,6 +55,12 @@ GQuark p2ptun_error_quark (void);
  * @P2PTUN_ERROR_TIMEOUT: the peer stopped answering
  * @P2PTUN_ERROR_LIMIT: a limit was reached (streams, tunnels)
  * @P2PTUN_ERROR_FAILED: anything else
+ * @P2PTUN_ERROR_NOT_ENROLLED: the signaling server does not know this
+ *   agent's peer-id (enroll it: p2ptun_enroll_async())
+ * @P2PTUN_ERROR_REVOKED: the signaling server's operator revoked this
+ *   agent's peer-id
+ * @P2PTUN_ERROR_BAD_TOKEN: the signaling server does not accept the
+ *   enrollment token (unknown, expired, used or cancelled)
  *
  * The error codes of %P2PTUN_ERROR.
  */
@@ -71,6 +77,9 @@ typedef enum
   P2PTUN_ERROR_TIMEOUT,
   P2PTUN_ERROR_LIMIT,
   P2PTUN_ERROR_FAILED,
+  P2PTUN_ERROR_NOT_ENROLLED,
+  P2PTUN_ERROR_REVOKED,
+  P2PTUN_ERROR_BAD_TOKEN,
 } P2ptunError;
 
 /**
@@ -153,7 +162,6 @@ const char *p2ptun_identity_get_peer_id (P2ptunIdentity *identity);
  * Returns: whether @text is a peer-id
  */
 gboolean p2ptun_peer_id_is_valid (const char *text);
-
 /* ---- configuration ---- */
 
 /**
@@ -555,7 +563,11 @@ char *p2ptun_status_to_json (const P2ptunStatus *status);
  *   p2ptun_node_open_fd() ended; the error is %NULL for a clean end of
  *   both directions, set for a refusal or a cut
  * @P2PTUN_EVENT_WARNING: something went wrong that the node rides out
- *   (the signaling server unreachable: it retries)
+ *   (the signaling server unreachable: it retries); with an error of
+ *   %P2PTUN_ERROR_NOT_ENROLLED or %P2PTUN_ERROR_REVOKED, the signaling
+ *   server refuses this agent: the message is the server's, and the node
+ *   asks again every 30 s, silently, until it is admitted (a NOTICE then
+ *   says so)
  * @P2PTUN_EVENT_FATAL: the node cannot go on (the signaling server
  *   refuses it, a forward's socket failed); free it
  * @P2PTUN_EVENT_CLOSED: p2ptun_node_close() finished
@@ -695,10 +707,11 @@ guint p2ptun_event_get_stream (const P2ptunEvent *event);
  * p2ptun_event_get_error:
  * @event: an event
  *
- * Why, for PEER_GONE, STREAM_ENDED (%NULL for a clean end), REFUSED and FATAL.
+ * Why, for PEER_GONE, STREAM_ENDED (%NULL for a clean end), REFUSED and FATAL,
+ * and for a WARNING that the signaling server refuses this agent.
  *
  * Returns: (transfer none) (nullable): why (PEER_GONE, STREAM_ENDED, REFUSED,
- *   FATAL)
+ *   FATAL, some WARNINGs)
  */
 const GError *p2ptun_event_get_error (const P2ptunEvent *event);
 
