@@ -4,6 +4,7 @@
 
 #include <json-glib/json-glib.h>
 
+#include "csr.h"
 #include "ctlmsg.h"
 #include "peerid.h"
 #include "sigclient.h"
@@ -126,6 +127,39 @@ const char *
 p2ptun_identity_get_peer_id (P2ptunIdentity *self)
 {
   return self->identity->peer_id;
+}
+
+/* An IDENTITY_ERROR as a P2PTUN_ERROR_INVALID, with its text. */
+static void
+identity_error_propagate (GError **error, GError *local)
+{
+  g_set_error_literal (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID, local->message);
+  g_error_free (local);
+}
+
+gboolean
+p2ptun_identity_use_certificate (P2ptunIdentity *self, const char *path, GError **error)
+{
+  GError *local = NULL;
+
+  g_return_val_if_fail (self != NULL && path != NULL, FALSE);
+  if (identity_use_cert (self->identity, path, &local))
+    return TRUE;
+  identity_error_propagate (error, local);
+  return FALSE;
+}
+
+char *
+p2ptun_identity_make_csr (P2ptunIdentity *self, GError **error)
+{
+  GError *local = NULL;
+  char *pem;
+
+  g_return_val_if_fail (self != NULL, NULL);
+  pem = csr_new_pem (self->identity, &local);
+  if (pem == NULL)
+    identity_error_propagate (error, local);
+  return pem;
 }
 
 /* ---- configuration ---- */

@@ -162,6 +162,78 @@ const char *p2ptun_identity_get_peer_id (P2ptunIdentity *identity);
  * Returns: whether @text is a peer-id
  */
 gboolean p2ptun_peer_id_is_valid (const char *text);
+/**
+ * p2ptun_identity_use_certificate:
+ * @identity: an identity
+ * @path: (type filename): a PEM file: a certificate for the identity's key
+ *   (signed by a CA, from the request of p2ptun_identity_make_csr()), then
+ *   any chain certificates
+ * @error: return location for a #GError
+ *
+ * Presents the certificate in @path to the signaling server instead of the
+ * self-signed one, from the nodes made after this call on (a signaling
+ * server with --client-ca admits it). The peer-id stays the hash of the
+ * key; tunnels between agents still use the self-signed certificate.
+ * p2ptun_identity_load() does this by itself with signed-cert.pem in the
+ * config directory, when there is one.
+ *
+ * Returns: %FALSE (%P2PTUN_ERROR_INVALID) if @path cannot be read, is not
+ *   PEM certificates, or its first certificate is for another key
+ */
+gboolean p2ptun_identity_use_certificate (P2ptunIdentity *identity, const char *path,
+                                          GError **error);
+/**
+ * p2ptun_identity_make_csr:
+ * @identity: an identity
+ * @error: return location for a #GError
+ *
+ * A certificate signing request (PKCS#10) for the identity's key, for an
+ * organisation's CA to sign: subject CN = the peer-id, signed with the key
+ * over SHA-256, asking for a TLS client certificate.
+ *
+ * Returns: (transfer full) (nullable): the request in PEM
+ */
+char *p2ptun_identity_make_csr (P2ptunIdentity *identity, GError **error);
+
+/* ---- enrollment ---- */
+
+/**
+ * p2ptun_enroll_async:
+ * @identity: the identity to enroll
+ * @url: the signaling server, https://HOST[:PORT]
+ * @pin: (nullable): "sha256//BASE64" of the server's public key; %NULL to
+ *   verify its certificate with the system's CAs
+ * @token: an enrollment token from the server's operator: "p2ptun1-" and 32
+ *   characters of a-z and 2-7 (p2ptun-signal enroll prints one)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the server has answered
+ * @user_data: for @callback
+ *
+ * Presents @token once to the signaling server over mutual TLS, which then
+ * admits @identity's peer-id. Runs on the thread-default main context. The
+ * token is checked for its form first, never logged, and the copy the
+ * request holds is wiped when it ends; the caller wipes its own.
+ */
+void p2ptun_enroll_async (P2ptunIdentity *identity, const char *url, const char *pin,
+                          const char *token, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data);
+/**
+ * p2ptun_enroll_finish:
+ * @result: the #GAsyncResult given to the callback
+ * @already: (out) (optional): set to whether the server had enrolled the
+ *   identity before
+ * @error: return location for a #GError
+ *
+ * The end of p2ptun_enroll_async().
+ *
+ * Returns: %TRUE when the server admits the identity now; else %FALSE with
+ *   %P2PTUN_ERROR_INVALID (the token's or an argument's form),
+ *   %P2PTUN_ERROR_BAD_TOKEN, %P2PTUN_ERROR_REVOKED, %P2PTUN_ERROR_SIGNALING
+ *   (the server unreachable or refusing otherwise, its message said), or
+ *   %G_IO_ERROR_CANCELLED
+ */
+gboolean p2ptun_enroll_finish (GAsyncResult *result, gboolean *already, GError **error);
+
 /* ---- configuration ---- */
 
 /**
