@@ -3,6 +3,9 @@
  * Files, in the config directory (mode 0700):
  *   identity.key  PKCS#8 PEM, unencrypted, mode 0600
  *   identity.crt  X.509 v3 PEM, CN = peer-id
+ *   signed-cert.pem  optional: a certificate for the same key signed by a CA
+ *                 (and its chain), presented to the signaling server instead
+ *                 of identity.crt; never written here
  *
  * Each file is written to a fresh temporary file (O_CREAT|O_EXCL, 0600),
  * synced, then moved into place, so a crash never leaves half a file. The key
@@ -42,8 +45,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (X509, X509_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BIO, BIO_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (BIGNUM, BN_free)
 
-/* The first queued OpenSSL error, for messages; clears the queue. */
-static const char *
+const char *
 identity_ssl_reason (char *buf, size_t cap)
 {
   unsigned long e = ERR_get_error ();
@@ -428,6 +430,87 @@ identity_parse_cert (GBytes *bytes, const char *path, GError **error)
   return cert;
 }
 
+/* Checks @bytes, the PEM of @path: a certificate for @id's key, then only
+ * certificates (the chain libcurl sends after it). */
+static gboolean
+identity_check_signed (const Identity *id, GBytes *bytes, const char *path, GError **error)
+{
+  gsize len;
+  const void *data = g_bytes_get_data (bytes, &len);
+  g_autoptr (BIO) bio = BIO_new_mem_buf (data, (int)len);
+  g_autoptr (X509) cert = NULL;
+  char theirs[PEERID_SIZE];
+  char reason[256];
+
+  if (bio == NULL
+      || (cert = PEM_read_bio_X509 (bio, NULL, identity_no_passphrase, NULL)) == NULL)
+    {
+      g_set_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID,
+                   "%s is not a PEM certificate: %s", path,
+                   identity_ssl_reason (reason, sizeof reason));
+      return FALSE;
+    }
+  if (EVP_PKEY_eq (X509_get0_pubkey (cert), id->key) != 1)
+    {
+      ERR_clear_error ();
+      if (!peerid_from_x509 (cert, theirs))
+        g_strlcpy (theirs, "unknown", sizeof theirs);
+      g_set_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID,
+                   "%s is a certificate for another key (peer-id %s), not for this "
+                   "agent's key %s (peer-id %s); have a request from 'p2ptun-agent csr' "
+                   "signed for this agent, or remove the file",
+                   path, theirs, id->key_path, id->peer_id);
+      return FALSE;
+    }
+  ERR_clear_error ();
+  for (guint n = 2;; n++)
+    {
+      g_autoptr (X509) chain = PEM_read_bio_X509 (bio, NULL, identity_no_passphrase, NULL);
+      unsigned long e = ERR_peek_last_error ();
+
+      if (chain != NULL)
+        continue;
+      if (e == 0
+          || (ERR_GET_LIB (e) == ERR_LIB_PEM && ERR_GET_REASON (e) == PEM_R_NO_START_LINE))
+        {
+          ERR_clear_error (); /* the end of the file */
+          return TRUE;
+        }
+      g_set_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID,
+                   "%s: certificate %u (of the chain after the agent's) is not a PEM "
+                   "certificate: %s",
+                   path, n, identity_ssl_reason (reason, sizeof reason));
+      return FALSE;
+    }
+}
+
+/* identity_use_cert; a missing file is no error with @missing_ok. */
+static gboolean
+identity_use_cert_file (Identity *id, const char *path, gboolean missing_ok, GError **error)
+{
+  gboolean missing;
+  g_autoptr (GBytes) pem = identity_read_file (path, FALSE, &missing, error);
+
+  if (pem == NULL && missing && missing_ok)
+    return TRUE;
+  if (pem == NULL && missing)
+    g_set_error (error, IDENTITY_ERROR, IDENTITY_ERROR_IO, "cannot open %s: %s", path,
+                 g_strerror (ENOENT));
+  if (pem == NULL || !identity_check_signed (id, pem, path, error))
+    return FALSE;
+  g_free (id->cert_path);
+  id->cert_path = g_strdup (path);
+  g_debug ("presenting %s to the signaling server", path);
+  return TRUE;
+}
+
+gboolean
+identity_use_cert (Identity *id, const char *path, GError **error)
+{
+  g_return_val_if_fail (id != NULL && path != NULL, FALSE);
+  return identity_use_cert_file (id, path, FALSE, error);
+}
+
 Identity *
 identity_load_or_create (const char *config_dir, GError **error)
 {
@@ -532,5 +615,9 @@ identity_load_or_create (const char *config_dir, GError **error)
                    "cannot compute the peer-id of %s", id->cert_path);
       return NULL;
     }
+  g_autofree char *signed_path
+      = g_build_filename (config_dir, IDENTITY_SIGNED_CERT_FILE, NULL);
+  if (!identity_use_cert_file (id, signed_path, TRUE, error))
+    return NULL;
   return g_steal_pointer (&id);
 }

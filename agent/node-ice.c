@@ -36,6 +36,9 @@ on_ice_servers_renewed (Sigclient *client, SigmsgIceServers *servers, const GErr
 
   if (servers == NULL)
     {
+      /* Refused: node-admission.c asks again, and renews when admitted. */
+      if (node_admission_refused (node, error))
+        return;
       node_warn (node, "cannot renew the relay credentials: %s (again in %d s)",
                  error->message, NODE_ICE_REFRESH_RETRY_S);
       node_schedule_ice_refresh (node, NODE_ICE_REFRESH_RETRY_S);

@@ -105,6 +105,8 @@ struct _Node
   guint pending_sends;
   guint next_stream;
   GSource *ice_refresh; /* renews the relay credentials */
+  int refusal;          /* the server refuses us: 1 + the P2PTUN_ERROR told; 0: not */
+  GSource *admission_retry; /* refused: the next time we ask */
   RelayReleases *releases; /* the allocations that ended tunnels give back */
   GSource *closer;      /* closing: the grace period, then release polling */
   NetWatch *netwatch;   /* local addresses and default routes */
@@ -133,6 +135,21 @@ gboolean peer_schedule_reconnect (Peer *peer, const GError *error);
 void node_evict_silent (Node *node, const char *peer);
 /* A NetWatchFunc for the node. */
 void node_network_changed (gpointer node);
+
+/* node.c: the relay list @servers (taken) arrived, at the start or after a
+ * refusal: the node is ready, receives, and renews them in time. */
+void node_relays_arrived (Node *node, SigmsgIceServers *servers);
+
+/* node-admission.c. When @error (of sigclient) says that the server refuses
+ * this agent (not enrolled, revoked): a WARNING with the server's words and
+ * a P2PTUN_ERROR of that code, once per kind, and a new request every 30 s
+ * until admitted, when a NOTICE says so and node_relays_arrived runs. FALSE,
+ * doing nothing, for any other error. */
+gboolean node_admission_refused (Node *node, const GError *error);
+/* Asks again in 30 s (unless already waiting to). */
+void node_admission_refused_later (Node *node);
+/* Stops asking (node_free). */
+void node_admission_clear (Node *node);
 
 /* Renews them in @delay_s seconds, or (0) when half their life is gone. */
 void node_schedule_ice_refresh (Node *node, gint64 delay_s);

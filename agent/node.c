@@ -672,6 +672,8 @@ on_signal_notice (Sigclient *client, gboolean trouble, const char *text, gpointe
 static void
 on_signal_fatal (Sigclient *client, const GError *error, gpointer data)
 {
+  if (node_admission_refused (data, error))
+    return;
   node_fatal (data, g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_SIGNALING, error->message));
 }
 
@@ -680,15 +682,26 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
                 gpointer data)
 {
   Node *node = data;
-  GHashTableIter it;
-  gpointer value;
 
   if (servers == NULL)
     {
+      if (node_admission_refused (node, error))
+        return;
       node_fatal (node, g_error_new_literal (P2PTUN_ERROR, P2PTUN_ERROR_SIGNALING,
                                              error->message));
       return;
     }
+  node_relays_arrived (node, servers);
+}
+
+void
+node_relays_arrived (Node *node, SigmsgIceServers *servers)
+{
+  GHashTableIter it;
+  gpointer value;
+  gboolean was_ready = node->ready;
+
+  g_clear_pointer (&node->ice_servers, sigmsg_ice_servers_free);
   node->ice_servers = servers;
   if (node->config->relay_only && relays_usable (servers) == 0)
     {
@@ -700,8 +713,12 @@ on_ice_servers (Sigclient *client, SigmsgIceServers *servers, const GError *erro
     }
   node->ready = TRUE;
   sigclient_set_notice_func (node->sig, on_signal_notice, node);
+  /* Again after a refusal stopped it; nothing when it runs. */
   sigclient_start (node->sig, on_message, on_signal_fatal, node);
-  node_schedule_ice_refresh (node, 0);
+  if (node->ice_refresh == NULL)
+    node_schedule_ice_refresh (node, 0);
+  if (was_ready)
+    return;
   node_emit (node, event_new (P2PTUN_EVENT_READY, NULL,
                                      "serving as %s; waiting for peers",
                                      node->identity->peer_id));
@@ -950,6 +967,7 @@ node_free (Node *node)
       g_source_destroy (node->ice_refresh);
       g_source_unref (node->ice_refresh);
     }
+  node_admission_clear (node);
   netwatch_free (node->netwatch);
   g_free (node->default_route);
   /* Forwards before the tunnels they ride; the links still look peers up. */

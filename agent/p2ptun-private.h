@@ -68,3 +68,6 @@ P2ptunEvent *event_new (P2ptunEventKind kind, const char *peer_id, const char *f
 P2ptunPath *path_info_new (const TunnelPath *path);
 /* The P2PTUN_ERROR code for a tunnel's end. */
 P2ptunError error_from_tunnel (const GError *error);
+/* The P2PTUN_ERROR code for a failure of the signaling client:
+ * SIGNALING but for the refusals that have codes of their own. */
+P2ptunError error_from_sigclient (const GError *error);

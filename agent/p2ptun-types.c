@@ -4,8 +4,10 @@
 
 #include <json-glib/json-glib.h>
 
+#include "csr.h"
 #include "ctlmsg.h"
 #include "peerid.h"
+#include "sigclient.h"
 #include "sigmsg.h"
 
 /* A UDP flow's default idle time, and the longest allowed. */
@@ -65,6 +67,21 @@ error_from_tunnel (const GError *error)
     }
 }
 
+P2ptunError
+error_from_sigclient (const GError *error)
+{
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_NOT_ENROLLED))
+    return P2PTUN_ERROR_NOT_ENROLLED;
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_REVOKED))
+    return P2PTUN_ERROR_REVOKED;
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_BAD_TOKEN))
+    return P2PTUN_ERROR_BAD_TOKEN;
+  if (error != NULL && error->domain == G_IO_ERROR
+      && error->code == G_IO_ERROR_INVALID_ARGUMENT)
+    return P2PTUN_ERROR_INVALID;
+  return P2PTUN_ERROR_SIGNALING;
+}
+
 /* ---- identity ---- */
 
 DEFINE_BOXED (P2ptunIdentity, p2ptun_identity, p2ptun_identity_ref, p2ptun_identity_unref)
@@ -110,6 +127,39 @@ const char *
 p2ptun_identity_get_peer_id (P2ptunIdentity *self)
 {
   return self->identity->peer_id;
+}
+
+/* An IDENTITY_ERROR as a P2PTUN_ERROR_INVALID, with its text. */
+static void
+identity_error_propagate (GError **error, GError *local)
+{
+  g_set_error_literal (error, P2PTUN_ERROR, P2PTUN_ERROR_INVALID, local->message);
+  g_error_free (local);
+}
+
+gboolean
+p2ptun_identity_use_certificate (P2ptunIdentity *self, const char *path, GError **error)
+{
+  GError *local = NULL;
+
+  g_return_val_if_fail (self != NULL && path != NULL, FALSE);
+  if (identity_use_cert (self->identity, path, &local))
+    return TRUE;
+  identity_error_propagate (error, local);
+  return FALSE;
+}
+
+char *
+p2ptun_identity_make_csr (P2ptunIdentity *self, GError **error)
+{
+  GError *local = NULL;
+  char *pem;
+
+  g_return_val_if_fail (self != NULL, NULL);
+  pem = csr_new_pem (self->identity, &local);
+  if (pem == NULL)
+    identity_error_propagate (error, local);
+  return pem;
 }
 
 /* ---- configuration ---- */

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 
 #include <json-glib/json-glib.h>
+#include <openssl/crypto.h>
+
+#include "enrolltoken.h"
 
 #define SIGCLIENT_MAX_BODY ((size_t)SIGMSG_MAX_BATCH_JSON) /* 1 MiB */
 #define SIGCLIENT_CONNECT_TIMEOUT_MS 10000L
@@ -32,7 +35,7 @@
 #define SIGCLIENT_BACKOFF_MIN_MS 250u
 #define SIGCLIENT_BACKOFF_MAX_MS 5000u
 #define SIGCLIENT_POLL_MIN_EMPTY_MS 1000 /* an empty answer sooner is suspicious */
-#define SIGCLIENT_SERVER_TEXT_MAX 200    /* bytes of the server's "message" we show */
+#define SIGCLIENT_SERVER_TEXT_MAX 300    /* bytes of the server's "message" we show */
 #define SIGCLIENT_SMALL_BODY 4096u       /* errors and send receipts */
 #define SIGCLIENT_URL_MAX 2048
 /* sigclient_repoll: at most one new long-poll per this many ms, and at most
@@ -59,6 +62,7 @@ typedef enum
   REQ_DRAIN, /* a long-poll superseded by sigclient_repoll */
   REQ_SEND,
   REQ_ICE,
+  REQ_ENROLL,
 } ReqKind;
 
 struct _SigReq
@@ -75,6 +79,7 @@ struct _SigReq
   char errbuf[CURL_ERROR_SIZE];
   SigclientSendFunc send_done;
   SigclientIceServersFunc ice_done;
+  SigclientEnrollFunc enroll_done;
   gpointer user_data;
 };
 
@@ -129,6 +134,35 @@ sigclient_parse_object (const GByteArray *body, JsonParser *parser)
   return json_node_get_object (root);
 }
 
+/* @obj's member @name when it is a string, else NULL. */
+static const char *
+sigclient_string_member (JsonObject *obj, const char *name)
+{
+  JsonNode *n = obj ? json_object_get_member (obj, name) : NULL;
+
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
+    return NULL;
+  return json_node_get_string (n);
+}
+
+/* The 403s whose "error" says why (API.md), each with what we say when the
+ * server gives no message. */
+static const struct
+{
+  const char *code;
+  SigclientError error;
+  const char *before, *after; /* our peer-id goes between */
+} sigclient_refusals[] = {
+  { "not-enrolled", SIGCLIENT_ERROR_NOT_ENROLLED,
+    "this signaling server does not know this agent (peer-id ",
+    "); ask its operator for an enrollment token, then run `p2ptun-agent enroll`" },
+  { "revoked", SIGCLIENT_ERROR_REVOKED,
+    "the operator of this signaling server revoked this agent (peer-id ", ")" },
+  { "bad-token", SIGCLIENT_ERROR_BAD_TOKEN,
+    "the signaling server does not accept this enrollment token (for peer-id ",
+    "): it is unknown, expired, used or cancelled" },
+};
+
 void
 sigclient_enter (Sigclient *c)
 {
@@ -174,6 +208,8 @@ sigreq_free (SigReq *r)
     }
   g_clear_error (&r->early_error);
   curl_slist_free_all (r->headers);
+  if (r->kind == REQ_ENROLL && r->body_out != NULL)
+    OPENSSL_cleanse (r->body_out, strlen (r->body_out)); /* the token */
   g_free (r->body_out);
   if (r->body_in != NULL)
     g_byte_array_free (r->body_in, TRUE);
@@ -260,15 +296,20 @@ sigreq_error (SigReq *r, CURLcode rc, long *status_out)
 
   g_autoptr (JsonParser) parser = json_parser_new_immutable ();
   JsonObject *obj = sigclient_parse_object (r->body_in, parser);
-  const char *msg = NULL;
-  if (obj != NULL && json_object_has_member (obj, "message"))
-    {
-      JsonNode *n = json_object_get_member (obj, "message");
-      if (JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_STRING)
-        msg = json_node_get_string (n);
-    }
+  const char *msg = sigclient_string_member (obj, "message");
+  const char *code = sigclient_string_member (obj, "error");
   g_autofree char *shown = sigclient_printable (msg ? msg : "no explanation given",
                                                 SIGCLIENT_SERVER_TEXT_MAX);
+  for (gsize i = 0; status == 403 && code != NULL && i < G_N_ELEMENTS (sigclient_refusals);
+       i++)
+    if (strcmp (code, sigclient_refusals[i].code) == 0)
+      {
+        /* The server's own words, for the person who must ask its operator. */
+        g_autofree char *ours = g_strconcat (sigclient_refusals[i].before, c->peer_id,
+                                             sigclient_refusals[i].after, NULL);
+        return g_error_new_literal (SIGCLIENT_ERROR, sigclient_refusals[i].error,
+                                    msg != NULL && msg[0] != '\0' ? shown : ours);
+      }
   if (status < 400)
     return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
                         "unexpected HTTP status %ld from the signaling server at %s",
@@ -383,6 +424,63 @@ sigreq_new (Sigclient *c, ReqKind kind, const char *path, char *post_body, gsize
   return r;
 }
 
+/* The token's place in the body that sigclient_enroll makes. */
+#define SIGCLIENT_ENROLL_BODY_HEAD "{\"token\":\""
+#define SIGCLIENT_ENROLL_TOKEN_AT (sizeof SIGCLIENT_ENROLL_BODY_HEAD - 1)
+
+/* A server that quotes the token back (an unkind one) must not get it onto
+ * the terminal or into a log through our messages: its random part is cut
+ * out of @error's message. */
+static void
+sigreq_redact_token (const SigReq *r, GError *error)
+{
+  char secret[ENROLLTOKEN_BODY_LEN + 1];
+  char *at;
+
+  if (error == NULL || r->body_out == NULL
+      || strlen (r->body_out) < SIGCLIENT_ENROLL_TOKEN_AT + ENROLLTOKEN_LEN)
+    return;
+  memcpy (secret, r->body_out + SIGCLIENT_ENROLL_TOKEN_AT + ENROLLTOKEN_PREFIX_LEN,
+          ENROLLTOKEN_BODY_LEN);
+  secret[ENROLLTOKEN_BODY_LEN] = '\0';
+  while ((at = strstr (error->message, secret)) != NULL)
+    memset (at, '*', ENROLLTOKEN_BODY_LEN);
+  OPENSSL_cleanse (secret, sizeof secret);
+}
+
+/* POST /v1/enroll's answer: {"enrolled":true,"peer_id":"OURS"}, with
+ * "already":true when we were enrolled before. */
+static GError *
+sigreq_enroll_answer (SigReq *r, gboolean *already)
+{
+  Sigclient *c = r->client;
+  g_autoptr (JsonParser) parser = json_parser_new_immutable ();
+  JsonObject *obj = sigclient_parse_object (r->body_in, parser);
+  JsonNode *enrolled = obj ? json_object_get_member (obj, "enrolled") : NULL;
+  JsonNode *again = obj ? json_object_get_member (obj, "already") : NULL;
+  const char *peer = sigclient_string_member (obj, "peer_id");
+
+  *already = FALSE;
+  if (enrolled == NULL || json_node_get_value_type (enrolled) != G_TYPE_BOOLEAN
+      || !json_node_get_boolean (enrolled)
+      || (again != NULL && json_node_get_value_type (again) != G_TYPE_BOOLEAN))
+    return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                        "the signaling server at %s did not confirm the enrollment",
+                        c->base_url);
+  /* The server names the key it saw in our certificate: anything else means
+   * that it enrolled someone else, or a certificate not ours was sent. */
+  if (peer != NULL && !peerid_equal (peer, c->peer_id))
+    {
+      g_autofree char *shown = sigclient_printable (peer, PEERID_LEN + 1);
+      return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                          "the signaling server at %s enrolled peer-id %s, not this "
+                          "agent's %s",
+                          c->base_url, shown, c->peer_id);
+    }
+  *already = again != NULL && json_node_get_boolean (again);
+  return NULL;
+}
+
 static void
 sigreq_finish (SigReq *r, GError *error, long status)
 {
@@ -427,6 +525,15 @@ sigreq_finish (SigReq *r, GError *error, long status)
         r->ice_done (c, servers, error, r->user_data);
         break;
       }
+    case REQ_ENROLL:
+      {
+        gboolean already = FALSE;
+        if (error == NULL)
+          error = sigreq_enroll_answer (r, &already);
+        sigreq_redact_token (r, error);
+        r->enroll_done (c, already, error, r->user_data);
+        break;
+      }
     case REQ_POLL:
     case REQ_DRAIN:
       g_assert_not_reached ();
@@ -464,7 +571,9 @@ static gboolean
 sigclient_is_fatal (const GError *error, long status)
 {
   if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_PIN_MISMATCH)
-      || g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_TLS))
+      || g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_TLS)
+      || g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_NOT_ENROLLED)
+      || g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_REVOKED))
     return TRUE;
   /* 4xx says that our request is wrong, except 408 and 429 (try later). */
   if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_HTTP))
@@ -969,6 +1078,30 @@ sigclient_get_ice_servers (Sigclient *client, SigclientIceServersFunc done,
   r->ice_done = done;
   r->user_data = user_data;
   if (r->easy == NULL)
+    sigreq_fail_later (r, g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
+                                       "cannot start a request (libcurl)"));
+}
+
+void
+sigclient_enroll (Sigclient *client, const char *token, SigclientEnrollFunc done,
+                  gpointer user_data)
+{
+  g_return_if_fail (client != NULL && !client->dead);
+  g_return_if_fail (token != NULL && done != NULL);
+
+  /* Checked before it goes into JSON: the grammar has nothing to escape. */
+  gboolean valid = enrolltoken_is_valid (token, strnlen (token, ENROLLTOKEN_LEN + 1));
+  char *body = valid ? g_strconcat (SIGCLIENT_ENROLL_BODY_HEAD, token, "\"}", NULL)
+                     : g_strdup ("");
+  SigReq *r = sigreq_new (client, REQ_ENROLL, "/v1/enroll", body, strlen (body));
+  r->enroll_done = done;
+  r->user_data = user_data;
+  if (!valid)
+    sigreq_fail_later (r, g_error_new (G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                                       "not an enrollment token: expected " ENROLLTOKEN_PREFIX
+                                       " and 32 characters of a-z and 2-7, as "
+                                       "'p2ptun-signal enroll' prints it"));
+  else if (r->easy == NULL)
     sigreq_fail_later (r, g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
                                        "cannot start a request (libcurl)"));
 }

@@ -19,6 +19,11 @@ typedef enum
   SIGCLIENT_ERROR_HTTP,         /* the server answered 4xx/5xx; message is its text */
   SIGCLIENT_ERROR_PROTOCOL,     /* the server's answer is not what the protocol says */
   SIGCLIENT_ERROR_CANCELLED,
+  /* 403s that name why (API.md); the message is the server's, made
+   * printable and short */
+  SIGCLIENT_ERROR_NOT_ENROLLED, /* the server does not know our peer-id */
+  SIGCLIENT_ERROR_REVOKED,      /* its operator revoked our peer-id */
+  SIGCLIENT_ERROR_BAD_TOKEN,    /* POST /v1/enroll: unknown, expired, used or cancelled */
 } SigclientError;
 
 typedef struct _Sigclient Sigclient;
@@ -68,6 +73,17 @@ void sigclient_repoll (Sigclient *client);
 /* POSTs @msg to @peer_id. @done may be NULL. */
 void sigclient_send (Sigclient *client, const char *peer_id, const Sigmsg *msg,
                      SigclientSendFunc done, gpointer user_data);
+
+/* Completion of sigclient_enroll: @already when the server knew us before.
+ * @error is NULL on success. */
+typedef void (*SigclientEnrollFunc) (Sigclient *client, gboolean already, const GError *error,
+                                     gpointer user_data);
+/* Presents the enrollment token @token (enrolltoken.h: its shape is checked
+ * here; a malformed one fails with G_IO_ERROR_INVALID_ARGUMENT) to
+ * POST /v1/enroll, once. The token is copied only into the request's body,
+ * which is wiped when the request ends, and appears in no message. */
+void sigclient_enroll (Sigclient *client, const char *token, SigclientEnrollFunc done,
+                       gpointer user_data);
 
 /* Fetches the ICE server list; @servers is owned by the callee (NULL on error). */
 void sigclient_get_ice_servers (Sigclient *client, SigclientIceServersFunc done,

@@ -1,6 +1,11 @@
 /* Unit tests of agent/identity.c: creation, reload, permissions, and refusal
- * of files that are not a matching key and certificate. */
+ * of files that are not a matching key and certificate; and of agent/csr.c
+ * with the signed certificate taken back: the request verifies with openssl
+ * and names the agent's key; a certificate a CA made from it is presented
+ * instead of the self-signed one; a certificate for another key is refused.
+ * The CA is made and used with the openssl command, not with our code. */
 #include "identity.h"
+#include "csr.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -8,7 +13,11 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
+#include <openssl/obj_mac.h>
 #include <openssl/pem.h>
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (X509_REQ, X509_REQ_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (BIO, BIO_free)
 
 typedef struct
 {
@@ -283,6 +292,211 @@ test_default_dir (void)
   g_assert_true (g_str_has_prefix (dir, g_get_user_config_dir ()));
 }
 
+/* ---- the certificate request, and the signed certificate ---- */
+
+static char *
+path_in (Fixture *f, const char *name)
+{
+  return g_build_filename (f->root, name, NULL);
+}
+
+static Identity *
+make_identity (Fixture *f, const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = path_in (f, name);
+  Identity *id = identity_load_or_create (dir, &error);
+
+  g_assert_no_error (error);
+  return id;
+}
+
+/* Runs openssl with @argv (NULL-terminated, without "openssl"); asserts
+ * that it succeeds. */
+static void
+run_openssl (const char *const *args)
+{
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *err = NULL;
+  int status = -1;
+
+  g_ptr_array_add (argv, (gpointer) "openssl");
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                               NULL, NULL, &err, &status, &error));
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("openssl %s failed: %s", args[0], err);
+}
+
+/* Writes @id's request to @name and returns its path. */
+static char *
+write_csr (Fixture *f, const Identity *id, const char *name)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *pem = csr_new_pem (id, &error);
+  char *path = path_in (f, name);
+
+  g_assert_no_error (error);
+  g_assert_true (g_file_set_contents (path, pem, -1, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* A CA (ca.crt, ca.key) and the certificate it signs for @id's request, in
+ * @out. */
+static void
+sign_for (Fixture *f, const Identity *id, const char *out)
+{
+  g_autofree char *csr = write_csr (f, id, "agent.csr");
+  g_autofree char *ca_crt = path_in (f, "ca.crt");
+  g_autofree char *ca_key = path_in (f, "ca.key");
+
+  if (!g_file_test (ca_crt, G_FILE_TEST_EXISTS))
+    {
+      const char *const make_ca[]
+          = { "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+              "-nodes", "-keyout", ca_key, "-out", ca_crt, "-subj", "/CN=test-ca",
+              "-days", "2", NULL };
+      run_openssl (make_ca);
+    }
+  const char *const sign[] = { "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key,
+                               "-days", "1", "-out", out, NULL };
+  run_openssl (sign);
+}
+
+static void
+test_csr_verifies (Fixture *f, gconstpointer data)
+{
+  g_autoptr (Identity) id = make_identity (f, "a");
+  g_autoptr (GError) error = NULL;
+  g_autofree char *pem = csr_new_pem (id, &error);
+  g_autofree char *path = write_csr (f, id, "a.csr");
+  const char *const verify[] = { "req", "-verify", "-noout", "-in", path, NULL };
+  char peer[PEERID_SIZE];
+  char cn[PEERID_SIZE + 8] = "";
+
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (pem, "-----BEGIN CERTIFICATE REQUEST-----\n"));
+  /* The self-signature, checked by openssl. */
+  run_openssl (verify);
+
+  g_autoptr (BIO) bio = BIO_new_mem_buf (pem, -1);
+  g_autoptr (X509_REQ) req = PEM_read_bio_X509_REQ (bio, NULL, NULL, NULL);
+  g_assert_nonnull (req);
+  /* Its key is the agent's: the same peer-id. */
+  g_assert_true (peerid_from_pkey (X509_REQ_get0_pubkey (req), peer));
+  g_assert_cmpstr (peer, ==, id->peer_id);
+  g_assert_cmpint (X509_REQ_get_signature_nid (req), ==, NID_ecdsa_with_SHA256);
+  g_assert_cmpint (X509_NAME_get_text_by_NID (X509_REQ_get_subject_name (req), NID_commonName,
+                                              cn, sizeof cn),
+                   ==, PEERID_LEN);
+  g_assert_cmpstr (cn, ==, id->peer_id);
+  g_assert_cmpint (X509_NAME_entry_count (X509_REQ_get_subject_name (req)), ==, 1);
+}
+
+static void
+test_signed_in_dir (Fixture *f, gconstpointer data)
+{
+  g_autoptr (Identity) first = make_identity (f, "a");
+  g_autofree char *dir = path_in (f, "a");
+  g_autofree char *signed_path = g_build_filename (dir, IDENTITY_SIGNED_CERT_FILE, NULL);
+  g_autofree char *self_path = g_strdup (first->cert_path);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (g_str_has_suffix (first->cert_path, "identity.crt"));
+  sign_for (f, first, signed_path);
+  g_autoptr (Identity) again = identity_load_or_create (dir, &error);
+  g_assert_no_error (error);
+  /* Presented to the signaling server; the peer-id and the DTLS
+   * certificate stay. */
+  g_assert_cmpstr (again->cert_path, ==, signed_path);
+  g_assert_cmpstr (again->peer_id, ==, first->peer_id);
+  g_assert_cmpint (X509_cmp (again->cert, first->cert), ==, 0);
+  g_assert_true (g_file_test (self_path, G_FILE_TEST_IS_REGULAR));
+}
+
+static void
+test_signed_with_chain (Fixture *f, gconstpointer data)
+{
+  g_autoptr (Identity) id = make_identity (f, "a");
+  g_autofree char *leaf = path_in (f, "leaf.pem");
+  g_autofree char *ca = path_in (f, "ca.crt");
+  g_autofree char *chain = path_in (f, "chain.pem");
+  g_autofree char *leaf_pem = NULL, *ca_pem = NULL, *both = NULL;
+  g_autoptr (GError) error = NULL;
+
+  sign_for (f, id, leaf);
+  g_assert_true (g_file_get_contents (leaf, &leaf_pem, NULL, NULL));
+  g_assert_true (g_file_get_contents (ca, &ca_pem, NULL, NULL));
+  both = g_strconcat (leaf_pem, ca_pem, NULL);
+  g_assert_true (g_file_set_contents (chain, both, -1, NULL));
+  g_assert_true (identity_use_cert (id, chain, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (id->cert_path, ==, chain);
+
+  /* The CA first: not the agent's certificate. */
+  g_autofree char *reversed = path_in (f, "reversed.pem");
+  g_autofree char *rev = g_strconcat (ca_pem, leaf_pem, NULL);
+  g_assert_true (g_file_set_contents (reversed, rev, -1, NULL));
+  g_assert_false (identity_use_cert (id, reversed, &error));
+  g_assert_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID);
+  g_assert_cmpstr (id->cert_path, ==, chain);
+}
+
+/* Another agent's signed certificate: refused, naming the file, both at
+ * load (signed-cert.pem) and by identity_use_cert. */
+static void
+test_signed_mismatch (Fixture *f, gconstpointer data)
+{
+  g_autoptr (Identity) a = make_identity (f, "a");
+  g_autoptr (Identity) b = make_identity (f, "b");
+  g_autofree char *dir_b = path_in (f, "b");
+  g_autofree char *other = path_in (f, "other.pem");
+  g_autofree char *in_b = g_build_filename (dir_b, IDENTITY_SIGNED_CERT_FILE, NULL);
+  g_autofree char *b_cert = g_strdup (b->cert_path);
+  g_autoptr (GError) error = NULL;
+
+  sign_for (f, a, other);
+  g_assert_false (identity_use_cert (b, other, &error));
+  g_assert_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, other));
+  g_assert_nonnull (strstr (error->message, "another key"));
+  g_assert_nonnull (strstr (error->message, a->peer_id));
+  g_assert_cmpstr (b->cert_path, ==, b_cert);
+  g_clear_error (&error);
+
+  g_autofree char *pem = NULL;
+  g_assert_true (g_file_get_contents (other, &pem, NULL, NULL));
+  g_assert_true (g_file_set_contents (in_b, pem, -1, NULL));
+  g_assert_null (identity_load_or_create (dir_b, &error));
+  g_assert_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, in_b));
+}
+
+static void
+test_signed_unusable (Fixture *f, gconstpointer data)
+{
+  g_autoptr (Identity) id = make_identity (f, "a");
+  g_autofree char *missing = path_in (f, "missing.pem");
+  g_autofree char *junk = path_in (f, "junk.pem");
+  g_autoptr (GError) error = NULL;
+
+  g_assert_false (identity_use_cert (id, missing, &error));
+  g_assert_error (error, IDENTITY_ERROR, IDENTITY_ERROR_IO);
+  g_assert_nonnull (strstr (error->message, missing));
+  g_clear_error (&error);
+
+  g_assert_true (g_file_set_contents (junk, "not a certificate\n", -1, NULL));
+  g_assert_false (identity_use_cert (id, junk, &error));
+  g_assert_error (error, IDENTITY_ERROR, IDENTITY_ERROR_INVALID);
+  g_assert_nonnull (strstr (error->message, junk));
+  g_assert_true (g_str_has_suffix (id->cert_path, "identity.crt"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -296,6 +510,11 @@ main (int argc, char **argv)
   ADD ("/identity/garbage", test_garbage);
   ADD ("/identity/missing-halves", test_missing_halves);
   ADD ("/identity/unusable-dir", test_unusable_dir);
+  ADD ("/identity/csr-verifies", test_csr_verifies);
+  ADD ("/identity/signed-in-dir", test_signed_in_dir);
+  ADD ("/identity/signed-with-chain", test_signed_with_chain);
+  ADD ("/identity/signed-mismatch", test_signed_mismatch);
+  ADD ("/identity/signed-unusable", test_signed_unusable);
 #undef ADD
   g_test_add_func ("/identity/default-dir", test_default_dir);
   return g_test_run ();

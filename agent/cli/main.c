@@ -1,9 +1,11 @@
 /* p2ptun-agent: the command line over libp2ptun. It owns the main loop,
  * the signals, what is printed and the exit code. */
+#include <errno.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
@@ -17,12 +19,15 @@ static const char usage_summary[] =
   "  id                 print this agent's peer-id (creates the identity on first use)\n"
   "  serve              expose services to trusted peers\n"
   "  pair PEER-ID       open a tunnel to a peer and forward ports to its services\n"
+  "  enroll TOKEN       present an enrollment token to the signaling server, once\n"
+  "                     (TOKEN '-': read it from standard input)\n"
+  "  csr                print a certificate request for this agent's key, for a CA\n"
   "\n"
   "Run 'p2ptun-agent COMMAND --help' for the options of a command.\n"
   "\n"
   "Defaults come from the environment (P2PTUN_SIGNAL, P2PTUN_SIGNAL_PIN) and from\n"
   "the [agent] group of agent.conf in the config directory (keys: signal,\n"
-  "signal-pin, expose, trust, local-address; lists separated by ';').\n"
+  "signal-pin, cert, expose, trust, local-address; lists separated by ';').\n"
   "\n"
   "The data path, for comparisons and for networks that misbehave:\n"
   "  P2PTUN_UDP_BATCH=gso|sendmmsg|off  how a direct pair's records are sent\n"
@@ -30,11 +35,44 @@ static const char usage_summary[] =
   "  P2PTUN_MAX_DATAGRAM=BYTES          the largest datagram sent (1200 to 16448;\n"
   "                                     default: what the route to the peer carries)";
 
+/* A certificate signed by a CA, in the agent directory (identity.h). */
+#define SIGNED_CERT_FILE "signed-cert.pem"
+
+static const char enroll_description[]
+    = "A signaling server admits only the agents its operator enrolled. The operator runs\n"
+      "'p2ptun-signal enroll' and hands out the token it prints; this command presents it\n"
+      "once, over the agent's own certificate, and the server admits this agent's peer-id\n"
+      "from then on. Prints 'enrolled on URL as PEER-ID' (or 'already enrolled ...').\n"
+      "\n"
+      "TOKEN is p2ptun1- and 32 characters of a-z and 2-7. Give '-' to read it from the\n"
+      "first line of standard input (without echo on a terminal), so that it does not\n"
+      "show in the process list. The token is never printed or logged.\n"
+      "\n"
+      "Example:\n"
+      "  p2ptun-agent enroll --signal https://signal.example.org:8443 --signal-pin "
+      "sha256//... -";
+
+static const char csr_description[]
+    = "Prints a PKCS#10 certificate request (PEM) for this agent's key, subject\n"
+      "CN=PEER-ID, for an organisation's CA to sign: a signaling server started with\n"
+      "--client-ca admits the agents whose certificate that CA signed. Put the signed\n"
+      "certificate (then any chain certificates) in the agent directory as\n"
+      SIGNED_CERT_FILE ", or give it with --cert FILE: the agent then presents it to\n"
+      "the signaling server, after checking that it is for its own key. The peer-id\n"
+      "stays the hash of the key; tunnels between agents go on using the self-signed\n"
+      "certificate.\n"
+      "\n"
+      "Example (a CA made with openssl):\n"
+      "  p2ptun-agent csr > agent.csr\n"
+      "  openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -days 365 \\\n"
+      "      -copy_extensions copy -out ~/.config/p2ptun/" SIGNED_CERT_FILE;
+
 typedef struct
 {
   char *config_dir;
   char *signal_url;
   char *signal_pin;
+  char *cert; /* --cert: presented to the signaling server */
   char **expose;
   char **trust;
   char **forward;
@@ -64,6 +102,7 @@ options_clear (Options *o)
   g_free (o->config_dir);
   g_free (o->signal_url);
   g_free (o->signal_pin);
+  g_free (o->cert);
   g_strfreev (o->expose);
   g_strfreev (o->trust);
   g_strfreev (o->forward);
@@ -151,6 +190,15 @@ options_apply_defaults (Options *o, GError **error)
     o->signal_url = g_key_file_get_string (kf, CONFIG_GROUP, "signal", NULL);
   if (o->signal_pin == NULL)
     o->signal_pin = g_key_file_get_string (kf, CONFIG_GROUP, "signal-pin", NULL);
+  if (o->cert == NULL)
+    {
+      g_autofree char *cert = g_key_file_get_string (kf, CONFIG_GROUP, "cert", NULL);
+
+      /* A relative name in the file is in the config directory. */
+      if (cert != NULL)
+        o->cert = g_path_is_absolute (cert) ? g_steal_pointer (&cert)
+                                            : g_build_filename (o->config_dir, cert, NULL);
+    }
   {
     const char *lists[] = { "expose", "trust", "local-address" };
     char ***targets[] = { &o->expose, &o->trust, &o->local_addresses };
@@ -323,6 +371,21 @@ on_event (P2ptunNode *node, const P2ptunEvent *event, gpointer data)
       cli_quit (cli, error ? 1 : 0);
       break;
     case P2PTUN_EVENT_WARNING:
+      /* The signaling server refuses this agent: pair, which a person runs
+       * and watches, stops; serve waits for the operator, and the node asks
+       * again every 30 s (saying so only when that changes). */
+      if (g_error_matches (error, P2PTUN_ERROR, P2PTUN_ERROR_NOT_ENROLLED)
+          || g_error_matches (error, P2PTUN_ERROR, P2PTUN_ERROR_REVOKED))
+        {
+          if (cli->pair_peer)
+            {
+              say ("error: %s", message);
+              cli_quit (cli, 1);
+            }
+          else
+            say ("error: %s (asking the server again every 30 s)", message);
+          break;
+        }
       say ("warning: %s", message);
       break;
     case P2PTUN_EVENT_FATAL:
@@ -492,6 +555,95 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
   return cli.exit_code;
 }
 
+/* ---- enroll and csr ---- */
+
+/* Room for a token's line on standard input: a token is 40 characters. */
+#define TOKEN_LINE_MAX 256
+
+/* Reads the first line of standard input into @buf, without echo on a
+ * terminal, and strips the line end and blanks around it. */
+static gboolean
+read_token_line (char *buf, size_t cap, GError **error)
+{
+  struct termios saved, quiet;
+  gboolean tty = isatty (STDIN_FILENO) && tcgetattr (STDIN_FILENO, &saved) == 0;
+  gboolean got;
+  size_t len;
+
+  if (tty)
+    {
+      fprintf (stderr, "enrollment token: ");
+      fflush (stderr);
+      quiet = saved;
+      quiet.c_lflag &= ~(tcflag_t) ECHO;
+      (void) tcsetattr (STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+  got = fgets (buf, (int) cap, stdin) != NULL;
+  if (tty)
+    {
+      (void) tcsetattr (STDIN_FILENO, TCSAFLUSH, &saved);
+      fprintf (stderr, "\n");
+    }
+  len = got ? strlen (buf) : 0;
+  if (!got || (len == cap - 1 && buf[len - 1] != '\n' && !feof (stdin)))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s",
+                   got ? "the first line of standard input is too long for a token"
+                       : "no token on standard input");
+      return FALSE;
+    }
+  g_strstrip (buf);
+  return TRUE;
+}
+
+typedef struct
+{
+  GMainLoop *loop;
+  gboolean ok;
+  gboolean already;
+  GError *error;
+} Enrolling;
+
+static void
+on_enrolled (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Enrolling *e = data;
+
+  e->ok = p2ptun_enroll_finish (result, &e->already, &e->error);
+  g_main_loop_quit (e->loop);
+}
+
+/* Presents @token (wiped by the caller) and says how it went. */
+static int
+cli_enroll (const Options *o, P2ptunIdentity *identity, const char *token)
+{
+  Enrolling e = { .loop = g_main_loop_new (NULL, FALSE) };
+  int code = 0;
+
+  p2ptun_enroll_async (identity, o->signal_url, o->signal_pin, token, NULL, on_enrolled, &e);
+  g_main_loop_run (e.loop);
+  g_main_loop_unref (e.loop);
+  if (!e.ok)
+    code = fail ("%s", e.error->message);
+  else
+    printf ("%s on %s as %s\n", e.already ? "already enrolled" : "enrolled", o->signal_url,
+            p2ptun_identity_get_peer_id (identity));
+  g_clear_error (&e.error);
+  return code;
+}
+
+static int
+cli_csr (P2ptunIdentity *identity)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *pem = p2ptun_identity_make_csr (identity, &error);
+
+  if (pem == NULL)
+    return fail ("%s", error->message);
+  fputs (pem, stdout);
+  return fflush (stdout) == 0 ? 0 : fail ("cannot write the request: %s", g_strerror (errno));
+}
+
 static int
 run (int argc, char **argv, const char *command)
 {
@@ -501,18 +653,30 @@ run (int argc, char **argv, const char *command)
   g_autoptr (P2ptunIdentity) identity = NULL;
   gboolean is_pair = g_str_equal (command, "pair");
   gboolean is_id = g_str_equal (command, "id");
+  gboolean is_enroll = g_str_equal (command, "enroll");
+  gboolean is_csr = g_str_equal (command, "csr");
+  gboolean takes_arg = is_pair || is_enroll;
+  char token[TOKEN_LINE_MAX] = "";
   int code;
   GOptionEntry common[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config_dir,
       "Agent directory: identity and agent.conf (default $XDG_CONFIG_HOME/p2ptun)", "DIR" },
     G_OPTION_ENTRY_NULL
   };
-  GOptionEntry net[] = {
+  GOptionEntry signal[] = {
     { "signal", 's', 0, G_OPTION_ARG_STRING, &o.signal_url,
       "Signaling server, https://HOST:PORT", "URL" },
     { "signal-pin", 0, 0, G_OPTION_ARG_STRING, &o.signal_pin,
       "The signaling server's public key pin, sha256//BASE64 (printed by p2ptun-signal); "
       "without it the server's certificate must be trusted by the system", "PIN" },
+    { "cert", 0, 0, G_OPTION_ARG_FILENAME, &o.cert,
+      "Present this certificate to the signaling server instead of the self-signed one: "
+      "PEM, a certificate for this agent's key signed by a CA (from 'p2ptun-agent csr'), "
+      "then any chain certificates (default: " SIGNED_CERT_FILE " in the agent directory, "
+      "when it is there; or cert= in agent.conf)", "FILE" },
+    G_OPTION_ENTRY_NULL
+  };
+  GOptionEntry net[] = {
     { "expose", 'e', 0, G_OPTION_ARG_STRING_ARRAY, &o.expose,
       "Let trusted peers open SERVICE NAME, which is the TCP service HOST:PORT here, "
       "with /udp the UDP service HOST:PORT, with /rtp an RTP application at HOST:PORT "
@@ -565,10 +729,16 @@ run (int argc, char **argv, const char *command)
     ctx = g_option_context_new ("PEER-ID - open a tunnel to a peer");
   else if (is_id)
     ctx = g_option_context_new ("- print this agent's peer-id");
+  else if (is_enroll)
+    ctx = g_option_context_new ("TOKEN - enroll this agent on a signaling server");
+  else if (is_csr)
+    ctx = g_option_context_new ("- print a certificate request for this agent's key");
   else
     ctx = g_option_context_new ("- expose services to trusted peers");
   g_option_context_add_main_entries (ctx, common, NULL);
-  if (!is_id)
+  if (!is_id && !is_csr)
+    g_option_context_add_main_entries (ctx, signal, NULL);
+  if (!is_id && !is_csr && !is_enroll)
     g_option_context_add_main_entries (ctx, net, NULL);
   if (is_pair)
     g_option_context_add_main_entries (ctx, pair, NULL);
@@ -585,6 +755,10 @@ run (int argc, char **argv, const char *command)
              "  (and on the peer: p2ptun-agent serve --expose music=127.0.0.1:8000 ...;\n"
              "  UDP: -U 5004:rtp here, --expose rtp=127.0.0.1:5004/udp there;\n"
              "  RTP as SRTP: -M 5004:music here, --expose music=127.0.0.1:5004/rtp there)");
+  if (is_enroll)
+    g_option_context_set_description (ctx, enroll_description);
+  if (is_csr)
+    g_option_context_set_description (ctx, csr_description);
 
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     {
@@ -594,12 +768,13 @@ run (int argc, char **argv, const char *command)
   if (o.config_dir == NULL)
     o.config_dir = p2ptun_identity_default_dir ();
 
-  if (is_pair && argc != 2)
+  if (takes_arg && argc != 2)
     {
       options_clear (&o);
-      return fail ("pair takes exactly one PEER-ID (see --help)");
+      return fail ("%s takes exactly one %s (see --help)", command,
+                   is_pair ? "PEER-ID" : "TOKEN ('-' to read it from standard input)");
     }
-  if (!is_pair && argc != 1)
+  if (!takes_arg && argc != 1)
     {
       options_clear (&o);
       return fail ("unexpected argument '%s' (see --help)", argv[1]);
@@ -619,24 +794,47 @@ run (int argc, char **argv, const char *command)
                    "-M PORT:SERVICE, --stdio SERVICE or --expose");
     }
 
+  if (is_enroll)
+    {
+      /* The token leaves the command line at once (others can read it in
+       * /proc while it is there: '-' avoids that). */
+      if (g_str_equal (argv[1], "-") ? !read_token_line (token, sizeof token, &error)
+                                     : g_strlcpy (token, argv[1], sizeof token) >= sizeof token)
+        {
+          explicit_bzero (token, sizeof token);
+          options_clear (&o);
+          return fail ("%s", error ? error->message : "TOKEN is too long for a token");
+        }
+      explicit_bzero (argv[1], strlen (argv[1]));
+    }
+
   identity = p2ptun_identity_load (o.config_dir, &error);
   if (identity == NULL)
     {
+      explicit_bzero (token, sizeof token);
       options_clear (&o);
       return fail ("%s", error->message);
     }
-  if (is_id)
+  if (is_id || is_csr)
     {
-      printf ("%s\n", p2ptun_identity_get_peer_id (identity));
+      if (is_id)
+        printf ("%s\n", p2ptun_identity_get_peer_id (identity));
+      code = is_csr ? cli_csr (identity) : 0;
       options_clear (&o);
-      return 0;
+      return code;
     }
-  if (!options_apply_defaults (&o, &error) || !options_check (&o, &error))
+  if (!options_apply_defaults (&o, &error) || !options_check (&o, &error)
+      || (o.cert != NULL && !p2ptun_identity_use_certificate (identity, o.cert, &error)))
     {
+      explicit_bzero (token, sizeof token);
       options_clear (&o);
       return fail ("%s", error->message);
     }
-  code = cli_run (&o, identity, is_pair ? argv[1] : NULL);
+  if (is_enroll)
+    code = cli_enroll (&o, identity, token);
+  else
+    code = cli_run (&o, identity, is_pair ? argv[1] : NULL);
+  explicit_bzero (token, sizeof token);
   options_clear (&o);
   return code;
 }
@@ -659,7 +857,8 @@ main (int argc, char **argv)
       return 0;
     }
   if (!g_str_equal (argv[1], "id") && !g_str_equal (argv[1], "serve")
-      && !g_str_equal (argv[1], "pair"))
+      && !g_str_equal (argv[1], "pair") && !g_str_equal (argv[1], "enroll")
+      && !g_str_equal (argv[1], "csr"))
     return fail ("unknown command '%s'; try 'p2ptun-agent --help'", argv[1]);
   /* The command takes the place of the program name for option parsing. */
   return run (argc - 1, argv + 1, argv[1]);

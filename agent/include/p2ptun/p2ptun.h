@@ -55,6 +55,12 @@ GQuark p2ptun_error_quark (void);
  * @P2PTUN_ERROR_TIMEOUT: the peer stopped answering
  * @P2PTUN_ERROR_LIMIT: a limit was reached (streams, tunnels)
  * @P2PTUN_ERROR_FAILED: anything else
+ * @P2PTUN_ERROR_NOT_ENROLLED: the signaling server does not know this
+ *   agent's peer-id (enroll it: p2ptun_enroll_async())
+ * @P2PTUN_ERROR_REVOKED: the signaling server's operator revoked this
+ *   agent's peer-id
+ * @P2PTUN_ERROR_BAD_TOKEN: the signaling server does not accept the
+ *   enrollment token (unknown, expired, used or cancelled)
  *
  * The error codes of %P2PTUN_ERROR.
  */
@@ -71,6 +77,9 @@ typedef enum
   P2PTUN_ERROR_TIMEOUT,
   P2PTUN_ERROR_LIMIT,
   P2PTUN_ERROR_FAILED,
+  P2PTUN_ERROR_NOT_ENROLLED,
+  P2PTUN_ERROR_REVOKED,
+  P2PTUN_ERROR_BAD_TOKEN,
 } P2ptunError;
 
 /**
@@ -153,6 +162,77 @@ const char *p2ptun_identity_get_peer_id (P2ptunIdentity *identity);
  * Returns: whether @text is a peer-id
  */
 gboolean p2ptun_peer_id_is_valid (const char *text);
+/**
+ * p2ptun_identity_use_certificate:
+ * @identity: an identity
+ * @path: (type filename): a PEM file: a certificate for the identity's key
+ *   (signed by a CA, from the request of p2ptun_identity_make_csr()), then
+ *   any chain certificates
+ * @error: return location for a #GError
+ *
+ * Presents the certificate in @path to the signaling server instead of the
+ * self-signed one, from the nodes made after this call on (a signaling
+ * server with --client-ca admits it). The peer-id stays the hash of the
+ * key; tunnels between agents still use the self-signed certificate.
+ * p2ptun_identity_load() does this by itself with signed-cert.pem in the
+ * config directory, when there is one.
+ *
+ * Returns: %FALSE (%P2PTUN_ERROR_INVALID) if @path cannot be read, is not
+ *   PEM certificates, or its first certificate is for another key
+ */
+gboolean p2ptun_identity_use_certificate (P2ptunIdentity *identity, const char *path,
+                                          GError **error);
+/**
+ * p2ptun_identity_make_csr:
+ * @identity: an identity
+ * @error: return location for a #GError
+ *
+ * A certificate signing request (PKCS#10) for the identity's key, for an
+ * organisation's CA to sign: subject CN = the peer-id, signed with the key
+ * over SHA-256, asking for a TLS client certificate.
+ *
+ * Returns: (transfer full) (nullable): the request in PEM
+ */
+char *p2ptun_identity_make_csr (P2ptunIdentity *identity, GError **error);
+
+/* ---- enrollment ---- */
+
+/**
+ * p2ptun_enroll_async:
+ * @identity: the identity to enroll
+ * @url: the signaling server, https://HOST[:PORT]
+ * @pin: (nullable): "sha256//BASE64" of the server's public key; %NULL to
+ *   verify its certificate with the system's CAs
+ * @token: an enrollment token from the server's operator: "p2ptun1-" and 32
+ *   characters of a-z and 2-7 (p2ptun-signal enroll prints one)
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: called when the server has answered
+ * @user_data: for @callback
+ *
+ * Presents @token once to the signaling server over mutual TLS, which then
+ * admits @identity's peer-id. Runs on the thread-default main context. The
+ * token is checked for its form first, never logged, and the copy the
+ * request holds is wiped when it ends; the caller wipes its own.
+ */
+void p2ptun_enroll_async (P2ptunIdentity *identity, const char *url, const char *pin,
+                          const char *token, GCancellable *cancellable,
+                          GAsyncReadyCallback callback, gpointer user_data);
+/**
+ * p2ptun_enroll_finish:
+ * @result: the #GAsyncResult given to the callback
+ * @already: (out) (optional): set to whether the server had enrolled the
+ *   identity before
+ * @error: return location for a #GError
+ *
+ * The end of p2ptun_enroll_async().
+ *
+ * Returns: %TRUE when the server admits the identity now; else %FALSE with
+ *   %P2PTUN_ERROR_INVALID (the token's or an argument's form),
+ *   %P2PTUN_ERROR_BAD_TOKEN, %P2PTUN_ERROR_REVOKED, %P2PTUN_ERROR_SIGNALING
+ *   (the server unreachable or refusing otherwise, its message said), or
+ *   %G_IO_ERROR_CANCELLED
+ */
+gboolean p2ptun_enroll_finish (GAsyncResult *result, gboolean *already, GError **error);
 
 /* ---- configuration ---- */
 
@@ -555,7 +635,11 @@ char *p2ptun_status_to_json (const P2ptunStatus *status);
  *   p2ptun_node_open_fd() ended; the error is %NULL for a clean end of
  *   both directions, set for a refusal or a cut
  * @P2PTUN_EVENT_WARNING: something went wrong that the node rides out
- *   (the signaling server unreachable: it retries)
+ *   (the signaling server unreachable: it retries); with an error of
+ *   %P2PTUN_ERROR_NOT_ENROLLED or %P2PTUN_ERROR_REVOKED, the signaling
+ *   server refuses this agent: the message is the server's, and the node
+ *   asks again every 30 s, silently, until it is admitted (a NOTICE then
+ *   says so)
  * @P2PTUN_EVENT_FATAL: the node cannot go on (the signaling server
  *   refuses it, a forward's socket failed); free it
  * @P2PTUN_EVENT_CLOSED: p2ptun_node_close() finished
@@ -695,10 +779,11 @@ guint p2ptun_event_get_stream (const P2ptunEvent *event);
  * p2ptun_event_get_error:
  * @event: an event
  *
- * Why, for PEER_GONE, STREAM_ENDED (%NULL for a clean end), REFUSED and FATAL.
+ * Why, for PEER_GONE, STREAM_ENDED (%NULL for a clean end), REFUSED and FATAL,
+ * and for a WARNING that the signaling server refuses this agent.
  *
  * Returns: (transfer none) (nullable): why (PEER_GONE, STREAM_ENDED, REFUSED,
- *   FATAL)
+ *   FATAL, some WARNINGs)
  */
 const GError *p2ptun_event_get_error (const P2ptunEvent *event);
 
