@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "enrolltoken.h"
 #include "jsonstrict.h"
 
 #define ACCESS_FILE_VERSION 1
@@ -70,66 +71,10 @@ access_store_free (AccessStore *store)
 
 /* --- tokens --- */
 
-static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-
-static int
-base32_value (char c)
-{
-  if (c >= 'a' && c <= 'z')
-    return c - 'a';
-  if (c >= '2' && c <= '7')
-    return c - '2' + 26;
-  return -1;
-}
-
 gboolean
 access_token_parse (const char *text, gsize len, guint8 raw[static ACCESS_TOKEN_RAW_LEN])
 {
-  const gsize prefix = strlen (ACCESS_TOKEN_PREFIX);
-  guint64 acc = 0;
-  guint bits = 0;
-  gsize out = 0;
-
-  if (len != ACCESS_TOKEN_LEN || memcmp (text, ACCESS_TOKEN_PREFIX, prefix) != 0)
-    return FALSE;
-  /* 32 characters of 5 bits are exactly 20 bytes: no bits left over. */
-  for (gsize i = prefix; i < len; i++)
-    {
-      int v = base32_value (text[i]);
-
-      if (v < 0)
-        return FALSE;
-      acc = (acc << 5) | (guint64) v;
-      bits += 5;
-      if (bits >= 8)
-        {
-          bits -= 8;
-          raw[out++] = (guint8) (acc >> bits);
-          acc &= (G_GUINT64_CONSTANT (1) << bits) - 1;
-        }
-    }
-  return out == ACCESS_TOKEN_RAW_LEN;
-}
-
-static void
-token_text (const guint8 raw[static ACCESS_TOKEN_RAW_LEN], char out[static ACCESS_TOKEN_LEN + 1])
-{
-  guint64 acc = 0;
-  guint bits = 0;
-  gsize n = strlen (ACCESS_TOKEN_PREFIX);
-
-  memcpy (out, ACCESS_TOKEN_PREFIX, n);
-  for (gsize i = 0; i < ACCESS_TOKEN_RAW_LEN; i++)
-    {
-      acc = (acc << 8) | raw[i];
-      bits += 8;
-      while (bits >= 5)
-        {
-          bits -= 5;
-          out[n++] = base32_alphabet[(acc >> bits) & 31];
-        }
-    }
-  out[n] = '\0';
+  return enrolltoken_decode (text, len, raw);
 }
 
 static void
@@ -212,7 +157,7 @@ access_store_add_token (AccessStore *store, gboolean reusable, gint64 expires,
   t->note = g_strdup (note);
   g_ptr_array_add (store->tokens, t);
   memcpy (id, t->id, ACCESS_TOKEN_ID_SIZE);
-  token_text (raw, text);
+  enrolltoken_encode (raw, text);
   OPENSSL_cleanse (raw, sizeof raw);
   return g_strdup (text);
 }

@@ -11,11 +11,12 @@
 
 #include <glib.h>
 
+#include "enrolltoken.h"
 #include "peerid.h"
 
-#define ACCESS_TOKEN_PREFIX "p2ptun1-"
-#define ACCESS_TOKEN_RAW_LEN 20
-#define ACCESS_TOKEN_LEN (8 + 32)
+#define ACCESS_TOKEN_PREFIX ENROLLTOKEN_PREFIX
+#define ACCESS_TOKEN_RAW_LEN ENROLLTOKEN_RAW_LEN
+#define ACCESS_TOKEN_LEN ENROLLTOKEN_LEN
 #define ACCESS_TOKEN_ID_LEN 8
 #define ACCESS_TOKEN_ID_SIZE (ACCESS_TOKEN_ID_LEN + 1)
 #define ACCESS_HASH_LEN 32
@@ -157,8 +158,7 @@ GPtrArray *access_store_tokens (const AccessStore *store);
 GPtrArray *access_store_seen (const AccessStore *store);
 GPtrArray *access_store_revoked (const AccessStore *store);
 
-/* Strict shape check of a token's text: the prefix, then 32 characters of
- * [a-z2-7] whose unused low bits are zero. Writes the raw bytes. */
+/* A token's text (proto/enrolltoken.h) to its raw bytes. */
 gboolean access_token_parse (const char *text, gsize len,
                              guint8 raw[static ACCESS_TOKEN_RAW_LEN]);
 /* The token of POST /v1/enroll's body {"token":"..."}: FALSE when the body
