@@ -22,14 +22,14 @@ NOT_ENROLLED = ("this signaling server does not know this agent (peer-id %s); as
                 "operator for an enrollment token, then run `p2ptun-agent enroll`")
 
 
-def api(url, config, method, path, body=None, timeout=10.0):
+def api(url, config, method, path, body=None, timeout=10.0, cert="identity.crt"):
     """One request to the signaling server as the agent of config (its own
-    certificate); returns (status, JSON answer)."""
+    certificate, or cert in its directory); returns (status, JSON answer)."""
     host, port = re.fullmatch(r"https://([\d.]+):(\d+)", url).groups()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ctx.load_cert_chain(os.path.join(config, "identity.crt"), os.path.join(config, "identity.key"))
+    ctx.load_cert_chain(os.path.join(config, cert), os.path.join(config, "identity.key"))
     conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=timeout)
     try:
         conn.request(method, path, body=body,
@@ -261,7 +261,65 @@ def open_server(lab):
     check([p["id"] for p in peers["peers"]] == [b_id], "after enroll --seen: %r" % peers)
 
 
+def make_ca(lab, name):
+    """A self-made CA (P-256); returns (cert, key)."""
+    cert, key = lab.path(name + ".crt"), lab.path(name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign",
+                    "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def sign_agent(lab, config, ca):
+    """p2ptun-agent csr, signed by ca with openssl, put back as the agent's
+    signed-cert.pem."""
+    out = subprocess.run([lab.agent_bin, "csr", "--config", config], capture_output=True,
+                         timeout=30)
+    check(out.returncode == 0 and b"BEGIN CERTIFICATE REQUEST" in out.stdout,
+          "p2ptun-agent csr: %s" % out.stderr.decode())
+    csr = os.path.join(config, "request.csr")
+    with open(csr, "wb") as f:
+        f.write(out.stdout)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                    "-CAcreateserial", "-days", "1", "-copy_extensions", "copy",
+                    "-out", os.path.join(config, "signed-cert.pem")],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def client_ca(lab):
+    """--client-ca admits an agent whose certificate (from its own csr) the
+    CA signed, under the peer-id of its key; one signed by another CA is not."""
+    prepare(lab)
+    ours, theirs = make_ca(lab, "org-ca"), make_ca(lab, "other-ca")
+    sig, url, pin = lab.signal_server("--client-ca", ours[0])
+    op = Operator(lab, sig.state)
+    a, a_id = lab.agent_dir("a")
+    b, b_id = lab.agent_dir("b")
+    sign_agent(lab, a, ours)
+    sign_agent(lab, b, theirs)
+    # The self-signed certificate alone does not do.
+    status, body = api(url, a, "GET", "/v1/ice-servers")
+    check(status == 403 and body["error"] == "not-enrolled", "self-signed: %s %r" % (status, body))
+    status, body = api(url, b, "GET", "/v1/ice-servers", cert="signed-cert.pem")
+    check(status == 403 and body["error"] == "not-enrolled", "other CA: %s %r" % (status, body))
+    # The real agent presents signed-cert.pem by itself.
+    server = lab.agent("a", a, ["serve", "--expose", "x=127.0.0.1:9"], url, pin, enroll=False)
+    server.wait_line("serving as " + a_id)
+    listed = {p["id"]: p for p in op.peers()["peers"]}
+    check(list(listed) == [a_id] and listed[a_id]["via"] == "client-ca", "peers: %r" % listed)
+    other = lab.agent("b", b, ["serve", "--expose", "x=127.0.0.1:9"], url, pin, enroll=False)
+    other.wait_line(re.escape(NOT_ENROLLED % b_id), timeout=20)
+    # Revocation wins over the CA.
+    op.run("revoke", a_id)
+    status, body = api(url, a, "GET", "/v1/ice-servers", cert="signed-cert.pem")
+    check(status == 403 and body["error"] == "revoked", "revoked CA agent: %s %r" % (status, body))
+
+
 CASES = {
+    "client-ca": client_ca,
     "enrollment": enrollment,
     "open": open_server,
 }
