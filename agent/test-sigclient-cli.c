@@ -9,9 +9,9 @@
  *   test-sigclient-cli other DIR OTHER-DIR URL PIN     polls OTHER's mailbox with DIR's
  * key test-sigclient-cli selftest DIR-A DIR-B URL PIN    two agents, exit status 0 on
  * success test-sigclient-cli integration SERVER-BINARY       starts the server in a
- * temporary directory, runs selftest and checks the errors a user sees (pin mismatch,
- *       unreachable, 401, 403), then sigclient_repoll through a proxy that counts
- *       connections; TAP-free, exit status 0 on success
+ * temporary directory, enrolls two agents, runs selftest and checks the errors a
+ *       user sees (pin mismatch, unreachable, 401, 403), then sigclient_repoll through a
+ *       proxy that counts connections; TAP-free, exit status 0 on success
  *
  * Everything runs on a private GMainContext with a 10 ms ticker beside it,
  * whose largest gap is printed at the end ("max-gap-ms N"): a blocking call
@@ -451,7 +451,8 @@ cli_check_errors (Cli *cli, const char *url, const char *pin, const char *dir_a,
     Identity thief = *ida;
     memcpy (thief.peer_id, idb->peer_id, sizeof thief.peer_id);
     ok &= expect_error (cli, cli_client (cli, url, pin, &thief), NULL,
-                        SIGCLIENT_ERROR_HTTP, "(HTTP 403)");
+                        SIGCLIENT_ERROR_HTTP,
+                        "(HTTP 403): only the owner of a mailbox may read it");
   }
 
   /* unreachable: a port that was free a moment ago */
@@ -693,6 +694,29 @@ cli_check_repoll (Cli *cli, const char *url, const char *pin, const char *dir_a,
   return ok && cli->status == 0;
 }
 
+/* Enrolls the agent of @dir on the server of @state, as its operator does:
+ * p2ptun-signal enroll --peer. FALSE (said why) when that fails. */
+static gboolean
+cli_enroll (const char *server_bin, const char *state, const char *dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Identity) id = cli_identity (dir);
+  g_autofree char *err = NULL;
+  int wait_status = 0;
+  const char *argv[]
+      = { server_bin, "enroll", "--state-dir", state, "--peer", id->peer_id, NULL };
+
+  if (!g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                     NULL, &err, &wait_status, &error)
+      || !g_spawn_check_wait_status (wait_status, &error))
+    {
+      printf ("FAIL: p2ptun-signal enroll: %s\n%s", error->message,
+              err != NULL ? err : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static int
 cli_integration (Cli *cli, const char *server_bin)
 {
@@ -747,7 +771,9 @@ cli_integration (Cli *cli, const char *server_bin)
       goto out;
     }
 
-  if (cli_selftest (cli, dir_a, dir_b, url, pin) == 0
+  /* The server admits only enrolled agents. */
+  if (cli_enroll (server_bin, state, dir_a) && cli_enroll (server_bin, state, dir_b)
+      && cli_selftest (cli, dir_a, dir_b, url, pin) == 0
       && cli_check_errors (cli, url, pin, dir_a, dir_b)
       && cli_check_repoll (cli, url, pin, dir_a, dir_b))
     status = 0;

@@ -866,12 +866,19 @@ class Bench:
 
     # ---------------------------------------------------------------- p2ptun
     def start_signal(self, name="signal", extra=()):
-        """A signaling server on loopback; returns (proc, url, pin)."""
+        """A signaling server on loopback, with the two agents (setup_agents)
+        enrolled; returns (proc, url, pin)."""
+        state = os.path.join(self.work, name)
         sig = Proc(self, name, [self.signal_bin, "--listen", "127.0.0.1:0",
-                                "--state-dir", os.path.join(self.work, name)] + list(extra))
+                                "--state-dir", state] + list(extra))
         sig.wait_for(r"^ready$", 10, "out")
         out = {l.split(" ", 1)[0]: l.split(" ", 1)[1] for _, t, l in sig.lines
                if t == "out" and " " in l}
+        for peer_id in (self.sid, self.cid):
+            r = subprocess.run([self.signal_bin, "enroll", "--state-dir", state, "--peer", peer_id],
+                               capture_output=True, text=True, timeout=10)
+            if r.returncode:
+                raise RuntimeError("p2ptun-signal enroll failed: %s" % r.stderr.strip())
         return sig, out["url"], out["pin"]
 
     def setup_agents(self):

@@ -71,6 +71,16 @@ def random_peer_id():
     return base64.b32encode(os.urandom(32)).decode().lower().rstrip("=")
 
 
+def enroll(exe, state_dir, *peer_ids):
+    """Enrolls peer_ids on the server of state_dir (running or not) with the
+    operator's command, p2ptun-signal enroll --peer."""
+    for peer_id in peer_ids:
+        p = subprocess.run([exe, "enroll", "--state-dir", state_dir, "--peer", peer_id],
+                           capture_output=True, timeout=30, env=sanitizer_env())
+        check(p.returncode == 0, "p2ptun-signal enroll --peer %s: exit %d, %r"
+              % (peer_id, p.returncode, p.stderr.decode(errors="replace")))
+
+
 def sanitizer_env():
     """The environment for the server. Under AddressSanitizer, clang 14's
     LeakSanitizer crashes ("Tracer caught signal 11") on the dynamic TLS of the
@@ -240,6 +250,10 @@ def main():
         a = Identity(tmp, "a")
         b = Identity(tmp, "b")
         c = Identity(tmp, "c")
+        # The server is closed: the operator enrolls the clients (a stranger
+        # is not enrolled).
+        enroll(exe, state, a.peer_id, b.peer_id, c.peer_id)
+        stranger = Identity(tmp, "stranger")
 
         @case("state dir 0700, key and certificate 0600")
         def _():
@@ -288,6 +302,16 @@ def main():
             check(body.get("stun") == ["stun.example.org:3478", "[2001:db8::1]:3478"],
                   "stun %r" % body)
             check(body.get("turn", []) == [], "turn %r" % body)
+
+        @case("a stranger: 403 not-enrolled; a post to a peer-id not enrolled: 404")
+        def _():
+            check_error(request(srv, stranger, "GET", "/v1/ice-servers"), 403, "not-enrolled")
+            check_error(request(srv, stranger, "GET", messages_path(stranger.peer_id, 0)), 403,
+                        "not-enrolled")
+            check_error(request(srv, stranger, "POST", messages_path(b.peer_id), offer()), 403,
+                        "not-enrolled")
+            check_error(request(srv, a, "POST", messages_path(stranger.peer_id), offer()), 404,
+                        "unknown-peer")
 
         @case("A posts to B: 202, B offline")
         def _():
@@ -432,7 +456,8 @@ def main():
 
         @case("65th queued message: 429 mailbox-full")
         def _():
-            d = random_peer_id()
+            d = random_peer_id()  # enrolled, never connected
+            enroll(exe, state, d)
             for i in range(64):
                 status, body = request(srv, c, "POST", messages_path(d), offer())
                 check(status == 202, "post %d: %d %r" % (i, status, body))
@@ -445,8 +470,23 @@ def main():
             check("abcd" not in srv.read_stderr() and "0123456789012345678901"
                   not in srv.read_stderr(), "log shows message content")
 
-        # A second server on the same state dir: reuses the key, and has small
-        # limits for the rate and peer tests.
+        @case("a second server on a running server's state dir: one-line error, exit 1")
+        def _():
+            p = subprocess.run([exe, "--listen", "127.0.0.1:0", "--state-dir", state],
+                               capture_output=True, timeout=20, env=sanitizer_env())
+            err = p.stderr.decode(errors="replace")
+            check(p.returncode == 1 and p.stdout == b"", "exit code %d, stdout %r"
+                  % (p.returncode, p.stdout))
+            check(err.count("\n") == 1 and err.startswith("p2ptun-signal: "), "stderr %r" % err)
+
+        @case("SIGINT stops the server cleanly")
+        def _():
+            rc = srv.stop(signal.SIGINT)
+            check(rc == 0, "exit code %r; stderr: %s" % (rc, srv.read_stderr()))
+
+        # A second server on the same state dir (the first one stopped: it
+        # held the state dir): reuses the key and the enrollments, and has
+        # small limits for the rate and peer tests.
         small = Server(exe, tmp, "small", state, "--rate", "1", "--burst", "5",
                        "--max-peers", "1")
         servers.append(small)
@@ -497,8 +537,27 @@ def main():
             except (OSError, http.client.HTTPException):
                 pass  # the connection closed without an answer
             check(rc == 0, "exit code %r; stderr: %s" % (rc, small.read_stderr()))
-            rc = srv.stop(signal.SIGINT)
-            check(rc == 0, "exit code %r; stderr: %s" % (rc, srv.read_stderr()))
+
+        # The one server of this file that admits strangers: the test of
+        # --open itself.
+        open_state = os.path.join(tmp, "open-state")
+        open_srv = Server(exe, tmp, "open", open_state, "--open")
+        servers.append(open_srv)
+
+        @case("--open: a warning at start; strangers are served, revoked ones are not")
+        def _():
+            err = open_srv.read_stderr()
+            check("WARNING: --open" in err, "no warning: %r" % err)
+            check(request(open_srv, stranger, "GET", "/v1/ice-servers")[0] == 200, "ice-servers")
+            nobody = random_peer_id()
+            check(request(open_srv, stranger, "POST", messages_path(nobody), offer())
+                  == (202, {"queued": True, "online": False}), "post to a peer-id never seen")
+            p = subprocess.run([exe, "revoke", "--state-dir", open_state, stranger.peer_id],
+                               capture_output=True, timeout=30, env=sanitizer_env())
+            check(p.returncode == 0, "revoke: exit %d, %r" % (p.returncode, p.stderr))
+            check_error(request(open_srv, stranger, "GET", "/v1/ice-servers"), 403, "revoked")
+            rc = open_srv.stop(signal.SIGTERM)
+            check(rc == 0, "exit code %r; stderr: %s" % (rc, open_srv.read_stderr()))
 
         @case("bad options: one-line error, exit code 2")
         def _():
@@ -508,7 +567,10 @@ def main():
                          ["--state-dir", state],
                          ["--listen", "127.0.0.1:0", "--state-dir", state, "--stun", "x"],
                          ["--listen", "127.0.0.1:0", "--state-dir", state,
-                          "--max-peers", "10junk"]):
+                          "--max-peers", "10junk"],
+                         # closed by default: the enrollments need a state dir
+                         ["--listen", "127.0.0.1:0", "--cert", os.path.join(state, "cert.pem"),
+                          "--key", os.path.join(state, "key.pem")]):
                 p = subprocess.run([exe, *args], capture_output=True, timeout=20,
                                    env=sanitizer_env())
                 err = p.stderr.decode(errors="replace")

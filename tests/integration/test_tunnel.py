@@ -252,6 +252,7 @@ def offline(lab):
     sig, url, pin = lab.signal_server()
     sdir, sid = lab.agent_dir("server")
     cdir, cid = lab.agent_dir("client")
+    lab.enroll(sig.state, sid)  # enrolled, not yet connected
     lonely = lab.agent("lonely", cdir, ["pair", sid, "-L", "%d:echo" % free_port(),
                                         "--timeout", "2"], url, pin)
     lonely.wait_line("peer %s is not connected to the signaling server; waiting" % sid)

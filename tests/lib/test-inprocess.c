@@ -426,6 +426,35 @@ test_two_nodes_child (void)
   g_array_unref (b.events);
 }
 
+/* Enrolls the peer-id of the identity in @config_dir (made if there is none)
+ * on the signaling server of @state, as its operator does; FALSE (said why)
+ * when that fails. */
+static gboolean
+enroll (const char *state, const char *config_dir)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (P2ptunIdentity) id = p2ptun_identity_load (config_dir, &error);
+  g_autofree char *err = NULL;
+  int status = 0;
+
+  if (id == NULL)
+    {
+      g_printerr ("%s: %s\n", config_dir, error->message);
+      return FALSE;
+    }
+  const char *peer = p2ptun_identity_get_peer_id (id);
+  const char *argv[]
+      = { signal_bin, "enroll", "--state-dir", state, "--peer", peer, NULL };
+  if (!g_spawn_sync (NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                     NULL, &err, &status, &error)
+      || !g_spawn_check_wait_status (status, &error))
+    {
+      g_printerr ("p2ptun-signal enroll: %s\n%s", error->message, err != NULL ? err : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 test_two_nodes (void)
 {
@@ -433,6 +462,11 @@ test_two_nodes (void)
   g_autofree char *tmp = g_dir_make_tmp ("p2ptun-test-lib-XXXXXX", &error);
   g_autofree char *state = g_build_filename (tmp, "signal", NULL);
   g_autofree char *url = NULL, *pin = NULL;
+  /* The agents' identities, made here to enroll them; the child loads them. */
+  g_autofree char *dir_a = g_build_filename (tmp, "a", NULL);
+  g_autofree char *dir_b = g_build_filename (tmp, "b", NULL);
+  g_autofree char *dir_c = g_build_filename (tmp, "c", NULL);
+  gboolean enrolled = FALSE;
 
   g_assert_no_error (error);
   g_autoptr (GSubprocessLauncher) launcher
@@ -456,6 +490,8 @@ test_two_nodes (void)
       }
   }
   if (url && pin)
+    enrolled = enroll (state, dir_a) && enroll (state, dir_b) && enroll (state, dir_c);
+  if (enrolled)
     {
       g_setenv ("P2PTUN_TEST_TMP", tmp, TRUE);
       g_setenv ("P2PTUN_TEST_URL", url, TRUE);
@@ -471,6 +507,7 @@ test_two_nodes (void)
   }
   g_assert_nonnull (url);
   g_assert_nonnull (pin);
+  g_assert_true (enrolled);
   g_test_trap_assert_passed ();
 }
 

@@ -110,6 +110,7 @@ def fetch_through_tunnel(lab, argv, env):
     sig, url, pin = lab.signal_server()
     sdir, sid = lab.agent_dir("server")
     fdir, fid = lab.agent_dir("fetch")
+    lab.enroll(sig.state, fid)  # the example is not started by lab.agent()
     # Loopback only, on both sides (the examples' last argument).
     server = lab.agent("server", sdir, ["serve", "--expose", "web=127.0.0.1:%d" % web.port,
                                         "--trust", fid], url=url, pin=pin)

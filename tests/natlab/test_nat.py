@@ -332,6 +332,7 @@ class Runner:
             argv += ["--relay", "turn:%s:%d?transport=tcp" % (ip, RELAY_PORT)]
         proc = net.start("signal", net.inet, argv, capture_stdout=True)
         self.signal_proc = proc
+        self.signal_state = state
         info, done = {}, threading.Event()
 
         def read():
@@ -349,11 +350,19 @@ class Runner:
         return info["url"], info["pin"]
 
     def agent_id(self, net, ns, config):
+        """The peer-id of the agent directory config (made in ns on first
+        use), enrolled on the signaling server that start_signal started."""
         out = subprocess.run(net.exec_argv(ns, [self.agent_bin, "id", "--config", config]),
                              capture_output=True, timeout=60)
         check(out.returncode == 0, "p2ptun-agent id failed: %s" % out.stderr.decode())
         peer_id = out.stdout.decode().strip()
         check(re.fullmatch(r"[a-z2-7]{52}", peer_id), "bad peer-id %r" % peer_id)
+        # The operator's command needs only the state dir (its admin socket
+        # is a file): it runs here, outside the namespaces.
+        out = subprocess.run([self.signal_bin, "enroll", "--state-dir", self.signal_state,
+                              "--peer", peer_id], capture_output=True, timeout=60)
+        check(out.returncode == 0, "p2ptun-signal enroll --peer failed: %s"
+              % out.stderr.decode())
         return peer_id
 
     def move_to_direct(self, net, host_b, client, id_a, peer_py, first_line):
