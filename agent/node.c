@@ -85,6 +85,7 @@ orphan_free (gpointer data)
 /* ---- signaling ---- */
 
 static void node_closed_sends (Node *node);
+static void tunnel_on_down (const GError *error, gpointer data);
 
 static void
 on_send_done (Sigclient *client, gboolean online, const GError *error, gpointer data)
@@ -92,7 +93,9 @@ on_send_done (Sigclient *client, gboolean online, const GError *error, gpointer 
   Node *node = data;
 
   node->pending_sends--;
-  if (error && !node->closing)
+  /* A peer the server has not enrolled is reported once, by its offer. */
+  if (error && !node->closing
+      && !g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_UNKNOWN_PEER))
     node_warn (node, "cannot send to the peer through the signaling server: %s",
                error->message);
   if (node->closing && node->pending_sends == 0)
@@ -113,6 +116,17 @@ on_offer_sent (Sigclient *client, gboolean online, const GError *error, gpointer
   Peer *peer = g_hash_table_lookup (node->peers, sent->peer);
 
   g_ptr_array_remove_fast (node->offers_sent, sent); /* frees it */
+  if (g_error_matches (error, SIGCLIENT_ERROR, SIGCLIENT_ERROR_UNKNOWN_PEER) && peer != NULL
+      && peer->link != NULL && !node->closing)
+    {
+      /* No offer can ever reach it there: the tunnel ends, with the reason. */
+      g_autoptr (GError) gone = g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_UNKNOWN_PEER,
+                                             "peer %s: %s", peer->peer, error->message);
+
+      node->pending_sends--;
+      tunnel_on_down (gone, peer->link);
+      return;
+    }
   on_send_done (client, online, error, node);
   if (error || peer == NULL || online || peer->told_offline || node->closing)
     return;

@@ -310,6 +310,11 @@ sigreq_error (SigReq *r, CURLcode rc, long *status_out)
         return g_error_new_literal (SIGCLIENT_ERROR, sigclient_refusals[i].error,
                                     msg != NULL && msg[0] != '\0' ? shown : ours);
       }
+  if (status == 404 && code != NULL && strcmp (code, "unknown-peer") == 0)
+    return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_UNKNOWN_PEER,
+                        "the signaling server at %s has not enrolled that peer; its "
+                        "operator can (p2ptun-signal enroll)",
+                        c->base_url);
   if (status < 400)
     return g_error_new (SIGCLIENT_ERROR, SIGCLIENT_ERROR_PROTOCOL,
                         "unexpected HTTP status %ld from the signaling server at %s",

@@ -24,6 +24,7 @@ typedef enum
   SIGCLIENT_ERROR_NOT_ENROLLED, /* the server does not know our peer-id */
   SIGCLIENT_ERROR_REVOKED,      /* its operator revoked our peer-id */
   SIGCLIENT_ERROR_BAD_TOKEN,    /* POST /v1/enroll: unknown, expired, used or cancelled */
+  SIGCLIENT_ERROR_UNKNOWN_PEER, /* a message to a peer-id the server has not enrolled */
 } SigclientError;
 
 typedef struct _Sigclient Sigclient;

@@ -344,11 +344,48 @@ parse_number (const char *option, const char *text, guint64 max)
   return n;
 }
 
+/* enroll --peer A --peer B ...: one request each; stops at the first error. */
+static int
+enroll_peers (const char *state_dir, const char *const *peers, const char *note,
+              gboolean misused)
+{
+  if (misused)
+    {
+      g_printerr ("p2ptun-signal enroll: give --peer, --seen, or token options (see --help)\n");
+      return 2;
+    }
+  for (gsize i = 0; peers[i] != NULL; i++)
+    {
+      g_autoptr (JsonBuilder) b = request_begin ("enroll");
+      g_autoptr (JsonParser) parser = json_parser_new ();
+      g_autoptr (GError) error = NULL;
+      g_autofree char *request = NULL;
+      JsonObject *reply;
+
+      request_string (b, "peer", peers[i]);
+      request_string (b, "note", note);
+      request = request_text (b);
+      reply = admin_request (state_dir, request, parser, &error);
+      if (reply == NULL || !json_object_get_boolean_member_with_default (reply, "ok", FALSE))
+        {
+          g_printerr ("p2ptun-signal enroll: %s: %s\n", peers[i],
+                      reply == NULL ? error->message
+                      : member_string (reply, "error") != NULL ? member_string (reply, "error")
+                                                               : "refused");
+          return 1;
+        }
+      g_printerr ("enrolled %s\n", peers[i]);
+    }
+  return 0;
+}
+
 int
 admin_cli_main (int argc, char **argv)
 {
   const char *command = argv[1];
-  g_autofree char *state_dir = NULL, *note = NULL, *peer = NULL, *expires = NULL;
+  g_autofree char *state_dir = NULL, *note = NULL, *expires = NULL;
+  g_auto (GStrv) peers = NULL;
+  const char *peer = NULL;
   g_autofree char *cancel = NULL, *max_alloc = NULL, *max_bps = NULL;
   gboolean reusable = FALSE, seen = FALSE, json = FALSE, def = FALSE;
   GOptionEntry common[] = {
@@ -364,7 +401,8 @@ admin_cli_main (int argc, char **argv)
     { "note", 0, 0, G_OPTION_ARG_STRING, &note,
       "A note kept with the token and the peers it enrolls (at most 200 characters)",
       "TEXT" },
-    { "peer", 0, 0, G_OPTION_ARG_STRING, &peer, "Admit this peer-id directly", "PEER-ID" },
+    { "peer", 0, 0, G_OPTION_ARG_STRING_ARRAY, &peers,
+      "Admit this peer-id directly (repeat for more)", "PEER-ID" },
     { "seen", 0, 0, G_OPTION_ARG_NONE, &seen, "Admit every peer-id seen but not enrolled",
       NULL },
     G_OPTION_ENTRY_NULL,
@@ -421,6 +459,11 @@ admin_cli_main (int argc, char **argv)
       return 2;
     }
 
+  if (strcmp (command, "enroll") == 0 && peers != NULL && peers[0] != NULL && peers[1] != NULL)
+    return enroll_peers (state_dir, (const char *const *) peers, note,
+                         seen || reusable || expires != NULL || argc > 1);
+  if (peers != NULL)
+    peer = peers[0];
   if (strcmp (command, "enroll") == 0)
     {
       gint64 lifetime = ADMIN_TOKEN_EXPIRES_DEFAULT_S;

@@ -184,6 +184,14 @@ def enrollment(lab):
     data = pattern_bytes(3, 256 * 1024)
     check(roundtrip(lport, data) == data, "echo through the tunnel differs")
 
+    # A peer the server has not enrolled: pair says so and stops.
+    _, nobody_id = lab.agent_dir("nobody")
+    lonely = lab.agent("lonely", phone, ["pair", nobody_id, "-L", "%d:echo" % free_port()], url,
+                       pin, enroll=False)
+    lonely.wait_line(r"error: peer %s: the signaling server at \S+ has not enrolled that peer"
+                     % nobody_id, timeout=20)
+    check(lonely.wait_exit(10) == 1, "pair to a peer that is not enrolled should exit 1")
+
     # Revoke during a live long-poll: the poll ends with 403 at once.
     answer = {}
 

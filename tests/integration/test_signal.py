@@ -74,11 +74,14 @@ def random_peer_id():
 def enroll(exe, state_dir, *peer_ids):
     """Enrolls peer_ids on the server of state_dir (running or not) with the
     operator's command, p2ptun-signal enroll --peer."""
-    for peer_id in peer_ids:
-        p = subprocess.run([exe, "enroll", "--state-dir", state_dir, "--peer", peer_id],
-                           capture_output=True, timeout=30, env=sanitizer_env())
-        check(p.returncode == 0, "p2ptun-signal enroll --peer %s: exit %d, %r"
-              % (peer_id, p.returncode, p.stderr.decode(errors="replace")))
+    for first in range(0, len(peer_ids), 64):
+        chunk = peer_ids[first:first + 64]
+        argv = [exe, "enroll", "--state-dir", state_dir]
+        for peer_id in chunk:
+            argv += ["--peer", peer_id]
+        p = subprocess.run(argv, capture_output=True, timeout=60, env=sanitizer_env())
+        check(p.returncode == 0, "p2ptun-signal enroll --peer %s...: exit %d, %r"
+              % (chunk[0], p.returncode, p.stderr.decode(errors="replace")))
 
 
 def sanitizer_env():
