@@ -134,5 +134,6 @@ void node_evict_silent (Node *node, const char *peer);
 /* A NetWatchFunc for the node. */
 void node_network_changed (gpointer node);
 
-/* Renews them in @delay_s seconds, or (0) when half their life is gone. */
+/* Renews them in @delay_s seconds, or (0) when a third of what is left of
+ * them is gone (node-ice.c). */
 void node_schedule_ice_refresh (Node *node, gint64 delay_s);
