@@ -48,20 +48,25 @@ char *tunnel_path_to_string (const TunnelPath *path);
 #define TUNNEL_RESTART_BACKOFF_MAX_S 8
 
 /* Relay credentials expire (relays_expiry(); minutes, the signaling
- * server's --turn-ttl), and then the relay refreshes the allocation no
- * more. A path whose pair goes through our own relay allocation moves to a
- * new generation, gathered with the owner's fresh credentials, while the
- * old one still works: when a quarter of the life the credentials had when
- * the path was made is left, but no later than TUNNEL_RELAY_MARGIN_MIN_S
- * before they expire (time for a generation or two on a slow machine). The
- * controlled side asks a quarter of its margin later than it would, so
- * that the controlling side, which makes the generations, goes first when
- * both relays expire together. A move waits for credentials that outlive
- * the path's (the owner renews them in time and then calls
- * tunnel_relays_renewed()); one that finds no pair is tried again with the
- * backoff above. Paths whose own end is not relayed do not move: their
- * relayed candidates are standby, and a path that dies is replaced by a
- * new generation with fresh allocations, never by its standby pairs. */
+ * server's --turn-ttl), and then a strict relay refreshes the allocation no
+ * more and drops it. libnice 0.1.21 takes a 401 to its Refresh quietly (it
+ * stops refreshing, conncheck.c priv_map_reply_to_relay_refresh, and keeps
+ * the candidate): the path just goes dead, and the silence detector would
+ * restart it 2 s later. So a path whose pair goes through our own relay
+ * allocation moves to a new generation, gathered with the owner's fresh
+ * credentials, while the old one still works: when a quarter of the life
+ * the credentials had when the path was made is left, but no later than
+ * TUNNEL_RELAY_MARGIN_MIN_S before they expire (time for a generation or
+ * two on a slow machine). The controlled side asks a quarter of its margin
+ * later than it would, so that the controlling side, which makes the
+ * generations, goes first when both relays expire together. A move waits
+ * for credentials that outlive the path's (the owner renews them in time
+ * and then calls tunnel_relays_renewed()); one that finds no pair is tried
+ * again with the backoff above. A path whose own end is not relayed does
+ * not move: its relayed candidates are standby that nothing falls back to
+ * (libnice fails the whole component when the selected pair loses consent,
+ * and a path that dies is replaced by a new generation with fresh
+ * allocations). */
 #define TUNNEL_RELAY_MARGIN_MIN_S 5
 #define TUNNEL_RELAY_MARGIN_DIVISOR 4
 
