@@ -151,5 +151,6 @@ void node_admission_refused_later (Node *node);
 /* Stops asking (node_free). */
 void node_admission_clear (Node *node);
 
-/* Renews them in @delay_s seconds, or (0) when half their life is gone. */
+/* Renews them in @delay_s seconds, or (0) when a third of what is left of
+ * them is gone (node-ice.c). */
 void node_schedule_ice_refresh (Node *node, gint64 delay_s);

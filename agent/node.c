@@ -310,16 +310,28 @@ static const char *const restart_reasons[] = {
   [TUNNEL_RESTART_NETWORK] = "network changed",
   [TUNNEL_RESTART_PEER] = "the peer asks",
   [TUNNEL_RESTART_RETRY] = "still no path",
+  [TUNNEL_RESTART_CREDENTIALS] = "relay credentials expire soon",
 };
 
 static void
 tunnel_on_restarting (guint32 generation, TunnelRestartReason reason, gpointer data)
 {
   Link *link = data;
-  P2ptunEvent *event = event_new (P2PTUN_EVENT_PATH_LOST, link->peer,
-                                  "peer %s: %s, restarting ICE (generation %u)", link->peer,
-                                  restart_reasons[reason], generation);
+  P2ptunEvent *event;
 
+  if (reason == TUNNEL_RESTART_CREDENTIALS)
+    {
+      /* Nothing is lost: the path works until the next one is up. */
+      event = event_new (P2PTUN_EVENT_NOTICE, link->peer,
+                         "peer %s: %s, moving to ICE generation %u", link->peer,
+                         restart_reasons[reason], generation);
+      event->outgoing = link->outgoing;
+      link_emit (link, event);
+      return;
+    }
+  event = event_new (P2PTUN_EVENT_PATH_LOST, link->peer,
+                     "peer %s: %s, restarting ICE (generation %u)", link->peer,
+                     restart_reasons[reason], generation);
   event->outgoing = link->outgoing;
   link_emit (link, event);
   /* The restart's answer comes through the long-poll, whose connection may

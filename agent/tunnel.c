@@ -35,6 +35,7 @@ struct _Tunnel
   guint32 max_generation;   /* the highest made or asked for */
   GSource *next_deadline;
   GSource *retry;           /* the next restart, after a backoff */
+  GSource *relay_move;      /* the move off our relay's expiring credentials */
   guint backoff_s;
   gint64 last_request;      /* the peer's last restart request we acted on */
   guint32 asked_generation; /* controlled: the generation we asked for last */
@@ -110,6 +111,8 @@ tunnel_send_signal (Tunnel *self, Sigmsg *msg)
     sigmsg_free (msg);
 }
 
+static void tunnel_arm_relay_move (Tunnel *self);
+
 /* ---- the session ---- */
 
 static gboolean
@@ -141,6 +144,7 @@ session_on_up (gpointer data)
 {
   Tunnel *self = data;
 
+  tunnel_arm_relay_move (self);
   self->cb.up (path_info (self->path), self->user_data);
 }
 
@@ -177,6 +181,8 @@ session_on_silence (gint64 gap_us, gboolean over, gpointer data)
        * restarts remain to be tried can wait for the next silence. */
       tunnel_stop_retry (self);
       self->backoff_s = 0;
+      /* A move off expiring credentials was perhaps among them. */
+      tunnel_arm_relay_move (self);
     }
   else
     {
@@ -262,11 +268,92 @@ tunnel_drop_next (Tunnel *self)
   tunnel_bury (self, g_steal_pointer (&self->next));
 }
 
+/* ---- relay credentials ---- */
+
+/* When (Unix seconds) the path in use is to move off the credentials of
+ * the relay allocation that its pair goes through on our side (see
+ * TUNNEL_RELAY_MARGIN_MIN_S), and in @expiry when they expire; 0: it need
+ * not move. */
+static gint64
+tunnel_relay_move_time (Tunnel *self, gint64 *expiry)
+{
+  gint64 lifetime_s;
+  gint64 margin_s;
+
+  *expiry = path_relay_expiry (self->path, &lifetime_s);
+  /* Credentials that had expired when the path was made, yet made an
+   * allocation: this machine's clock runs ahead, and tells nothing. */
+  if (*expiry == 0 || lifetime_s <= 0)
+    return 0;
+  margin_s = MAX (lifetime_s / TUNNEL_RELAY_MARGIN_DIVISOR,
+                  (gint64) TUNNEL_RELAY_MARGIN_MIN_S);
+  if (!self->controlling)
+    margin_s -= margin_s / 4;
+  return *expiry - margin_s;
+}
+
+/* Whether the path in use is to move off its relay credentials now, and
+ * can: the owner has credentials that outlive them. */
+static gboolean
+tunnel_relay_due (Tunnel *self)
+{
+  gint64 expiry;
+  gint64 at = tunnel_relay_move_time (self, &expiry);
+
+  return at != 0 && g_get_real_time () >= at * G_USEC_PER_SEC
+         && relays_expiry (self->cb.ice_servers (self->user_data)) > expiry;
+}
+
+static gboolean
+on_relay_move (gpointer data)
+{
+  Tunnel *self = data;
+
+  g_clear_pointer (&self->relay_move, g_source_unref);
+  if (tunnel_relay_due (self))
+    tunnel_restart (self, TUNNEL_RESTART_CREDENTIALS);
+  else
+    g_debug ("session %.8s: waiting for fresh relay credentials", self->session_id);
+  return G_SOURCE_REMOVE;
+}
+
+/* Sets the timer of the move off the relay credentials of the path in use
+ * (again: the pair changed, or a restart that could have been the move was
+ * called off). */
+static void
+tunnel_arm_relay_move (Tunnel *self)
+{
+  gint64 expiry;
+  gint64 at = tunnel_relay_move_time (self, &expiry);
+  gint64 now_ms = g_get_real_time () / 1000;
+  gint64 delay_ms;
+
+  clear_source (&self->relay_move);
+  if (at == 0 || self->down)
+    return;
+  delay_ms = CLAMP (at * 1000 - now_ms, 0, (gint64) G_MAXUINT);
+  g_debug ("session %.8s: relay credentials of ICE generation %u expire in %.1f s; "
+           "moving in %.1f s", self->session_id, path_generation (self->path),
+           (expiry * 1000 - now_ms) / 1000.0, delay_ms / 1000.0);
+  self->relay_move = g_timeout_source_new ((guint) delay_ms);
+  g_source_set_callback (self->relay_move, on_relay_move, self, NULL);
+  g_source_attach (self->relay_move, self->context);
+}
+
+void
+tunnel_relays_renewed (Tunnel *self)
+{
+  if (!self->down && tunnel_relay_due (self))
+    tunnel_restart (self, TUNNEL_RESTART_CREDENTIALS);
+}
+
+/* ---- restarts ---- */
+
 /* Whether the path in use needs replacing. */
 static gboolean
 tunnel_needs_path (Tunnel *self)
 {
-  return self->path_lost || session_is_stalled (self->session);
+  return self->path_lost || session_is_stalled (self->session) || tunnel_relay_due (self);
 }
 
 static gboolean
@@ -275,8 +362,10 @@ on_retry (gpointer data)
   Tunnel *self = data;
 
   g_clear_pointer (&self->retry, g_source_unref);
-  if (tunnel_needs_path (self))
+  if (self->path_lost || session_is_stalled (self->session))
     tunnel_restart (self, TUNNEL_RESTART_RETRY);
+  else if (tunnel_relay_due (self))
+    tunnel_restart (self, TUNNEL_RESTART_CREDENTIALS);
   return G_SOURCE_REMOVE;
 }
 
@@ -344,7 +433,8 @@ tunnel_make_next (Tunnel *self, guint32 generation, TunnelRestartReason reason)
   self->next_deadline = g_timeout_source_new_seconds (TUNNEL_RESTART_DEADLINE_S);
   g_source_set_callback (self->next_deadline, on_next_deadline, self, NULL);
   g_source_attach (self->next_deadline, self->context);
-  if (self->cb.restarting)
+  /* The controlled side told of a generation it asked for when it asked. */
+  if (self->cb.restarting && (self->controlling || generation != self->asked_generation))
     self->cb.restarting (generation, reason, self->user_data);
   return TRUE;
 }
@@ -493,6 +583,8 @@ path_on_selected (Path *path, const PathInfo *info, gboolean new_pair, gpointer 
     }
   else if (new_pair)
     session_path_changed (self->session);
+  if (path == self->path)
+    tunnel_arm_relay_move (self);
   if (session_is_up (self->session) && self->cb.path_changed)
     self->cb.path_changed (info, self->user_data);
 }
@@ -602,6 +694,7 @@ tunnel_free (Tunnel *self)
   clear_source (&self->down_idle);
   clear_source (&self->next_deadline);
   clear_source (&self->retry);
+  clear_source (&self->relay_move);
   clear_source (&self->reaper);
   /* The session sends through the path: it goes first. */
   session_free (self->session);
@@ -643,6 +736,10 @@ tunnel_handle_restart_request (Tunnel *self, const Sigmsg *msg)
   if (!self->controlling || !session_is_up (self->session))
     return;
   if (self->next && msg->generation <= self->max_generation)
+    return;
+  /* Sent before the peer saw the offer of the generation in use: both
+   * sides moved off expiring relay credentials at once, say. */
+  if (msg->generation <= path_generation (self->path))
     return;
   if (now - self->last_request < G_USEC_PER_SEC)
     return;

@@ -47,6 +47,29 @@ char *tunnel_path_to_string (const TunnelPath *path);
 #define TUNNEL_RESTART_DEADLINE_S 10
 #define TUNNEL_RESTART_BACKOFF_MAX_S 8
 
+/* Relay credentials expire (relays_expiry(); minutes, the signaling
+ * server's --turn-ttl), and then a strict relay refreshes the allocation no
+ * more and drops it. libnice 0.1.21 takes a 401 to its Refresh quietly (it
+ * stops refreshing, conncheck.c priv_map_reply_to_relay_refresh, and keeps
+ * the candidate): the path just goes dead, and the silence detector would
+ * restart it 2 s later. So a path whose pair goes through our own relay
+ * allocation moves to a new generation, gathered with the owner's fresh
+ * credentials, while the old one still works: when a quarter of the life
+ * the credentials had when the path was made is left, but no later than
+ * TUNNEL_RELAY_MARGIN_MIN_S before they expire (time for a generation or
+ * two on a slow machine). The controlled side asks a quarter of its margin
+ * later than it would, so that the controlling side, which makes the
+ * generations, goes first when both relays expire together. A move waits
+ * for credentials that outlive the path's (the owner renews them in time
+ * and then calls tunnel_relays_renewed()); one that finds no pair is tried
+ * again with the backoff above. A path whose own end is not relayed does
+ * not move: its relayed candidates are standby that nothing falls back to
+ * (libnice fails the whole component when the selected pair loses consent,
+ * and a path that dies is replaced by a new generation with fresh
+ * allocations). */
+#define TUNNEL_RELAY_MARGIN_MIN_S 5
+#define TUNNEL_RELAY_MARGIN_DIVISOR 4
+
 /* Why a new ICE generation is made. */
 typedef enum
 {
@@ -55,6 +78,7 @@ typedef enum
   TUNNEL_RESTART_NETWORK,  /* a local address went away, or the default route moved */
   TUNNEL_RESTART_PEER,     /* the peer asked (it noticed first) */
   TUNNEL_RESTART_RETRY,    /* the last generation found no pair */
+  TUNNEL_RESTART_CREDENTIALS, /* our relay's credentials expire soon (no fault) */
 } TunnelRestartReason;
 
 typedef struct
@@ -139,6 +163,9 @@ const TunnelPath *tunnel_path (Tunnel *tunnel);
  * @route_moved. */
 void tunnel_network_changed (Tunnel *tunnel, gboolean (*has_address) (const char *ip),
                              gboolean route_moved);
+/* The owner's relay credentials were renewed: a path that waits for them
+ * to move off expiring ones moves now. */
+void tunnel_relays_renewed (Tunnel *tunnel);
 /* The ICE generation in use, and how many restarts and stalls (the peer
  * went quiet) the tunnel has been through. */
 guint32 tunnel_generation (Tunnel *tunnel);

@@ -44,6 +44,7 @@ struct _Path
   GPtrArray *early_candidates; /* char* SDP lines before credentials */
   guint n_remote_candidates;
   GPtrArray *relays;           /* Relay*, see relays_private.h */
+  gint64 made_s;               /* Unix time of path_new(), for path_relay_expiry() */
   PathProbe *probe;            /* NULL with relay_only */
   gboolean gathered;
   guint local_types;           /* bit per NiceCandidateType gathered */
@@ -595,6 +596,7 @@ path_new (GMainContext *context, const PathConfig *config, const PathCallbacks *
   self->user_data = user_data;
   self->early_candidates = g_ptr_array_new_with_free_func (g_free);
   self->max_datagram = PATH_DATAGRAM_COMMON;
+  self->made_s = g_get_real_time () / G_USEC_PER_SEC;
   if (udpbatch_mode_from_env () != UDPBATCH_OFF)
     self->batch = udpbatch_new (udpbatch_mode_from_env ());
 
@@ -731,6 +733,24 @@ const PathInfo *
 path_info (Path *self)
 {
   return &self->info;
+}
+
+gint64
+path_relay_expiry (Path *self, gint64 *lifetime_s)
+{
+  NiceCandidate *local, *remote;
+  Relay *relay;
+
+  *lifetime_s = 0;
+  if (!nice_agent_get_selected_pair (self->agent, self->stream_id, PATH_COMPONENT, &local,
+                                     &remote)
+      || local->type != NICE_CANDIDATE_TYPE_RELAYED)
+    return 0;
+  relay = relays_of_candidate (self->relays, local);
+  if (relay == NULL || relay->expiry == 0)
+    return 0;
+  *lifetime_s = relay->expiry - self->made_s;
+  return relay->expiry;
 }
 
 gboolean

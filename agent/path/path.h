@@ -103,6 +103,12 @@ gboolean path_has_remote (Path *path);
 guint32 path_generation (Path *path);
 /* The selected pair (zeroed until one is). */
 const PathInfo *path_info (Path *path);
+/* When (Unix seconds) the credentials of the relay that the selected pair
+ * goes through on our side expire (relays_expiry()), with in @lifetime_s
+ * how long they had left when the path was made; 0 when our end of the
+ * pair is not a relayed candidate (the peer's relay is the peer's
+ * business) or its username does not say. */
+gint64 path_relay_expiry (Path *path, gint64 *lifetime_s);
 /* Whether one of the path's host candidates has an address that
  * @has_address says is no longer on this machine (the network changed
  * under it). */

@@ -82,6 +82,32 @@ relays_usable (const SigmsgIceServers *servers)
   return n;
 }
 
+/* The EXPIRY of a TURN REST username "EXPIRY:PEER-ID[:OPTIONS]", or 0. */
+static gint64
+username_expiry (const char *username)
+{
+  char *end = NULL;
+  gint64 expiry = g_ascii_strtoll (username, &end, 10);
+
+  return end != username && *end == ':' && expiry > 0 ? expiry : 0;
+}
+
+gint64
+relays_expiry (const SigmsgIceServers *servers)
+{
+  gint64 earliest = 0;
+
+  for (guint i = 0; servers && i < servers->turn->len; i++)
+    {
+      const SigmsgTurnServer *turn = servers->turn->pdata[i];
+      gint64 expiry = username_expiry (turn->username);
+
+      if (expiry != 0 && (earliest == 0 || expiry < earliest))
+        earliest = expiry;
+    }
+  return earliest;
+}
+
 static gboolean
 is_loopback (const char *host)
 {
@@ -145,6 +171,7 @@ relays_add (GMainContext *context, NiceAgent *agent, guint stream_id, guint comp
       relay = g_new0 (Relay, 1);
       relay->uri = g_strdup (turn->uri);
       relay->transport = names[transport];
+      relay->expiry = username_expiry (turn->username);
       if (transport == SIGMSG_TURN_TLS)
         {
           relay->shim = tls_shim_new (context, host, port, turn->pin, warn, &error);

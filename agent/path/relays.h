@@ -13,6 +13,13 @@
  * IP address, or over TLS (turns:) at any host. */
 guint relays_usable (const SigmsgIceServers *servers);
 
+/* When (Unix seconds) the credentials of @servers expire: the earliest
+ * EXPIRY of their TURN REST usernames "EXPIRY:PEER-ID[:OPTIONS]"; 0 when no
+ * username says. A relay refuses to refresh an allocation after that (and
+ * p2ptun-relay removes it), so a path whose pair goes through one moves to
+ * a new ICE generation before (tunnel.h). */
+gint64 relays_expiry (const SigmsgIceServers *servers);
+
 /* The relay allocations being given back (a Refresh with lifetime 0 to each
  * relay) by the tunnels of one owner, in its GMainContext. Its owner frees
  * it after every tunnel that was given it. */

@@ -17,6 +17,7 @@ typedef struct
   char *uri;
   const char *transport; /* how we reach it: "udp", "tcp", "tls" (through shim) */
   TlsShim *shim;
+  gint64 expiry; /* of its credentials (Unix seconds; see relays_expiry()), or 0 */
 } Relay;
 
 /* A UDP relay or the STUN server is on this machine's loopback: the host

@@ -545,7 +545,7 @@ def relay_p2ptun_tls(lab):
 
 
 def relay_credentials_renewed(lab):
-    """Relay credentials live --turn-ttl seconds (60 here); a serving agent
+    """Relay credentials live --turn-ttl seconds (12 here); a serving agent
     renews its own, so that a tunnel that begins after the first ones expired
     still gets relayed candidates (both agents --relay-only: without renewal
     the serving agent's Allocate is refused and ICE fails)."""
@@ -553,19 +553,144 @@ def relay_credentials_renewed(lab):
     relay, port = lab.relay_server(secret_file)
     echo = lab.service("echo")
     sig, url, pin = lab.signal_server("--relay", "turn:127.0.0.1:%d" % port,
-                                      "--turn-secret-file", secret_file, "--turn-ttl", "60")
+                                      "--turn-secret-file", secret_file, "--turn-ttl", "12")
     sdir, sid = lab.agent_dir("server")
     cdir, cid = lab.agent_dir("client")
     server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
                                         "--trust", cid, "--relay-only"], url, pin)
     server.wait_line("serving as")
-    time.sleep(70)
+    time.sleep(15)
     lport = free_port()
     client = lab.agent("client", cdir, ["pair", sid, "--relay-only", "-L", "%d:echo" % lport],
                        url, pin)
     client.wait_line(relayed_re("udp"), timeout=20)
     data = pattern_bytes(5, 256 * 1024)
     check(roundtrip(lport, data) == data, "echo through the relay differs")
+
+
+# Relay credentials of MOVE_TTL seconds, and a stream that runs for about
+# three of their lifetimes.
+MOVE_TTL = 12
+MOVE_SECONDS = 3 * MOVE_TTL
+MOVE_HEAD_START = 2.5
+# Paced: 32 KiB every 20 ms each way (1.6 MB/s), a load that a sanitizer
+# build carries too.
+MOVE_CHUNK = 32 * 1024
+MOVE_PACE = 0.02
+# The longest the echoed data may stop: a move is make-before-break, while
+# a path that died would be noticed after 2 s and replaced after that.
+MOVE_MAX_GAP = 1.5
+
+
+def paced_echo(port, seconds):
+    """Sends pattern bytes through the forwarded port to the echo service at
+    a steady pace for seconds, reading the echo meanwhile. Returns (sent,
+    received, longest gap between two reads in s)."""
+    payload = pattern_bytes(11, int(seconds / MOVE_PACE + 1) * MOVE_CHUNK)
+    got = bytearray()
+    gap = [0.0]
+
+    with connect_retry(port) as s:
+        def receive():
+            last = time.monotonic()
+            while True:
+                data = s.recv(1 << 16)
+                now = time.monotonic()
+                if not data:
+                    return
+                gap[0] = max(gap[0], now - last)
+                last = now
+                got.extend(data)
+
+        reader = threading.Thread(target=receive, daemon=True)
+        reader.start()
+        t0 = time.monotonic()
+        off = 0
+        while time.monotonic() - t0 < seconds:
+            s.sendall(payload[off:off + MOVE_CHUNK])
+            off += MOVE_CHUNK
+            time.sleep(max(0.0, t0 + off / MOVE_CHUNK * MOVE_PACE - time.monotonic()))
+        s.shutdown(socket.SHUT_WR)
+        reader.join(60)
+        check(not reader.is_alive(), "the echo did not end")
+    return payload[:off], bytes(got), gap[0]
+
+
+def relay_credentials_move(lab, coturn, first):
+    """Relay credentials that live MOVE_TTL seconds, both agents --relay-only,
+    and a stream that carries data both ways for three of their lifetimes:
+    before the credentials of a relayed path expire, the tunnel moves to a
+    new ICE generation gathered with fresh ones (make before break), so the
+    bytes arrive intact, the data never stops for long, and no path is lost.
+    Through p2ptun-relay, which removes an allocation when its credentials
+    expire, or through coturn, which gets each old allocation back."""
+    os.environ["G_MESSAGES_DEBUG"] = "p2ptun"
+    secret, secret_file = lab.turn_secret()
+    if coturn:
+        port, _, coturn_log = start_coturn(lab, secret)
+    else:
+        relay, port = lab.relay_server(secret_file)
+    echo = lab.service("echo")
+    sig, url, pin = lab.signal_server("--relay", "turn:127.0.0.1:%d" % port,
+                                      "--turn-secret-file", secret_file,
+                                      "--turn-ttl", str(MOVE_TTL))
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    lport = free_port()
+
+    def start_server():
+        server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                            "--trust", cid, "--relay-only"], url, pin)
+        server.wait_line("serving as")
+        return server
+
+    def start_client():
+        client = lab.agent("client", cdir, ["pair", sid, "--relay-only",
+                                            "-L", "%d:echo" % lport], url, pin)
+        if first == "client":
+            client.wait_line("peer %s is not connected to the signaling server; waiting" % sid)
+        return client
+
+    # The credentials of the agent that starts first expire first, and it
+    # begins the first move: the serving agent (the controlled side) asks
+    # for it with a restart, the pairing agent (controlling) makes it at
+    # once. Later moves come from either side.
+    if first == "server":
+        server = start_server()
+        time.sleep(MOVE_HEAD_START)
+        client = start_client()
+    else:
+        client = start_client()
+        time.sleep(MOVE_HEAD_START)
+        server = start_server()
+    client.wait_line(relayed_re("udp"), timeout=20)
+    sent, got, gap = paced_echo(lport, MOVE_SECONDS)
+    sys.stderr.write("%d bytes each way in %d s, longest gap %.2f s\n"
+                     % (len(sent), MOVE_SECONDS, gap))
+    check(len(got) == len(sent) and hashlib.sha256(got).digest() == hashlib.sha256(sent).digest(),
+          "the echo differs: %d of %d bytes" % (len(got), len(sent)))
+    moved = {}
+    for agent in (client, server):
+        moves = moved[agent.name] = len(re.findall(r"ICE generation \d+ replaces \d+",
+                                                   agent.text()))
+        own = len(re.findall(r"^p2ptun-agent: peer \S+: relay credentials expire soon, moving",
+                             agent.text(), re.M))
+        sys.stderr.write("%s: %d moves, %d for its own credentials\n" % (agent.name, moves, own))
+        # A path lives MOVE_TTL - 5 s at most (TUNNEL_RELAY_MARGIN_MIN_S).
+        check(moves >= MOVE_SECONDS // MOVE_TTL,
+              "%s moved %d times in %d s" % (agent.name, moves, MOVE_SECONDS))
+        for bad in ("path lost", "still no path", "no answer for", "went away"):
+            check(bad not in agent.text(), "%s: %r" % (agent.name, bad))
+    check("relay credentials expire soon, moving to ICE generation 1"
+          in (server if first == "server" else client).text(),
+          "the %s agent did not begin the first move" % first)
+    check(gap <= MOVE_MAX_GAP, "the data stopped for %.2f s" % gap)
+    if coturn:
+        # Each move gives both old allocations back (a Refresh with lifetime
+        # 0), while their credentials are valid; the last one may be on its way.
+        released = sum("lifetime=0" in line for line in list(coturn_log))
+        check(released >= 2 * (moved["client"] - 1),
+              "coturn saw %d allocations given back after %d moves" % (released, moved["client"]))
 
 
 def tls_certificate(lab, name):
@@ -699,6 +824,8 @@ CASES = {
     "relay-p2ptun-tcp": relay_p2ptun_tcp,
     "relay-p2ptun-tls": relay_p2ptun_tls,
     "relay-credentials-renewed": relay_credentials_renewed,
+    "relay-credentials-move": lambda lab: relay_credentials_move(lab, False, "server"),
+    "relay-credentials-move-coturn": lambda lab: relay_credentials_move(lab, True, "client"),
     "relay-coturn": relay_coturn,
     "relay-coturn-tcp": relay_coturn_tcp,
     "relay-coturn-tls": relay_coturn_tls,
