@@ -300,7 +300,7 @@ main (int argc, char **argv)
     { "turn-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &o.turn_secret_file,
       "File whose first line is the relays' shared secret (required with --relay)", "FILE" },
     { "turn-ttl", 0, 0, G_OPTION_ARG_STRING, &o.turn_ttl,
-      "Seconds the handed-out relay credentials are valid (default 86400)", "SECONDS" },
+      "Seconds the handed-out relay credentials are valid (default 600: a revoked agent loses the relay within that time)", "SECONDS" },
     { "max-peers", 0, 0, G_OPTION_ARG_STRING, &o.max_peers,
       "Mailboxes held at most (default 10000)", "N" },
     { "rate", 0, 0, G_OPTION_ARG_STRING, &o.rate,
@@ -408,7 +408,7 @@ main (int argc, char **argv)
     }
   else if (o.turn_secret_file != NULL || o.turn_ttl != NULL || o.relay_pin != NULL)
     die_usage ("--turn-secret-file, --turn-ttl and --relay-pin go with --relay");
-  config.turn_ttl = parse_count ("--turn-ttl", o.turn_ttl, 86400, 10, 31536000);
+  config.turn_ttl = parse_count ("--turn-ttl", o.turn_ttl, 600, 10, 31536000);
   config.max_peers
       = parse_count ("--max-peers", o.max_peers, MAILBOX_DEFAULT_PEERS_MAX, 1, 10000000);
   config.rate = parse_count ("--rate", o.rate, SIGNAL_RATE_DEFAULT, 1, 1000000);
