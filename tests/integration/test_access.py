@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -326,7 +327,82 @@ def client_ca(lab):
     check(status == 403 and body["error"] == "revoked", "revoked CA agent: %s %r" % (status, body))
 
 
+REVOKE_TTL = 12
+
+
+def relay_revoke(lab):
+    """A relayed tunnel whose serving agent is revoked keeps working until
+    that agent's relay credentials expire, and no longer: its renewal is
+    refused, p2ptun-relay ends the allocation at the credentials' expiry, and
+    no new one can be made (both agents --relay-only, 12 s credentials)."""
+    prepare(lab)
+    _, secret_file = lab.turn_secret()
+    relay, port = lab.relay_server(secret_file)
+    echo = lab.service("echo")
+    sig, url, pin = lab.signal_server("--relay", "turn:127.0.0.1:%d" % port,
+                                      "--turn-secret-file", secret_file,
+                                      "--turn-ttl", str(REVOKE_TTL))
+    op = Operator(lab, sig.state)
+    sdir, sid = lab.agent_dir("server")
+    cdir, cid = lab.agent_dir("client")
+    server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
+                                        "--trust", cid, "--relay-only"], url, pin)
+    server.wait_line("serving as")
+    lport = free_port()
+    client = lab.agent("client", cdir, ["pair", sid, "--relay-only", "-L", "%d:echo" % lport],
+                       url, pin)
+    client.wait_line(r"tunnel up: peer \S+, path relayed", timeout=20)
+    sock = socket.create_connection(("127.0.0.1", lport), timeout=10)
+    sock.settimeout(3.0)
+    block = pattern_bytes(9, 1024)
+
+    def round_trip():
+        try:
+            sock.sendall(block)
+            got = b""
+            while len(got) < len(block):
+                chunk = sock.recv(len(block) - len(got))
+                if not chunk:
+                    return False
+                got += chunk
+            return got == block
+        except OSError:
+            return False
+
+    check(round_trip(), "no echo through the relayed tunnel")
+    revoked_at = time.monotonic()
+    op.run("revoke", sid)
+    server.wait_line("revoked this agent", timeout=10)
+    last_ok = None
+    deadline = revoked_at + REVOKE_TTL + 20
+    while time.monotonic() < deadline:
+        if not round_trip():
+            break
+        last_ok = time.monotonic()
+        time.sleep(0.2)
+    check(last_ok is not None, "the tunnel stopped at the revoke, before its credentials expired")
+    ended = last_ok - revoked_at
+    sys.stderr.write("after the revoke, the relayed tunnel carried data for %.1f s "
+                     "(credentials live %d s)\n" % (ended, REVOKE_TTL))
+    check(time.monotonic() < deadline, "the relayed tunnel still works %d s after the revoke"
+          % (REVOKE_TTL + 20))
+    check(ended <= REVOKE_TTL + 1, "data flowed %.1f s after the revoke, past the credentials' "
+          "%d s" % (ended, REVOKE_TTL))
+    # And no longer: a new connection gets nothing back either.
+    time.sleep(3)
+    try:
+        late = socket.create_connection(("127.0.0.1", lport), timeout=3)
+        late.settimeout(3)
+        late.sendall(block)
+        back = late.recv(len(block))
+        late.close()
+    except OSError:
+        back = b""
+    check(back != block, "a new connection through the revoked agent's relay works again")
+
+
 CASES = {
+    "relay-revoke": relay_revoke,
     "client-ca": client_ca,
     "enrollment": enrollment,
     "open": open_server,
