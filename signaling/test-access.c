@@ -55,9 +55,9 @@ test_one_time (void)
 {
   guint8 raw[ACCESS_TOKEN_RAW_LEN], wrong[ACCESS_TOKEN_RAW_LEN] = { 0 };
   g_autoptr (AccessStore) s = access_store_new ();
-  g_autofree char *text = new_token (s, FALSE, NOW + 60, raw);
   g_autoptr (GPtrArray) peers = NULL;
 
+  g_free (new_token (s, FALSE, NOW + 60, raw));
   g_assert_cmpint (access_store_check (s, PEER_A), ==, ACCESS_NOT_ENROLLED);
   g_assert_cmpint (access_store_redeem (s, wrong, PEER_A, NOW), ==, ACCESS_REDEEM_BAD_TOKEN);
   g_assert_cmpint (access_store_redeem (s, raw, PEER_A, NOW), ==, ACCESS_REDEEM_ENROLLED);
@@ -77,9 +77,9 @@ test_reusable_and_expiry (void)
 {
   guint8 raw[ACCESS_TOKEN_RAW_LEN];
   g_autoptr (AccessStore) s = access_store_new ();
-  g_autofree char *text = new_token (s, TRUE, NOW + 60, raw);
   g_autoptr (GPtrArray) tokens = NULL;
 
+  g_free (new_token (s, TRUE, NOW + 60, raw));
   g_assert_cmpint (access_store_redeem (s, raw, PEER_A, NOW), ==, ACCESS_REDEEM_ENROLLED);
   g_assert_cmpint (access_store_redeem (s, raw, PEER_A, NOW), ==, ACCESS_REDEEM_ALREADY);
   g_assert_cmpint (access_store_redeem (s, raw, PEER_B, NOW + 59), ==, ACCESS_REDEEM_ENROLLED);
@@ -102,10 +102,10 @@ test_expired_token (void)
 {
   guint8 raw[ACCESS_TOKEN_RAW_LEN];
   g_autoptr (AccessStore) s = access_store_new ();
-  g_autofree char *text = new_token (s, FALSE, NOW + 60, raw);
   g_autoptr (GError) error = NULL;
   char id[ACCESS_TOKEN_ID_SIZE];
 
+  g_free (new_token (s, FALSE, NOW + 60, raw));
   g_assert_cmpint (access_store_redeem (s, raw, PEER_A, NOW + 60), ==, ACCESS_REDEEM_BAD_TOKEN);
   /* An expiry in the past is refused when made. */
   g_assert_null (access_store_add_token (s, FALSE, NOW, NULL, NOW, id, &error));
@@ -117,11 +117,11 @@ test_cancel (void)
 {
   guint8 raw[ACCESS_TOKEN_RAW_LEN];
   g_autoptr (AccessStore) s = access_store_new ();
-  g_autofree char *text = new_token (s, FALSE, 0, raw);
   g_autoptr (GPtrArray) tokens = access_store_tokens (s);
   char id[ACCESS_TOKEN_ID_SIZE];
   g_autoptr (GError) error = NULL;
 
+  g_free (new_token (s, FALSE, 0, raw));
   memcpy (id, ((AccessToken *) tokens->pdata[0])->id, sizeof id);
   g_assert_true (access_store_cancel_token (s, id, NULL));
   g_assert_false (access_store_cancel_token (s, id, &error));
@@ -205,7 +205,6 @@ test_json_round_trip (void)
   g_autoptr (AccessStore) s = access_store_new ();
   g_autoptr (AccessStore) back = NULL;
   g_autofree char *text = new_token (s, FALSE, NOW + 3600, raw);
-  g_autofree char *t2 = NULL;
   g_autofree char *json = NULL, *json2 = NULL;
   g_autoptr (GError) error = NULL;
   AccessPolicy policy = { 7, 5000 };
