@@ -117,11 +117,12 @@ test_cancel (void)
 {
   guint8 raw[ACCESS_TOKEN_RAW_LEN];
   g_autoptr (AccessStore) s = access_store_new ();
-  g_autoptr (GPtrArray) tokens = access_store_tokens (s);
+  g_autoptr (GPtrArray) tokens = NULL;
   char id[ACCESS_TOKEN_ID_SIZE];
   g_autoptr (GError) error = NULL;
 
   g_free (new_token (s, FALSE, 0, raw));
+  tokens = access_store_tokens (s);
   memcpy (id, ((AccessToken *) tokens->pdata[0])->id, sizeof id);
   g_assert_true (access_store_cancel_token (s, id, NULL));
   g_assert_false (access_store_cancel_token (s, id, &error));
