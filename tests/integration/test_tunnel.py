@@ -637,6 +637,8 @@ def relay_credentials_move(lab, coturn, first):
     sdir, sid = lab.agent_dir("server")
     cdir, cid = lab.agent_dir("client")
     lport = free_port()
+    # The client may start first: it waits for a peer the server knows.
+    lab.enroll(sig.state, sid)
 
     def start_server():
         server = lab.agent("server", sdir, ["serve", "--expose", "echo=127.0.0.1:%d" % echo.port,
