@@ -531,23 +531,24 @@ add_policy (JsonBuilder *b, const AccessPolicy *policy)
     add_int (b, "max_bps", (gint64) policy->max_bps);
 }
 
-char *
-access_store_to_json (const AccessStore *store, gsize *len)
+static void
+add_lists_policy (JsonBuilder *b, const char *name, const AccessPolicy *policy)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
+  json_builder_set_member_name (b, name);
+  json_builder_begin_object (b);
+  add_policy (b, policy);
+  json_builder_end_object (b);
+}
+
+void
+access_store_add_lists (const AccessStore *store, JsonBuilder *b, AccessOnlineFunc online,
+                        gpointer data)
+{
   g_autoptr (GPtrArray) peers = access_store_peers (store);
   g_autoptr (GPtrArray) revoked = access_store_revoked (store);
   g_autoptr (GPtrArray) seen = access_store_seen (store);
 
-  json_builder_begin_object (b);
-  add_int (b, "version", ACCESS_FILE_VERSION);
-  json_builder_set_member_name (b, "default_policy");
-  json_builder_begin_object (b);
-  add_policy (b, &store->default_policy);
-  json_builder_end_object (b);
-
+  add_lists_policy (b, "default_policy", &store->default_policy);
   json_builder_set_member_name (b, "peers");
   json_builder_begin_array (b);
   for (guint i = 0; i < peers->len; i++)
@@ -561,6 +562,11 @@ access_store_to_json (const AccessStore *store, gsize *len)
       add_int (b, "enrolled", p->enrolled);
       add_int (b, "last_seen", p->last_seen);
       add_policy (b, &p->policy);
+      if (online != NULL)
+        {
+          json_builder_set_member_name (b, "online");
+          json_builder_add_boolean_value (b, online (p->id, data));
+        }
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -578,26 +584,6 @@ access_store_to_json (const AccessStore *store, gsize *len)
     }
   json_builder_end_array (b);
 
-  json_builder_set_member_name (b, "tokens");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < store->tokens->len; i++)
-    {
-      const AccessToken *t = store->tokens->pdata[i];
-      char hex[2 * ACCESS_HASH_LEN + 1];
-
-      hex_encode (t->hash, ACCESS_HASH_LEN, hex);
-      json_builder_begin_object (b);
-      add_string (b, "sha256", hex);
-      json_builder_set_member_name (b, "reusable");
-      json_builder_add_boolean_value (b, t->reusable);
-      add_int (b, "created", t->created);
-      add_int (b, "expires", t->expires);
-      add_int (b, "uses", t->uses);
-      add_string (b, "note", t->note);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-
   json_builder_set_member_name (b, "seen");
   json_builder_begin_array (b);
   for (guint i = 0; i < seen->len; i++)
@@ -611,12 +597,61 @@ access_store_to_json (const AccessStore *store, gsize *len)
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
-  json_builder_end_object (b);
+}
 
+void
+access_store_add_tokens (const AccessStore *store, JsonBuilder *b, gboolean hashes)
+{
+  json_builder_set_member_name (b, "tokens");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < store->tokens->len; i++)
+    {
+      const AccessToken *t = store->tokens->pdata[i];
+
+      json_builder_begin_object (b);
+      if (hashes)
+        {
+          char hex[2 * ACCESS_HASH_LEN + 1];
+
+          hex_encode (t->hash, ACCESS_HASH_LEN, hex);
+          add_string (b, "sha256", hex);
+        }
+      else
+        add_string (b, "id", t->id);
+      json_builder_set_member_name (b, "reusable");
+      json_builder_add_boolean_value (b, t->reusable);
+      add_int (b, "created", t->created);
+      add_int (b, "expires", t->expires);
+      add_int (b, "uses", t->uses);
+      add_string (b, "note", t->note);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+}
+
+char *
+access_json_finish (JsonBuilder *b, gboolean pretty, gsize *len)
+{
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+
+  json_builder_end_object (b);
   root = json_builder_get_root (b);
-  json_generator_set_pretty (gen, TRUE);
+  json_generator_set_pretty (gen, pretty);
   json_generator_set_root (gen, root);
   return json_generator_to_data (gen, len);
+}
+
+char *
+access_store_to_json (const AccessStore *store, gsize *len)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  add_int (b, "version", ACCESS_FILE_VERSION);
+  access_store_add_lists (store, b, NULL, NULL);
+  access_store_add_tokens (store, b, TRUE);
+  return access_json_finish (b, TRUE, len);
 }
 
 /* Strict readers: a member that is absent takes @fallback only where the

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include "enrolltoken.h"
 #include "peerid.h"
@@ -157,6 +158,19 @@ GPtrArray *access_store_peers (const AccessStore *store);
 GPtrArray *access_store_tokens (const AccessStore *store);
 GPtrArray *access_store_seen (const AccessStore *store);
 GPtrArray *access_store_revoked (const AccessStore *store);
+
+/* Whether @peer has a receive open now (the running server's mailboxes). */
+typedef gboolean (*AccessOnlineFunc) (const char *peer, gpointer data);
+
+/* Adds "default_policy", "peers", "revoked" and "seen" to the object open in
+ * @b; with @online, each peer gets "online" too. Policies carry only the
+ * values that are set. */
+void access_store_add_lists (const AccessStore *store, JsonBuilder *b, AccessOnlineFunc online,
+                             gpointer data);
+/* Adds "tokens": with @hashes their SHA-256 (access.json), else their ids. */
+void access_store_add_tokens (const AccessStore *store, JsonBuilder *b, gboolean hashes);
+/* Ends the object open in @b and returns the text of the whole. */
+char *access_json_finish (JsonBuilder *b, gboolean pretty, gsize *len);
 
 /* A token's text (proto/enrolltoken.h) to its raw bytes. */
 gboolean access_token_parse (const char *text, gsize len,

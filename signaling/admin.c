@@ -11,13 +11,7 @@
 static char *
 reply_finish (JsonBuilder *b, gsize *len)
 {
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
-
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, len);
+  return access_json_finish (b, FALSE, len);
 }
 
 static JsonBuilder *
@@ -101,72 +95,13 @@ get_bool (JsonObject *o, const char *name, gboolean *out)
   return TRUE;
 }
 
-static void
-add_policy (JsonBuilder *b, const AccessPolicy *policy)
-{
-  add_int (b, "max_allocations", policy->max_allocations);
-  add_int (b, "max_bps", (gint64) policy->max_bps);
-}
-
 static char *
 run_peers (const AccessStore *store, const AdminHooks *hooks, gsize *len)
 {
   g_autoptr (JsonBuilder) b = reply_begin (TRUE);
-  g_autoptr (GPtrArray) peers = access_store_peers (store);
-  g_autoptr (GPtrArray) seen = access_store_seen (store);
-  g_autoptr (GPtrArray) revoked = access_store_revoked (store);
-  AccessPolicy def = access_store_default_policy (store);
 
-  json_builder_set_member_name (b, "default_policy");
-  json_builder_begin_object (b);
-  add_policy (b, &def);
-  json_builder_end_object (b);
-  json_builder_set_member_name (b, "peers");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < peers->len; i++)
-    {
-      const AccessPeer *p = peers->pdata[i];
-
-      json_builder_begin_object (b);
-      add_string (b, "id", p->id);
-      add_string (b, "via", p->via);
-      add_string (b, "note", p->note);
-      add_int (b, "enrolled", p->enrolled);
-      add_int (b, "last_seen", p->last_seen);
-      json_builder_set_member_name (b, "online");
-      if (hooks != NULL && hooks->is_online != NULL)
-        json_builder_add_boolean_value (b, hooks->is_online (p->id, hooks->data));
-      else
-        json_builder_add_null_value (b);
-      add_policy (b, &p->policy);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  json_builder_set_member_name (b, "seen");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < seen->len; i++)
-    {
-      const AccessSeen *s = seen->pdata[i];
-
-      json_builder_begin_object (b);
-      add_string (b, "id", s->id);
-      add_int (b, "first", s->first);
-      add_int (b, "last", s->last);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  json_builder_set_member_name (b, "revoked");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < revoked->len; i++)
-    {
-      const AccessRevoked *r = revoked->pdata[i];
-
-      json_builder_begin_object (b);
-      add_string (b, "id", r->id);
-      add_int (b, "when", r->when);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
+  access_store_add_lists (store, b, hooks != NULL ? hooks->is_online : NULL,
+                          hooks != NULL ? hooks->data : NULL);
   return reply_finish (b, len);
 }
 
@@ -174,27 +109,9 @@ static char *
 run_tokens (AccessStore *store, gint64 now, gsize *len)
 {
   g_autoptr (JsonBuilder) b = reply_begin (TRUE);
-  g_autoptr (GPtrArray) tokens = NULL;
 
   access_store_prune (store, now);
-  tokens = access_store_tokens (store);
-  json_builder_set_member_name (b, "tokens");
-  json_builder_begin_array (b);
-  for (guint i = 0; i < tokens->len; i++)
-    {
-      const AccessToken *t = tokens->pdata[i];
-
-      json_builder_begin_object (b);
-      add_string (b, "id", t->id);
-      json_builder_set_member_name (b, "reusable");
-      json_builder_add_boolean_value (b, t->reusable);
-      add_int (b, "created", t->created);
-      add_int (b, "expires", t->expires);
-      add_int (b, "uses", t->uses);
-      add_string (b, "note", t->note);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
+  access_store_add_tokens (store, b, FALSE);
   return reply_finish (b, len);
 }
 

@@ -15,7 +15,8 @@
  *   policy       peer (absent: the default), max_allocations, max_bps
  *                (0: not set)
  *   peers        -> peers [{id, via, note, enrolled, last_seen, online,
- *                   max_allocations, max_bps}], seen [{id, first, last}],
+ *                   max_allocations, max_bps}] (online only from a running
+ *                   server; policies only when set), seen [{id, first, last}],
  *                   revoked [{id, when}], default_policy
  *   tokens       -> tokens [{id, reusable, created, expires, uses, note}] */
 #pragma once
@@ -29,8 +30,8 @@
 
 typedef struct
 {
-  /* NULL when no server runs: "online" is then null. */
-  gboolean (*is_online) (const char *peer, gpointer data);
+  /* NULL when no server runs: peers then have no "online". */
+  AccessOnlineFunc is_online;
   /* After a revoke: the server ends what the peer has open. */
   void (*revoked) (const char *peer, gpointer data);
   gpointer data;

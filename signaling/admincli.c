@@ -157,13 +157,7 @@ admin_request (const char *dir, const char *request, JsonParser *parser, GError 
 static char *
 request_text (JsonBuilder *b)
 {
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = NULL;
-
-  json_builder_end_object (b);
-  root = json_builder_get_root (b);
-  json_generator_set_root (gen, root);
-  return json_generator_to_data (gen, NULL);
+  return access_json_finish (b, FALSE, NULL);
 }
 
 static JsonBuilder *
