@@ -139,8 +139,11 @@ admin_request (const char *dir, const char *request, JsonParser *parser, GError 
     }
   else if (reply == NULL)
     {
-      g_propagate_prefixed_error (error, g_steal_pointer (&local), "%s/%s: ", dir,
-                                  ADMIN_SOCKET_NAME);
+      /* It holds 16 admin connections at once, each for 10 s at most. */
+      g_propagate_prefixed_error (error, g_steal_pointer (&local),
+                                  "the server on %s did not answer on %s (busy? try again "
+                                  "in a few seconds): ",
+                                  dir, ADMIN_SOCKET_NAME);
       return NULL;
     }
   if (!json_parser_load_from_data (parser, reply, -1, error))
