@@ -46,6 +46,8 @@ struct _Link
   gboolean outgoing;   /* a tunnel we asked for (its Peer's link) */
   gboolean announced;  /* PEER_UP emitted */
   gint64 rtt_us;
+  gint64 up_at;        /* monotonic time the tunnel came up; 0 before */
+  guint path_changes;  /* after it was up */
   guint reconnects;    /* of its Peer when it began */
   gint64 reconnecting_since; /* its Peer's lost_at when it began; 0: the first */
   Expose *expose;

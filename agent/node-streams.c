@@ -282,6 +282,12 @@ node_statuses (Node *node)
       status->restarts = tunnel_restarts (link->tunnel);
       status->outages = tunnel_stalls (link->tunnel);
       status->reconnects = link->reconnects;
+      transport_get_packets (transport, &status->packets_sent, &status->packets_received,
+                             &status->packets_lost);
+      status->udp_flows = transport_n_flows (transport);
+      if (status->up && link->up_at != 0)
+        status->uptime_us = g_get_monotonic_time () - link->up_at;
+      status->path_changes = link->path_changes;
       g_ptr_array_add (all, status);
     }
   return all;

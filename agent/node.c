@@ -249,6 +249,8 @@ tunnel_on_up (const TunnelPath *path, gpointer data)
   Link *link = data;
   Peer *peer = g_hash_table_lookup (link->node->peers, link->peer);
 
+  if (link->up_at == 0)
+    link->up_at = g_get_monotonic_time ();
   if (link->reoffer)
     {
       g_source_destroy (link->reoffer);
@@ -277,6 +279,7 @@ tunnel_on_path_changed (const TunnelPath *path, gpointer data)
   P2ptunEvent *event = event_new (P2PTUN_EVENT_PATH_CHANGED, link->peer,
                                          "path changed: peer %s, path %s", link->peer, p);
 
+  link->path_changes++;
   event->path = path_info_new (path);
   event->outgoing = link->outgoing;
   link_emit (link, event);

@@ -47,6 +47,12 @@ struct _P2ptunStatus
   guint restarts;
   guint outages;
   guint reconnects;
+  guint64 packets_sent;
+  guint64 packets_received;
+  guint64 packets_lost;
+  guint udp_flows;
+  gint64 uptime_us;
+  guint path_changes;
 };
 
 struct _P2ptunEvent

@@ -439,6 +439,42 @@ p2ptun_status_get_reconnects (const P2ptunStatus *self)
   return self->reconnects;
 }
 
+guint64
+p2ptun_status_get_packets_sent (const P2ptunStatus *self)
+{
+  return self->packets_sent;
+}
+
+guint64
+p2ptun_status_get_packets_received (const P2ptunStatus *self)
+{
+  return self->packets_received;
+}
+
+guint64
+p2ptun_status_get_packets_lost (const P2ptunStatus *self)
+{
+  return self->packets_lost;
+}
+
+guint
+p2ptun_status_get_udp_flows (const P2ptunStatus *self)
+{
+  return self->udp_flows;
+}
+
+gint64
+p2ptun_status_get_uptime_us (const P2ptunStatus *self)
+{
+  return self->uptime_us;
+}
+
+guint
+p2ptun_status_get_path_changes (const P2ptunStatus *self)
+{
+  return self->path_changes;
+}
+
 char *
 p2ptun_status_to_json (const P2ptunStatus *self)
 {
@@ -490,6 +526,18 @@ p2ptun_status_to_json (const P2ptunStatus *self)
   json_builder_add_int_value (b, self->outages);
   json_builder_set_member_name (b, "reconnects");
   json_builder_add_int_value (b, self->reconnects);
+  json_builder_set_member_name (b, "packets_sent");
+  json_builder_add_int_value (b, (gint64) self->packets_sent);
+  json_builder_set_member_name (b, "packets_received");
+  json_builder_add_int_value (b, (gint64) self->packets_received);
+  json_builder_set_member_name (b, "packets_lost");
+  json_builder_add_int_value (b, (gint64) self->packets_lost);
+  json_builder_set_member_name (b, "udp_flows");
+  json_builder_add_int_value (b, self->udp_flows);
+  json_builder_set_member_name (b, "uptime_us");
+  json_builder_add_int_value (b, self->uptime_us);
+  json_builder_set_member_name (b, "path_changes");
+  json_builder_add_int_value (b, self->path_changes);
   json_builder_end_object (b);
   root = json_builder_get_root (b);
   return json_to_string (root, FALSE);

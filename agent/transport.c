@@ -687,6 +687,32 @@ transport_get_bytes (Transport *t, guint64 *sent, guint64 *received)
   *received = t->bytes_received;
 }
 
+void
+transport_get_packets (Transport *t, guint64 *sent, guint64 *received, guint64 *lost)
+{
+  struct xport_stats st = { 0 };
+
+  if (t->conn != NULL)
+    xport_conn_stats (t->conn, &st);
+  *sent = st.packets_sent;
+  *received = st.packets_received;
+  *lost = st.packets_lost;
+}
+
+guint
+transport_n_flows (Transport *t)
+{
+  GHashTableIter it;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&it, t->streams);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    if (((TransportStream *) value)->datagram && !((TransportStream *) value)->media)
+      n++;
+  return n;
+}
+
 TransportStream *
 transport_stream_open_typed (Transport *t, guint8 type, const char *service,
              const TransportStreamCallbacks *callbacks, gpointer user_data, GError **error)

@@ -91,6 +91,11 @@ void transport_bye (Transport *transport, guint8 code, const char *text);
 guint transport_n_streams (Transport *transport);
 /* Bytes of the transport's packets each way (framing included, DTLS not). */
 void transport_get_bytes (Transport *transport, guint64 *sent, guint64 *received);
+/* The transport's packets each way, and those sent and declared lost. */
+void transport_get_packets (Transport *transport, guint64 *sent, guint64 *received,
+                            guint64 *lost);
+/* Of transport_n_streams(), the UDP flows. */
+guint transport_n_flows (Transport *transport);
 /* Bytes sent and not yet acknowledged or declared lost. */
 guint64 transport_bytes_in_flight (Transport *transport);
 

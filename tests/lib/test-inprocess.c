@@ -345,7 +345,12 @@ test_two_nodes_child (void)
                 p2ptun_status_get_outages (status));
     json = p2ptun_status_to_json (status);
     g_assert_nonnull (strstr (json, "\"bytes_sent\""));
-    g_assert_nonnull (strstr (json, "\"reconnects\":0}"));
+    g_assert_nonnull (strstr (json, "\"reconnects\":0,"));
+    /* At most 16 KiB a packet: at least SIZE / 16 KiB of them. */
+    g_assert_cmpuint (p2ptun_status_get_packets_sent (status), >=, SIZE / 16448);
+    g_assert_cmpuint (p2ptun_status_get_packets_received (status), >=, SIZE / 16448);
+    g_assert_cmpint (p2ptun_status_get_uptime_us (status), >, 0);
+    g_assert_nonnull (strstr (json, "\"packets_lost\":"));
   }
 
   /* A datagram's round trip through B's UDP service. */

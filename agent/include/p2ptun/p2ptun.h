@@ -599,6 +599,61 @@ guint p2ptun_status_get_outages (const P2ptunStatus *status);
  */
 guint p2ptun_status_get_reconnects (const P2ptunStatus *status);
 /**
+ * p2ptun_status_get_packets_sent:
+ * @status: a status
+ *
+ * The tunnel's packets sent to the peer, retransmissions included.
+ *
+ * Returns: how many
+ */
+guint64 p2ptun_status_get_packets_sent (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_packets_received:
+ * @status: a status
+ *
+ * The tunnel's packets received from the peer.
+ *
+ * Returns: how many
+ */
+guint64 p2ptun_status_get_packets_received (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_packets_lost:
+ * @status: a status
+ *
+ * The tunnel's packets sent and declared lost (not acknowledged in time):
+ * the loss on the path from here to the peer.
+ *
+ * Returns: how many
+ */
+guint64 p2ptun_status_get_packets_lost (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_udp_flows:
+ * @status: a status
+ *
+ * Of p2ptun_status_get_streams(), the UDP flows.
+ *
+ * Returns: how many are open
+ */
+guint p2ptun_status_get_udp_flows (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_uptime_us:
+ * @status: a status
+ *
+ * How long the tunnel has been up.
+ *
+ * Returns: microseconds; 0 before it is up
+ */
+gint64 p2ptun_status_get_uptime_us (const P2ptunStatus *status);
+/**
+ * p2ptun_status_get_path_changes:
+ * @status: a status
+ *
+ * Times ICE moved the tunnel to another pair of candidates after it was up.
+ *
+ * Returns: how many
+ */
+guint p2ptun_status_get_path_changes (const P2ptunStatus *status);
+/**
  * p2ptun_status_to_json:
  * @status: a status
  *
