@@ -11,6 +11,9 @@
 #include <glib-unix.h>
 #include <p2ptun/p2ptun.h>
 
+#include "control.h"
+#include "status.h"
+
 #define CONFIG_FILE "agent.conf"
 #define CONFIG_GROUP "agent"
 
@@ -22,6 +25,7 @@ static const char usage_summary[] =
   "  enroll TOKEN       present an enrollment token to the signaling server, once\n"
   "                     (TOKEN '-': read it from standard input)\n"
   "  csr                print a certificate request for this agent's key, for a CA\n"
+  "  status             print the tunnels of the running agents of the config directory\n"
   "\n"
   "Run 'p2ptun-agent COMMAND --help' for the options of a command.\n"
   "\n"
@@ -67,6 +71,18 @@ static const char csr_description[]
       "  openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -days 365 \\\n"
       "      -copy_extensions copy -out ~/.config/p2ptun/" SIGNED_CERT_FILE;
 
+static const char status_description[]
+    = "Asks every 'serve' and 'pair' of the config directory that runs now, on its\n"
+      "control socket, and prints each tunnel: the peer (with the NAME of --trust\n"
+      "NAME=PEER-ID), the path (direct or relayed, the candidate types and addresses,\n"
+      "udp, tcp or tls), the round-trip time, the packets lost, bytes and packets each\n"
+      "way, open streams and UDP flows, uptime, path changes, ICE restarts, outages\n"
+      "and reconnects. With no agent running it says so and exits with 1.\n"
+      "\n"
+      "The control sockets: $XDG_RUNTIME_DIR/p2ptun/HASH/PID.sock (HASH from the config\n"
+      "directory's path), or DIR/run/PID.sock without XDG_RUNTIME_DIR; mode 0600 in a\n"
+      "0700 directory, for the same user or root only. No keys or secrets are shown.";
+
 typedef struct
 {
   char *config_dir;
@@ -74,7 +90,8 @@ typedef struct
   char *signal_pin;
   char *cert; /* --cert: presented to the signaling server */
   char **expose;
-  char **trust;
+  char **trust;       /* peer-ids, once options_check took the names off */
+  GHashTable *trust_names; /* peer-id -> NAME of --trust NAME=PEER-ID */
   char **forward;
   char **udp_forward;
   char **media; /* -M: more than one is refused (one leg per tunnel) */
@@ -82,6 +99,7 @@ typedef struct
   char *stdio_service;
   char **local_addresses;
   gboolean relay_only;
+  gboolean json; /* status --json */
   int timeout_s;
   int hold_s;
   int give_up_after_s;
@@ -95,6 +113,8 @@ typedef struct
 #define HOLD_MAX_S 86400
 /* The longest a service name may be (PROTOCOL.md). */
 #define SERVICE_NAME_MAX 64
+/* The longest name of --trust NAME=PEER-ID. */
+#define TRUST_NAME_MAX 64
 
 static void
 options_clear (Options *o)
@@ -105,6 +125,7 @@ options_clear (Options *o)
   g_free (o->cert);
   g_strfreev (o->expose);
   g_strfreev (o->trust);
+  g_clear_pointer (&o->trust_names, g_hash_table_unref);
   g_strfreev (o->forward);
   g_strfreev (o->udp_forward);
   g_strfreev (o->media);
@@ -218,6 +239,53 @@ options_apply_defaults (Options *o, GError **error)
   return TRUE;
 }
 
+/* A name of --trust NAME=PEER-ID: letters, digits, '.', '_' and '-'. */
+static gboolean
+trust_name_is_valid (const char *name, gsize len)
+{
+  if (len == 0 || len > TRUST_NAME_MAX)
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (!g_ascii_isalnum (name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
+      return FALSE;
+  return TRUE;
+}
+
+/* --trust PEER-ID or NAME=PEER-ID (flags and trust= in agent.conf): leaves
+ * the peer-ids in o->trust and the names in o->trust_names. */
+static gboolean
+options_split_trust (Options *o, GError **error)
+{
+  o->trust_names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; o->trust && o->trust[i]; i++)
+    {
+      const char *eq = strchr (o->trust[i], '=');
+      const char *id = eq ? eq + 1 : o->trust[i];
+
+      if (eq != NULL && !trust_name_is_valid (o->trust[i], (gsize) (eq - o->trust[i])))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--trust %s: NAME is 1 to %d letters, digits, '.', '_' or '-'",
+                       o->trust[i], TRUST_NAME_MAX);
+          return FALSE;
+        }
+      if (!p2ptun_peer_id_is_valid (id))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "--trust %s: not a peer-id (52 characters of a-z and 2-7, as "
+                       "'p2ptun-agent id' prints it), or NAME=PEER-ID", o->trust[i]);
+          return FALSE;
+        }
+      if (eq != NULL)
+        {
+          g_hash_table_replace (o->trust_names, g_strdup (id),
+                                g_strndup (o->trust[i], (gsize) (eq - o->trust[i])));
+          memmove (o->trust[i], id, strlen (id) + 1);
+        }
+    }
+  return TRUE;
+}
+
 static gboolean
 options_check (Options *o, GError **error)
 {
@@ -242,14 +310,8 @@ options_check (Options *o, GError **error)
                    o->signal_pin);
       return FALSE;
     }
-  for (guint i = 0; o->trust && o->trust[i]; i++)
-    if (!p2ptun_peer_id_is_valid (o->trust[i]))
-      {
-        g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                     "--trust %s: not a peer-id (52 characters of a-z and 2-7, as "
-                     "'p2ptun-agent id' prints it)", o->trust[i]);
-        return FALSE;
-      }
+  if (!options_split_trust (o, error))
+    return FALSE;
   if (o->timeout_s < 0)
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
@@ -523,6 +585,7 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
   g_autoptr (GError) error = NULL;
   g_autoptr (P2ptunConfig) config = NULL;
   Cli cli = { .options = o, .pair_peer = pair_peer };
+  Control *control;
   guint sigint, sigterm;
 
   config = cli_config (o, &error);
@@ -537,6 +600,15 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
       g_object_unref (cli.node);
       return fail ("%s", error->message);
     }
+  /* Without it the tunnels work; only status does not see them. */
+  control = control_new (cli.node, o->config_dir, pair_peer ? "pair" : "serve",
+                         p2ptun_identity_get_peer_id (identity), o->trust_names, &error);
+  if (control == NULL)
+    {
+      say ("warning: no control socket, 'p2ptun-agent status' will not see this agent: %s",
+           error->message);
+      g_clear_error (&error);
+    }
   cli.loop = g_main_loop_new (NULL, FALSE);
   p2ptun_node_set_event_func (cli.node, on_event, &cli, NULL);
   sigint = g_unix_signal_add (SIGINT, on_unix_signal, &cli);
@@ -550,6 +622,7 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
     g_source_remove (cli.timeout);
   g_source_remove (sigint);
   g_source_remove (sigterm);
+  control_free (control);
   g_object_unref (cli.node);
   g_main_loop_unref (cli.loop);
   return cli.exit_code;
@@ -655,6 +728,7 @@ run (int argc, char **argv, const char *command)
   gboolean is_id = g_str_equal (command, "id");
   gboolean is_enroll = g_str_equal (command, "enroll");
   gboolean is_csr = g_str_equal (command, "csr");
+  gboolean is_status = g_str_equal (command, "status");
   gboolean takes_arg = is_pair || is_enroll;
   char token[TOKEN_LINE_MAX] = "";
   int code;
@@ -683,7 +757,8 @@ run (int argc, char **argv, const char *command)
       "(RTCP to PORT+1, or to PORT once it sends RTCP there) reached by the peer's -M "
       "(repeatable)", "NAME=HOST:PORT[/udp|/rtp]" },
     { "trust", 't', 0, G_OPTION_ARG_STRING_ARRAY, &o.trust,
-      "Accept tunnels from this peer (repeatable)", "PEER-ID" },
+      "Accept tunnels from this peer; NAME (letters, digits, '.', '_', '-') is what "
+      "'p2ptun-agent status' calls it (repeatable)", "[NAME=]PEER-ID" },
     { "local-address", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o.local_addresses,
       "Offer only this local address as a host candidate (repeatable; default: all)",
       "ADDRESS" },
@@ -694,6 +769,11 @@ run (int argc, char **argv, const char *command)
       "When the peer stops answering (an outage, a roam), restart ICE and keep the streams "
       "for this many seconds; after that they are reset (default "
       G_STRINGIFY (HOLD_DEFAULT_S) ")", "SECONDS" },
+    G_OPTION_ENTRY_NULL
+  };
+  GOptionEntry status[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &o.json,
+      "Print JSON (docs/status.md): the library's status of every tunnel, per agent", NULL },
     G_OPTION_ENTRY_NULL
   };
   GOptionEntry pair[] = {
@@ -733,13 +813,20 @@ run (int argc, char **argv, const char *command)
     ctx = g_option_context_new ("TOKEN - enroll this agent on a signaling server");
   else if (is_csr)
     ctx = g_option_context_new ("- print a certificate request for this agent's key");
+  else if (is_status)
+    ctx = g_option_context_new ("- print the tunnels of the running agents");
   else
     ctx = g_option_context_new ("- expose services to trusted peers");
   g_option_context_add_main_entries (ctx, common, NULL);
-  if (!is_id && !is_csr)
+  if (!is_id && !is_csr && !is_status)
     g_option_context_add_main_entries (ctx, signal, NULL);
-  if (!is_id && !is_csr && !is_enroll)
+  if (!is_id && !is_csr && !is_enroll && !is_status)
     g_option_context_add_main_entries (ctx, net, NULL);
+  if (is_status)
+    {
+      g_option_context_add_main_entries (ctx, status, NULL);
+      g_option_context_set_description (ctx, status_description);
+    }
   if (is_pair)
     g_option_context_add_main_entries (ctx, pair, NULL);
   if (is_pair)
@@ -794,6 +881,12 @@ run (int argc, char **argv, const char *command)
                    "-M PORT:SERVICE, --stdio SERVICE or --expose");
     }
 
+  if (is_status)
+    {
+      code = status_main (o.config_dir, o.json);
+      options_clear (&o);
+      return code;
+    }
   if (is_enroll)
     {
       /* The token leaves the command line at once (others can read it in
@@ -858,7 +951,7 @@ main (int argc, char **argv)
     }
   if (!g_str_equal (argv[1], "id") && !g_str_equal (argv[1], "serve")
       && !g_str_equal (argv[1], "pair") && !g_str_equal (argv[1], "enroll")
-      && !g_str_equal (argv[1], "csr"))
+      && !g_str_equal (argv[1], "csr") && !g_str_equal (argv[1], "status"))
     return fail ("unknown command '%s'; try 'p2ptun-agent --help'", argv[1]);
   /* The command takes the place of the program name for option parsing. */
   return run (argc - 1, argv + 1, argv[1]);
