@@ -25,7 +25,7 @@ gboolean
 qr_print (FILE *out, const char *text, GError **error)
 {
   /* "▀" upper half, "▄" lower half, "█" both, " " none: the light ones. */
-  static const char *const halves[4] = { "\u2588", "\u2584", "\u2580", " " };
+  static const char *const halves[4] = { "\u2588", "\u2580", "\u2584", " " };
   gboolean colour = isatty (fileno (out));
   QRcode *qr = QRcode_encodeString (text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
 
