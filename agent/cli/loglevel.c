@@ -19,7 +19,7 @@ loglevel_parse (const char *text, LogLevel *out, GError **error)
   for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
     if (g_ascii_strcasecmp (text, names[i]) == 0)
       {
-        *out = (LogLevel) i;
+        *out = (LogLevel)i;
         return TRUE;
       }
   g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
@@ -84,7 +84,8 @@ loglevel_writer (GLogLevelFlags flags, const GLogField *fields, gsize n_fields,
   if (level <= LOGLEVEL_MESSAGE)
     print = level <= threshold;
   else
-    print = (loglevel_is_ours (domain) && level <= threshold) || loglevel_env_names (domain);
+    print = (loglevel_is_ours (domain) && level <= threshold)
+            || loglevel_env_names (domain);
   if (!print)
     return G_LOG_WRITER_HANDLED;
   return g_log_writer_default (flags, fields, n_fields, data);

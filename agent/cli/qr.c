@@ -31,7 +31,8 @@ qr_print (FILE *out, const char *text, GError **error)
 
   if (qr == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot make a QR code of %s", text);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot make a QR code of %s",
+                   text);
       return FALSE;
     }
   for (int y = -QR_MARGIN; y < qr->width + QR_MARGIN; y += 2)
@@ -49,8 +50,9 @@ qr_print (FILE *out, const char *text, GError **error)
 gboolean
 qr_print (FILE *out, const char *text, GError **error)
 {
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-               "--qr: this p2ptun-agent was built without libqrencode (meson option qrencode)");
+  g_set_error (
+      error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+      "--qr: this p2ptun-agent was built without libqrencode (meson option qrencode)");
   return FALSE;
 }
 #endif
