@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <openssl/crypto.h>
+#include <p2ptun/p2ptun-version.h>
 
 #include "shell.h"
 
@@ -281,7 +282,9 @@ main (int argc, char **argv)
   g_autofree char *tls_listen = NULL, *tls_cert = NULL, *tls_key = NULL;
   g_autofree char *max_conns = NULL, *max_conns_addr = NULL, *idle = NULL;
   g_auto (GStrv) allow = NULL;
+  gboolean version = FALSE;
   GOptionEntry entries[] = {
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { "listen", 0, 0, G_OPTION_ARG_STRING, &listen,
       "Address to listen on for TURN and STUN, over UDP and TCP on the same port (port "
       "0: "
@@ -372,6 +375,11 @@ main (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   if (!g_option_context_parse (octx, &argc, &argv, &error))
     return fail (error->message);
+  if (version)
+    {
+      printf ("p2ptun-relay %s\n", P2PTUN_VERSION_STRING);
+      return 0;
+    }
   if (argc > 1)
     return fail ("unexpected argument; see --help");
   if (listen == NULL || secret_file == NULL || realm == NULL)

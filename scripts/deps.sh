@@ -4,10 +4,11 @@
 P2PTUN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libnice-dev libglib2.0-dev
   libssl-dev libsrtp2-dev libcurl4-openssl-dev libjson-glib-dev libsoup-3.0-dev
   glib-networking python3 openssl curl ca-certificates
-  gobject-introspection libgirepository1.0-dev gi-docgen"
+  gobject-introspection libgirepository1.0-dev gi-docgen libqrencode-dev scdoc"
 P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-client
   openssh-server iperf3 ethtool python3-gi conntrack gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad tcpdump"
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad tcpdump
+  systemd man-db groff-base zbar-tools"
 
 p2ptun_ensure_packages() {
   local missing=() pkg

@@ -376,6 +376,29 @@ enroll_peers (const char *state_dir, const char *const *peers, const char *note,
   return 0;
 }
 
+gboolean
+admin_cli_command_first (int argc, char **argv)
+{
+  int i = 1;
+  char *command;
+
+  while (i < argc && argv[i][0] == '-')
+    {
+      if (strcmp (argv[i], "--state-dir") == 0 || strcmp (argv[i], "-d") == 0)
+        i += 2;
+      else if (g_str_has_prefix (argv[i], "--state-dir="))
+        i++;
+      else
+        return FALSE;
+    }
+  if (i >= argc || !admin_cli_is_command (argv[i]))
+    return FALSE;
+  command = argv[i];
+  memmove (argv + 2, argv + 1, (size_t) (i - 1) * sizeof *argv);
+  argv[1] = command;
+  return TRUE;
+}
+
 int
 admin_cli_main (int argc, char **argv)
 {

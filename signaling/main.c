@@ -9,6 +9,7 @@
 
 #include <gio/gio.h>
 #include <glib-unix.h>
+#include <p2ptun/p2ptun-version.h>
 
 #include "accessfile.h"
 #include "admincli.h"
@@ -279,7 +280,9 @@ int
 main (int argc, char **argv)
 {
   g_auto (Options) o = { 0 };
+  gboolean version = FALSE;
   GOptionEntry entries[] = {
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { "listen", 'l', 0, G_OPTION_ARG_STRING, &o.listen,
       "Address and port to serve HTTPS on (port 0: any free port)", "ADDR:PORT" },
     { "state-dir", 'd', 0, G_OPTION_ARG_FILENAME, &o.state_dir,
@@ -340,7 +343,7 @@ main (int argc, char **argv)
   SignalServerConfig config = { 0 };
   guint16 port = 0, bound_port = 0;
 
-  if (argc > 1 && admin_cli_is_command (argv[1]))
+  if (admin_cli_command_first (argc, argv))
     return admin_cli_main (argc, argv);
 
   refuse_old_tls ();
@@ -352,6 +355,11 @@ main (int argc, char **argv)
   g_option_context_add_main_entries (octx, entries, NULL);
   if (!g_option_context_parse (octx, &argc, &argv, &error))
     die_usage ("%s", error->message);
+  if (version)
+    {
+      printf ("p2ptun-signal %s\n", P2PTUN_VERSION_STRING);
+      return 0;
+    }
   if (argc > 1)
     die_usage ("unexpected argument \"%s\"", argv[1]);
   if (o.listen == NULL)

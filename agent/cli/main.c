@@ -12,6 +12,8 @@
 #include <p2ptun/p2ptun.h>
 
 #include "control.h"
+#include "loglevel.h"
+#include "qr.h"
 #include "status.h"
 
 #define CONFIG_FILE "agent.conf"
@@ -27,7 +29,14 @@ static const char usage_summary[] =
   "  csr                print a certificate request for this agent's key, for a CA\n"
   "  status             print the tunnels of the running agents of the config directory\n"
   "\n"
-  "Run 'p2ptun-agent COMMAND --help' for the options of a command.\n"
+  "Run 'p2ptun-agent COMMAND --help' for the options of a command. The options\n"
+  "every command takes may also come before it (p2ptun-agent --config DIR id):\n"
+  "  -c, --config DIR     agent directory (default $XDG_CONFIG_HOME/p2ptun)\n"
+  "  -v, --verbose        the same as --log-level debug\n"
+  "  --log-level LEVEL    error, warning, message (default), info or debug: info and\n"
+  "                       debug for p2ptun's own log domains; G_MESSAGES_DEBUG adds\n"
+  "                       the domains it names (or all) at any level\n"
+  "  --version            print the version and exit\n"
   "\n"
   "Defaults come from the environment (P2PTUN_SIGNAL, P2PTUN_SIGNAL_PIN) and from\n"
   "the [agent] group of agent.conf in the config directory (keys: signal,\n"
@@ -103,6 +112,9 @@ typedef struct
   int timeout_s;
   int hold_s;
   int give_up_after_s;
+  gboolean verbose;
+  char *log_level;
+  gboolean qr;
 } Options;
 
 /* A UDP flow's default idle time, and the longest allowed. */
@@ -120,6 +132,7 @@ static void
 options_clear (Options *o)
 {
   g_free (o->config_dir);
+  g_free (o->log_level);
   g_free (o->signal_url);
   g_free (o->signal_pin);
   g_free (o->cert);
@@ -735,6 +748,17 @@ run (int argc, char **argv, const char *command)
   GOptionEntry common[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &o.config_dir,
       "Agent directory: identity and agent.conf (default $XDG_CONFIG_HOME/p2ptun)", "DIR" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &o.verbose, "The same as --log-level debug",
+      NULL },
+    { "log-level", 0, 0, G_OPTION_ARG_STRING, &o.log_level,
+      "Print log messages down to LEVEL: error, warning, message (default), info or debug "
+      "(info and debug of p2ptun's own domains; G_MESSAGES_DEBUG adds the domains it names)",
+      "LEVEL" },
+    G_OPTION_ENTRY_NULL
+  };
+  GOptionEntry id_entries[] = {
+    { "qr", 0, 0, G_OPTION_ARG_NONE, &o.qr,
+      "Also draw the peer-id as a QR code, for a phone's camera", NULL },
     G_OPTION_ENTRY_NULL
   };
   GOptionEntry signal[] = {
@@ -818,6 +842,8 @@ run (int argc, char **argv, const char *command)
   else
     ctx = g_option_context_new ("- expose services to trusted peers");
   g_option_context_add_main_entries (ctx, common, NULL);
+  if (is_id)
+    g_option_context_add_main_entries (ctx, id_entries, NULL);
   if (!is_id && !is_csr && !is_status)
     g_option_context_add_main_entries (ctx, signal, NULL);
   if (!is_id && !is_csr && !is_enroll && !is_status)
@@ -852,6 +878,16 @@ run (int argc, char **argv, const char *command)
       options_clear (&o);
       return fail ("%s (see --help)", error->message);
     }
+  {
+    LogLevel level = o.verbose ? LOGLEVEL_DEBUG : LOGLEVEL_MESSAGE;
+
+    if (o.log_level != NULL && !loglevel_parse (o.log_level, &level, &error))
+      {
+        options_clear (&o);
+        return fail ("%s", error->message);
+      }
+    loglevel_install (level);
+  }
   if (o.config_dir == NULL)
     o.config_dir = p2ptun_identity_default_dir ();
 
@@ -910,9 +946,15 @@ run (int argc, char **argv, const char *command)
     }
   if (is_id || is_csr)
     {
+      code = 0;
       if (is_id)
-        printf ("%s\n", p2ptun_identity_get_peer_id (identity));
-      code = is_csr ? cli_csr (identity) : 0;
+        {
+          printf ("%s\n", p2ptun_identity_get_peer_id (identity));
+          if (o.qr && !qr_print (stdout, p2ptun_identity_get_peer_id (identity), &error))
+            code = fail ("%s", error->message);
+        }
+      if (is_csr)
+        code = cli_csr (identity);
       options_clear (&o);
       return code;
     }
@@ -932,12 +974,57 @@ run (int argc, char **argv, const char *command)
   return code;
 }
 
+/* The options every command takes, which may come before the command. */
+static gboolean
+is_common_option (const char *arg, gboolean *takes_value)
+{
+  *takes_value = g_str_equal (arg, "--config") || g_str_equal (arg, "-c")
+                 || g_str_equal (arg, "--log-level");
+  return *takes_value || g_str_equal (arg, "-v") || g_str_equal (arg, "--verbose")
+         || g_str_has_prefix (arg, "--config=") || g_str_has_prefix (arg, "--log-level=");
+}
+
+/* Moves the command in front of the common options that precede it, as git
+ * and wg accept them: "--config DIR id" becomes "id --config DIR". Returns
+ * FALSE (and says why) on another option before the command. */
+static gboolean
+command_first (int argc, char **argv)
+{
+  int i = 1;
+  gboolean takes_value;
+  char *command;
+
+  while (i < argc && argv[i][0] == '-' && !g_str_equal (argv[i], "--version")
+         && !g_str_equal (argv[i], "--help") && !g_str_equal (argv[i], "-h"))
+    {
+      if (!is_common_option (argv[i], &takes_value))
+        {
+          fail ("unknown option '%s' before the command; try 'p2ptun-agent --help'", argv[i]);
+          return FALSE;
+        }
+      i += takes_value ? 2 : 1;
+    }
+  if (i == 1)
+    return TRUE;
+  if (i >= argc)
+    {
+      fail ("no command after the options; try 'p2ptun-agent --help'");
+      return FALSE;
+    }
+  command = argv[i];
+  memmove (argv + 2, argv + 1, (size_t) (i - 1) * sizeof *argv);
+  argv[1] = command;
+  return TRUE;
+}
+
 int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
   /* stdout carries data (--stdio) and the peer-id (id): logs go to stderr. */
   g_log_writer_default_set_use_stderr (TRUE);
+  if (!command_first (argc, argv))
+    return 1;
   if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")
       || g_str_equal (argv[1], "help"))
     {
