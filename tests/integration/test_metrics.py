@@ -10,6 +10,7 @@ usage: test_metrics.py BUILD_DIR CASE"""
 import glob
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -188,7 +189,29 @@ def signal(lab):
     sys.stderr.write(last_text)
 
 
-CASES = {"relay": relay, "signal": signal}
+def bounded(lab):
+    """The endpoint holds 16 connections at most: the 17th is closed at
+    once, idle ones are closed after 5 s, and then a scrape is answered."""
+    _, secret_file = lab.turn_secret()
+    mport = free_port()
+    lab.relay_server(secret_file, extra=("--metrics", "127.0.0.1:%d" % mport))
+    held = [socket.create_connection(("127.0.0.1", mport), timeout=10) for _ in range(16)]
+    try:
+        time.sleep(0.5)
+        with socket.create_connection(("127.0.0.1", mport), timeout=5) as extra:
+            check(extra.recv(16) == b"", "a 17th connection was kept")
+        t0 = time.monotonic()
+        check(held[0].recv(16) == b"", "an idle connection got an answer")
+        check(time.monotonic() - t0 < 7, "an idle connection was held past its 5 s")
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+        check(b"p2ptun_relay_allocations " in r.read(), "no metrics after the idle ones")
+
+
+CASES = {"relay": relay, "signal": signal, "bounded": bounded}
 
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, sys.argv))
