@@ -78,6 +78,7 @@ static void
 log_refusal (RelayMain *m, const char *who, const char *why)
 {
   m->refused++;
+  m->conns_refused++;
   gint64 now = now_s ();
   if (m->refused_logged != 0 && now - m->refused_logged < RELAY_REFUSAL_LOG_INTERVAL)
     return;
@@ -486,6 +487,7 @@ accept_one (RelayMain *m, GSocket *listener, enum relay_transport transport)
   c->out = g_malloc (RELAY_CONN_OUT_QUEUE);
   relay_stream_init (&c->in);
   g_hash_table_add (m->conns, c);
+  m->conns_accepted[transport]++;
   if (transport == RELAY_TRANSPORT_TLS)
     {
       c->ssl = SSL_new (m->tls_ctx);

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <p2ptun/p2ptun-version.h>
 
+#include "promhttp.h"
 #include "shell.h"
 
 /* With port 0, tries to find a port free for both UDP and TCP. */
@@ -169,6 +170,7 @@ relay_main_free (RelayMain *m)
     return;
   /* Connections first (they free their allocations in the core), then the
    * core (closes the relayed sockets), then the UDP listener. */
+  relay_metrics_stop (m);
   if (m->server != NULL)
     relay_conns_stop (m);
   g_clear_pointer (&m->server, relay_server_free);
@@ -281,6 +283,7 @@ main (int argc, char **argv)
   g_autofree char *max_life = NULL, *default_life = NULL, *max_bps = NULL;
   g_autofree char *tls_listen = NULL, *tls_cert = NULL, *tls_key = NULL;
   g_autofree char *max_conns = NULL, *max_conns_addr = NULL, *idle = NULL;
+  g_autofree char *metrics = NULL;
   g_auto (GStrv) allow = NULL;
   gboolean version = FALSE;
   GOptionEntry entries[] = {
@@ -342,6 +345,11 @@ main (int argc, char **argv)
       "Close a TCP or TLS connection without an allocation after this many seconds "
       "without input (default 30)",
       "SECONDS" },
+    { "metrics", 0, 0, G_OPTION_ARG_STRING, &metrics,
+      "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default), e.g. "
+      "127.0.0.1:9641; plain HTTP without authentication, so keep it on loopback: another "
+      "address is served as given, with a warning",
+      "ADDR:PORT" },
     { NULL, 0, 0, 0, NULL, NULL, NULL },
   };
   g_autoptr (GOptionContext) octx = g_option_context_new ("- TURN relay for p2ptun");
@@ -463,9 +471,13 @@ main (int argc, char **argv)
 
   g_autoptr (GInetSocketAddress) listen_addr = parse_host_port ("listen", listen, &error);
   g_autoptr (GInetSocketAddress) tls_addr = NULL;
+  g_autoptr (GInetSocketAddress) metrics_addr = NULL;
   if (listen_addr != NULL && tls_listen != NULL)
     tls_addr = parse_host_port ("tls-listen", tls_listen, &error);
-  if (listen_addr == NULL || (tls_listen != NULL && tls_addr == NULL))
+  if (listen_addr != NULL && metrics != NULL && error == NULL)
+    metrics_addr = promhttp_parse_address ("metrics", metrics, &error);
+  if (listen_addr == NULL || (tls_listen != NULL && tls_addr == NULL)
+      || (metrics != NULL && metrics_addr == NULL))
     {
       relay_config_clear (&config);
       return fail (error->message);
@@ -541,6 +553,11 @@ main (int argc, char **argv)
           = g_strdup_printf ("--tls-listen %s: %s", tls_listen, error->message);
       return fail (msg);
     }
+  if (metrics_addr != NULL && !relay_metrics_start (m, metrics_addr, &error))
+    {
+      g_autofree char *msg = g_strdup_printf ("--metrics %s: %s", metrics, error->message);
+      return fail (msg);
+    }
   add_source (m, g_unix_signal_source_new (SIGINT), on_quit);
   add_source (m, g_unix_signal_source_new (SIGTERM), on_quit);
   add_source (m, g_unix_signal_source_new (SIGHUP), on_hup);
@@ -556,6 +573,11 @@ main (int argc, char **argv)
       printf ("tls-listen %s\n", tls_where);
       if (pin != NULL)
         printf ("tls-pin %s\n", pin);
+    }
+  if (m->metrics != NULL)
+    {
+      g_autofree char *metrics_where = relay_metrics_address (m);
+      printf ("metrics %s\n", metrics_where);
     }
   printf ("ready\n");
   fflush (stdout);

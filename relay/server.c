@@ -42,6 +42,7 @@ struct RelayServer
   struct relay_quota quota;
   RelayReach *reach;    /* the relayed addresses of the allocations in by_handle */
   GArray *reservations; /* struct relay_reservation */
+  struct relay_stats stats;
   uint8_t out[STUN_MAX_MESSAGE_LEN];
 };
 
@@ -196,6 +197,12 @@ relay_server_n_allocations (RelayServer *s)
   return g_hash_table_size (s->by_tuple);
 }
 
+const struct relay_stats *
+relay_server_stats (RelayServer *s)
+{
+  return &s->stats;
+}
+
 /* Replies */
 
 static void
@@ -229,6 +236,7 @@ reply_error (RelayServer *s, gint64 now, const struct relay_tuple *to,
              const uint8_t *key)
 {
   struct stun_builder b;
+  relay_stats_error (&s->stats, code, req->integrity_idx >= 0);
   stun_builder_init (&b, s->out, sizeof s->out, req->method, STUN_CLASS_ERROR, req->txid);
   stun_builder_add_error (&b, code, reason);
   if (code == 401 || code == 438)
@@ -343,6 +351,7 @@ check_unknown (RelayServer *s, gint64 now, const struct relay_tuple *from,
     return TRUE;
   struct stun_builder b;
   stun_builder_init (&b, s->out, sizeof s->out, m->method, STUN_CLASS_ERROR, m->txid);
+  relay_stats_error (&s->stats, 420, m->integrity_idx >= 0);
   stun_builder_add_error (&b, 420, "Unknown Attribute");
   stun_builder_add (&b, STUN_ATTR_UNKNOWN_ATTRIBUTES, unknown, n);
   stun_builder_add_fingerprint (&b);
@@ -595,6 +604,7 @@ handle_allocate (RelayServer *s, gint64 now, const struct relay_tuple *tuple,
     g_hash_table_insert (s->by_conn, a->tuple.conn, a);
   relay_quota_add (&s->quota, a->name, &a->tuple.client);
   relay_reach_add (s->reach, &a->relayed);
+  s->stats.allocations[from->transport]++;
   char rbuf[80];
   g_info ("allocation for %s from %s%s relayed at %s", a->username,
           relay_addr_to_string (&from->client, buf, sizeof buf),
@@ -758,6 +768,8 @@ handle_send_indication (RelayServer *s, gint64 now_us, struct relay_alloc *a,
       || !relay_reach_datagram_allowed (s->reach, &a->relayed, &peer)
       || !relay_alloc_bw_allow (a, a->max_bps, now_us, len))
     return;
+  s->stats.to_peer_packets++;
+  s->stats.to_peer_bytes += len;
   s->io.send (s->io.user, a->handle, &peer, data, len);
 }
 
@@ -780,6 +792,8 @@ handle_channel_data (RelayServer *s, gint64 now_us, struct relay_alloc *a,
       || !relay_reach_datagram_allowed (s->reach, &a->relayed, &c->peer)
       || !relay_alloc_bw_allow (a, a->max_bps, now_us, dlen))
     return;
+  s->stats.to_peer_packets++;
+  s->stats.to_peer_bytes += dlen;
   s->io.send (s->io.user, a->handle, &c->peer, buf + RELAY_CHANNEL_HEADER_LEN, dlen);
 }
 
@@ -807,6 +821,8 @@ process_peer (RelayServer *s, gint64 now_us, void *handle, const struct stun_add
       s->out[3] = (uint8_t)len;
       memcpy (s->out + RELAY_CHANNEL_HEADER_LEN, buf, len);
       memset (s->out + n, 0, padded - n);
+      s->stats.to_client_packets++;
+      s->stats.to_client_bytes += len;
       send_client (s, &a->tuple, padded);
       return;
     }
@@ -819,7 +835,13 @@ process_peer (RelayServer *s, gint64 now_us, void *handle, const struct stun_add
                      txid);
   stun_builder_add_xor_addr (&b, STUN_ATTR_XOR_PEER_ADDRESS, from);
   stun_builder_add (&b, STUN_ATTR_DATA, buf, len);
-  send_client (s, &a->tuple, stun_builder_finish (&b));
+  size_t n = stun_builder_finish (&b);
+  if (n > 0)
+    {
+      s->stats.to_client_packets++;
+      s->stats.to_client_bytes += len;
+    }
+  send_client (s, &a->tuple, n);
 }
 
 static void

@@ -12,6 +12,7 @@
 
 #include "auth.h"
 #include "policy.h"
+#include "stats.h"
 #include "stun.h"
 #include "turnuser.h"
 
@@ -134,3 +135,5 @@ gboolean relay_server_conn_has_allocation (RelayServer *server, void *conn);
 void relay_server_expire (RelayServer *server, gint64 now_us);
 
 guint relay_server_n_allocations (RelayServer *server);
+/* The core's counters, owned by the server. */
+const struct relay_stats *relay_server_stats (RelayServer *server);

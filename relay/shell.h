@@ -71,6 +71,11 @@ typedef struct RelayMain
   guint idle_timeout;
   gint64 refused_logged; /* monotonic seconds of the last refusal logged */
   guint refused;         /* refusals since */
+  guint64 conns_accepted[3]; /* by enum relay_transport (TCP and TLS) */
+  guint64 conns_refused;     /* by the connection limits */
+
+  /* metrics.c */
+  struct _Promhttp *metrics;
 } RelayMain;
 
 /* udp.c */
@@ -98,3 +103,9 @@ void relay_conn_io_send (void *user, void *conn, const uint8_t *buf, size_t len)
 /* Closes dead connections and idle ones without an allocation. Once a second. */
 void relay_conns_tick (RelayMain *m);
 void relay_conns_stop (RelayMain *m);
+
+/* metrics.c: Prometheus metrics on addr (--metrics), over plain HTTP. */
+gboolean relay_metrics_start (RelayMain *m, GInetSocketAddress *addr, GError **error);
+/* The bound address as ADDR:PORT (to free). */
+char *relay_metrics_address (RelayMain *m);
+void relay_metrics_stop (RelayMain *m);

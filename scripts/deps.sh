@@ -8,7 +8,7 @@ P2PTUN_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libnice-dev li
 P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-client
   openssh-server iperf3 ethtool python3-gi conntrack gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad tcpdump
-  systemd man-db groff-base zbar-tools"
+  systemd man-db groff-base zbar-tools prometheus"
 
 p2ptun_ensure_packages() {
   local missing=() pkg
@@ -27,5 +27,9 @@ p2ptun_ensure_packages() {
   # coturn's package starts a turnserver on the default port; tests start their own.
   if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null; then
     systemctl disable --now coturn >/dev/null 2>&1 || true
+  fi
+  # prometheus is there for promtool (the metrics tests); its server is not wanted.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
 }

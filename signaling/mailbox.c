@@ -8,6 +8,12 @@
 #define MAILBOX_ADDRESS_PREFIX "a:"
 #define MAILBOX_QUEUED_PREFIX "q:" /* items in the store, per address */
 
+/* Buckets of the delivery latency, in seconds: a peer that is receiving gets
+ * a message within milliseconds; one that is not, when it next asks (up to
+ * max_age_us, 60 s by default). */
+static const double mailbox_latency_bounds[]
+    = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60 };
+
 typedef struct
 {
   gpointer item;
@@ -35,6 +41,7 @@ struct _MailboxStore
   GDestroyNotify item_free;
   GHashTable *boxes;   /* char* peer-id (owned) -> Mailbox* (owned) */
   GHashTable *budgets; /* sender/address key -> mailboxes charged; queued key -> items */
+  MailboxStats stats;
 };
 
 static guint
@@ -80,6 +87,7 @@ mailbox_entry_release (MailboxStore *store, Mailbox *box, MailboxEntry *entry)
   mailbox_count_add (box->shares, entry->sender, -1);
   mailbox_count_add (box->shares, entry->address, -1);
   mailbox_count_add (store->budgets, queued, -1);
+  store->stats.queued--;
   g_free (entry->sender);
   g_free (entry->address);
   g_free (entry);
@@ -110,6 +118,7 @@ mailbox_free (MailboxStore *store, Mailbox *box)
 {
   MailboxEntry *entry;
 
+  store->stats.dropped += g_queue_get_length (&box->entries);
   while ((entry = g_queue_pop_head (&box->entries)) != NULL)
     mailbox_entry_free (store, box, entry);
   mailbox_unmake (store, box);
@@ -140,6 +149,8 @@ mailbox_store_new (const MailboxLimits *limits, GDestroyNotify item_free)
   /* Values are freed by hand: a GHashTable value destructor gets no user data. */
   store->boxes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   store->budgets = mailbox_counts_new ();
+  promtext_histogram_init (&store->stats.latency, mailbox_latency_bounds,
+                           G_N_ELEMENTS (mailbox_latency_bounds));
   return store;
 }
 
@@ -179,6 +190,7 @@ mailbox_drop_expired (MailboxStore *store, Mailbox *box, gint64 now)
       mailbox_entry_free (store, box, entry);
       dropped++;
     }
+  store->stats.expired += dropped;
   return dropped;
 }
 
@@ -306,6 +318,8 @@ mailbox_store_post (MailboxStore *store, const char *peer, const char *sender,
   mailbox_count_add (box->shares, entry->address, 1);
   mailbox_count_add (store->budgets, queued_key, 1);
   g_queue_push_tail (&box->entries, entry);
+  store->stats.posted++;
+  store->stats.queued++;
   return MAILBOX_OK;
 }
 
@@ -362,6 +376,9 @@ mailbox_store_take (MailboxStore *store, const char *peer, guint max, gint64 now
       MailboxEntry *entry = link->data;
 
       g_ptr_array_add (items, entry->item);
+      store->stats.delivered++;
+      promtext_histogram_observe (&store->stats.latency,
+                                  (double)MAX (now - entry->queued_at, 0) / G_USEC_PER_SEC);
       g_queue_delete_link (&box->entries, link);
       mailbox_entry_release (store, box, entry);
     }
@@ -451,4 +468,10 @@ guint
 mailbox_store_size (MailboxStore *store)
 {
   return g_hash_table_size (store->boxes);
+}
+
+const MailboxStats *
+mailbox_store_stats (MailboxStore *store)
+{
+  return &store->stats;
 }

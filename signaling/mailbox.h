@@ -26,6 +26,8 @@
 
 #include <glib.h>
 
+#include "promtext.h"
+
 /* API.md's defaults, and README.md's security section says why. */
 #define MAILBOX_DEFAULT_QUEUE_MAX 1024
 #define MAILBOX_DEFAULT_SENDER_MAX 64
@@ -59,6 +61,18 @@ typedef enum
                            * for, or its address its items in the store */
   MAILBOX_TOO_MANY_PEERS, /* a new mailbox would exceed peers_max */
 } MailboxStatus;
+
+/* What a store counted since it was made, for the metrics; the counters
+ * only grow. */
+typedef struct
+{
+  guint64 posted;    /* items mailbox_store_post() queued */
+  guint64 delivered; /* items mailbox_store_take() handed out */
+  guint64 expired;   /* items dropped unread past max_age_us */
+  guint64 dropped;   /* items dropped with their mailbox (revoked, evicted) */
+  guint queued;      /* items queued now */
+  PromtextHistogram latency; /* seconds from post to take, per delivered item */
+} MailboxStats;
 
 typedef struct _MailboxStore MailboxStore;
 
@@ -104,3 +118,6 @@ guint mailbox_store_drop (MailboxStore *store, const char *peer);
 
 /* Mailboxes held now. */
 guint mailbox_store_size (MailboxStore *store);
+
+/* The store's counters, owned by the store. */
+const MailboxStats *mailbox_store_stats (MailboxStore *store);

@@ -16,6 +16,7 @@
 #include "adminsock.h"
 #include "cert.h"
 #include "mailbox.h"
+#include "promhttp.h"
 #include "server.h"
 #include "sigmsg.h"
 
@@ -89,6 +90,7 @@ typedef struct
   char *max_connections;
   char *max_connections_per_address;
   char *client_ca;
+  char *metrics;
   gboolean open;
 } Options;
 
@@ -109,6 +111,7 @@ options_clear (Options *o)
   g_free (o->burst);
   g_free (o->max_connections);
   g_free (o->max_connections_per_address);
+  g_free (o->metrics);
   g_free (o->client_ca);
 }
 
@@ -320,6 +323,11 @@ main (int argc, char **argv)
       "enrolled ones", "FILE" },
     { "open", 0, 0, G_OPTION_ARG_NONE, &o.open,
       "Admit every agent that is not revoked, enrolled or not (for a lab)", NULL },
+    { "metrics", 0, 0, G_OPTION_ARG_STRING, &o.metrics,
+      "Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default), e.g. "
+      "127.0.0.1:9642; plain HTTP without authentication, so keep it on loopback: another "
+      "address is served as given, with a warning",
+      "ADDR:PORT" },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr (GOptionContext) octx = g_option_context_new ("- p2ptun signaling server");
@@ -328,6 +336,8 @@ main (int argc, char **argv)
   g_autoptr (GSocketAddress) sockaddr = NULL;
   g_autoptr (GTlsCertificate) cert = NULL;
   g_autoptr (SignalServer) server = NULL;
+  g_autoptr (GInetSocketAddress) metrics_addr = NULL;
+  g_autoptr (Promhttp) metrics = NULL; /* freed before the server it reads */
   g_autoptr (GMainLoop) loop = NULL;
   g_autofree char *cert_path = NULL;
   g_autofree char *key_path = NULL;
@@ -375,6 +385,12 @@ main (int argc, char **argv)
     die_usage (
         "--listen: expected ADDR:PORT or [ADDR]:PORT with an IP address, got \"%s\"",
         o.listen);
+  if (o.metrics != NULL)
+    {
+      metrics_addr = promhttp_parse_address ("metrics", o.metrics, &error);
+      if (metrics_addr == NULL)
+        die_usage ("%s", error->message);
+    }
   for (gsize i = 0; o.stun != NULL && o.stun[i] != NULL; i++)
     {
       g_autofree char *h = NULL;
@@ -519,6 +535,19 @@ main (int argc, char **argv)
   else
     printf ("url https://%s:%u\n", host_text, (unsigned)bound_port);
   printf ("pin %s\n", pin);
+  if (metrics_addr != NULL)
+    {
+      g_autofree char *where = NULL;
+
+      metrics = promhttp_new (ctx, metrics_addr, signal_server_metrics_text, server, &error);
+      if (metrics == NULL)
+        {
+          g_printerr ("p2ptun-signal: --metrics %s: %s\n", o.metrics, error->message);
+          return 1;
+        }
+      where = promhttp_address (metrics);
+      printf ("metrics %s\n", where);
+    }
   printf ("ready\n");
   fflush (stdout);
 
@@ -531,6 +560,7 @@ main (int argc, char **argv)
   source_clear (&sigint);
   source_clear (&sigterm);
   admin_socket_free (admin);
+  g_clear_pointer (&metrics, promhttp_free);
   signal_server_flush (server);
   g_clear_pointer (&server, signal_server_free);
   if (lock >= 0)

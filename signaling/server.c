@@ -12,6 +12,7 @@
 #include "admin.h"
 #include "cert.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "peerid.h"
 #include "ratelimit.h"
 #include "sigmsg.h"
@@ -36,6 +37,10 @@
 
 #define PEERS_PREFIX "/v1/peers/"
 #define MESSAGES_SUFFIX "/messages"
+
+/* The API.md error code of an error answer (a static string), on its
+ * message, for the metrics. */
+#define ERROR_CODE_KEY "p2ptun-error-code"
 
 /* Bytes of body received so far, on each message. */
 #define BODY_SIZE_KEY "p2ptun-body-size"
@@ -76,6 +81,7 @@ struct _SignalServer
   RateLimiter *enroll_limits; /* enrollment tries by remote address */
   gboolean access_dirty;      /* something not yet in access.json */
   GSource *save_timer;
+  SignalMetrics *metrics;
 };
 
 static void
@@ -113,6 +119,7 @@ reply_error (SoupServerMessage *msg, guint status, const char *code, const char 
   json_generator_set_root (gen, root);
   json = json_generator_to_data (gen, &len);
   reply_json (msg, status, json, len);
+  g_object_set_data (G_OBJECT (msg), ERROR_CODE_KEY, (gpointer)code);
   g_debug ("%s: %u %s", soup_server_message_get_method (msg), status, code);
 }
 
@@ -837,9 +844,38 @@ on_disconnected (SoupServerMessage *msg, gpointer data)
   signal_accept_closed (self->accept, soup_server_message_get_remote_address (msg));
 }
 
+/* An answer was written (or the client went away: status 0, not counted). */
+static void
+on_finished (SoupServerMessage *msg, gpointer data)
+{
+  SignalServer *self = data;
+  guint status = soup_server_message_get_status (msg);
+  GUri *uri = soup_server_message_get_uri (msg);
+
+  if (status == 0)
+    return;
+  signal_metrics_answer (self->metrics, status,
+                         g_object_get_data (G_OBJECT (msg), ERROR_CODE_KEY),
+                         uri != NULL && strcmp (g_uri_get_path (uri), "/v1/enroll") == 0);
+}
+
+GString *
+signal_server_metrics_text (gpointer data)
+{
+  SignalServer *self = data;
+  SignalMetricsState state = {
+    .mailboxes = mailbox_store_stats (self->mailboxes),
+    .n_mailboxes = mailbox_store_size (self->mailboxes),
+    .n_receiving = g_hash_table_size (self->waiters),
+  };
+
+  return signal_metrics_render (self->metrics, &state);
+}
+
 static void
 on_request_started (SoupServer *soup, SoupServerMessage *msg, gpointer data)
 {
+  g_signal_connect (msg, "finished", G_CALLBACK (on_finished), data);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (on_got_chunk), data);
   g_signal_connect (msg, "disconnected", G_CALLBACK (on_disconnected), data);
 }
@@ -906,6 +942,7 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->ctx
       = ctx != NULL ? g_main_context_ref (ctx) : g_main_context_ref_thread_default ();
   self->mailboxes = mailbox_store_new (&limits, (GDestroyNotify)sigmsg_free);
+  self->metrics = signal_metrics_new ();
   self->peer_limits = ratelimit_new (config->rate, config->burst, SIGNAL_RATE_KEYS_MAX);
   self->addr_limits = ratelimit_new (config->rate, config->burst, SIGNAL_RATE_KEYS_MAX);
   self->stun = g_strdupv ((char **) config->stun);
@@ -987,6 +1024,7 @@ signal_server_free (SignalServer *self)
   g_clear_object (&self->client_ca);
   ratelimit_free (self->enroll_limits);
   mailbox_store_free (self->mailboxes);
+  signal_metrics_free (self->metrics);
   ratelimit_free (self->peer_limits);
   ratelimit_free (self->addr_limits);
   g_strfreev (self->stun);

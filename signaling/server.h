@@ -43,6 +43,10 @@ gboolean signal_server_listen (SignalServer *self, GSocketAddress *address,
  * the admin socket. Returns the reply's text. */
 char *signal_server_admin (const char *request, gsize len, gsize *reply_len, gpointer self);
 
+/* The Prometheus metrics text (metrics.h), a new GString; a
+ * PromhttpRenderFunc for --metrics. */
+GString *signal_server_metrics_text (gpointer self);
+
 /* Saves the access state now if anything in it changed (last-seen times are
  * otherwise saved once a minute). */
 void signal_server_flush (SignalServer *self);

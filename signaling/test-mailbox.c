@@ -346,6 +346,37 @@ test_free_with_items (void)
   mailbox_store_free (NULL);
 }
 
+/* The counters for the metrics: posted, delivered with their latency,
+ * expired, dropped with a revoked peer's mailbox, queued now. */
+static void
+test_stats (void)
+{
+  g_autoptr (MailboxStore) store = mailbox_store_new (NULL, g_free);
+  g_autoptr (GPtrArray) items = NULL;
+  const MailboxStats *st = mailbox_store_stats (store);
+
+  mailbox_store_post (store, PEER_A, SENDER, ADDRESS, g_strdup ("one"), 1 * S);
+  mailbox_store_post (store, PEER_A, SENDER, ADDRESS, g_strdup ("two"), 1 * S);
+  mailbox_store_post (store, PEER_B, SENDER, ADDRESS, g_strdup ("old"), 1 * S);
+  mailbox_store_post (store, PEER_C, SENDER, ADDRESS, g_strdup ("gone"), 1 * S);
+  g_assert_cmpuint (st->posted, ==, 4);
+  g_assert_cmpuint (st->queued, ==, 4);
+
+  items = mailbox_store_take (store, PEER_A, TAKE_ALL, 1 * S + S / 100);
+  g_assert_cmpuint (st->delivered, ==, 2);
+  g_assert_cmpuint (st->latency.count, ==, 2);
+  g_assert_cmpfloat_with_epsilon (st->latency.sum, 0.02, 1e-9);
+  g_assert_cmpuint (st->latency.buckets[2], ==, 2); /* <= 0.01 s */
+
+  g_assert_cmpuint (mailbox_store_prune (store, 62 * S), ==, 2);
+  g_assert_cmpuint (st->expired, ==, 2);
+  mailbox_store_post (store, PEER_D, SENDER, ADDRESS, g_strdup ("revoked"), 62 * S);
+  g_assert_cmpuint (mailbox_store_drop (store, PEER_D), ==, 1);
+  g_assert_cmpuint (st->dropped, ==, 1);
+  g_assert_cmpuint (st->queued, ==, 0);
+  g_assert_cmpuint (st->posted, ==, 5);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -362,5 +393,6 @@ main (int argc, char **argv)
   g_test_add_func ("/signal/mailbox/too-many-peers", test_too_many_peers);
   g_test_add_func ("/signal/mailbox/online", test_online);
   g_test_add_func ("/signal/mailbox/free-with-items", test_free_with_items);
+  g_test_add_func ("/signal/mailbox/stats", test_stats);
   return g_test_run ();
 }

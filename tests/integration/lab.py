@@ -160,6 +160,7 @@ class Lab:
         self.procs = []
         self.services = []
         self.signal_states = {}  # url -> the server's --state-dir
+        self.signal_pins = {}    # url -> the server's certificate pin
         self.agent_ids = {}      # config dir -> peer-id
         self.enrolled = set()    # (state dir, peer-id)
 
@@ -213,6 +214,7 @@ class Lab:
                 break
         check(url and pin, "p2ptun-signal did not print url and pin")
         self.signal_states[url] = state
+        self.signal_pins[url] = pin
         wrapper.state = state
         return wrapper, url, pin
 
@@ -234,12 +236,13 @@ class Lab:
         os.chmod(path, 0o600)
         return secret, path
 
-    def relay_server(self, secret_file, realm="p2ptun.test", timeout=20.0, tls=None):
+    def relay_server(self, secret_file, realm="p2ptun.test", timeout=20.0, tls=None, extra=()):
         """Starts p2ptun-relay on a free loopback port (UDP and TCP), relaying
-        to loopback peers, and with tls=(cert, key) a TLS listener too;
-        returns (process, port), the TLS port in process.tls_port."""
+        to loopback peers, and with tls=(cert, key) a TLS listener too, with
+        the options extra besides; returns (process, port), the TLS port in
+        process.tls_port."""
         argv = [self.relay_bin, "--listen", "127.0.0.1:0", "--secret-file", secret_file,
-                "--realm", realm, "--allow-peer", "127.0.0.1/32"]
+                "--realm", realm, "--allow-peer", "127.0.0.1/32"] + list(extra)
         if tls:
             argv += ["--tls-listen", "127.0.0.1:0", "--tls-cert", tls[0], "--tls-key", tls[1]]
         proc = self.start("relay", argv, capture_stdout=True)
