@@ -34,12 +34,12 @@ GST = "gst-launch-1.0"
 ELEMENTS = ["audiotestsrc", "rtpL16pay", "rtpL16depay", "opusenc", "opusdec",
             "rtpopuspay", "rtpopusdepay", "rtpbin", "udpsrc", "udpsink", "filesink"]
 
-# 3 s of a sine whose frequency does not divide the rate, so that no two
+# 1.2 s of a sine whose frequency does not divide the rate, so that no two
 # 20 ms frames are equal: a frame lost, repeated or out of place changes the
-# bytes (checked in the sanity check). 150 packets from sequence number
+# bytes (checked in the sanity check). 60 packets from sequence number
 # 65500: the numbers roll over past 65535 after 36 of them, and so does
 # SRTP's rollover counter.
-FRAMES = 150
+FRAMES = 60
 SEQ_FROM = 65500
 SINE = "audiotestsrc wave=sine freq=441.7 volume=0.5 num-buffers=%d samplesperbuffer=%%d" % FRAMES
 L16_FRAME = 320  # 160 samples of 2 bytes: 20 ms at 8 kHz
@@ -53,7 +53,7 @@ OPUS_SOURCE = (SINE % 960 + " ! audio/x-raw,format=S16LE,rate=48000,channels=1"
 OPUS_DECODE = "rtpopusdepay ! opusdec ! audio/x-raw,format=S16LE,rate=48000,channels=1"
 OPUS_FRAME = 1920  # 960 samples of 2 bytes decoded from each 20 ms packet
 OPUS_CAPS = "application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96"
-SEND_TIMEOUT = 20.0  # a sender plays 3 s of audio in real time (udpsink sync=true)
+SEND_TIMEOUT = 20.0  # a sender plays 1.2 s of audio in real time (udpsink sync=true)
 
 
 def l16_sender(port, bind_port):

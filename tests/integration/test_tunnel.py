@@ -568,10 +568,10 @@ def relay_credentials_renewed(lab):
     check(roundtrip(lport, data) == data, "echo through the relay differs")
 
 
-# Relay credentials of MOVE_TTL seconds, and a stream that runs for about
-# three of their lifetimes.
-MOVE_TTL = 12
-MOVE_SECONDS = 3 * MOVE_TTL
+# Relay credentials of MOVE_TTL seconds (the signaling server's least), and
+# a stream that runs for two and a half of their lifetimes.
+MOVE_TTL = 10
+MOVE_SECONDS = 25
 MOVE_HEAD_START = 2.5
 # Paced: 32 KiB every 20 ms each way (1.6 MB/s), a load that a sanitizer
 # build carries too.
