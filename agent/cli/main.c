@@ -13,6 +13,8 @@
 
 #include "control.h"
 #include "loglevel.h"
+#include "metrics.h"
+#include "promhttp.h"
 #include "qr.h"
 #include "status.h"
 
@@ -115,6 +117,7 @@ typedef struct
   gboolean verbose;
   char *log_level;
   gboolean qr;
+  char *metrics; /* --metrics ADDR:PORT */
 } Options;
 
 /* A UDP flow's default idle time, and the longest allowed. */
@@ -133,6 +136,7 @@ options_clear (Options *o)
 {
   g_free (o->config_dir);
   g_free (o->log_level);
+  g_free (o->metrics);
   g_free (o->signal_url);
   g_free (o->signal_pin);
   g_free (o->cert);
@@ -599,11 +603,19 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
   g_autoptr (P2ptunConfig) config = NULL;
   Cli cli = { .options = o, .pair_peer = pair_peer };
   Control *control;
+  g_autoptr (GInetSocketAddress) metrics_addr = NULL;
+  Metrics *metrics = NULL;
   guint sigint, sigterm;
 
   config = cli_config (o, &error);
   if (config == NULL)
     return fail ("%s", error->message);
+  if (o->metrics != NULL)
+    {
+      metrics_addr = promhttp_parse_address ("metrics", o->metrics, &error);
+      if (metrics_addr == NULL)
+        return fail ("%s", error->message);
+    }
   cli.node = p2ptun_node_new (NULL, identity, config, &error);
   if (cli.node == NULL)
     return fail ("%s", error->message);
@@ -612,6 +624,19 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
     {
       g_object_unref (cli.node);
       return fail ("%s", error->message);
+    }
+  if (metrics_addr != NULL)
+    {
+      g_autofree char *where = NULL;
+
+      metrics = metrics_serve (NULL, cli.node, o->trust_names, metrics_addr, &error);
+      if (metrics == NULL)
+        {
+          g_object_unref (cli.node);
+          return fail ("--metrics %s: %s", o->metrics, error->message);
+        }
+      where = metrics_address (metrics);
+      say ("metrics at http://%s/metrics", where);
     }
   /* Without it the tunnels work; only status does not see them. */
   control = control_new (cli.node, o->config_dir, pair_peer ? "pair" : "serve",
@@ -636,6 +661,7 @@ cli_run (const Options *o, P2ptunIdentity *identity, const char *pair_peer)
   g_source_remove (sigint);
   g_source_remove (sigterm);
   control_free (control);
+  metrics_free (metrics);
   g_object_unref (cli.node);
   g_main_loop_unref (cli.loop);
   return cli.exit_code;
@@ -793,6 +819,11 @@ run (int argc, char **argv, const char *command)
       "When the peer stops answering (an outage, a roam), restart ICE and keep the streams "
       "for this many seconds; after that they are reset (default "
       G_STRINGIFY (HOLD_DEFAULT_S) ")", "SECONDS" },
+    { "metrics", 0, 0, G_OPTION_ARG_STRING, &o.metrics,
+      "Serve Prometheus metrics of the tunnels at http://ADDR:PORT/metrics (off by "
+      "default), e.g. 127.0.0.1:9643; plain HTTP without authentication, so keep it on "
+      "loopback: another address is served as given, with a warning",
+      "ADDR:PORT" },
     G_OPTION_ENTRY_NULL
   };
   GOptionEntry status[] = {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prometheus metrics of p2ptun-relay and p2ptun-signal (issue 19), on
+"""Prometheus metrics of p2ptun-relay, p2ptun-signal and p2ptun-agent (issue 19), on
 loopback: each endpoint is scraped during a tunnel's transfer and after it,
 checked by Prometheus's own `promtool check metrics`; counters only grow; a
 relay refusal and a signaling 4xx show up under their reason; no secret or
@@ -211,7 +211,64 @@ def bounded(lab):
         check(b"p2ptun_relay_allocations " in r.read(), "no metrics after the idle ones")
 
 
-CASES = {"relay": relay, "signal": signal, "bounded": bounded}
+def agent(lab):
+    """A direct tunnel between serve --metrics and pair --metrics, the client
+    trusted under a NAME: each agent's endpoint is scraped during the
+    transfer and after it; the tunnel is direct over UDP, the bytes received
+    are at least what the test sent, counters only grow, also after the
+    tunnel ended; no key or TURN secret is in the text."""
+    need_promtool()
+    secret, secret_file = lab.turn_secret()
+    sport, cport = free_port(), free_port()
+    cdir, cid = lab.agent_dir("client")
+    size = 4 * MIB
+    state = {}
+
+    def during(server, client):
+        for who, port in (("server", sport), ("client", cport)):
+            state[who] = scrape(port)
+
+    server, client = transfer(
+        lab, size=size, during=during, trust=False,
+        sig_extra=("--relay", "turn:127.0.0.1:9", "--turn-secret-file", secret_file),
+        serve_extra=("--trust", "laptop=" + cid, "--metrics", "127.0.0.1:%d" % sport),
+        pair_extra=("--metrics", "127.0.0.1:%d" % cport))
+    _, sid = lab.agent_dir("server")
+    texts, lasts = [], {}
+    for who, port, peer in (("server", sport, "laptop"), ("client", cport, sid)):
+        mid_text, mid = state[who]
+        last_text, last = scrape(port)
+        texts += [mid_text, last_text]
+        lasts[who] = last
+        counters_grow(mid, last)
+        check(not_found(port), "%s: GET /other is not 404" % who)
+        check(mid['p2ptun_agent_tunnels{path="direct",transport="udp"}'] == 1,
+              "%s: not one direct udp tunnel during the transfer" % who)
+        check(mid['p2ptun_agent_tunnels{path="relayed",transport="udp"}'] == 0,
+              "%s: a relayed tunnel" % who)
+        rtt = 'p2ptun_agent_rtt_seconds{peer="%s"}' % peer
+        check(0 < mid.get(rtt, 0) < 1, "%s: %s is %s" % (who, rtt, mid.get(rtt)))
+        for d in ("sent", "received"):
+            key = 'p2ptun_agent_bytes_total{peer="%s",direction="%s"}' % (peer, d)
+            check(last.get(key, 0) >= size, "%s: %s is %s, sent %d each way"
+                  % (who, key, last.get(key), size))
+            key = 'p2ptun_agent_packets_total{peer="%s",direction="%s"}' % (peer, d)
+            check(last.get(key, 0) > 0, "%s: no packets %s" % (who, d))
+    # The tunnel ends; its counts stay.
+    client.stop()
+    server.wait_line("peer %s: " % cid, timeout=10)
+    end_text, end = scrape(sport)
+    counters_grow(lasts["server"], end)
+    check(end['p2ptun_agent_tunnels{path="direct",transport="udp"}'] == 0,
+          "the ended tunnel is still counted")
+    key = 'p2ptun_agent_bytes_total{peer="laptop",direction="received"}'
+    check(end.get(key, 0) >= size, "after the end, %s is %s" % (key, end.get(key)))
+    texts.append(end_text)
+    no_secret(texts, [secret] + key_lines(lab))
+    sys.stderr.write(end_text)
+
+
+CASES = {"relay": relay, "signal": signal, "bounded": bounded, "agent": agent}
 
 if __name__ == "__main__":
     sys.exit(run_cases(CASES, sys.argv))
