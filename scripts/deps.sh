@@ -9,6 +9,9 @@ P2PTUN_TEST_PACKAGES="clang libclang-rt-14-dev iproute2 nftables coturn openssh-
   openssh-server iperf3 ethtool python3-gi conntrack gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad tcpdump
   systemd man-db groff-base zbar-tools prometheus"
+# Only for ./scripts/test --packages: building the Debian packages (debian/)
+# and checking them.
+P2PTUN_PACKAGING_PACKAGES="debhelper dpkg-dev fakeroot lintian"
 
 p2ptun_ensure_packages() {
   local missing=() pkg
