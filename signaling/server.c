@@ -1,15 +1,12 @@
 /* The HTTPS shell of p2ptun-signal. See server.h and signaling/API.md. */
-#include "server.h"
+#include "server-private.h"
 
 #include <string.h>
 
 #include <json-glib/json-glib.h>
 #include <libsoup/soup.h>
-#include <openssl/crypto.h>
 
 #include "accept.h"
-#include "accessfile.h"
-#include "admin.h"
 #include "cert.h"
 #include "mailbox.h"
 #include "metrics.h"
@@ -18,74 +15,9 @@
 #include "sigmsg.h"
 #include "turnuser.h"
 
-/* API.md: bodies over 16 KiB are refused; receives wait 0..30 s, 25 by default. */
-#define SIGNAL_BODY_MAX SIGMSG_MAX_JSON
-#define SIGNAL_WAIT_MAX 30
-#define SIGNAL_WAIT_DEFAULT 25
-/* Rate-limit buckets held at most per kind of key; a new client beyond this is
- * refused until old buckets have refilled. */
-#define SIGNAL_RATE_KEYS_MAX 65536
-#define SIGNAL_PRUNE_INTERVAL_S 1
-/* Last-seen times reach access.json at most this late. */
-#define SIGNAL_SAVE_INTERVAL_S 60
-/* Enrollment tries per client address: a burst of 10, then two a second
- * (a token has 160 random bits; this keeps logs and disks calm). */
-#define SIGNAL_ENROLL_RATE 2
-#define SIGNAL_ENROLL_BURST 10
-/* RFC 6585 section 4; libsoup 3.2 has no name for it. */
-#define SIGNAL_STATUS_TOO_MANY_REQUESTS 429
 
-#define PEERS_PREFIX "/v1/peers/"
-#define MESSAGES_SUFFIX "/messages"
-
-/* The API.md error code of an error answer (a static string), on its
- * message, for the metrics. */
-#define ERROR_CODE_KEY "p2ptun-error-code"
-
-/* Bytes of body received so far, on each message. */
-#define BODY_SIZE_KEY "p2ptun-body-size"
-/* A refused body is read and thrown away up to this much, so that the client
- * can read the 413; past it the connection is reset. */
-#define SIGNAL_BODY_DISCARD_MAX (1024 * 1024)
-
-/* One open long-poll: a paused GET of @peer's messages. */
-typedef struct
-{
-  SignalServer *self;
-  SoupServerMessage *msg; /* owned reference */
-  char peer[PEERID_SIZE];
-  GSource *timeout; /* owned: answers when the wait is over */
-  GSource *watch;   /* owned: answers when the client goes away */
-  gulong finished_id;
-} Waiter;
-
-struct _SignalServer
-{
-  GMainContext *ctx;
-  SignalAccept *accept; /* the listening socket and TLS handshakes */
-  SoupServer *soup;
-  MailboxStore *mailboxes;
-  RateLimiter *peer_limits; /* by the caller's peer-id */
-  RateLimiter *addr_limits; /* by remote address, for requests without a certificate */
-  char **stun;        /* "host:port" */
-  char **turn;        /* TURN URIs */
-  char *turn_secret;  /* never logged */
-  guint turn_ttl;
-  char *turn_pin;     /* for turns: relays */
-  GHashTable *waiters; /* peer-id (in the Waiter) -> Waiter*, owned by hand */
-  GSource *prune_timer;
-  AccessStore *access;
-  char *state_dir;      /* NULL: the access state is not saved */
-  gboolean open;
-  GTlsCertificate *client_ca;
-  RateLimiter *enroll_limits; /* enrollment tries by remote address */
-  gboolean access_dirty;      /* something not yet in access.json */
-  GSource *save_timer;
-  SignalMetrics *metrics;
-};
-
-static void
-reply_json (SoupServerMessage *msg, guint status, char *json, gsize len)
+void
+signal_reply_json (SoupServerMessage *msg, guint status, char *json, gsize len)
 {
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
 
@@ -100,8 +32,8 @@ reply_json (SoupServerMessage *msg, guint status, char *json, gsize len)
 
 /* {"error":CODE,"message":TEXT}. Codes and texts are our own constants: no
  * input of the client is ever echoed back. */
-static void
-reply_error (SoupServerMessage *msg, guint status, const char *code, const char *text)
+void
+signal_reply_error (SoupServerMessage *msg, guint status, const char *code, const char *text)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   g_autoptr (JsonGenerator) gen = json_generator_new ();
@@ -118,23 +50,23 @@ reply_error (SoupServerMessage *msg, guint status, const char *code, const char 
   root = json_builder_get_root (b);
   json_generator_set_root (gen, root);
   json = json_generator_to_data (gen, &len);
-  reply_json (msg, status, json, len);
+  signal_reply_json (msg, status, json, len);
   g_object_set_data (G_OBJECT (msg), ERROR_CODE_KEY, (gpointer)code);
   g_debug ("%s: %u %s", soup_server_message_get_method (msg), status, code);
 }
 
-static void
-reply_literal (SoupServerMessage *msg, guint status, const char *json)
+void
+signal_reply_literal (SoupServerMessage *msg, guint status, const char *json)
 {
-  reply_json (msg, status, g_strdup (json), strlen (json));
+  signal_reply_json (msg, status, g_strdup (json), strlen (json));
 }
 
-static void
-reply_too_large (SoupServerMessage *msg)
+void
+signal_reply_too_large (SoupServerMessage *msg)
 {
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
 
-  reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large",
+  signal_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "body-too-large",
                "the body is over 16 KiB");
   /* Whatever still arrives is read and thrown away; the connection ends. */
   soup_message_body_set_accumulate (body, FALSE);
@@ -209,7 +141,7 @@ reply_messages (SignalServer *self, SoupServerMessage *msg, const char *peer,
     items = g_ptr_array_new ();
   json = sigmsg_batch_to_json ((Sigmsg *const *)items->pdata, items->len, &len);
   g_debug ("receive by %.8s…: %u message(s)", peer, items->len);
-  reply_json (msg, SOUP_STATUS_OK, json, len);
+  signal_reply_json (msg, SOUP_STATUS_OK, json, len);
 }
 
 /* Answers the long-poll with the queued messages (or, unless @deliver, with
@@ -231,15 +163,15 @@ waiter_finish (Waiter *w, gboolean deliver)
 }
 
 /* Ends the long-poll with an error: its peer was revoked. */
-static void
-waiter_refuse (Waiter *w, const char *code, const char *text)
+void
+signal_waiter_refuse (Waiter *w, const char *code, const char *text)
 {
   SignalServer *self = w->self;
 
   g_hash_table_remove (self->waiters, w->peer);
   g_signal_handler_disconnect (w->msg, w->finished_id);
   w->finished_id = 0;
-  reply_error (w->msg, SOUP_STATUS_FORBIDDEN, code, text);
+  signal_reply_error (w->msg, SOUP_STATUS_FORBIDDEN, code, text);
   soup_server_message_unpause (w->msg);
   mailbox_store_set_receiving (self->mailboxes, w->peer, FALSE, g_get_monotonic_time ());
   waiter_free (w);
@@ -289,7 +221,7 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
 
   if (body->length < 0 || (guint64)body->length > SIGNAL_BODY_MAX)
     {
-      reply_too_large (msg);
+      signal_reply_too_large (msg);
       return;
     }
   bytes = soup_message_body_flatten (body);
@@ -299,9 +231,9 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
     {
       g_debug ("message from %.8s… refused: %s", caller, error->message);
       if (g_error_matches (error, SIGMSG_ERROR, SIGMSG_ERROR_TOO_LARGE))
-        reply_too_large (msg);
+        signal_reply_too_large (msg);
       else
-        reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-message",
+        signal_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-message",
                      "the body is not a valid signaling message");
       return;
     }
@@ -314,22 +246,22 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
     case MAILBOX_OK:
       break;
     case MAILBOX_FULL:
-      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
+      signal_reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
                    "the recipient already has 1024 queued messages");
       return;
     case MAILBOX_SHARE_FULL:
-      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
+      signal_reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "mailbox-full",
                    "you (64) or your address (256) already have that many messages "
                    "queued for the recipient");
       return;
     case MAILBOX_OVER_BUDGET:
-      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "over-budget",
+      signal_reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "over-budget",
                    "you or your address already queued messages for too many peers "
                    "that are not connected, or too many messages in all");
       return;
     case MAILBOX_TOO_MANY_PEERS:
     default:
-      reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
+      signal_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
                    "the server holds mailboxes for its maximum number of peers");
       return;
     }
@@ -338,7 +270,7 @@ handle_post (SignalServer *self, SoupServerMessage *msg, const char *caller,
   w = g_hash_table_lookup (self->waiters, to);
   if (w != NULL)
     waiter_finish (w, TRUE);
-  reply_literal (msg, SOUP_STATUS_ACCEPTED,
+  signal_reply_literal (msg, SOUP_STATUS_ACCEPTED,
                  online ? "{\"queued\":true,\"online\":true}"
                         : "{\"queued\":true,\"online\":false}");
   g_debug ("message from %.8s… to %.8s… queued", caller, to);
@@ -377,13 +309,13 @@ handle_get (SignalServer *self, SoupServerMessage *msg, GHashTable *query,
 
   if (!peerid_equal (caller, owner))
     {
-      reply_error (msg, SOUP_STATUS_FORBIDDEN, "forbidden",
+      signal_reply_error (msg, SOUP_STATUS_FORBIDDEN, "forbidden",
                    "only the owner of a mailbox may read it");
       return;
     }
   if (!parse_wait (query, &wait_s))
     {
-      reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-request",
+      signal_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-request",
                    "wait must be a whole number of seconds from 0 to 30");
       return;
     }
@@ -394,7 +326,7 @@ handle_get (SignalServer *self, SoupServerMessage *msg, GHashTable *query,
 
   if (mailbox_store_set_receiving (self->mailboxes, owner, TRUE, now) != MAILBOX_OK)
     {
-      reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
+      signal_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
                    "the server holds mailboxes for its maximum number of peers");
       return;
     }
@@ -405,217 +337,6 @@ handle_get (SignalServer *self, SoupServerMessage *msg, GHashTable *query,
       return;
     }
   waiter_start (self, msg, owner, wait_s);
-}
-
-/* --- access --- */
-
-#define CA_ADMITS_KEY "p2ptun-ca-admits"
-
-static gint64
-unix_now (void)
-{
-  return g_get_real_time () / G_USEC_PER_SEC;
-}
-
-/* Writes access.json if anything changed; FALSE (said why) when it cannot. */
-static gboolean
-access_save (SignalServer *self)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (!self->access_dirty || self->state_dir == NULL)
-    return TRUE;
-  if (!access_file_save (self->state_dir, self->access, &error))
-    {
-      g_warning ("cannot save the access state (again in %d s): %s", SIGNAL_SAVE_INTERVAL_S,
-                 error->message);
-      return FALSE;
-    }
-  self->access_dirty = FALSE;
-  return TRUE;
-}
-
-void
-signal_server_flush (SignalServer *self)
-{
-  access_save (self);
-}
-
-static gboolean
-on_save_timer (gpointer data)
-{
-  access_save (data);
-  return G_SOURCE_CONTINUE;
-}
-
-/* Whether @caller may use the server; notes that it was seen. A peer-id
- * whose certificate the client CA signed is enrolled on first sight. */
-static AccessVerdict
-access_admit (SignalServer *self, SoupServerMessage *msg, const char *caller)
-{
-  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
-  gint64 now = unix_now ();
-  AccessVerdict verdict = access_store_check (self->access, caller);
-
-  if (verdict == ACCESS_NOT_ENROLLED && remote != NULL
-      && g_object_get_data (G_OBJECT (remote), CA_ADMITS_KEY) != NULL
-      && access_store_enroll (self->access, caller, "client-ca", NULL, now, NULL))
-    {
-      g_message ("enrolled %.8s… by its client CA certificate", caller);
-      verdict = ACCESS_ADMITTED;
-      self->access_dirty = TRUE;
-      access_save (self);
-    }
-  if (verdict != ACCESS_REVOKED && access_store_saw (self->access, caller, now))
-    self->access_dirty = TRUE; /* a new peer-id in the seen list */
-  if (verdict == ACCESS_ADMITTED)
-    self->access_dirty = TRUE; /* its last-seen time */
-  if (verdict == ACCESS_NOT_ENROLLED && self->open)
-    return ACCESS_ADMITTED;
-  return verdict;
-}
-
-static void
-reply_not_admitted (SoupServerMessage *msg, AccessVerdict verdict, const char *caller)
-{
-  g_autofree char *text = NULL;
-
-  if (verdict == ACCESS_REVOKED)
-    {
-      text = g_strdup_printf ("the operator of this signaling server revoked this agent "
-                              "(peer-id %s)", caller);
-      reply_error (msg, SOUP_STATUS_FORBIDDEN, "revoked", text);
-      return;
-    }
-  /* The peer-id is the hash of the caller's key: 52 characters of a-z2-7. */
-  text = g_strdup_printf ("this signaling server does not know this agent (peer-id %s); "
-                          "ask its operator for an enrollment token, then run "
-                          "`p2ptun-agent enroll`", caller);
-  reply_error (msg, SOUP_STATUS_FORBIDDEN, "not-enrolled", text);
-}
-
-/* POST /v1/enroll {"token":"..."}: the token is never logged. */
-static void
-handle_enroll (SignalServer *self, SoupServerMessage *msg, const char *caller,
-               const char *remote)
-{
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  g_autoptr (GBytes) bytes = NULL;
-  guint8 token[ACCESS_TOKEN_RAW_LEN];
-  const char *data;
-  gsize len = 0;
-  gboolean well_formed;
-  g_autofree char *json = NULL;
-
-  if (soup_server_message_get_method (msg) != SOUP_METHOD_POST)
-    {
-      reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
-                   "this path takes POST");
-      return;
-    }
-  if (!ratelimit_allow (self->enroll_limits, remote, g_get_monotonic_time ()))
-    {
-      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "rate-limited",
-                   "too many enrollment tries from your address; wait a few seconds");
-      return;
-    }
-  if (body->length < 0 || (guint64) body->length > SIGNAL_BODY_MAX)
-    {
-      reply_too_large (msg);
-      return;
-    }
-  bytes = soup_message_body_flatten (body);
-  data = g_bytes_get_data (bytes, &len);
-  well_formed = access_enroll_body_parse (data, len, token);
-  if (!well_formed)
-    {
-      reply_error (msg, SOUP_STATUS_FORBIDDEN, "bad-token",
-                   "the enrollment token is not valid: unknown, malformed, expired, used "
-                   "up or cancelled");
-      return;
-    }
-  switch (access_store_redeem (self->access, token, caller, unix_now ()))
-    {
-    case ACCESS_REDEEM_ENROLLED:
-      OPENSSL_cleanse (token, sizeof token);
-      self->access_dirty = TRUE;
-      if (!access_save (self))
-        {
-          reply_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal",
-                       "the server cannot store the enrollment now; try again later");
-          return;
-        }
-      g_message ("enrolled %.8s… with a token", caller);
-      json = g_strdup_printf ("{\"enrolled\":true,\"peer_id\":\"%s\"}", caller);
-      reply_literal (msg, SOUP_STATUS_OK, json);
-      return;
-    case ACCESS_REDEEM_ALREADY:
-      json = g_strdup_printf ("{\"enrolled\":true,\"already\":true,\"peer_id\":\"%s\"}",
-                              caller);
-      reply_literal (msg, SOUP_STATUS_OK, json);
-      break;
-    case ACCESS_REDEEM_REVOKED:
-      reply_not_admitted (msg, ACCESS_REVOKED, caller);
-      break;
-    case ACCESS_REDEEM_FULL:
-      reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "too-many-peers",
-                   "the server holds its maximum number of enrolled peers");
-      break;
-    case ACCESS_REDEEM_BAD_TOKEN:
-    default:
-      reply_error (msg, SOUP_STATUS_FORBIDDEN, "bad-token",
-                   "the enrollment token is not valid: unknown, malformed, expired, used "
-                   "up or cancelled");
-      break;
-    }
-  OPENSSL_cleanse (token, sizeof token);
-}
-
-static gboolean
-admin_is_online (const char *peer, gpointer data)
-{
-  SignalServer *self = data;
-
-  return mailbox_store_is_online (self->mailboxes, peer, g_get_monotonic_time ());
-}
-
-/* A revoked peer loses at once what it has open here. */
-static void
-admin_revoked (const char *peer, gpointer data)
-{
-  SignalServer *self = data;
-  Waiter *w = g_hash_table_lookup (self->waiters, peer);
-  g_autofree char *text = g_strdup_printf ("the operator of this signaling server revoked "
-                                           "this agent (peer-id %s)", peer);
-
-  if (w != NULL)
-    waiter_refuse (w, "revoked", text);
-  mailbox_store_drop (self->mailboxes, peer);
-  g_message ("revoked %.8s…", peer);
-}
-
-char *
-signal_server_admin (const char *request, gsize len, gsize *reply_len, gpointer data)
-{
-  SignalServer *self = data;
-  AdminHooks hooks = { admin_is_online, admin_revoked, self };
-  gboolean changed = FALSE;
-  char *reply = admin_run (self->access, request, len, unix_now (), &hooks, &changed,
-                           reply_len);
-
-  if (changed)
-    {
-      self->access_dirty = TRUE;
-      if (!access_save (self))
-        {
-          g_free (reply);
-          reply = g_strdup ("{\"ok\":false,\"error\":\"the change is made in the running "
-                            "server, but access.json cannot be written (see the server's "
-                            "log); it is tried again every minute\"}");
-          *reply_len = strlen (reply);
-        }
-    }
-  return reply;
 }
 
 /* "/v1/peers/<id>/messages": returns the <id> segment (which may still be
@@ -712,7 +433,7 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
     allowed = ratelimit_allow (self->addr_limits, remote != NULL ? remote : "", now);
   if (!allowed)
     {
-      reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "rate-limited",
+      signal_reply_error (msg, SIGNAL_STATUS_TOO_MANY_REQUESTS, "rate-limited",
                    "too many requests; slow down");
       return;
     }
@@ -720,35 +441,35 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   if (strcmp (path, "/healthz") == 0)
     {
       if (method == SOUP_METHOD_GET || method == SOUP_METHOD_HEAD)
-        reply_literal (msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
+        signal_reply_literal (msg, SOUP_STATUS_OK, "{\"status\":\"ok\"}");
       else
-        reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+        signal_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
                      "this path takes GET");
       return;
     }
   if (!g_str_has_prefix (path, "/v1/"))
     {
-      reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "no such path");
+      signal_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "no such path");
       return;
     }
   if (!authenticated)
     {
-      reply_error (msg, SOUP_STATUS_UNAUTHORIZED, "unauthenticated",
+      signal_reply_error (msg, SOUP_STATUS_UNAUTHORIZED, "unauthenticated",
                    "present the agent's client certificate");
       return;
     }
 
   if (strcmp (path, "/v1/enroll") == 0)
     {
-      handle_enroll (self, msg, caller, remote != NULL ? remote : "");
+      signal_handle_enroll (self, msg, caller, remote != NULL ? remote : "");
       return;
     }
   {
-    AccessVerdict verdict = access_admit (self, msg, caller);
+    AccessVerdict verdict = signal_access_admit (self, msg, caller);
 
     if (verdict != ACCESS_ADMITTED)
       {
-        reply_not_admitted (msg, verdict, caller);
+        signal_reply_not_admitted (msg, verdict, caller);
         return;
       }
   }
@@ -760,10 +481,10 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
           gsize len = 0;
           char *json = ice_servers_json (self, caller, &len);
 
-          reply_json (msg, SOUP_STATUS_OK, json, len);
+          signal_reply_json (msg, SOUP_STATUS_OK, json, len);
         }
       else
-        reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+        signal_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
                      "this path takes GET");
       return;
     }
@@ -771,25 +492,25 @@ on_request (SoupServer *soup, SoupServerMessage *msg, const char *path, GHashTab
   peer = route_peer_messages (path);
   if (peer == NULL)
     {
-      reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "no such path");
+      signal_reply_error (msg, SOUP_STATUS_NOT_FOUND, "not-found", "no such path");
       return;
     }
   if (method != SOUP_METHOD_GET && method != SOUP_METHOD_POST)
     {
-      reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
+      signal_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method-not-allowed",
                    "this path takes GET or POST");
       return;
     }
   if (!peerid_is_valid (peer))
     {
-      reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-peer-id",
+      signal_reply_error (msg, SOUP_STATUS_BAD_REQUEST, "bad-peer-id",
                    "the path does not name a valid peer-id");
       return;
     }
   if (method == SOUP_METHOD_POST && !self->open
       && access_store_check (self->access, peer) != ACCESS_ADMITTED)
     {
-      reply_error (msg, SOUP_STATUS_NOT_FOUND, "unknown-peer",
+      signal_reply_error (msg, SOUP_STATUS_NOT_FOUND, "unknown-peer",
                    "the recipient is not enrolled on this signaling server");
       return;
     }
@@ -809,7 +530,7 @@ on_early_request (SoupServer *soup, SoupServerMessage *msg, const char *path,
 
   if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH
       && soup_message_headers_get_content_length (headers) > SIGNAL_BODY_MAX)
-    reply_too_large (msg);
+    signal_reply_too_large (msg);
 }
 
 /* A chunked body has no announced length: count it as it arrives. */
@@ -822,7 +543,7 @@ on_got_chunk (SoupServerMessage *msg, GBytes *chunk, gpointer data)
   total += MIN (g_bytes_get_size (chunk), G_MAXSIZE - total);
   g_object_set_data (G_OBJECT (msg), BODY_SIZE_KEY, GSIZE_TO_POINTER (total));
   if (total > SIGNAL_BODY_MAX && soup_server_message_get_status (msg) == 0)
-    reply_too_large (msg);
+    signal_reply_too_large (msg);
   if (total > SIGNAL_BODY_DISCARD_MAX)
     {
       GSocket *socket = signal_accept_socket_of (
@@ -959,7 +680,7 @@ signal_server_new (GMainContext *ctx, const SignalServerConfig *config,
   self->enroll_limits
       = ratelimit_new (SIGNAL_ENROLL_RATE, SIGNAL_ENROLL_BURST, SIGNAL_RATE_KEYS_MAX);
   self->save_timer = g_timeout_source_new_seconds (SIGNAL_SAVE_INTERVAL_S);
-  g_source_set_callback (self->save_timer, on_save_timer, self, NULL);
+  g_source_set_callback (self->save_timer, signal_access_on_save_timer, self, NULL);
   g_source_attach (self->save_timer, self->ctx);
 
   /* libsoup does HTTP only: accept.c owns the socket and the TLS. */
@@ -1018,7 +739,7 @@ signal_server_free (SignalServer *self)
       g_source_unref (self->save_timer);
     }
   if (self->access != NULL)
-    access_save (self);
+    signal_access_save (self);
   access_store_free (self->access);
   g_free (self->state_dir);
   g_clear_object (&self->client_ca);
